@@ -1,0 +1,62 @@
+"""boto3 clients built the same way everywhere: region from the config, the rest from boto3's own chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+# botocore retries a few times quickly; longer outages are the durable queue's business.
+_BOTO_CONFIG = BotoConfig(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}
+)
+
+# Errors about the request itself: retrying the same image cannot help.
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "InvalidImageFormatException",
+        "ImageTooLargeException",
+        "InvalidParameterException",
+        "InvalidParameterValue",
+        "MessageRejected",
+        "ValidationError",
+    }
+)
+
+
+def client(service: str, region: str | None) -> Any:
+    """A boto3 client; `AWS_ENDPOINT_URL`, profiles and credentials come from boto3's environment."""
+    return boto3.session.Session().client(service, region_name=region, config=_BOTO_CONFIG)
+
+
+def describe_aws_error(exc: Exception) -> tuple[str, bool]:
+    """A one-line cause for the user, and whether retrying later may succeed."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "Unknown")
+        message = error.get("Message", "")
+        return f"{code}: {message}".rstrip(": "), code not in PERMANENT_ERROR_CODES
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials found (set up ~/.aws/credentials, AWS_PROFILE or "
+            "AWS_SHARED_CREDENTIALS_FILE)",
+            True,
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set aws_region in the config or AWS_DEFAULT_REGION", False
+    if isinstance(exc, BotoConnectionError):
+        return f"cannot reach AWS ({exc})", True
+    if isinstance(exc, BotoCoreError):
+        return f"AWS error ({exc})", True
+    return f"{type(exc).__name__}: {exc}", True

@@ -1,0 +1,152 @@
+"""The command line: the original's flags, sub-commands for the tools, one line per error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from ipcam_analysis import __version__
+from ipcam_analysis.config import AppConfig, load_config
+from ipcam_analysis.errors import ConfigError, UserError
+
+log = logging.getLogger("ipcam_analysis")
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+EPILOG = """exit codes: 0 success, 1 a failure at run time (a test failed, a port in use, ...),
+2 a bad configuration or command line.
+License: GNU GPLv3 or later."""
+
+
+def _subcommands() -> dict[str, ModuleType]:
+    """Every sub-command, by name; each module has add_arguments(parser) and run(args, config)."""
+    from ipcam_analysis.commands import detect, evaluate
+
+    return {"detect": detect, "evaluate": evaluate}
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    # Sub-commands accept the same options so they may come before or after the command name.
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=default("config.yaml"),
+        help="configuration file (default: config.yaml)",
+    )
+    parser.add_argument(
+        "-n",
+        "--enable-console-log",
+        action="store_true",
+        default=default(False),
+        help="also log to the console",
+    )
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default("INFO"),
+        help="log level of ipcam_analysis (default: INFO)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipcam-analysis",
+        description="FTP server for IP cameras: analyses every snapshot and notifies you "
+        "when the objects you care about appear.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common_options(parser, defaults=True)
+    parser.add_argument(
+        "-t",
+        "--test-aws",
+        action="store_true",
+        help="test AWS credentials, Rekognition and the e-mail settings, then exit",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print it with secrets masked, and exit",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _subcommands().items():
+        sub = commands.add_parser(name, help=module.__doc__, description=module.__doc__)
+        _add_common_options(sub, defaults=False)
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:
+        log.debug("Unexpected error", exc_info=True)
+        print(
+            f"Unexpected error: {type(exc).__name__}: {exc} (run with -l DEBUG for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    config_path = Path(args.config)
+    config = _load_for(args, config_path)
+    if args.check_config:
+        print(yaml.safe_dump(config.masked_dump(), sort_keys=False, allow_unicode=True), end="")
+        print(f"Configuration OK: {config_path.resolve()}", file=sys.stderr)
+        return EXIT_OK
+
+    from ipcam_analysis.logsetup import configure_logging
+
+    configure_logging(config, console=args.enable_console_log, level=args.log_level)
+    log.info("Loading configuration from %s", config_path.resolve())
+    if args.command:
+        return int(_subcommands()[args.command].run(args, config))
+    if args.test_aws:
+        from ipcam_analysis.commands import test_aws
+
+        return test_aws.run(config)
+    return _serve(config)
+
+
+def _load_for(args: argparse.Namespace, path: Path) -> AppConfig:
+    """The service needs its config; the tools work without one, with the local detector."""
+    if args.command and not path.exists() and args.config == "config.yaml":
+        return AppConfig.model_validate({"detector": {"type": "local"}, "data_dir": "data"})
+    return load_config(path)
+
+
+def _serve(config: AppConfig) -> int:
+    from ipcam_analysis.app import Service
+
+    print("IP Camera Analysis started", flush=True)
+    service = Service(config)
+    service.run_until_signalled()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

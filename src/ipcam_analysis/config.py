@@ -1,0 +1,331 @@
+"""The configuration: one typed model, loaded once from YAML, compatible with the original's config.yaml."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ipcam_analysis.detect import DetectorConfig, RekognitionDetectorConfig
+from ipcam_analysis.errors import ConfigError
+
+__all__ = ["AppConfig", "ConfigError", "load_config"]
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_clock_time(value: Any) -> time:
+    """`'5:00'`, `'05:07'`, or the integer YAML 1.1 makes of an unquoted `5:00` (5*60 = 300)."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("must be a time such as '05:00'")
+    if isinstance(value, int):
+        # Unquoted H:MM is read by YAML as base-60 minutes.
+        if not 0 <= value < 24 * 60:
+            raise ValueError(f"{value} is not a time of day; write it quoted, such as '05:00'")
+        return time(value // 60, value % 60)
+    if isinstance(value, str):
+        parts = value.strip().split(":")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            hours, minutes = (int(p) for p in parts)
+            if 0 <= hours < 24 and 0 <= minutes < 60:
+                return time(hours, minutes)
+    raise ValueError(f"{value!r} is not a time of day in HH:MM form, such as '05:00'")
+
+
+ClockTime = Annotated[time, Field(description="HH:MM, server local time")]
+
+
+class TimeWindow(StrictModel):
+    """When uploads are analysed; outside it they are recorded and dropped."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> time:
+        return parse_clock_time(value)
+
+    def contains(self, now: time) -> bool:
+        """Inclusive of the whole end minute; wraps past midnight; start == end means always."""
+        minute = (now.hour, now.minute)
+        start = (self.start.hour, self.start.minute)
+        end = (self.end.hour, self.end.minute)
+        if start == end:
+            return True
+        if start < end:
+            return start <= minute <= end
+        return minute >= start or minute <= end
+
+    def describe(self) -> str:
+        return f"[{self.start:%H:%M}, {self.end:%H:%M}]"
+
+
+class FtpServerConfig(StrictModel):
+    root_dir: Path = Path("ftp")
+    host: str = "0.0.0.0"
+    port: int = Field(2121, ge=0, le=65535)  # 0: any free port (tests)
+    remove_files: bool = True
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    passive_ports: tuple[int, int] | None = None
+    masquerade_address: str | None = None
+
+    @field_validator("users", mode="before")
+    @classmethod
+    def _usernames_are_text(cls, value: Any) -> Any:
+        # A numeric YAML username such as `1:` is still a camera called "1".
+        if isinstance(value, dict):
+            return {str(name): "" if pw is None else str(pw) for name, pw in value.items()}
+        return value
+
+    @field_validator("passive_ports")
+    @classmethod
+    def _valid_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None:
+            first, last = value
+            if not (1024 <= first <= last <= 65535):
+                raise ValueError("must be [first, last] with 1024 <= first <= last <= 65535")
+        return value
+
+    @model_validator(mode="after")
+    def _passwords_set(self) -> FtpServerConfig:
+        for name, password in self.users.items():
+            if not password.get_secret_value():
+                raise ValueError(f"camera {name!r} has no password")
+        return self
+
+
+class SmtpConfig(StrictModel):
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    timeout_seconds: float = Field(30, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
+
+
+DEFAULT_MESSAGE_HTML = "<p>List of objects:</p>$list<p>$image</p>"
+DEFAULT_SUBJECT = "⚡ $camera: detected $labels"
+
+
+class EmailConfig(StrictModel):
+    transport: Literal["ses", "smtp", "none"] = "ses"
+    sender_email: str | None = None
+    sender_name: str = "Ipcam Analysis"
+    message_html: str = DEFAULT_MESSAGE_HTML
+    subject: str = DEFAULT_SUBJECT
+    recipients: list[str] = Field(default_factory=list)
+    smtp: SmtpConfig | None = None
+
+    @model_validator(mode="after")
+    def _complete_for_transport(self) -> EmailConfig:
+        if self.transport == "none":
+            return self
+        if not self.sender_email:
+            raise ValueError(f"sender_email is required when transport is {self.transport}")
+        if not self.recipients:
+            raise ValueError(f"recipients is required when transport is {self.transport}")
+        if self.transport == "smtp" and self.smtp is None:
+            raise ValueError("an smtp section (host, port, ...) is required when transport is smtp")
+        return self
+
+
+class RekognitionConfig(StrictModel):
+    max_labels: int = Field(10, ge=1, le=1000)
+    min_confidence_percent: float = Field(75, ge=0, le=100)
+    image_resize_percent: int = Field(100, ge=1)
+
+    @field_validator("image_resize_percent")
+    @classmethod
+    def _never_enlarge(cls, value: int) -> int:
+        # The original enlarged images above 100 %; a bigger picture adds nothing.
+        return min(value, 100)
+
+
+class RetryConfig(StrictModel):
+    first_delay_seconds: float = Field(2, gt=0)
+    max_delay_seconds: float = Field(60, gt=0)
+    give_up_after_hours: float = Field(24, gt=0)
+    error_email_after_attempts: int = Field(5, ge=1)
+
+
+class AppConfig(StrictModel):
+    """Everything the service needs; relative paths are already resolved against the config's folder."""
+
+    new_labels_only: bool = False
+    labels: list[str] = Field(default_factory=lambda: ["Person", "Vehicle", "Animal"])
+    time_window: TimeWindow | None = None
+    log_configuration_file: Path | None = None
+    aws_region: str | None = None
+    data_dir: Path = Path("data")
+    workers: int = Field(8, ge=1, le=128)
+    ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
+    email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
+    rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    detector: DetectorConfig = Field(default_factory=RekognitionDetectorConfig)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_list(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must list at least one label, such as [Person, Vehicle]")
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config, for the log filter."""
+        found = [pw.get_secret_value() for pw in self.ftp_server.users.values()]
+        if self.email.smtp and self.email.smtp.password:
+            found.append(self.email.smtp.password.get_secret_value())
+        return found
+
+    def masked_dump(self) -> dict[str, Any]:
+        """The effective config as plain data, secrets masked, for `--check-config`."""
+        return _masked(self.model_dump(mode="python"))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "****" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    return value
+
+
+def load_config(path: Path) -> AppConfig:
+    """Read, validate and resolve a config file, or raise ConfigError with one line for the user."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of keys to values")
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    return resolve_paths(config, path.resolve().parent)
+
+
+def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
+    """Relative paths in the config mean relative to the config file's folder."""
+
+    def resolved(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    log_file = config.log_configuration_file
+    return config.model_copy(
+        update={
+            "data_dir": resolved(config.data_dir),
+            "log_configuration_file": resolved(log_file) if log_file else None,
+            "ftp_server": config.ftp_server.model_copy(
+                update={"root_dir": resolved(config.ftp_server.root_dir)}
+            ),
+        }
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem as `key.path: what is wrong`, with a suggestion for a mistyped key."""
+    errors = exc.errors()
+    first = errors[0]
+    parts, parent = _walk(first["loc"][:-1])
+    last = first["loc"][-1] if first["loc"] else ""
+    key = ".".join([*parts, str(last)]) if first["loc"] else "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key {key!r}"
+        names = list(getattr(parent, "model_fields", ()))
+        matches = difflib.get_close_matches(str(last), names, n=1, cutoff=0.6)
+        if matches:
+            message += f" (did you mean {matches[0]!r}?)"
+    elif first["type"] == "union_tag_invalid":
+        context = first.get("ctx", {})
+        message = f"{key}.type: must be one of {context.get('expected_tags')} (got {context.get('tag')!r})"
+    else:
+        text = first["msg"].removeprefix("Value error, ")
+        message = f"{key}: {text}"
+        if first["type"] not in ("missing", "value_error") and "input" in first:
+            message += f" (got {first['input']!r})"
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return message
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+    """Follow an error location through the model tree: the key names and the model at its end.
+
+    Discriminated unions put the member's tag in the location; it is skipped in the key names.
+    """
+    model: Any = AppConfig
+    parts: list[str] = []
+    for part in loc:
+        members = _models_in(model)
+        tagged = [m for m in members if part in _type_tags(m)]
+        if tagged:
+            model = tagged[0]
+            continue
+        parts.append(str(part))
+        field = getattr(model, "model_fields", {}).get(str(part))
+        model = field.annotation if field is not None else None
+        candidates = _models_in(model)
+        model = candidates[0] if len(candidates) == 1 else model
+    return parts, model
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation such as `X | None` or a union of detectors can hold."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [
+        arg
+        for arg in getattr(annotation, "__args__", ())
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    ]
+
+
+def _type_tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    type_field = model.model_fields.get("type")
+    return getattr(type_field.annotation, "__args__", ()) if type_field else ()

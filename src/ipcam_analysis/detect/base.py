@@ -1,0 +1,25 @@
+"""The detector interface: a snapshot in, labels out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ipcam_analysis.models import Detection, Snapshot
+
+
+class DetectorError(Exception):
+    """A detector could not answer. `transient` errors are retried (network, throttling, outage)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Detector(Protocol):
+    """Finds labels in one image. One instance is used by one worker thread at a time."""
+
+    kind: str
+
+    def detect(self, snapshot: Snapshot) -> Detection: ...
+
+    def close(self) -> None: ...

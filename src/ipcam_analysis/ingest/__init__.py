@@ -1,0 +1,1 @@
+"""Where uploads come in: the cameras' FTP server."""

@@ -1,0 +1,325 @@
+"""The cameras' FTP server: authenticate each camera, accept its file, hand it on as an Upload."""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from weakref import WeakSet
+
+from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.ioloop import IOLoop
+from pyftpdlib.log import logger as pyftpdlib_logger
+from pyftpdlib.servers import FTPServer
+
+from ipcam_analysis.config import FtpServerConfig
+from ipcam_analysis.errors import UserError
+from ipcam_analysis.models import Upload
+
+log = logging.getLogger(__name__)
+
+# CWD, LIST/NLST/SIZE/MDTM (some cameras probe before uploading), MKD and STOR; no reading back.
+CAMERA_PERMISSIONS = "elmw"
+IDLE_TIMEOUT_SECONDS = 60
+MAX_SESSIONS = 256
+MAX_SESSIONS_PER_IP = 20
+POLL_SECONDS = 0.2  # how long stop() may wait for the IO thread to notice it
+STOP_TIMEOUT_SECONDS = 10
+
+
+class FtpIngestError(UserError):
+    """The FTP server cannot start; the message is one line for the user."""
+
+
+class LoginThrottle:
+    """How long to wait before answering a failed login, per remote IP: doubling per failure."""
+
+    def __init__(
+        self,
+        first_delay_seconds: float = 3.0,  # pyftpdlib's own auth_failed_timeout
+        max_delay_seconds: float = 30.0,
+        forget_after_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._first_delay = first_delay_seconds
+        self._max_delay = max_delay_seconds
+        self._forget_after = forget_after_seconds
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, last one)
+
+    def delay_after_failure(self, ip: str) -> float:
+        """Record one failed login from ip and return the delay before answering it."""
+        now = self._clock()
+        # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
+        self._failures = {
+            known: entry
+            for known, entry in self._failures.items()
+            if now - entry[1] < self._forget_after
+        }
+        count = self._failures.get(ip, (0, now))[0] + 1
+        self._failures[ip] = (count, now)
+        return min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
+
+    def forget(self, ip: str) -> None:
+        """A successful login from ip: its next failure starts at the first delay again."""
+        self._failures.pop(ip, None)
+
+    def failures(self, ip: str) -> int:
+        """Failed logins in a row from ip that are still remembered."""
+        return self._failures.get(ip, (0, 0.0))[0]
+
+
+class CameraAuthorizer(DummyAuthorizer):
+    """Checks passwords in constant time; a user called "anonymous" needs one too."""
+
+    def validate_authentication(self, username: str, password: str, handler: object) -> None:
+        known = self.has_user(username)
+        expected = self.user_table[username]["pwd"] if known else ""
+        if not (known and hmac.compare_digest(expected.encode(), password.encode())):
+            raise AuthenticationFailed("Authentication failed.")
+
+
+class CameraFilesystem(AbstractedFS):
+    """A camera's home, chrooted by pyftpdlib, with the leniencies camera firmwares need."""
+
+    def mkdir(self, path: str) -> None:
+        # Some cameras send a whole dated path, such as `MKD 2026-11-23/001/jpg`, at once.
+        os.makedirs(path)
+
+    def open(self, filename: str, mode: str) -> IO[Any]:
+        if "w" in mode:
+            # remove_uploaded_file may just have removed the empty folder the camera had entered.
+            os.makedirs(os.path.dirname(filename), exist_ok=True)
+        return super().open(filename, mode)
+
+    def chdir(self, path: str) -> None:
+        # pyftpdlib calls os.chdir(), moving the working directory of every thread in the process.
+        if not os.path.isdir(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        self.cwd = self.fs2ftp(path)
+
+
+class CameraFtpHandler(FTPHandler):
+    """One camera's FTP session; `make_handler_class` sets the shared attributes per server."""
+
+    banner = "ipcam_analysis ready"
+    timeout = IDLE_TIMEOUT_SECONDS
+    abstracted_fs = CameraFilesystem
+    deliver_upload: Callable[[Upload], None]
+    login_throttle: LoginThrottle
+    open_sessions: WeakSet[FTPHandler]
+
+    def on_connect(self) -> None:
+        self.open_sessions.add(self)
+
+    def on_login(self, username: str) -> None:
+        self.login_throttle.forget(self.remote_ip)
+        log.info("Camera %s logged in from %s", username, self.remote_ip)
+
+    def handle_auth_failed(self, msg: str, password: str) -> None:
+        # pyftpdlib answers a failed login only after auth_failed_timeout, via the IO loop's
+        # scheduler; escalating it per IP slows password guessing even across reconnections.
+        self.auth_failed_timeout = self.login_throttle.delay_after_failure(self.remote_ip)
+        super().handle_auth_failed(msg, password)
+
+    def on_login_failed(self, username: str, password: str) -> None:
+        log.warning("Failed FTP login for user %s from %s", username, self.remote_ip)
+
+    def on_file_received(self, file: str) -> None:
+        upload = self._upload(file)
+        size = upload.path.stat().st_size
+        log.info(
+            "Upload from %s (%s): %s (%d bytes)",
+            upload.camera,
+            upload.remote_ip,
+            upload.original_name,
+            size,
+        )
+        try:
+            self.deliver_upload(upload)
+        except Exception as exc:  # the IO loop serves every camera: it must survive this
+            log.error(
+                "Could not queue the upload from %s: %s (%s)",
+                upload.camera,
+                upload.original_name,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+
+    def on_incomplete_file_received(self, file: str) -> None:
+        Path(file).unlink(missing_ok=True)
+        log.warning("Partial upload from %s deleted: %s", self.username, self._original_name(file))
+
+    def log(self, msg: str, logfun: Callable[[str], None] = pyftpdlib_logger.info) -> None:
+        # pyftpdlib reports every session, command and transfer at INFO; our hooks log the
+        # events that matter, so its lines go to DEBUG (its warnings and errors stay as they are).
+        super().log(msg, pyftpdlib_logger.debug if logfun == pyftpdlib_logger.info else logfun)
+
+    def _on_dtp_connection(self) -> None:
+        # Works around giampaolo/pyftpdlib#657 (open in 2.2): after PORT the data channel takes
+        # over the connector's socket, yet the connector is kept and closed at the next PORT,
+        # PASV or QUIT, unregistering its old fd number from the IO loop. By then that number
+        # may belong to another session's data connection, whose upload then hangs.
+        self._dtp_connector = None
+        super()._on_dtp_connection()
+
+    def _upload(self, file: str) -> Upload:
+        return Upload(
+            camera=self.username,
+            path=Path(file),
+            received_at=datetime.now().astimezone(),
+            remote_ip=self.remote_ip,
+            original_name=self._original_name(file),
+        )
+
+    def _original_name(self, file: str) -> str:
+        return Path(file).relative_to(self.fs.root).as_posix()
+
+
+def make_handler_class(
+    settings: FtpServerConfig,
+    on_upload: Callable[[Upload], None],
+    login_throttle: LoginThrottle,
+) -> type[CameraFtpHandler]:
+    """A handler class for one server: its cameras, limits and callback (homes must exist)."""
+    authorizer = CameraAuthorizer()
+    for camera, password in settings.users.items():
+        home = settings.root_dir / camera
+        authorizer.add_user(camera, password.get_secret_value(), str(home), perm=CAMERA_PERMISSIONS)
+    ports = settings.passive_ports
+    attributes = {
+        "authorizer": authorizer,
+        "passive_ports": range(ports[0], ports[1] + 1) if ports else None,
+        "masquerade_address": settings.masquerade_address,
+        # staticmethod: a plain function stored on a class would receive the handler as `self`.
+        "deliver_upload": staticmethod(on_upload),
+        "login_throttle": login_throttle,
+        "open_sessions": WeakSet(),
+    }
+    return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
+
+
+class FtpIngest:
+    """Serves the cameras' FTP sessions in one IO thread; hands each finished file to on_upload.
+
+    on_upload runs in the IO thread, so it must be quick (put the upload in a queue and return).
+    """
+
+    def __init__(
+        self,
+        settings: FtpServerConfig,
+        on_upload: Callable[[Upload], None],
+        *,
+        login_throttle: LoginThrottle | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_upload = on_upload
+        self._login_throttle = login_throttle or LoginThrottle()
+        self._address: tuple[str, int] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) listened on; the port is the kernel's choice when 0 was asked."""
+        if self._address is None:
+            raise RuntimeError("the FTP server is not started")
+        return self._address
+
+    def start(self) -> None:
+        """Create the cameras' homes, bind, and serve in a daemon thread."""
+        settings = self._settings
+        for camera in settings.users:
+            if camera in ("", "..") or Path(camera).name != camera:
+                raise FtpIngestError(f"camera name {camera!r} cannot be used as a folder name")
+            home = settings.root_dir / camera
+            try:
+                home.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise FtpIngestError(
+                    f"cannot create the FTP folder {home}: {exc.strerror}"
+                ) from None
+        handler = make_handler_class(settings, self._on_upload, self._login_throttle)
+        _keep_pyftpdlib_logging_default()
+        # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.
+        ioloop = IOLoop()
+        try:
+            server = FTPServer((settings.host, settings.port), handler, ioloop=ioloop)
+        except OSError as exc:
+            ioloop.close()
+            raise FtpIngestError(
+                f"cannot listen for FTP on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from None
+        server.max_cons, server.max_cons_per_ip = MAX_SESSIONS, MAX_SESSIONS_PER_IP
+        host, port = server.address
+        self._address = (host, port)
+        self._thread = threading.Thread(target=self._serve, args=(server,), name="ftp", daemon=True)
+        self._thread.start()
+        log.info("FTP server listening on %s:%d for %d camera(s)", host, port, len(settings.users))
+
+    def stop(self) -> None:
+        """Close the listener and every session and wait for the IO thread; safe from any thread."""
+        self._stopping.set()
+        if self._thread is None:
+            return
+        self._thread.join(STOP_TIMEOUT_SECONDS)
+        if self._thread.is_alive():
+            log.warning("The FTP server thread did not stop within %d s", STOP_TIMEOUT_SECONDS)
+
+    def _serve(self, server: FTPServer) -> None:
+        # pyftpdlib's IO loop is not thread-safe, so stop() only sets a flag the loop polls for,
+        # and the loop's own thread closes every socket.
+        next_call: float | None = None
+        try:
+            while not self._stopping.is_set():
+                wait = POLL_SECONDS if next_call is None else min(next_call, POLL_SECONDS)
+                try:
+                    next_call = server.ioloop.loop(timeout=wait, blocking=False)
+                except Exception:
+                    log.exception("Unexpected error in the FTP server; it carries on")
+                    next_call = None
+        finally:
+            # Sessions first: one waiting out a failed-login delay is not in the IO loop, and
+            # close_all() would drop the only strong reference to it, leaving its socket open.
+            for session in list(server.handler.open_sessions):
+                session.close()
+            server.close_all()
+            log.info("FTP server stopped")
+
+
+def remove_uploaded_file(path: Path, camera_home: Path) -> None:
+    """Delete an upload, then each folder it leaves empty up to, but not including, camera_home.
+
+    Cameras upload into dated trees (2026-11-23/001/jpg/10/23/...) that would otherwise pile up.
+    """
+    home = camera_home.resolve()
+    target = path.resolve()
+    if home not in target.parents:
+        raise ValueError(f"{path} is not inside the camera folder {camera_home}")
+    target.unlink(missing_ok=True)
+    for folder in target.parents:
+        if folder == home:
+            break
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # removed by a concurrent clean-up of a sibling upload
+        except OSError:
+            break  # not empty: another upload is still there (or being written)
+
+
+def _keep_pyftpdlib_logging_default() -> None:
+    # pyftpdlib adds its own stderr handler (and turns off some logging record fields for the
+    # whole process) when it finds no handler; a NullHandler keeps records flowing to ours.
+    library_logger = logging.getLogger("pyftpdlib")
+    if not any(isinstance(h, logging.NullHandler) for h in library_logger.handlers):
+        library_logger.addHandler(logging.NullHandler())

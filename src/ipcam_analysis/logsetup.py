@@ -1,0 +1,92 @@
+"""Logging: the original's log_config.yaml when given, else a rotating file; secrets always masked."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import logging.handlers
+import os
+import sys
+from typing import Any
+
+import yaml
+
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.masking import SecretMaskingFilter
+
+SIMPLE_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+SHORT_FORMAT = "%(asctime)s %(levelname)s: %(message)s"
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+# Libraries whose INFO chatter would drown ours; their warnings still show.
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pyftpdlib", "PIL", "asyncio")
+AWS_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def configure_logging(config: AppConfig, *, console: bool, level: str) -> None:
+    """Set up handlers once at start-up; `level` applies to our own loggers, as in the original."""
+    if config.log_configuration_file:
+        _apply_dict_config(config.log_configuration_file, console)
+    else:
+        _apply_default(config, console)
+    logging.getLogger("ipcam_analysis").setLevel(level)
+    secrets = [*config.secrets(), *(os.environ.get(name, "") for name in AWS_SECRET_VARIABLES)]
+    masking = SecretMaskingFilter(secrets)
+    for handler in _all_handlers():
+        handler.addFilter(masking)
+
+
+def _apply_dict_config(path: Any, console: bool) -> None:
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if console and "console" in settings.get("handlers", {}):
+            # The original attached its `console` handler to the root logger with -n.
+            root = settings.setdefault("root", {})
+            root["handlers"] = [*root.get("handlers", []), "console"]
+            console = False
+        logging.config.dictConfig(settings)
+    except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: cannot set up logging ({cause})") from None
+    if console:
+        logging.getLogger().addHandler(_console_handler())
+
+
+def _apply_default(config: AppConfig, console: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            config.data_dir / "ipcam_analysis.log",
+            maxBytes=LOG_FILE_BYTES,
+            backupCount=LOG_FILE_BACKUPS,
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"data_dir: cannot write the log file in {config.data_dir} ({exc.strerror})"
+        ) from None
+    file_handler.setFormatter(logging.Formatter(SIMPLE_FORMAT))
+    root.addHandler(file_handler)
+    if console:
+        root.addHandler(_console_handler())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _console_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(SHORT_FORMAT, datefmt="%H:%M:%S"))
+    return handler
+
+
+def _all_handlers() -> list[logging.Handler]:
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in logging.root.manager.loggerDict),
+    ]
+    return list({id(h): h for logger in loggers for h in getattr(logger, "handlers", [])}.values())

@@ -1,0 +1,150 @@
+"""The plain values that flow through the pipeline: upload → snapshot → detection → decision → alert."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file a camera finished uploading, as recorded in the queue."""
+
+    camera: str
+    path: Path
+    received_at: datetime  # local, timezone-aware
+    remote_ip: str = ""
+    original_name: str = ""  # the path relative to the camera's FTP home, as the camera sent it
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in relative coordinates (0..1 of the image's width and height)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One located object of a label."""
+
+    box: Box
+    confidence: float  # percent
+
+
+@dataclass(frozen=True)
+class Label:
+    """One thing a detector says is in the picture; image-level when it has no instances."""
+
+    name: str
+    confidence: float  # percent
+    parents: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    instances: tuple[Instance, ...] = ()
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a detector answered for one image, and what it cost."""
+
+    detector: str
+    labels: tuple[Label, ...]
+    elapsed_ms: float
+    cloud_calls: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A fully decoded, validated image: `image` is RGB, `data` the original bytes."""
+
+    data: bytes
+    format: str  # "JPEG" or "PNG"
+    image: Image.Image = field(compare=False)
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+@dataclass(frozen=True)
+class MatchedLabel:
+    """A label that triggered an alert, with the name to show for it."""
+
+    label: Label
+    display_name: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether an image alerts, which labels made it so, and why the others did not."""
+
+    alert: bool
+    matched: tuple[MatchedLabel, ...] = ()
+    ignored: tuple[str, ...] = ()  # human-readable reasons, one per ignored label
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Everything a notifier needs to tell people about one image."""
+
+    camera: str
+    received_at: datetime
+    matched: tuple[MatchedLabel, ...]
+    annotated_jpeg: bytes
+    image_size: tuple[int, int]  # width, height of annotated_jpeg
+    original_name: str
+    event_id: int | None = None
+
+
+@dataclass(frozen=True)
+class NotifyOutcome:
+    """What one notifier did with one alert."""
+
+    notifier: str
+    ok: bool
+    detail: str = ""
+    retry: bool = False  # a failure that may succeed later (network, throttling)
+
+
+def label_to_dict(label: Label) -> dict[str, Any]:
+    """Plain data for JSON (queue, events, API)."""
+    return asdict(label)
+
+
+def label_from_dict(data: dict[str, Any]) -> Label:
+    return Label(
+        name=data["name"],
+        confidence=float(data["confidence"]),
+        parents=tuple(data.get("parents", ())),
+        aliases=tuple(data.get("aliases", ())),
+        categories=tuple(data.get("categories", ())),
+        instances=tuple(
+            Instance(Box(**inst["box"]), float(inst["confidence"]))
+            for inst in data.get("instances", ())
+        ),
+    )
+
+
+def detection_to_dict(detection: Detection) -> dict[str, Any]:
+    return asdict(detection)
+
+
+def detection_from_dict(data: dict[str, Any]) -> Detection:
+    return Detection(
+        detector=data["detector"],
+        labels=tuple(label_from_dict(item) for item in data["labels"]),
+        elapsed_ms=float(data["elapsed_ms"]),
+        cloud_calls=int(data.get("cloud_calls", 0)),
+    )

@@ -1,0 +1,23 @@
+"""The notifier interface: an alert in, an outcome out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ipcam_analysis.models import Alert, NotifyOutcome
+
+
+class Notifier(Protocol):
+    """Tells people about one alert. Never raises for a delivery failure: it reports it."""
+
+    name: str
+
+    def send(self, alert: Alert) -> NotifyOutcome: ...
+
+
+class MailError(Exception):
+    """A mail transport could not hand over a message. `transient` ones may succeed later."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -1,0 +1,197 @@
+"""Builds the alert, error and test e-mails, and the notifier that sends them by SES or SMTP."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import string
+from collections.abc import Callable
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Protocol
+
+from ipcam_analysis.config import EmailConfig
+from ipcam_analysis.models import Alert, NotifyOutcome
+from ipcam_analysis.notify.base import MailError
+from ipcam_analysis.notify.ses import SesTransport
+from ipcam_analysis.notify.smtp import SmtpTransport
+
+log = logging.getLogger(__name__)
+
+IMAGE_CID = "image01"  # the original's Content-ID; users' templates may name it
+ERROR_SUBJECT = "Image processing error"
+TEST_SUBJECT = "Email test"
+
+# CRLF line ends for the wire, and non-ASCII bodies quoted-printable or base64 rather than raw
+# 8-bit, which some relays still mangle.
+MAIL_POLICY = policy.SMTP.clone(cte_type="7bit")
+
+# Characters that break a file name on some system or in some mail client.
+_UNSAFE_IN_FILE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+class MailTransport(Protocol):
+    """Hands a finished message to a mail service; raises MailError when it cannot."""
+
+    name: str
+
+    def send(self, message: EmailMessage, recipients: list[str]) -> None: ...
+
+
+def render_template(template: str, tokens: dict[str, str]) -> str:
+    """`$name` and `${name}` replaced, `$$` a dollar, unknown tokens left as written."""
+    return string.Template(template).safe_substitute(tokens)
+
+
+def build_alert_email(alert: Alert, settings: EmailConfig) -> EmailMessage:
+    """The alert: HTML with the inline snapshot, a plain-text twin, and the snapshot attached.
+
+    mixed → [related → [alternative → [text, html], inline image], attached image]: clients that
+    show the HTML find the picture by Content-ID; the others still get the file.
+    """
+    found = [(match.display_name, round(match.label.confidence)) for match in alert.matched]
+    plain_list = ", ".join(name for name, _ in found)
+    width, height = alert.image_size
+    when = alert.received_at
+    common = {"time": f"{when:%H:%M:%S}", "date": f"{when:%Y-%m-%d}"}
+    html_tokens = {
+        **common,
+        "camera": html.escape(alert.camera),
+        "list": "<ul>"
+        + "".join(f"<li><b>{html.escape(name)}</b>: {percent}%</li>" for name, percent in found)
+        + "</ul>",
+        "image": f'<img src="cid:{IMAGE_CID}" width="{width}" height="{height}" alt="snapshot"/>',
+        "labels": html.escape(plain_list),
+    }
+    # The subject is plain text: the same tokens without markup.
+    subject_tokens = {
+        **common,
+        "camera": alert.camera,
+        "list": plain_list,
+        "image": "",
+        "labels": plain_list,
+    }
+    lines = [f"Camera: {alert.camera}", f"Time: {when:%Y-%m-%d %H:%M:%S}", "Detected:"]
+    lines += [f"- {name}: {percent}%" for name, percent in found]
+    lines.append("The snapshot is attached.")
+
+    body = MIMEPart(policy=MAIL_POLICY)
+    body.set_content("\n".join(lines) + "\n")
+    body.add_alternative(
+        f"<html><body>{render_template(settings.message_html, html_tokens)}</body></html>",
+        subtype="html",
+    )
+    # The email API will not turn an alternative into a related part, so it is built around it.
+    related = MIMEPart(policy=MAIL_POLICY)
+    related.make_related()
+    related.attach(body)
+    related.add_related(alert.annotated_jpeg, "image", "jpeg", cid=f"<{IMAGE_CID}>")
+
+    message = _new_message(settings, render_template(settings.subject, subject_tokens))
+    message.make_mixed()
+    message.attach(related)
+    camera = _UNSAFE_IN_FILE_NAME.sub("_", alert.camera)
+    message.add_attachment(
+        alert.annotated_jpeg, "image", "jpeg", filename=f"{camera}_{when:%Y-%m-%d_%H-%M-%S}.jpg"
+    )
+    return message
+
+
+def build_error_email(
+    camera: str, cause: str, settings: EmailConfig, hostname: str
+) -> EmailMessage:
+    """Tells people that images from a camera cannot be processed, and why."""
+    message = _new_message(settings, ERROR_SUBJECT)
+    message.set_content(
+        f"Failed to process an image from camera {camera}.\n"
+        f"Cause: {cause}\n"
+        f"Server: {hostname}\n"
+        "Check the logs for details.\n"
+    )
+    camera, cause, hostname = (html.escape(text) for text in (camera, cause, hostname))
+    message.add_alternative(
+        f"<html><body><p>Failed to process an image from camera <b>{camera}</b>.</p>"
+        f"<p>Cause: {cause}</p><p>Server: {hostname}</p>"
+        "<p>Check the logs for details.</p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+def build_test_email(settings: EmailConfig) -> EmailMessage:
+    """A short message proving the sender, recipients and transport work."""
+    message = _new_message(settings, TEST_SUBJECT)
+    message.set_content(f"E-mail settings are ok (sent through {settings.transport}).\n")
+    return message
+
+
+def _new_message(settings: EmailConfig, subject: str) -> EmailMessage:
+    if not settings.sender_email:
+        raise ValueError("e-mail is not configured: sender_email is missing")
+    message = EmailMessage(policy=MAIL_POLICY)
+    message["MIME-Version"] = "1.0"
+    message["From"] = formataddr((settings.sender_name, settings.sender_email))
+    message["To"] = ", ".join(settings.recipients)
+    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Message-ID"] = make_msgid(domain=settings.sender_email.rpartition("@")[2] or None)
+    # A line break in a template would otherwise end the header early.
+    message["Subject"] = " ".join(subject.split())
+    return message
+
+
+class EmailNotifier:
+    """Sends alerts, error reports and test messages to the configured recipients."""
+
+    name = "email"
+
+    def __init__(self, settings: EmailConfig, transport: MailTransport) -> None:
+        self._settings = settings
+        self._transport = transport
+
+    def send(self, alert: Alert) -> NotifyOutcome:
+        return self._deliver(build_alert_email(alert, self._settings))
+
+    def send_error(self, camera: str, cause: str, hostname: str) -> NotifyOutcome:
+        return self._deliver(build_error_email(camera, cause, self._settings, hostname))
+
+    def send_test(self) -> NotifyOutcome:
+        return self._deliver(build_test_email(self._settings))
+
+    def _deliver(self, message: EmailMessage) -> NotifyOutcome:
+        recipients = list(self._settings.recipients)
+        subject = message["Subject"]
+        try:
+            self._transport.send(message, recipients)
+        except MailError as exc:
+            log.warning("E-mail %r not sent: %s", subject, exc)
+            return NotifyOutcome(self.name, ok=False, detail=str(exc), retry=exc.transient)
+        log.info("E-mail %r sent to %s through %s", subject, recipients, self._transport.name)
+        return NotifyOutcome(
+            self.name, ok=True, detail=f"sent to {len(recipients)} through {self._transport.name}"
+        )
+
+
+def _ses_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport:
+    return SesTransport(aws_region)
+
+
+def _smtp_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport:
+    if settings.smtp is None:
+        raise ValueError("transport smtp needs an smtp section")
+    return SmtpTransport(settings.smtp)
+
+
+TRANSPORTS: dict[str, Callable[[EmailConfig, str | None], MailTransport] | None] = {
+    "ses": _ses_transport,
+    "smtp": _smtp_transport,
+    "none": None,
+}
+
+
+def build_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport | None:
+    """The transport `settings.transport` names, or None when e-mail is switched off."""
+    factory = TRANSPORTS[settings.transport]
+    return factory(settings, aws_region) if factory else None

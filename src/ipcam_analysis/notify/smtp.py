@@ -1,0 +1,96 @@
+"""Sends finished e-mails through an SMTP server: plain, STARTTLS or TLS, with an optional login."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from ipcam_analysis.config import SmtpConfig
+from ipcam_analysis.masking import MASK
+from ipcam_analysis.notify.base import MailError
+
+
+class SmtpTransport:
+    name = "smtp"
+
+    def __init__(self, settings: SmtpConfig) -> None:
+        self._settings = settings
+
+    def send(self, message: EmailMessage, recipients: list[str]) -> None:
+        try:
+            refused = self._deliver(message, recipients)
+        except OSError as exc:  # smtplib's and ssl's errors are OSErrors too
+            cause, transient = describe_smtp_error(exc, self._settings)
+            raise MailError(self._explain(cause), transient=transient) from exc
+        if refused:
+            # Retrying would send the others a second copy, so this is reported, not retried.
+            cause = f"delivered, except to {_describe_refusals(refused)}"
+            raise MailError(self._explain(cause), transient=False)
+
+    def _deliver(
+        self, message: EmailMessage, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        settings = self._settings
+        context = ssl.create_default_context()
+        address = (settings.host, settings.effective_port)
+        connection = (
+            smtplib.SMTP_SSL(*address, timeout=settings.timeout_seconds, context=context)
+            if settings.security == "tls"
+            else smtplib.SMTP(*address, timeout=settings.timeout_seconds)
+        )
+        with connection as smtp:
+            if settings.security == "starttls":
+                smtp.starttls(context=context)
+            if settings.username:
+                smtp.login(settings.username, self._password)
+            return smtp.send_message(message, to_addrs=recipients)
+
+    @property
+    def _password(self) -> str:
+        password = self._settings.password
+        return password.get_secret_value() if password else ""
+
+    def _explain(self, cause: str) -> str:
+        settings = self._settings
+        text = f"SMTP server {settings.host}:{settings.effective_port}: {cause}"
+        # A server may quote what it was sent; the password must not reach logs or the dashboard.
+        return text.replace(self._password, MASK) if self._password else text
+
+
+def describe_smtp_error(exc: OSError, settings: SmtpConfig) -> tuple[str, bool]:
+    """A one-line cause for the user, and whether retrying later may succeed (4xx, network)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return f"refused {_describe_refusals(exc.recipients)}", all(_is_temporary(c) for c in codes)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        login = f"rejected the login of {settings.username!r}"
+        return f"{login} ({_reply(exc.smtp_code, exc.smtp_error)})", _is_temporary(exc.smtp_code)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"answered {_reply(exc.smtp_code, exc.smtp_error)}", _is_temporary(exc.smtp_code)
+    # smtplib reports a read timeout as a disconnection; the timeout is the useful part.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return f"no answer within {settings.timeout_seconds:g} s", True
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"closed the connection ({exc})", True
+    if isinstance(exc, smtplib.SMTPException):
+        # Missing STARTTLS or AUTH support, no usable login method: the settings must change.
+        return str(exc), False
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc}); check the security setting and the port", False
+    return f"cannot connect ({exc})", True
+
+
+def _describe_refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    return ", ".join(f"{address} ({_reply(*reply)})" for address, reply in refused.items())
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    # Multi-line replies arrive joined by newlines; the cause must stay one line.
+    return " ".join(f"{code} {text}".split())
+
+
+def _is_temporary(code: int) -> bool:
+    return 400 <= code < 500

@@ -1,0 +1,149 @@
+"""The durable upload queue in SQLite: put, claim, remember progress, finish, retry, recover."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ipcam_analysis.database import Database
+from ipcam_analysis.models import Detection, Upload, detection_from_dict, detection_to_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    """A claimed upload with what earlier attempts already achieved (so nothing is done twice)."""
+
+    id: int
+    upload: Upload
+    attempts: int  # attempts before this one
+    detection: Detection | None
+    notified: frozenset[str]
+
+
+class UploadQueue:
+    """Every accepted upload is a row before the FTP hook returns; workers claim rows in order."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._wakeup = threading.Condition()
+
+    def put(self, upload: Upload) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                upload.camera,
+                str(upload.path),
+                upload.original_name,
+                upload.remote_ip,
+                upload.received_at.isoformat(),
+            ),
+        )
+        with self._wakeup:
+            self._wakeup.notify()
+        return int(cursor.lastrowid or 0)
+
+    def recover(self) -> int:
+        """After a crash, items that were being worked on go back to the queue."""
+        cursor = self._db.execute("UPDATE uploads SET state = 'pending' WHERE state = 'working'")
+        if cursor.rowcount:
+            log.info("Resuming %d upload(s) interrupted by the last shutdown", cursor.rowcount)
+        return cursor.rowcount
+
+    def claim(self) -> QueuedItem | None:
+        """The oldest item that is due, now marked as being worked on; None if nothing is due."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT 1",
+                (time.time(),),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE uploads SET state = 'working' WHERE id = ?", (row["id"],))
+        detection = row["detection"]
+        return QueuedItem(
+            id=row["id"],
+            upload=Upload(
+                camera=row["camera"],
+                path=Path(row["path"]),
+                received_at=datetime.fromisoformat(row["received_at"]),
+                remote_ip=row["remote_ip"],
+                original_name=row["original_name"],
+            ),
+            attempts=row["attempts"],
+            detection=detection_from_dict(json.loads(detection)) if detection else None,
+            notified=frozenset(json.loads(row["notified"])),
+        )
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until something is put, or the timeout (used to pick up due retries)."""
+        with self._wakeup:
+            self._wakeup.wait(timeout)
+
+    def wake_all(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify_all()
+
+    def save_detection(self, item_id: int, detection: Detection) -> None:
+        """Kept so a retry (e.g. after a mail outage) does not pay for the cloud call again."""
+        self._db.execute(
+            "UPDATE uploads SET detection = ? WHERE id = ?",
+            (json.dumps(detection_to_dict(detection)), item_id),
+        )
+
+    def mark_notified(self, item_id: int, notifier: str) -> None:
+        """Recorded right after a notifier succeeds, so a restart never sends it twice."""
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT notified FROM uploads WHERE id = ?", (item_id,)).fetchone()
+            done = sorted({*json.loads(row["notified"]), notifier})
+            conn.execute(
+                "UPDATE uploads SET notified = ? WHERE id = ?", (json.dumps(done), item_id)
+            )
+
+    def finish(self, item_id: int, outcome: str, error: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE uploads SET state = 'done', outcome = ?, last_error = ?, finished_at = ?,"
+            " attempts = attempts + 1 WHERE id = ?",
+            (outcome, error, time.time(), item_id),
+        )
+
+    def retry_later(self, item_id: int, error: str, delay_seconds: float) -> None:
+        self._db.execute(
+            "UPDATE uploads SET state = 'pending', attempts = attempts + 1, last_error = ?,"
+            " next_attempt_at = ? WHERE id = ?",
+            (error, time.time() + delay_seconds, item_id),
+        )
+
+    def release(self, item_id: int) -> None:
+        """Give an item back untouched (shutdown before it was worked on)."""
+        self._db.execute(
+            "UPDATE uploads SET state = 'pending' WHERE id = ? AND state = 'working'", (item_id,)
+        )
+
+    def unfinished_paths(self) -> set[str]:
+        return {row[0] for row in self._db.query("SELECT path FROM uploads WHERE state != 'done'")}
+
+    def depth(self) -> int:
+        """Items accepted and not finished."""
+        return self._db.query("SELECT COUNT(*) FROM uploads WHERE state != 'done'")[0][0]
+
+    def seconds_until_next_due(self) -> float | None:
+        row = self._db.query("SELECT MIN(next_attempt_at) FROM uploads WHERE state = 'pending'")[0][
+            0
+        ]
+        return None if row is None else max(0.0, row - time.time())
+
+    def outcome_of(self, item_id: int) -> tuple[str, str | None, str | None]:
+        """(state, outcome, last error) of one item; for tests and the API."""
+        row = self._db.query(
+            "SELECT state, outcome, last_error FROM uploads WHERE id = ?", (item_id,)
+        )[0]
+        return row["state"], row["outcome"], row["last_error"]

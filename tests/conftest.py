@@ -1,0 +1,8 @@
+"""Shared fixtures: each lives in tests/support/ and starts a real server on a loopback port."""
+
+pytest_plugins = [
+    "tests.support.aws",
+    "tests.support.ftp",
+    "tests.support.smtp",
+    "tests.support.service",
+]

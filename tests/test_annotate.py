@@ -1,0 +1,215 @@
+"""Boxes and captions on real snapshots: where they land, how big, and on which image modes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from ipcam_analysis.annotate import draw_boxes, encode_jpeg, place_caption
+from ipcam_analysis.models import Box, Instance, Label, MatchedLabel
+
+DATA = Path(__file__).parent / "data"
+PERSON_PHOTO = DATA / "darknet_person.jpg"  # 640×424: a person, a dog and a horse
+TREE_CAMERA = DATA / "opencv_tree_f0000.jpg"  # 320×240 frame of a fixed camera
+
+# Where the objects are in darknet_person.jpg, roughly, as a detector would report them.
+PERSON_BOX = Box(0.30, 0.20, 0.20, 0.58)
+DOG_BOX = Box(0.10, 0.60, 0.22, 0.30)
+HORSE_BOX = Box(0.63, 0.32, 0.32, 0.50)
+
+GREY = (128, 128, 128)
+
+
+def matched(name: str, box: Box, confidence: float = 98.7) -> MatchedLabel:
+    label = Label(name, confidence, instances=(Instance(box, confidence),))
+    return MatchedLabel(label, name)
+
+
+def is_yellow(rgb: tuple[int, ...]) -> bool:
+    red, green, blue = rgb[:3]
+    return red > 180 and green > 150 and blue < 110
+
+
+def yellow_share_on_edges(image: Image.Image, box: Box) -> float:
+    """How much of the middle half of the box's four edges (one pixel in) is yellow."""
+    width, height = image.size
+    left, top = round(box.left * width) + 1, round(box.top * height) + 1
+    right = round((box.left + box.width) * width) - 2
+    bottom = round((box.top + box.height) * height) - 2
+    ys = range(top + (bottom - top) // 4, bottom - (bottom - top) // 4)
+    xs = range(left + (right - left) // 4, right - (right - left) // 4)
+    points = [(x, y) for y in ys for x in (left, right)] + [
+        (x, y) for x in xs for y in (top, bottom)
+    ]
+    rgb = image.convert("RGB")
+    return sum(is_yellow(rgb.getpixel(point)) for point in points) / len(points)
+
+
+def grey_image(size: tuple[int, int]) -> Image.Image:
+    return Image.new("RGB", size, GREY)
+
+
+def caption_height_below(image: Image.Image, box: Box) -> int:
+    """Rows of caption under the box, counted down its left edge until the grey shows again."""
+    width, height = image.size
+    x = round(box.left * width) + 2
+    y = round((box.top + box.height) * height)
+    rows = 0
+    while y + rows < height and image.getpixel((x, y + rows)) != GREY:
+        rows += 1
+    return rows
+
+
+def line_width_at_left(image: Image.Image, box: Box) -> int:
+    """Yellow pixels in a row across the box's left edge, half-way down."""
+    width, height = image.size
+    y = round((box.top + box.height / 2) * height)
+    left = round(box.left * width)
+    return sum(is_yellow(image.getpixel((x, y))) for x in range(left - 3, left + 20))
+
+
+def test_boxes_only_the_labels_passed_on_a_real_photo() -> None:
+    photo = Image.open(PERSON_PHOTO)
+    result = draw_boxes(photo, [matched("Person", PERSON_BOX), matched("Horse", HORSE_BOX)])
+
+    assert result.mode == "RGB" and result.size == photo.size
+    assert yellow_share_on_edges(result, PERSON_BOX) > 0.95
+    assert yellow_share_on_edges(result, HORSE_BOX) > 0.95
+    assert yellow_share_on_edges(result, DOG_BOX) < 0.05  # the dog was not matched
+    # Inside the box the photo is untouched.
+    centre = (round(0.40 * photo.width), round(0.45 * photo.height))
+    assert result.getpixel(centre) == photo.convert("RGB").getpixel(centre)
+
+
+def test_returns_a_new_image_and_leaves_the_input_alone() -> None:
+    photo = Image.open(PERSON_PHOTO)
+    before = photo.tobytes()
+    result = draw_boxes(photo, [matched("Person", PERSON_BOX)])
+    assert result is not photo
+    assert photo.tobytes() == before
+
+
+@pytest.mark.parametrize(
+    ("percent", "expected"),
+    [(50, (320, 212)), (25, (160, 106)), (100, (640, 424)), (150, (640, 424))],
+)
+def test_resize_percent_scales_down_and_never_up(percent: int, expected: tuple[int, int]) -> None:
+    result = draw_boxes(Image.open(PERSON_PHOTO), [matched("Person", PERSON_BOX)], percent)
+    assert result.size == expected
+    assert yellow_share_on_edges(result, PERSON_BOX) > 0.9
+
+
+def test_no_labels_means_only_conversion_and_resize() -> None:
+    result = draw_boxes(Image.open(TREE_CAMERA).convert("L"), [], 50)
+    assert result.mode == "RGB" and result.size == (160, 120)
+
+
+def _greyscale_16_bit(image: Image.Image) -> Image.Image:
+    return Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 256)
+
+
+def _half_transparent(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, rgba.width // 2, rgba.height))  # left half see-through
+    return rgba
+
+
+MODES = {
+    "L": lambda image: image.convert("L"),  # night-time IR snapshots
+    "RGBA": _half_transparent,
+    "P": lambda image: image.convert("P", palette=Image.Palette.ADAPTIVE),
+    "I;16": _greyscale_16_bit,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", [(320, 240), (1920, 1080)])
+def test_any_mode_and_size_gets_yellow_boxes(mode: str, size: tuple[int, int]) -> None:
+    source = MODES[mode](Image.open(TREE_CAMERA).resize(size))
+    assert source.mode == mode
+    box = Box(0.55, 0.2, 0.3, 0.5)  # in the opaque right half
+
+    result = draw_boxes(source, [matched("Person", box)])
+
+    assert result.mode == "RGB" and result.size == size
+    assert yellow_share_on_edges(result, box) > 0.95
+    # The scene itself keeps its brightness (16-bit values are scaled, not clipped to white).
+    grey = Image.open(TREE_CAMERA).resize(size).convert("L")
+    probe = (size[0] // 4 * 3, size[1] - 5)
+    assert abs(result.convert("L").getpixel(probe) - grey.getpixel(probe)) < 12
+
+
+def test_transparent_parts_become_black() -> None:
+    source = _half_transparent(Image.open(TREE_CAMERA))
+    result = draw_boxes(source, [])
+    assert result.getpixel((10, 120)) == (0, 0, 0)
+
+
+def test_caption_and_lines_grow_with_the_image() -> None:
+    box = Box(0.2, 0.2, 0.4, 0.4)
+    small = draw_boxes(grey_image((320, 240)), [matched("Person", box)])
+    large = draw_boxes(grey_image((1920, 1080)), [matched("Person", box)])
+
+    small_caption, large_caption = (
+        caption_height_below(small, box),
+        caption_height_below(large, box),
+    )
+    assert small_caption >= 12  # legible on the smallest snapshot
+    assert small_caption <= 0.12 * 240 and large_caption <= 0.12 * 1080
+    assert 2.5 <= large_caption / small_caption <= 6
+    assert line_width_at_left(large, box) > line_width_at_left(small, box) >= 2
+
+
+def test_caption_goes_above_when_the_box_reaches_the_bottom() -> None:
+    box = Box(0.3, 0.6, 0.4, 0.4)
+    result = draw_boxes(grey_image((320, 240)), [matched("Person", box)])
+    x, box_top = round(0.3 * 320) + 2, round(0.6 * 240)
+    assert result.getpixel((x, box_top - 4)) != GREY  # caption just above the box
+    assert result.getpixel((x, box_top - 40)) == GREY
+
+
+def test_caption_goes_inside_when_the_box_fills_the_image() -> None:
+    box = Box(-0.05, -0.05, 1.1, 1.1)  # detectors do report boxes overhanging the edges
+    result = draw_boxes(grey_image((320, 240)), [matched("Person", box)])
+    assert is_yellow(result.getpixel((0, 120))) and is_yellow(result.getpixel((319, 120)))
+    assert result.getpixel((6, 6)) != GREY  # caption in the top-left corner, inside
+    assert result.getpixel((160, 120)) == GREY
+
+
+SIDES = st.integers(min_value=1, max_value=2000)
+
+
+@given(
+    image=st.tuples(SIDES, SIDES),
+    caption=st.tuples(SIDES, SIDES),
+    corners=st.tuples(*[st.floats(0, 1)] * 4),
+)
+def test_place_caption_never_leaves_the_image(
+    image: tuple[int, int], caption: tuple[int, int], corners: tuple[float, ...]
+) -> None:
+    width, height = image
+    caption = (min(caption[0], width), min(caption[1], height))
+    x0, x1 = sorted(round(c * (width - 1)) for c in corners[:2])
+    y0, y1 = sorted(round(c * (height - 1)) for c in corners[2:])
+
+    left, top, right, bottom = place_caption((x0, y0, x1, y1), caption, image)
+
+    assert 0 <= left <= right < width and 0 <= top <= bottom < height
+    assert (right - left + 1, bottom - top + 1) == caption
+    if y1 + caption[1] < height:
+        assert top == y1 + 1  # below the box whenever it fits
+    elif y0 - caption[1] >= 0:
+        assert bottom == y0 - 1  # else above it
+
+
+def test_encode_jpeg_gives_a_decodable_rgb_jpeg() -> None:
+    data = encode_jpeg(Image.open(TREE_CAMERA).convert("L"))
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.format == "JPEG" and decoded.mode == "RGB" and decoded.size == (320, 240)

@@ -1,0 +1,197 @@
+"""The command line as users run it: real processes, exit codes, what they print."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.support.aws import Moto, label
+from tests.support.service import (
+    CLI,
+    DATA,
+    PASSWORDS,
+    base_config,
+    service_environment,
+    upload,
+    wait_until,
+    write_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "seed"
+PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
+PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, aws: Moto) -> None:
+    env = service_environment(aws)
+    path = write_config(tmp_path, {"rekognition": {"min_confidance_percent": 90}})
+    line = assert_one_line_error(run_cli(["-c", str(path)], env, tmp_path), 2)
+    assert "min_confidance_percent" in line and "min_confidence_percent" in line
+    line = assert_one_line_error(run_cli(["-c", str(tmp_path / "missing.yaml")], env, tmp_path), 2)
+    assert "not found" in line
+    (tmp_path / "broken.yaml").write_text("ftp_server: [\n")
+    line = assert_one_line_error(run_cli(["-c", "broken.yaml"], env, tmp_path), 2)
+    assert "YAML" in line
+
+
+def test_check_config_prints_effective_config_with_secrets_masked(
+    tmp_path: Path, aws: Moto
+) -> None:
+    config = base_config(tmp_path)
+    config["email"] = {
+        "transport": "smtp",
+        "sender_email": "a@example.com",
+        "recipients": ["b@example.com"],
+        "smtp": {"host": "127.0.0.1", "password": "smtp-secret-pw"},
+    }
+    path = write_config(tmp_path, config)
+    result = run_cli(["--check-config", "-c", str(path)], service_environment(aws), tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["ftp_server"]["users"] == {"cam01": "****", "cam02": "****"}
+    assert shown["email"]["smtp"]["password"] == "****"
+    assert shown["rekognition"]["max_labels"] == 10  # defaults are shown too
+    for secret in [*PASSWORDS.values(), "smtp-secret-pw"]:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_test_aws_masks_secrets_and_passes(tmp_path: Path, aws: Moto) -> None:
+    aws.rekognition.labels = [label("Paper", 70.0)]
+    env = service_environment(aws)
+    path = write_config(tmp_path, base_config(tmp_path))
+    result = run_cli(["--test-aws", "-c", str(path)], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert env["AWS_SECRET_ACCESS_KEY"] not in result.stdout
+    assert f"AWS_SECRET_ACCESS_KEY=****{env['AWS_SECRET_ACCESS_KEY'][-4:]}" in result.stdout
+    assert "Response OK" in result.stdout and "Objects detected" in result.stdout
+    assert "Email successfully sent." in result.stdout and "Test OK" in result.stdout
+    (request,) = aws.rekognition.requests
+    assert len(request["image"]) > 0
+    assert [m["Subject"] for m in aws.sent_emails()] == ["Email test"]
+    log = (tmp_path / "data" / "ipcam_analysis.log").read_text()
+    assert env["AWS_SECRET_ACCESS_KEY"] not in log
+
+
+def test_test_aws_fails_when_ses_refuses(tmp_path: Path, aws: Moto) -> None:
+    config = base_config(tmp_path, email={"sender_email": "not-verified@example.com"})
+    result = run_cli(
+        ["-t", "-c", str(write_config(tmp_path, config))], service_environment(aws), tmp_path
+    )
+    assert result.returncode == 1
+    assert "EMAIL ERROR" in result.stdout and "Test FAILED" in result.stdout
+
+
+def test_test_aws_without_credentials_is_a_clear_message(tmp_path: Path, aws: Moto) -> None:
+    env = service_environment(aws)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name)
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "none")
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "none")
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    result = run_cli(
+        ["-t", "-c", str(write_config(tmp_path, base_config(tmp_path)))], env, tmp_path
+    )
+    assert result.returncode == 1
+    assert "no AWS credentials found" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_original_config_and_log_config_work_unchanged(
+    tmp_path: Path, aws: Moto, service_process
+) -> None:
+    """The seed config (only port and folders changed) runs, logs like the original, and alerts."""
+    config = yaml.safe_load((SEED / "config.original-format.yaml").read_text())
+    config["ftp_server"]["port"] = 0
+    config["ftp_server"]["root_dir"] = str(tmp_path / "ftp")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    shutil.copy(SEED / "log_config.original-format.yaml", tmp_path / "log_config.yaml")
+    aws.rekognition.labels = [PERSON]
+    # The window is 5:00–18:00 server time: run the process in a time zone where it is noon.
+    utc_hour = time.gmtime().tm_hour
+    offset = (12 - utc_hour + 12) % 24 - 12  # local = UTC + offset, within -12..+11
+    env = service_environment(aws, TZ=f"XXX{-offset:+d}")
+    process = service_process(["-c", "config.yaml", "-n"], env)
+    _, port = process.address()
+    upload(
+        ("127.0.0.1", port),
+        "cam01",
+        PERSON_JPEG,
+        "2026-11-23/001/jpg/12/00/01[M][0@0][0].jpg",
+        password=config["ftp_server"]["users"]["cam01"],
+    )
+    (message,) = wait_until(aws.sent_emails, 60, "the alert e-mail")
+    assert message["Subject"] == "⚡ cam01: detected new objects"
+    assert process.terminate() == 0
+    log_file = (tmp_path / "ipcam_analysis.log").read_text()  # relative to the working directory
+    assert "Loading configuration from" in log_file
+    assert "Camera cam01 logged in" in log_file
+    for password in config["ftp_server"]["users"].values():
+        assert password not in log_file and password not in process.output
+
+
+def test_sigkill_with_items_queued_loses_nothing_and_sends_once(
+    tmp_path: Path, aws: Moto, service_process
+) -> None:
+    aws.rekognition.labels = [PERSON]
+    aws.rekognition.delay_seconds = 1.5
+    path = write_config(tmp_path, base_config(tmp_path, workers=2))
+    env = service_environment(aws)
+    first = service_process(["-c", str(path), "-n"], env)
+    address = first.address()
+    names = [f"kill-{n}.jpg" for n in range(6)]
+    for name in names:
+        upload(address, "cam01", PERSON_JPEG, name)
+    wait_until(lambda: aws.rekognition.calls >= 1, what="analysis to start")
+    first.kill()
+
+    database = tmp_path / "data" / "ipcam_analysis.db"
+    with sqlite3.connect(database) as conn:
+        pending = conn.execute("SELECT COUNT(*) FROM uploads WHERE state != 'done'").fetchone()[0]
+    assert pending >= 4  # the kill came while most uploads were still queued
+
+    aws.rekognition.delay_seconds = 0
+    second = service_process(["-c", str(path), "-n"], env)
+    second.address()
+
+    def all_done() -> bool:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute("SELECT state, outcome, notified FROM uploads").fetchall()
+        return len(rows) == 6 and all(r == ("done", "alert", '["email"]') for r in rows)
+
+    wait_until(all_done, 60, "every upload to be processed")
+    assert second.terminate() == 0
+    assert len(aws.sent_emails()) == 6
+
+
+def test_root_script_runs_like_the_original(tmp_path: Path, aws: Moto) -> None:
+    path = write_config(tmp_path, base_config(tmp_path))
+    result = subprocess.run(
+        [str(ROOT / "ipcam_analysis.py"), "-c", str(path), "--check-config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service_environment(aws),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Configuration OK" in result.stderr

@@ -1,0 +1,123 @@
+"""Configuration: the original's format unchanged, clear one-line errors, masking."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from ipcam_analysis.config import AppConfig, load_config
+from ipcam_analysis.errors import ConfigError
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_original_config_loads_with_its_meaning(tmp_path: Path) -> None:
+    shutil.copy(SEED / "config.original-format.yaml", tmp_path / "config.yaml")
+    config = load_config(tmp_path / "config.yaml")
+    assert config.labels == ["Person", "Animal", "Vehicle"]
+    assert config.time_window is not None
+    assert (config.time_window.start, config.time_window.end) == (time(5, 0), time(18, 0))
+    assert config.email.transport == "ses"
+    assert config.email.subject == "⚡ $camera: detected new objects"
+    assert config.rekognition.min_confidence_percent == 85
+    assert config.rekognition.max_labels == 10
+    assert config.ftp_server.port == 2121
+    assert config.ftp_server.root_dir == Path("/tmp")
+    assert config.ftp_server.users["cam01"].get_secret_value() == "4kyCBXcbrVmLqmD5"
+    assert config.detector.type == "rekognition"  # no detector key: as the original
+    # Relative paths resolve against the config file's folder.
+    assert config.log_configuration_file == tmp_path / "log_config.yaml"
+    assert config.data_dir == tmp_path / "data"
+
+
+def test_unquoted_times_are_understood(tmp_path: Path) -> None:
+    # YAML 1.1 reads 5:00 as the integer 300 and 23:59 as 1439.
+    config = load_config(write(tmp_path, "time_window:\n  start: 5:00\n  end: 23:59\n"))
+    assert config.time_window is not None
+    assert (config.time_window.start, config.time_window.end) == (time(5, 0), time(23, 59))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "now", "inside"),
+    [
+        ("0:00", "23:59", time(23, 59, 59, 999999), True),  # the original missed this minute
+        ("5:00", "18:00", time(18, 0, 59), True),
+        ("5:00", "18:00", time(18, 1), False),
+        ("5:00", "18:00", time(4, 59, 59), False),
+        ("22:00", "6:00", time(23, 30), True),  # wraps past midnight
+        ("22:00", "6:00", time(3, 0), True),
+        ("22:00", "6:00", time(12, 0), False),
+        ("7:00", "7:00", time(15, 0), True),  # start == end: always
+    ],
+)
+def test_time_window_edges(tmp_path: Path, start: str, end: str, now: time, inside: bool) -> None:
+    config = load_config(write(tmp_path, f"time_window: {{start: '{start}', end: '{end}'}}\n"))
+    assert config.time_window is not None
+    assert config.time_window.contains(now) is inside
+
+
+def test_unknown_key_names_the_closest_known_key(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "rekognition:\n  min_confidance_percent: 90\n")
+    assert "rekognition.min_confidance_percent" in message
+    assert "did you mean 'min_confidence_percent'" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ftp_server: {port: 99999}", "ftp_server.port"),
+        ("labels:\n", "labels"),
+        ("time_window: {start: '25:00', end: '06:00'}", "time_window.start"),
+        ("time_window: {start: '05:00'}", "time_window.end"),
+        (
+            "email: {transport: smtp, sender_email: a@example.com, recipients: [b@example.com]}",
+            "smtp",
+        ),
+        ("email: {transport: ses}", "sender_email"),
+        ("workers: many", "workers"),
+        ("- just\n- a list\n", "mapping"),
+        ("key: [unclosed\n", "line"),
+        ("detector: {type: magic}", "detector.type"),
+    ],
+)
+def test_bad_configs_give_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(tmp_path, text)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_numeric_camera_names_and_masked_dump(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "ftp_server:\n  users:\n    1: secretpw1\n"))
+    assert "1" in config.ftp_server.users
+    dumped = config.masked_dump()
+    assert dumped["ftp_server"]["users"] == {"1": "****"}
+    assert "secretpw1" not in repr(dumped)
+
+
+def test_resize_never_enlarges() -> None:
+    assert (
+        AppConfig.model_validate(
+            {"rekognition": {"image_resize_percent": 150}}
+        ).rekognition.image_resize_percent
+        == 100
+    )

@@ -1,0 +1,60 @@
+"""Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
+
+from ipcam_analysis.models import Box, Instance, Label
+from ipcam_analysis.rules import decide
+
+PERSON = Label(
+    "Person", 98.7, aliases=("Human",), instances=(Instance(Box(0.1, 0.1, 0.2, 0.5), 98.7),)
+)
+CAR = Label(
+    "Car", 91.2, parents=("Vehicle", "Transportation"), categories=("Vehicles and Automotive",)
+)
+VEHICLE = Label("Vehicle", 91.2, parents=("Transportation",))
+TRANSPORTATION = Label("Transportation", 91.2)
+TREE = Label("Tree", 88.0, parents=("Plant",))
+PLANT = Label("Plant", 88.0)
+RESPONSE = (PERSON, CAR, VEHICLE, TRANSPORTATION, TREE, PLANT)
+
+
+def names(decision):
+    return [m.display_name for m in decision.matched]
+
+
+def test_alarm_mode_matches_names_and_parents():
+    decision = decide(RESPONSE, ["Person", "Vehicle"], new_labels_only=False)
+    assert decision.alert
+    assert names(decision) == ["Person", "Car", "Vehicle"]
+    assert "Tree" in decision.ignored
+
+
+def test_alarm_mode_is_case_insensitive_and_uses_aliases():
+    # Rekognition's current taxonomy calls "Human" an alias of "Person".
+    assert names(decide(RESPONSE, ["human"], new_labels_only=False)) == ["Person"]
+    assert names(decide(RESPONSE, ["PERSON"], new_labels_only=False)) == ["Person"]
+
+
+def test_alarm_mode_matches_categories():
+    assert names(decide(RESPONSE, ["vehicles and automotive"], False)) == ["Car"]
+
+
+def test_alarm_mode_without_a_match_does_not_alert():
+    decision = decide((TREE, PLANT), ["Person"], new_labels_only=False)
+    assert not decision.alert
+    assert decision.ignored == ("Tree", "Plant")
+
+
+def test_new_labels_mode_as_the_original():
+    # The original's own example: list [Person, Plant] on this response.
+    decision = decide(RESPONSE, ["Person", "Plant"], new_labels_only=True)
+    assert names(decision) == [
+        "Car (Vehicle, Transportation)",
+        "Vehicle (Transportation)",
+        "Transportation",
+    ]
+    assert "Tree (ignored parent: Plant)" in decision.ignored
+    assert "Person" in decision.ignored
+
+
+def test_new_labels_mode_treats_aliases_as_listed():
+    decision = decide((PERSON,), ["Human"], new_labels_only=True)
+    assert not decision.alert
