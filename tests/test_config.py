@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.config import AppConfig, load_config
+from ipcam_analysis.config import AppConfig, in_time_windows, load_config
 from ipcam_analysis.errors import ConfigError
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"
@@ -33,7 +33,8 @@ def test_original_config_loads_with_its_meaning(tmp_path: Path) -> None:
     config = load_config(tmp_path / "config.yaml")
     assert config.labels == ["Person", "Animal", "Vehicle"]
     assert config.time_window is not None
-    assert (config.time_window.start, config.time_window.end) == (time(5, 0), time(18, 0))
+    (window,) = config.time_window
+    assert (window.start, window.end) == (time(5, 0), time(18, 0))
     assert config.email.transport == "ses"
     assert config.email.subject == "⚡ $camera: detected new objects"
     assert config.rekognition.min_confidence_percent == 85
@@ -51,7 +52,8 @@ def test_unquoted_times_are_understood(tmp_path: Path) -> None:
     # YAML 1.1 reads 5:00 as the integer 300 and 23:59 as 1439.
     config = load_config(write(tmp_path, "time_window:\n  start: 5:00\n  end: 23:59\n"))
     assert config.time_window is not None
-    assert (config.time_window.start, config.time_window.end) == (time(5, 0), time(23, 59))
+    (window,) = config.time_window
+    assert (window.start, window.end) == (time(5, 0), time(23, 59))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,25 @@ def test_unquoted_times_are_understood(tmp_path: Path) -> None:
 def test_time_window_edges(tmp_path: Path, start: str, end: str, now: time, inside: bool) -> None:
     config = load_config(write(tmp_path, f"time_window: {{start: '{start}', end: '{end}'}}\n"))
     assert config.time_window is not None
-    assert config.time_window.contains(now) is inside
+    (window,) = config.time_window
+    assert window.contains(datetime.combine(date(2026, 11, 23), now)) is inside
+
+
+def test_several_windows_and_days_of_week(tmp_path: Path) -> None:
+    text = (
+        "time_window:\n"
+        "  - {start: '22:00', end: '06:00', days: [fri, sat]}\n"
+        "  - {start: '12:00', end: '13:00'}\n"
+    )
+    windows = load_config(write(tmp_path, text)).time_window
+    friday_night = datetime(2026, 11, 27, 23, 0)  # a Friday
+    saturday_early = datetime(2026, 11, 28, 3, 0)  # still Friday's window
+    monday_early = datetime(2026, 11, 23, 3, 0)  # Sunday's window: not listed
+    monday_noon = datetime(2026, 11, 23, 12, 30)
+    assert in_time_windows(windows, friday_night)
+    assert in_time_windows(windows, saturday_early)
+    assert not in_time_windows(windows, monday_early)
+    assert in_time_windows(windows, monday_noon)
 
 
 def test_unknown_key_names_the_closest_known_key(tmp_path: Path) -> None:
@@ -84,8 +104,8 @@ def test_unknown_key_names_the_closest_known_key(tmp_path: Path) -> None:
     [
         ("ftp_server: {port: 99999}", "ftp_server.port"),
         ("labels:\n", "labels"),
-        ("time_window: {start: '25:00', end: '06:00'}", "time_window.start"),
-        ("time_window: {start: '05:00'}", "time_window.end"),
+        ("time_window: {start: '25:00', end: '06:00'}", "time_window[0].start"),
+        ("time_window: {start: '05:00'}", "time_window[0].end"),
         (
             "email: {transport: smtp, sender_email: a@example.com, recipients: [b@example.com]}",
             "smtp",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ipcam_analysis.imaging import to_rgb
 from ipcam_analysis.models import Box, MatchedLabel
 
 # Yellow like the original's boxes; the dark edge keeps them visible on snow, sky and headlights.
@@ -53,19 +54,6 @@ def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
     # Full-resolution colour (no 4:2:0 subsampling) keeps thin yellow lines and small text crisp.
     to_rgb(image).save(buffer, "JPEG", quality=quality, optimize=True, subsampling=0)
     return buffer.getvalue()
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """A new RGB image from any mode: 16-bit greyscale rescaled, transparency flattened on black."""
-    if image.mode.startswith("I;16"):
-        # A plain conversion clips 16-bit values at 255, which turns most pixels white.
-        image = image.convert("I").point(lambda value: value / 256).convert("L")
-    if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        flattened = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        flattened.alpha_composite(rgba)
-        return flattened.convert("RGB")
-    return image.convert("RGB")
 
 
 def pixel_rect(box: Box, size: tuple[int, int]) -> Rect:

@@ -9,16 +9,18 @@ import threading
 from datetime import datetime
 from types import FrameType
 
-from ipcam_analysis.config import AppConfig
+from ipcam_analysis.config import AppConfig, describe_time_windows
 from ipcam_analysis.database import Database
 from ipcam_analysis.detect import build_detector
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.ftp import FtpIngest, remove_uploaded_file
+from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.models import Upload
 from ipcam_analysis.notify import build_email_notifier, build_notifiers
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.store import EventStore
 from ipcam_analysis.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ class Service:
         self.config = config
         self.database = Database(config.data_dir / DATABASE_FILE)
         self.queue = UploadQueue(self.database)
+        self.store = EventStore(self.database, config.data_dir, config.history)
+        self.metrics = Metrics(self.queue.depth)
         email = build_email_notifier(config)
         hostname = socket.gethostname()
         errors = ErrorReporter(
@@ -42,6 +46,8 @@ class Service:
         self.pipeline = Pipeline(
             config,
             self.queue,
+            self.store,
+            self.metrics,
             build_notifiers(config),
             errors,
             self._remove_upload if config.ftp_server.remove_files else None,
@@ -49,8 +55,13 @@ class Service:
         self.workers = WorkerPool(
             config.workers, self.queue, self.pipeline, lambda: build_detector(config)
         )
-        self.ftp = FtpIngest(config.ftp_server, self.queue.put)
+        self.ftp = FtpIngest(config.ftp_server, self._accept_upload)
         self._stopped = threading.Event()
+
+    def _accept_upload(self, upload: Upload) -> None:
+        """The FTP hook's whole job: one durable row, then back to serving cameras."""
+        self.queue.put(upload)
+        self.metrics.uploads.labels(upload.camera).inc()
 
     def _remove_upload(self, upload: Upload) -> None:
         remove_uploaded_file(upload.path, self.config.ftp_server.root_dir / upload.camera)
@@ -75,7 +86,7 @@ class Service:
             self.config.detector.type,
         )
         if self.config.time_window:
-            log.info("Time window: %s", self.config.time_window.describe())
+            log.info("Time window: %s", describe_time_windows(self.config.time_window))
 
     def _enqueue_leftovers(self) -> None:
         """Queue files left in the upload folders: pyftpdlib answers 226 just before our hook, so

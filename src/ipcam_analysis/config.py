@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from datetime import time
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -52,30 +56,66 @@ def parse_clock_time(value: Any) -> time:
 ClockTime = Annotated[time, Field(description="HH:MM, server local time")]
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class TimeWindow(StrictModel):
     """When uploads are analysed; outside it they are recorded and dropped."""
 
     start: ClockTime
     end: ClockTime
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _parse_time(cls, value: Any) -> time:
         return parse_clock_time(value)
 
-    def contains(self, now: time) -> bool:
-        """Inclusive of the whole end minute; wraps past midnight; start == end means always."""
+    @field_validator("days", mode="before")
+    @classmethod
+    def _lower_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return [str(day).strip().lower()[:3] for day in value] if isinstance(value, list) else value
+
+    def contains(self, now: datetime) -> bool:
+        """Inclusive of the whole end minute; wraps past midnight; start == end means all day.
+
+        After midnight, a window that wrapped belongs to the day it started on."""
         minute = (now.hour, now.minute)
         start = (self.start.hour, self.start.minute)
         end = (self.end.hour, self.end.minute)
+        today = WEEKDAYS[now.weekday()]
+        yesterday = WEEKDAYS[(now.weekday() - 1) % 7]
         if start == end:
-            return True
+            return today in self.days
         if start < end:
-            return start <= minute <= end
-        return minute >= start or minute <= end
+            return start <= minute <= end and today in self.days
+        return (minute >= start and today in self.days) or (
+            minute <= end and yesterday in self.days
+        )
 
     def describe(self) -> str:
-        return f"[{self.start:%H:%M}, {self.end:%H:%M}]"
+        days = "" if self.days == WEEKDAYS else " " + ",".join(self.days)
+        return f"[{self.start:%H:%M}, {self.end:%H:%M}]{days}"
+
+
+def _as_window_list(value: Any) -> Any:
+    """`time_window` may be one window (the original's form) or a list of them."""
+    if value is None or isinstance(value, list | tuple):
+        return value
+    return [value]
+
+
+TimeWindows = Annotated[tuple[TimeWindow, ...] | None, BeforeValidator(_as_window_list)]
+
+
+def in_time_windows(windows: tuple[TimeWindow, ...] | None, now: datetime) -> bool:
+    return not windows or any(window.contains(now) for window in windows)
+
+
+def describe_time_windows(windows: tuple[TimeWindow, ...]) -> str:
+    return " or ".join(window.describe() for window in windows)
 
 
 class FtpServerConfig(StrictModel):
@@ -155,12 +195,138 @@ class RekognitionConfig(StrictModel):
     max_labels: int = Field(10, ge=1, le=1000)
     min_confidence_percent: float = Field(75, ge=0, le=100)
     image_resize_percent: int = Field(100, ge=1)
+    price_per_1000_images: float = Field(1.0, ge=0)  # for the cost estimate on the dashboard
 
     @field_validator("image_resize_percent")
     @classmethod
     def _never_enlarge(cls, value: int) -> int:
         # The original enlarged images above 100 %; a bigger picture adds nothing.
         return min(value, 100)
+
+
+class StationaryConfig(StrictModel):
+    """Remember alerted boxes; an object that stays where it was does not alert again."""
+
+    enabled: bool = False
+    iou: float = Field(0.6, gt=0, le=1)  # overlap with a remembered box that means "still there"
+    forget_after_minutes: float = Field(30, gt=0)  # unseen this long: it has left
+
+
+def _polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    if len(points) < 3:
+        raise ValueError("a zone needs at least 3 [x, y] points")
+    if not all(0 <= x <= 1 and 0 <= y <= 1 for x, y in points):
+        raise ValueError("zone points are [x, y] fractions of the picture, between 0 and 1")
+    return points
+
+
+Zone = Annotated[list[tuple[float, float]], AfterValidator(_polygon)]
+
+
+class FiltersConfig(StrictModel):
+    """Drop what is not worth an alert; each filter is off by default (a config of the original
+    format behaves exactly as before)."""
+
+    min_area_percent: float = Field(0, ge=0, le=100)
+    label_confidence: dict[str, float] = Field(default_factory=dict)
+    zones: list[Zone] = Field(default_factory=list)  # ignore zones, relative coordinates
+    # None: an object is in a zone when its box centre is; a number: when this share of its box is.
+    zone_min_overlap_percent: float | None = Field(None, gt=0, le=100)
+    duplicate_hash_distance: int = Field(0, ge=0, le=64)
+    stationary: StationaryConfig = Field(default_factory=StationaryConfig)
+    cooldown_seconds: float = Field(0, ge=0)
+
+    def merged(self, override: FiltersConfig | None) -> FiltersConfig:
+        """This (global) config with the keys a camera set replaced."""
+        if override is None:
+            return self
+        return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+
+class CallLimits(StrictModel):
+    daily_calls: int | None = Field(None, ge=0)
+    monthly_calls: int | None = Field(None, ge=0)
+
+
+class BudgetConfig(CallLimits):
+    """Caps on paid cloud calls; past them the local detector (or nothing) answers."""
+
+    warn_percent: float = Field(80, gt=0, le=100)
+    on_exhausted: Literal["local", "none"] = "local"
+
+
+DetectorKind = Literal["local", "rekognition", "cascade"]
+
+
+class CameraConfig(StrictModel):
+    """Per-camera overrides of the global settings; anything left out is inherited."""
+
+    labels: list[str] | None = None
+    new_labels_only: bool | None = None
+    time_window: TimeWindows = None  # [] means around the clock
+    detector: DetectorKind | None = None
+    min_confidence_percent: float | None = Field(None, ge=0, le=100)
+    recipients: list[str] | None = None
+    notify: list[str] | None = None
+    filters: FiltersConfig | None = None
+    budget: CallLimits | None = None
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """The effective settings of one camera: its overrides over the global ones."""
+
+    name: str
+    labels: tuple[str, ...]
+    new_labels_only: bool
+    time_windows: tuple[TimeWindow, ...] | None
+    detector: str
+    min_confidence_percent: float | None
+    recipients: tuple[str, ...] | None
+    notify: tuple[str, ...] | None
+    filters: FiltersConfig
+    budget: CallLimits
+
+
+class HistoryConfig(StrictModel):
+    """Events and their snapshots in data_dir; the defaults fit a 16 GB SD card with room to spare."""
+
+    keep_days: float = Field(30, gt=0)
+    max_snapshots_mb: float = Field(2000, gt=0)
+
+
+class WebConfig(StrictModel):
+    """The dashboard and JSON API, in the same process."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
+    username: str | None = None
+    password_hash: SecretStr | None = None
+    # The address people (and MQTT/Home Assistant) use to open the dashboard, for links.
+    public_url: str | None = None
+
+    @model_validator(mode="after")
+    def _login_complete(self) -> WebConfig:
+        if bool(self.username) != bool(self.password_hash):
+            raise ValueError(
+                "set both username and password_hash (see `ipcam-analysis hash-password`)"
+            )
+        if self.enabled and not self.password_hash and not _is_loopback(self.host):
+            raise ValueError(
+                f"the dashboard would be open to the network on {self.host} without a password: "
+                "set username and password_hash, or host: 127.0.0.1"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class RetryConfig(StrictModel):
@@ -175,7 +341,7 @@ class AppConfig(StrictModel):
 
     new_labels_only: bool = False
     labels: list[str] = Field(default_factory=lambda: ["Person", "Vehicle", "Animal"])
-    time_window: TimeWindow | None = None
+    time_window: TimeWindows = None
     log_configuration_file: Path | None = None
     aws_region: str | None = None
     data_dir: Path = Path("data")
@@ -184,6 +350,11 @@ class AppConfig(StrictModel):
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    web: WebConfig = Field(default_factory=WebConfig)
     detector: DetectorConfig = Field(default_factory=RekognitionDetectorConfig)
 
     @field_validator("labels", mode="before")
@@ -195,11 +366,43 @@ class AppConfig(StrictModel):
             return [value]
         return value
 
+    @model_validator(mode="after")
+    def _cameras_exist(self) -> AppConfig:
+        for name in self.cameras:
+            if name not in self.ftp_server.users:
+                raise ValueError(
+                    f"cameras.{name}: there is no FTP user {name!r} in ftp_server.users"
+                )
+        return self
+
+    def camera(self, name: str) -> CameraSettings:
+        """The effective settings for uploads from this camera."""
+        own = self.cameras.get(name) or CameraConfig()
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        windows = pick(own.time_window, self.time_window)
+        return CameraSettings(
+            name=name,
+            labels=tuple(pick(own.labels, self.labels)),
+            new_labels_only=pick(own.new_labels_only, self.new_labels_only),
+            time_windows=windows or None,
+            detector=pick(own.detector, self.detector.type),
+            min_confidence_percent=own.min_confidence_percent,
+            recipients=None if own.recipients is None else tuple(own.recipients),
+            notify=None if own.notify is None else tuple(own.notify),
+            filters=self.filters.merged(own.filters),
+            budget=own.budget or CallLimits(),
+        )
+
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
         found = [pw.get_secret_value() for pw in self.ftp_server.users.values()]
         if self.email.smtp and self.email.smtp.password:
             found.append(self.email.smtp.password.get_secret_value())
+        if self.web.password_hash:
+            found.append(self.web.password_hash.get_secret_value())
         return found
 
     def masked_dump(self) -> dict[str, Any]:
@@ -273,7 +476,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     first = errors[0]
     parts, parent = _walk(first["loc"][:-1])
     last = first["loc"][-1] if first["loc"] else ""
-    key = ".".join([*parts, str(last)]) if first["loc"] else "(top level)"
+    key = _dotted([*parts, last]) if first["loc"] else "(top level)"
     if first["type"] == "extra_forbidden":
         message = f"unknown key {key!r}"
         names = list(getattr(parent, "model_fields", ()))
@@ -285,7 +488,7 @@ def describe_validation_error(exc: ValidationError) -> str:
         message = f"{key}.type: must be one of {context.get('expected_tags')} (got {context.get('tag')!r})"
     else:
         text = first["msg"].removeprefix("Value error, ")
-        message = f"{key}: {text}"
+        message = f"{key}: {text}" if first["loc"] else text
         if first["type"] not in ("missing", "value_error") and "input" in first:
             message += f" (got {first['input']!r})"
     more = len(errors) - 1
@@ -294,20 +497,28 @@ def describe_validation_error(exc: ValidationError) -> str:
     return message
 
 
-def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+def _dotted(parts: list[Any]) -> str:
+    """`cameras.cam01.time_window[0].start`: list positions in brackets."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
     """Follow an error location through the model tree: the key names and the model at its end.
 
     Discriminated unions put the member's tag in the location; it is skipped in the key names.
     """
     model: Any = AppConfig
-    parts: list[str] = []
+    parts: list[Any] = []
     for part in loc:
         members = _models_in(model)
         tagged = [m for m in members if part in _type_tags(m)]
         if tagged:
             model = tagged[0]
             continue
-        parts.append(str(part))
+        parts.append(part)
         field = getattr(model, "model_fields", {}).get(str(part))
         model = field.annotation if field is not None else None
         candidates = _models_in(model)

@@ -37,6 +37,49 @@ MIGRATIONS: list[str] = [
         since REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        original_name TEXT NOT NULL,
+        file_size INTEGER,
+        width INTEGER,
+        height INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        detector TEXT,
+        detector_ms REAL,
+        cloud_calls INTEGER NOT NULL DEFAULT 0,
+        labels TEXT NOT NULL DEFAULT '[]',
+        triggered TEXT NOT NULL DEFAULT '[]',
+        notifications TEXT NOT NULL DEFAULT '[]',
+        snapshot TEXT,
+        thumbnail TEXT,
+        snapshot_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX events_camera ON events (camera, id);
+    CREATE INDEX events_outcome ON events (outcome, id);
+    CREATE INDEX events_received ON events (received_at);
+    -- Size retention takes the oldest events that still have pictures.
+    CREATE INDEX events_with_snapshot ON events (id) WHERE snapshot IS NOT NULL;
+    CREATE TABLE event_labels (
+        event_id INTEGER NOT NULL,
+        name TEXT NOT NULL COLLATE NOCASE,
+        confidence REAL NOT NULL,
+        triggered INTEGER NOT NULL
+    );
+    CREATE INDEX event_labels_name ON event_labels (name, event_id);
+    CREATE INDEX event_labels_event ON event_labels (event_id);
+    CREATE TABLE cameras (
+        name TEXT PRIMARY KEY,
+        last_upload REAL,
+        last_alert REAL,
+        last_error TEXT,
+        last_error_at REAL,
+        last_snapshot_event INTEGER
+    );
+    """,
 ]
 
 

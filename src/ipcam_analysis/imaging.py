@@ -47,17 +47,30 @@ def decode_snapshot(data: bytes) -> Snapshot:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB from any mode: greyscale IR shots, palette, 16-bit, and transparency over white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit greyscale: scale into 8 bits before the usual conversion.
-        image = image.point(lambda value: value / 256).convert("L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
-        image = image.convert("RGBA")
-        background = Image.new("RGB", image.size, "white")
-        background.paste(image, mask=image.getchannel("A"))
-        return background
+    """A new RGB image from any mode: 16-bit greyscale rescaled, transparency flattened on white."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        # A plain conversion clips 16-bit values at 255, which turns most pixels white.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        flattened = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flattened.alpha_composite(rgba)
+        return flattened.convert("RGB")
     return image.convert("RGB")
+
+
+def perceptual_hash(image: Image.Image) -> int:
+    """A 64-bit difference hash: nearly identical frames differ in a few bits, whatever the
+    JPEG noise; a person walking in changes many."""
+    small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    pixels = list(small.getdata())
+    bits = 0
+    for row in range(8):
+        for column in range(8):
+            left, right = pixels[row * 9 + column], pixels[row * 9 + column + 1]
+            bits = (bits << 1) | (left > right)
+    return bits
+
+
+def hash_distance(first: int, second: int) -> int:
+    return (first ^ second).bit_count()

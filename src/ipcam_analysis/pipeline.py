@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from ipcam_analysis.annotate import draw_boxes, encode_jpeg
-from ipcam_analysis.config import AppConfig
+from ipcam_analysis.config import AppConfig, describe_time_windows, in_time_windows
 from ipcam_analysis.detect import Detector, DetectorError
 from ipcam_analysis.imaging import CorruptImageError, NotAnImageError, decode_snapshot
-from ipcam_analysis.models import Alert, Decision, Detection, Snapshot, Upload
+from ipcam_analysis.metrics import Metrics
+from ipcam_analysis.models import Alert, Decision, Detection, NotifyOutcome, Snapshot, Upload
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import decide, describe_labels
+from ipcam_analysis.store import EventRecord, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +27,35 @@ NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
 RETRY = "retry"  # not final: the item is back in the queue
 
 
+@dataclass
+class _Progress:
+    """What one attempt has learned so far; it becomes the event when the upload is finished."""
+
+    item: QueuedItem
+    file_size: int | None = None
+    snapshot: Snapshot | None = None
+    detection: Detection | None = None
+    decision: Decision | None = None
+    notifications: list[NotifyOutcome] = field(default_factory=list)
+
+
 class Pipeline:
-    """Processes one item at a time per worker; all state lives in the queue's database."""
+    """Processes one item at a time per worker; all state lives in the database."""
 
     def __init__(
         self,
         config: AppConfig,
         queue: UploadQueue,
+        store: EventStore,
+        metrics: Metrics,
         notifiers: Sequence[Notifier],
         errors: ErrorReporter,
         remove_upload: Callable[[Upload], None] | None = None,
     ) -> None:
         self._config = config
         self._queue = queue
+        self._store = store
+        self._metrics = metrics
         self._notifiers = notifiers
         self._errors = errors
         self._remove_upload = remove_upload
@@ -44,16 +63,17 @@ class Pipeline:
     def process(self, item: QueuedItem, detector: Detector) -> str:
         """Take the item to a final outcome, or back to the queue for a retry; returns which."""
         upload = item.upload
+        progress = _Progress(item, detection=item.detection)
         log.info("Processing image %s from %s", upload.original_name, upload.camera)
         try:
-            snapshot = decode_snapshot(upload.path.read_bytes())
+            data = upload.path.read_bytes()
+            progress.file_size = len(data)
+            progress.snapshot = decode_snapshot(data)
         except FileNotFoundError:
             log.warning(
-                "Upload %s from %s is gone before it was analysed",
-                upload.original_name,
-                upload.camera,
+                "Upload %s from %s vanished before analysis", upload.original_name, upload.camera
             )
-            return self._finish(item, MISSING)
+            return self._finish(progress, MISSING)
         except NotAnImageError as exc:
             # The camera's FTP "Test" button uploads a small non-image file: not an error.
             log.info(
@@ -62,42 +82,52 @@ class Pipeline:
                 upload.original_name,
                 exc,
             )
-            return self._finish(item, NOT_IMAGE)
+            return self._finish(progress, NOT_IMAGE, str(exc))
         except CorruptImageError as exc:
             log.warning("Damaged image from %s: %s (%s)", upload.camera, upload.original_name, exc)
-            return self._finish(item, CORRUPT)
+            return self._finish(progress, CORRUPT, str(exc))
         except OSError as exc:
-            return self._failed(item, f"cannot read the upload ({exc})", transient=True)
+            return self._failed(progress, f"cannot read the upload ({exc})", transient=True)
 
-        window = self._config.time_window
-        if window and not window.contains(upload.received_at.time()):
-            log.info("Image ignored. Not in time window %s.", window.describe())
-            return self._finish(item, OUTSIDE_WINDOW)
+        windows = self._config.time_window
+        if windows and not in_time_windows(windows, upload.received_at):
+            log.info("Image ignored. Not in time window %s.", describe_time_windows(windows))
+            return self._finish(progress, OUTSIDE_WINDOW)
 
-        detection = item.detection
-        if detection is None:
+        if progress.detection is None:
             try:
-                detection = detector.detect(snapshot)
+                progress.detection = detector.detect(progress.snapshot)
             except DetectorError as exc:
-                return self._failed(item, str(exc), transient=exc.transient)
-            self._queue.save_detection(item.id, detection)
-            log.info(
-                "%s answered in %.0f ms: %s",
-                detection.detector,
-                detection.elapsed_ms,
-                describe_labels(detection.labels),
-            )
+                return self._failed(progress, str(exc), transient=exc.transient)
+            self._detected(progress.item, progress.detection)
 
-        decision = decide(detection.labels, self._config.labels, self._config.new_labels_only)
-        if not decision.alert:
+        progress.decision = decide(
+            progress.detection.labels, self._config.labels, self._config.new_labels_only
+        )
+        if not progress.decision.alert:
             log.info("Nothing of interest from %s", upload.camera)
             self._errors.clear(upload.camera)
-            return self._finish(item, NO_MATCH)
-        return self._notify(item, snapshot, detection, decision)
+            return self._finish(progress, NO_MATCH)
+        return self._notify(progress)
 
-    def _notify(
-        self, item: QueuedItem, snapshot: Snapshot, detection: Detection, decision: Decision
-    ) -> str:
+    def _detected(self, item: QueuedItem, detection: Detection) -> None:
+        self._queue.save_detection(item.id, detection)
+        self._metrics.detector_answered(
+            detection.detector,
+            detection.elapsed_ms / 1000,
+            item.upload.camera,
+            detection.cloud_calls,
+        )
+        log.info(
+            "%s answered in %.0f ms: %s",
+            detection.detector,
+            detection.elapsed_ms,
+            describe_labels(detection.labels),
+        )
+
+    def _notify(self, progress: _Progress) -> str:
+        item, snapshot, decision = progress.item, progress.snapshot, progress.decision
+        assert snapshot is not None and decision is not None
         upload = item.upload
         log.info(
             "DETECTED LABELS from %s: %s",
@@ -120,12 +150,18 @@ class Pipeline:
         failures: list[str] = []
         for notifier in self._notifiers:
             if notifier.name in item.notified:
-                continue  # delivered by an earlier attempt
+                progress.notifications.append(
+                    NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
+                )
+                continue
             outcome = notifier.send(alert)
+            progress.notifications.append(outcome)
             if outcome.ok:
                 self._queue.mark_notified(item.id, notifier.name)
                 log.info("Alert for %s sent by %s %s", upload.camera, notifier.name, outcome.detail)
-            elif outcome.retry:
+                continue
+            self._metrics.notification_failures.labels(notifier.name).inc()
+            if outcome.retry:
                 retry_causes.append(f"{notifier.name}: {outcome.detail}")
             else:
                 log.error(
@@ -133,22 +169,40 @@ class Pipeline:
                 )
                 failures.append(f"{notifier.name}: {outcome.detail}")
         if retry_causes:
-            return self._failed(item, "; ".join(retry_causes), transient=True)
+            return self._failed(progress, "; ".join(retry_causes), transient=True)
         if failures:
             self._errors.report(upload.camera, "; ".join(failures))
         else:
             self._errors.clear(upload.camera)
-        return self._finish(item, ALERT, "; ".join(failures) or None)
+        self._metrics.alerts.labels(upload.camera).inc()
+        return self._finish(progress, ALERT, "; ".join(failures) or None)
 
-    def _finish(self, item: QueuedItem, outcome: str, error: str | None = None) -> str:
-        self._queue.finish(item.id, outcome, error)
+    def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
+        """Record the event, close the queue item, and remove the upload if configured."""
+        item = progress.item
+        self._store.record(
+            EventRecord(
+                item_id=item.id,
+                upload=item.upload,
+                outcome=outcome,
+                reason=reason,
+                file_size=progress.file_size,
+                snapshot=progress.snapshot,
+                detection=progress.detection,
+                decision=progress.decision,
+                notifications=tuple(progress.notifications),
+            )
+        )
+        self._queue.finish(item.id, outcome, reason)
+        self._metrics.outcomes.labels(item.upload.camera, outcome).inc()
         if self._remove_upload is not None:
             self._remove_upload(item.upload)
         return outcome
 
-    def _failed(self, item: QueuedItem, cause: str, *, transient: bool) -> str:
+    def _failed(self, progress: _Progress, cause: str, *, transient: bool) -> str:
         """Retry with backoff while it may help and the upload is not too old; else give up loudly."""
         retry = self._config.retry
+        item = progress.item
         attempt = item.attempts + 1
         age_hours = (time.time() - item.upload.received_at.timestamp()) / 3600
         camera = item.upload.camera
@@ -163,4 +217,4 @@ class Pipeline:
             return RETRY
         log.error("Image processing error for %s: %s", camera, cause)
         self._errors.report(camera, cause)
-        return self._finish(item, ERROR, cause)
+        return self._finish(progress, ERROR, cause)

@@ -135,6 +135,17 @@ class UploadQueue:
         """Items accepted and not finished."""
         return self._db.query("SELECT COUNT(*) FROM uploads WHERE state != 'done'")[0][0]
 
+    def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest unfinished item was accepted; None when the queue is empty."""
+        # IN rather than != 'done' lets the (state, ...) index skip the finished history.
+        rows = self._db.query(
+            "SELECT received_at FROM uploads WHERE state IN ('pending', 'working')"
+            " ORDER BY id LIMIT 1"
+        )
+        if not rows:
+            return None
+        return max(0.0, time.time() - datetime.fromisoformat(rows[0][0]).timestamp())
+
     def seconds_until_next_due(self) -> float | None:
         row = self._db.query("SELECT MIN(next_attempt_at) FROM uploads WHERE state = 'pending'")[0][
             0

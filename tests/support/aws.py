@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from moto.core.exceptions import JsonRESTError
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.rekognition.responses import RekognitionResponse
 
@@ -86,7 +87,9 @@ def _patched_detect_labels(self: RekognitionResponse) -> Any:
         time.sleep(delay)
     if error:
         status, code, message = error
-        return status, {}, json.dumps({"__type": code, "message": message})
+        failure = JsonRESTError(code, message)
+        failure.code = status
+        raise failure
     chosen = answer(image) if answer else labels
     minimum = float(params.get("MinConfidence", 55))
     kept = [lb for lb in chosen if lb["Confidence"] >= minimum][

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from ipcam_analysis.detect.base import Detector
-from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig, LocalModelSettings
+from ipcam_analysis.detect.local import (
+    LocalDetector,
+    LocalDetectorConfig,
+    LocalModelSettings,
+    model_cache_folder,
+)
 from ipcam_analysis.detect.rekognition import RekognitionDetector
 from ipcam_analysis.models import Detection, Label, Snapshot
 from ipcam_analysis.rules import decide
@@ -77,7 +82,9 @@ def local_stage(config: AppConfig) -> tuple[LocalDetector, CloudGate]:
             if local_settings
             else {}
         )
-    local = LocalDetector(settings, settings.candidate_confidence_percent)
+    local = LocalDetector(
+        settings, settings.candidate_confidence_percent, cache_folder=model_cache_folder(config)
+    )
     return local, CloudGate(config.labels, config.new_labels_only, local.vocabulary)
 
 

@@ -50,6 +50,8 @@ def _ints(value: str) -> list[int]:
 
 
 class _WeightReader:
+    """Darknet's .weights: a short header, then float32 values in the order the layers use them."""
+
     def __init__(self, path: Path) -> None:
         raw = path.read_bytes()
         major, minor = np.frombuffer(raw[:8], np.int32)
@@ -83,13 +85,14 @@ def yolo_heads(cfg_path: Path) -> tuple[YoloHead, ...]:
     return tuple(heads)
 
 
-def cached_model(cfg_path: Path, weights_path: Path, key: str) -> str | bytes:
-    """The ONNX model: its cached file's path, converting it first if needed.
+def cached_model(cfg_path: Path, weights_path: Path, key: str, folder: Path | None) -> str | bytes:
+    """The ONNX model: its cached file's path in `folder`, converting it first if needed.
 
-    `key` names the source files' version (their hash). Without a writable cache folder the
+    `key` names the source files' version (their hash). Without a (writable) cache folder the
     converted bytes are returned instead.
     """
-    folder = cache_folder()
+    if folder is None:
+        return convert(cfg_path, weights_path)
     target = folder / f"yolov3-tiny-{key}-v{CONVERTER_VERSION}.onnx"
     if target.is_file():
         return str(target)
@@ -107,12 +110,6 @@ def cached_model(cfg_path: Path, weights_path: Path, key: str) -> str | bytes:
         )
         return converted
     return str(target)
-
-
-def cache_folder() -> Path:
-    """`$XDG_CACHE_HOME/ipcam-analysis`, by default `~/.cache/ipcam-analysis`."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ipcam-analysis"
 
 
 def convert(cfg_path: Path, weights_path: Path) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class LocalDetectorConfig(LocalModelSettings):
 
 @dataclass(frozen=True)
 class _Found:
-    """One box in relative image coordinates (left, top, right, bottom), one class, one score."""
+    """Boxes found, one row each: corners (left, top, right, bottom, relative), class, score."""
 
     corners: np.ndarray  # shape (n, 4)
     class_ids: np.ndarray  # shape (n,)
@@ -110,17 +111,20 @@ class LocalDetector:
         settings: LocalModelSettings,
         min_confidence_percent: float,
         model_folder: Path | None = None,
+        cache_folder: Path | None = None,
     ) -> None:
+        # Imported here, not with the module: the config imports this file, and `--check-config`
+        # or a Rekognition-only service should not pay for OpenCV.
         import cv2
 
         started = time.perf_counter()
         cfg, weights_file, names = (
             weights.verified_in(model_folder, f) for f in weights.YOLO_FILES
         )
-        self._session = _session_for(cfg, weights_file, settings.threads)
+        self._model = _model_for(cfg, weights_file, settings.threads, cache_folder)
         self._heads = darknet.yolo_heads(cfg)
-        self._class_names = [n for n in names.read_text(encoding="utf-8").splitlines() if n.strip()]
-        self._labels = [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in self._class_names]
+        coco_names = [n for n in names.read_text(encoding="utf-8").splitlines() if n.strip()]
+        self._labels = [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in coco_names]
         self._settings = settings
         self._threshold = min_confidence_percent / 100
         self._cv2: Any = cv2
@@ -130,13 +134,14 @@ class LocalDetector:
     @classmethod
     def from_config(cls, config: AppConfig) -> LocalDetector:
         settings = config.detector
+        cache = model_cache_folder(config)
         if isinstance(settings, LocalDetectorConfig):
-            return cls(settings, settings.min_confidence_percent)
+            return cls(settings, settings.min_confidence_percent, cache_folder=cache)
         # `detect --detector local` with another kind configured: a cascade's model settings
         # if that is what is configured, and the local detector's own threshold.
         defaults = LocalDetectorConfig()
         model = settings if isinstance(settings, LocalModelSettings) else defaults
-        return cls(model, defaults.min_confidence_percent)
+        return cls(model, defaults.min_confidence_percent, cache_folder=cache)
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -156,8 +161,7 @@ class LocalDetector:
         return Detection(self.kind, labels, (time.perf_counter() - started) * 1000)
 
     def close(self) -> None:
-        # The session is shared with the other workers' detectors and lives as long as the process.
-        self._session = None
+        """Nothing to free: the model is shared with the other workers and lives with the process."""
 
     def _run(self, pixels: np.ndarray, size: int) -> _Found:
         """One pass at one network size, boxes relative to the whole image."""
@@ -172,7 +176,8 @@ class LocalDetector:
             pixels, (inner_w, inner_h), interpolation=shrink
         )
         blob = (canvas.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
-        outputs = self._session.run([h.output for h in self._heads], {"image": blob})
+        with self._model.turn:
+            outputs = self._model.session.run([h.output for h in self._heads], {"image": blob})
         parts = [
             self._decode(out, head, size) for out, head in zip(outputs, self._heads, strict=True)
         ]
@@ -239,33 +244,46 @@ class LocalDetector:
         return tuple(sorted(labels, key=lambda label: -label.confidence))
 
 
-def _session_for(cfg: Path, weights_file: Path, threads: int) -> Any:
-    """The session on the converted model; a damaged cache file is converted again."""
+@dataclass(frozen=True)
+class _SharedModel:
+    """One onnxruntime session per model and thread count in the process, run one image at a time.
+
+    A session holds ~85 MB and each concurrent run ~30 MB more, while `threads` already keep the
+    cores busy: the workers' detectors share it and take turns (8 workers: 300 MB, not 480 MB).
+    """
+
+    session: Any
+    turn: threading.Lock
+
+
+def model_cache_folder(config: AppConfig) -> Path:
+    """Where the model converted for onnxruntime is kept: in the service's own data folder."""
+    return config.data_dir / "models"
+
+
+def _model_for(cfg: Path, weights_file: Path, threads: int, cache: Path | None) -> _SharedModel:
+    """The shared model on the converted file; a damaged cache file is converted again."""
     key = weights.YOLO_CFG.sha256[:8] + weights.YOLO_WEIGHTS.sha256[:8]
-    model = darknet.cached_model(cfg, weights_file, key)
+    model = darknet.cached_model(cfg, weights_file, key, cache)
     try:
-        return _shared_session(model, threads)
+        return _shared_model(model, threads)
     except Exception:  # onnxruntime's own error types, e.g. for a truncated file
         if not isinstance(model, str):
             raise
         log.warning("The cached model %s cannot be loaded; converting it again", model)
         Path(model).unlink(missing_ok=True)
-    return _shared_session(darknet.cached_model(cfg, weights_file, key), threads)
+    return _shared_model(darknet.cached_model(cfg, weights_file, key, cache), threads)
 
 
 @functools.cache
-def _shared_session(model: str | bytes, threads: int) -> Any:
-    """One onnxruntime session per model and thread count in the process.
-
-    Its run() is thread-safe and it holds ~85 MB, so the workers' detectors share it instead of
-    each loading a copy (8 workers would need ~700 MB more).
-    """
+def _shared_model(model: str | bytes, threads: int) -> _SharedModel:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return _SharedModel(session, threading.Lock())
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,392 @@
+"""The event history: one event per processed upload, its snapshot and thumbnail, and retention."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ipcam_analysis.annotate import draw_boxes, encode_jpeg
+from ipcam_analysis.config import HistoryConfig
+from ipcam_analysis.database import Database
+from ipcam_analysis.models import (
+    Decision,
+    Detection,
+    NotifyOutcome,
+    Snapshot,
+    Upload,
+    label_to_dict,
+)
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_WIDTH = 320
+AGE_SWEEP_SECONDS = 600  # how often old events are looked for; size is checked on every write
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """Everything the pipeline learned about one upload, whatever the outcome."""
+
+    item_id: int
+    upload: Upload
+    outcome: str
+    reason: str | None = None
+    file_size: int | None = None
+    snapshot: Snapshot | None = None
+    detection: Detection | None = None
+    decision: Decision | None = None
+    notifications: Sequence[NotifyOutcome] = ()
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """The filters of the events page and `GET /api/events`; every field optional."""
+
+    camera: str | None = None
+    label: str | None = None
+    outcome: str | None = None
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, exclusive
+    before_id: int | None = None  # paging: events older than this one
+    limit: int = PAGE_SIZE
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for column, value in (("camera", self.camera), ("outcome", self.outcome)):
+            if value:
+                clauses.append(f"e.{column} = ?")
+                params.append(value)
+        if self.label:
+            clauses.append(
+                "e.id IN (SELECT event_id FROM event_labels WHERE name = ? COLLATE NOCASE)"
+            )
+            params.append(self.label)
+        if self.since is not None:
+            clauses.append("e.received_at >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("e.received_at < ?")
+            params.append(self.until)
+        if self.before_id is not None:
+            clauses.append("e.id < ?")
+            params.append(self.before_id)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+@dataclass
+class _SnapshotBudget:
+    total_bytes: int = 0
+    last_age_sweep: float | None = None  # None: sweep at the first write after start-up
+
+
+class EventStore:
+    """Writes events as the pipeline finishes uploads; reads them for the dashboard and the API."""
+
+    def __init__(self, database: Database, data_dir: Path, history: HistoryConfig) -> None:
+        self._db = database
+        self.snapshot_dir = data_dir / "snapshots"
+        self._history = history
+        self._lock = threading.Lock()
+        # One retention pass at a time: two workers finishing together must not both delete.
+        self._retention_lock = threading.Lock()
+        # Folder creation and removal are serialised so a sweep never removes a day folder
+        # between a writer's mkdir and its write.
+        self._folders_lock = threading.Lock()
+        total = database.query("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events")[0][0]
+        self._budget = _SnapshotBudget(total_bytes=int(total))
+
+    # --- writing -------------------------------------------------------------------------
+
+    def record(self, record: EventRecord) -> None:
+        """Store the event (replacing an earlier record of the same upload) and its pictures."""
+        files = self._write_snapshot(record) if record.snapshot else None
+        detection, decision, upload = record.detection, record.decision, record.upload
+        triggered = [m.label.name for m in decision.matched] if decision else []
+        labels = [label_to_dict(label) for label in detection.labels] if detection else []
+        received = upload.received_at.timestamp()
+        with self._db.transaction() as conn:
+            old = conn.execute(
+                "SELECT snapshot_bytes FROM events WHERE id = ?", (record.item_id,)
+            ).fetchone()
+            conn.execute("DELETE FROM event_labels WHERE event_id = ?", (record.item_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO events (id, camera, received_at, original_name, file_size,"
+                " width, height, outcome, reason, detector, detector_ms, cloud_calls, labels,"
+                " triggered, notifications, snapshot, thumbnail, snapshot_bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.item_id,
+                    upload.camera,
+                    received,
+                    upload.original_name,
+                    record.file_size,
+                    record.snapshot.width if record.snapshot else None,
+                    record.snapshot.height if record.snapshot else None,
+                    record.outcome,
+                    record.reason,
+                    detection.detector if detection else None,
+                    detection.elapsed_ms if detection else None,
+                    detection.cloud_calls if detection else 0,
+                    json.dumps(labels),
+                    json.dumps(triggered),
+                    json.dumps([_outcome_dict(n) for n in record.notifications]),
+                    files[0] if files else None,
+                    files[1] if files else None,
+                    files[2] if files else 0,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO event_labels (event_id, name, confidence, triggered) VALUES (?, ?, ?, ?)",
+                [
+                    (record.item_id, label["name"], label["confidence"], label["name"] in triggered)
+                    for label in labels
+                ],
+            )
+            self._update_camera(conn, record, received)
+        with self._lock:
+            self._budget.total_bytes += (files[2] if files else 0) - (old[0] if old else 0)
+        self.enforce_retention()
+
+    def _update_camera(self, conn: Any, record: EventRecord, received: float) -> None:
+        camera = record.upload.camera
+        conn.execute(
+            "INSERT INTO cameras (name, last_upload) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET last_upload = MAX(COALESCE(last_upload, 0), ?)",
+            (camera, received, received),
+        )
+        if record.outcome == "alert":
+            conn.execute("UPDATE cameras SET last_alert = ? WHERE name = ?", (received, camera))
+        if record.outcome == "error":
+            conn.execute(
+                "UPDATE cameras SET last_error = ?, last_error_at = ? WHERE name = ?",
+                (record.reason, received, camera),
+            )
+        if record.snapshot:
+            conn.execute(
+                "UPDATE cameras SET last_snapshot_event = ? WHERE name = ?",
+                (record.item_id, camera),
+            )
+
+    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int] | None:
+        """The event's picture (the camera's own JPEG bytes when it sent a JPEG) and a thumbnail
+        with the triggering boxes; paths are relative to the snapshot folder."""
+        snapshot = record.snapshot
+        assert snapshot is not None
+        day = record.upload.received_at.strftime("%Y-%m-%d")
+        folder = self.snapshot_dir / day
+        full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
+        matched = record.decision.matched if record.decision else ()
+        percent = max(1, min(100, round(THUMBNAIL_WIDTH * 100 / snapshot.width)))
+        full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
+        thumbnail = encode_jpeg(draw_boxes(snapshot.image, matched, percent), quality=75)
+        try:
+            with self._folders_lock:
+                folder.mkdir(parents=True, exist_ok=True)
+                (self.snapshot_dir / full_name).write_bytes(full)
+                (self.snapshot_dir / thumb_name).write_bytes(thumbnail)
+        except OSError as exc:
+            # A full disk must not stop alerts: the event is kept without its picture.
+            log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, exc.strerror)
+            return None
+        return full_name, thumb_name, len(full) + len(thumbnail)
+
+    def enforce_retention(self, now: float | None = None, *, force_age_sweep: bool = False) -> None:
+        """Drop events older than keep_days; drop the oldest snapshots beyond max_snapshots_mb."""
+        now = time.time() if now is None else now
+        with self._retention_lock:
+            last_sweep = self._budget.last_age_sweep
+            if (
+                force_age_sweep
+                or last_sweep is None
+                or time.monotonic() - last_sweep > AGE_SWEEP_SECONDS
+            ):
+                cutoff = now - self._history.keep_days * 86400
+                self._delete_snapshots("received_at < ?", (cutoff,), delete_events=True)
+                self._budget.last_age_sweep = time.monotonic()
+            self._trim_to_size()
+
+    def _trim_to_size(self) -> None:
+        """Oldest pictures first; their events stay, without a picture."""
+        with self._lock:
+            over = self._budget.total_bytes - self._history.max_snapshots_mb * 1024 * 1024
+        while over > 0:
+            rows = self._db.query(
+                "SELECT id, snapshot_bytes FROM events WHERE snapshot IS NOT NULL"
+                " ORDER BY id LIMIT 100"
+            )
+            if not rows:
+                break
+            chosen, freed = [], 0
+            for row in rows:
+                chosen.append(row["id"])
+                freed += row["snapshot_bytes"]
+                if freed >= over:
+                    break
+            placeholders = ",".join("?" * len(chosen))
+            self._delete_snapshots(f"id IN ({placeholders})", tuple(chosen), delete_events=False)
+            over -= freed
+
+    def _delete_snapshots(
+        self, where: str, params: tuple[Any, ...], *, delete_events: bool
+    ) -> None:
+        rows = self._db.query(
+            f"SELECT id, snapshot, thumbnail, snapshot_bytes FROM events WHERE {where}", params
+        )
+        if not rows:
+            return
+        for row in rows:
+            for name in (row["snapshot"], row["thumbnail"]):
+                if name:
+                    (self.snapshot_dir / name).unlink(missing_ok=True)
+        ids = [row["id"] for row in rows]
+        with self._db.transaction() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                if delete_events:
+                    conn.execute(f"DELETE FROM event_labels WHERE event_id IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+                else:
+                    conn.execute(
+                        "UPDATE events SET snapshot = NULL, thumbnail = NULL, snapshot_bytes = 0"
+                        f" WHERE id IN ({marks})",
+                        chunk,
+                    )
+        with self._lock:
+            self._budget.total_bytes -= sum(row["snapshot_bytes"] for row in rows)
+        with self._folders_lock:
+            for folder in self.snapshot_dir.glob("*/"):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        if delete_events:
+            log.info("History retention: %d event(s) past keep_days removed", len(rows))
+        else:
+            log.info("History retention: %d snapshot(s) removed to fit max_snapshots_mb", len(rows))
+
+    @property
+    def snapshot_bytes(self) -> int:
+        with self._lock:
+            return self._budget.total_bytes
+
+    # --- reading -------------------------------------------------------------------------
+
+    def events(self, filters: EventFilter) -> list[dict[str, Any]]:
+        """Newest first; page with `before_id` = the last id of the previous page."""
+        where, params = filters.where()
+        rows = self._db.query(
+            f"SELECT e.* FROM events e{where} ORDER BY e.id DESC LIMIT ?",
+            (*params, max(1, min(filters.limit, MAX_PAGE_SIZE))),
+        )
+        return [_event_dict(row) for row in rows]
+
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        rows = self._db.query("SELECT * FROM events WHERE id = ?", (event_id,))
+        return _event_dict(rows[0]) if rows else None
+
+    def snapshot_file(self, event_id: int, *, thumbnail: bool = False) -> Path | None:
+        """The picture of an event, found through the database only: no client-given path is
+        ever joined to the file system."""
+        column = "thumbnail" if thumbnail else "snapshot"
+        rows = self._db.query(f"SELECT {column} FROM events WHERE id = ?", (event_id,))
+        if not rows or not rows[0][0]:
+            return None
+        path = (self.snapshot_dir / rows[0][0]).resolve()
+        if not path.is_relative_to(self.snapshot_dir.resolve()) or not path.is_file():
+            return None
+        return path
+
+    def cameras(self, names: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
+        """One entry per configured camera (and any camera seen before), with today's counts."""
+        now = time.time() if now is None else now
+        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        # The latest picture may since have gone to retention: then the card shows none.
+        known = {
+            row["name"]: dict(row)
+            for row in self._db.query(
+                "SELECT c.*, e.thumbnail IS NOT NULL AS has_thumbnail FROM cameras c"
+                " LEFT JOIN events e ON e.id = c.last_snapshot_event"
+            )
+        }
+        today = {
+            row["camera"]: (row["uploads"], row["alerts"])
+            for row in self._db.query(
+                "SELECT camera, COUNT(*) AS uploads, SUM(outcome = 'alert') AS alerts"
+                " FROM events WHERE received_at >= ? GROUP BY camera",
+                (midnight.timestamp(),),
+            )
+        }
+        result = []
+        for name in dict.fromkeys([*names, *known]):
+            state = known.get(name, {})
+            uploads, alerts = today.get(name, (0, 0))
+            last_upload = state.get("last_upload")
+            result.append(
+                {
+                    "name": name,
+                    "configured": name in names,
+                    "last_upload": local_iso(last_upload),
+                    "silent_seconds": None if last_upload is None else max(0, now - last_upload),
+                    "last_alert": local_iso(state.get("last_alert")),
+                    "last_error": state.get("last_error"),
+                    "last_error_at": local_iso(state.get("last_error_at")),
+                    "last_snapshot_event": (
+                        state["last_snapshot_event"] if state.get("has_thumbnail") else None
+                    ),
+                    "uploads_today": uploads,
+                    "alerts_today": alerts or 0,
+                }
+            )
+        return result
+
+    def usage(self, days: int = 30, now: float | None = None) -> list[dict[str, Any]]:
+        """Per local day and camera: uploads, alerts, cloud calls (oldest day first)."""
+        now = time.time() if now is None else now
+        start = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        start -= timedelta(days=days - 1)
+        rows = self._db.query(
+            "SELECT date(received_at, 'unixepoch', 'localtime') AS day, camera,"
+            " COUNT(*) AS uploads, SUM(outcome = 'alert') AS alerts,"
+            " SUM(cloud_calls) AS cloud_calls FROM events WHERE received_at >= ?"
+            " GROUP BY day, camera ORDER BY day, camera",
+            (start.timestamp(),),
+        )
+        return [dict(row) for row in rows]
+
+
+def _outcome_dict(outcome: NotifyOutcome) -> dict[str, Any]:
+    return {"notifier": outcome.notifier, "ok": outcome.ok, "detail": outcome.detail}
+
+
+def local_iso(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 in the server's time zone, as the API and pages show it."""
+    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat()
+
+
+def _event_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "camera": row["camera"],
+        "received_at": local_iso(row["received_at"]),
+        "original_name": row["original_name"],
+        "file_size": row["file_size"],
+        "width": row["width"],
+        "height": row["height"],
+        "outcome": row["outcome"],
+        "reason": row["reason"],
+        "detector": row["detector"],
+        "detector_ms": row["detector_ms"],
+        "cloud_calls": row["cloud_calls"],
+        "labels": json.loads(row["labels"]),
+        "triggered": json.loads(row["triggered"]),
+        "notifications": json.loads(row["notifications"]),
+        "has_snapshot": bool(row["snapshot"]),
+    }

@@ -1,0 +1,113 @@
+"""The cascade: only images the local detector cannot rule out reach Rekognition (moto)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.detect import DetectorError, build_detector
+from ipcam_analysis.detect.cascade import CascadeDetector, CascadeDetectorConfig, CloudGate
+from ipcam_analysis.detect.local import LocalDetector
+from ipcam_analysis.detect.rekognition import RekognitionDetector
+from tests.support.aws import REGION, Moto, label
+from tests.support.eval_images import eval_snapshot
+
+PERSON = label("Person", 98.5, aliases=("Human",), boxes=((0.05, 0.1, 0.5, 0.9),))
+DOG = label(
+    "Dog", 96.0, parents=("Animal", "Pet", "Canine", "Mammal"), boxes=((0.2, 0.3, 0.3, 0.6),)
+)
+
+
+@pytest.fixture(scope="module")
+def screening() -> Iterator[LocalDetector]:
+    """One local stage at the cascade's candidate threshold, shared: loading it takes a while."""
+    settings = CascadeDetectorConfig()
+    detector = LocalDetector(settings, settings.candidate_confidence_percent)
+    yield detector
+    detector.close()
+
+
+def cascade(screening: LocalDetector, labels: list[str], new_labels_only: bool = False) -> Any:
+    gate = CloudGate(labels, new_labels_only, screening.vocabulary)
+    return CascadeDetector(screening, gate, RekognitionDetector(REGION, 75, 10))
+
+
+def test_nothing_local_means_no_cloud_call(aws: Moto, screening: LocalDetector) -> None:
+    aws.rekognition.labels = [PERSON]
+    detection = cascade(screening, ["Person", "Vehicle"]).detect(
+        eval_snapshot("opencv_tree_f0000.jpg")
+    )
+    assert detection.detector == "cascade"
+    assert detection.cloud_calls == 0
+    assert aws.rekognition.calls == 0
+
+
+def test_a_candidate_is_confirmed_and_rekognition_answers(
+    aws: Moto, screening: LocalDetector
+) -> None:
+    aws.rekognition.labels = [PERSON]
+    detection = cascade(screening, ["Person"]).detect(eval_snapshot("skimage_camera.jpg"))
+    assert aws.rekognition.calls == 1
+    assert detection.cloud_calls == 1
+    assert detection.detector == "cascade"
+    assert [(lb.name, lb.confidence) for lb in detection.labels] == [("Person", 98.5)]
+    assert detection.elapsed_ms > 0
+
+
+def test_rekognition_may_overrule_the_local_candidate(aws: Moto, screening: LocalDetector) -> None:
+    aws.rekognition.labels = []  # Rekognition sees nobody: nothing to alert on
+    detection = cascade(screening, ["person"]).detect(eval_snapshot("skimage_camera.jpg"))
+    assert (detection.labels, detection.cloud_calls) == ((), 1)
+
+
+def test_only_watched_labels_are_candidates(aws: Moto, screening: LocalDetector) -> None:
+    detector = cascade(screening, ["Vehicle"])
+    person_only = detector.detect(eval_snapshot("opencv_basketball1.jpg"))
+    assert aws.rekognition.calls == 0
+    assert {lb.name for lb in person_only.labels} == {"Person"}  # kept, but cannot alert
+    aws.rekognition.labels = [label("Car", 97.0, parents=("Vehicle", "Transportation"))]
+    assert detector.detect(eval_snapshot("darknet_dog.jpg")).cloud_calls == 1
+    assert aws.rekognition.calls == 1
+
+
+def test_new_labels_mode_asks_for_what_is_not_listed(aws: Moto, screening: LocalDetector) -> None:
+    detector = cascade(screening, ["Person", "Human"], new_labels_only=True)
+    assert detector.detect(eval_snapshot("opencv_basketball1.jpg")).cloud_calls == 0
+    aws.rekognition.labels = [DOG]
+    assert detector.detect(eval_snapshot("darknet_dog.jpg")).cloud_calls == 1
+    assert aws.rekognition.calls == 1
+
+
+def test_labels_unknown_locally_always_go_to_the_cloud(
+    aws: Moto, screening: LocalDetector, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        detector = cascade(screening, ["Person", "Package"])
+    assert "Package" in caplog.text
+    detector.detect(eval_snapshot("opencv_tree_f0000.jpg"))
+    assert aws.rekognition.calls == 1
+
+
+def test_rekognition_errors_reach_the_caller(
+    aws: Moto, screening: LocalDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(DetectorError) as error:
+        cascade(screening, ["Person"]).detect(eval_snapshot("skimage_camera.jpg"))
+    assert error.value.transient
+
+
+def test_built_from_the_config(aws: Moto) -> None:
+    config = AppConfig.model_validate(
+        {"detector": {"type": "cascade", "threads": 1}, "aws_region": REGION, "labels": ["Person"]}
+    )
+    detector = build_detector(config)
+    assert isinstance(detector, CascadeDetector)
+    aws.rekognition.labels = [PERSON]
+    assert detector.detect(eval_snapshot("opencv_tree_f0000.jpg")).cloud_calls == 0
+    assert detector.detect(eval_snapshot("skimage_camera.jpg")).cloud_calls == 1
+    detector.close()
