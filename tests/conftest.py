@@ -4,5 +4,8 @@ pytest_plugins = [
     "tests.support.aws",
     "tests.support.ftp",
     "tests.support.smtp",
+    "tests.support.mqtt",
+    "tests.support.webhook",
     "tests.support.service",
+    "tests.support.web",
 ]

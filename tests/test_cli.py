@@ -123,6 +123,7 @@ def test_original_config_and_log_config_work_unchanged(
     config = yaml.safe_load((SEED / "config.original-format.yaml").read_text())
     config["ftp_server"]["port"] = 0
     config["ftp_server"]["root_dir"] = str(tmp_path / "ftp")
+    config["web"] = {"port": 0}  # the dashboard's default 8080 may be taken on this machine
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     shutil.copy(SEED / "log_config.original-format.yaml", tmp_path / "log_config.yaml")
     aws.rekognition.labels = [PERSON]

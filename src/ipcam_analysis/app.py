@@ -14,13 +14,20 @@ from ipcam_analysis.database import Database
 from ipcam_analysis.detect import build_detector
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.ftp import FtpIngest, remove_uploaded_file
+from ipcam_analysis.memory import Memory
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.models import Upload
-from ipcam_analysis.notify import build_email_notifier, build_notifiers
+from ipcam_analysis.notify import (
+    Notifier,
+    build_email_notifier,
+    build_mqtt_notifier,
+    build_notifiers,
+)
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import EventStore
+from ipcam_analysis.web import DashboardContext, WebServer, create_app
 from ipcam_analysis.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -38,25 +45,60 @@ class Service:
         self.store = EventStore(self.database, config.data_dir, config.history)
         self.metrics = Metrics(self.queue.depth)
         email = build_email_notifier(config)
+        # One MQTT connection for the whole service, shared by every camera's notifier list.
+        self.mqtt = build_mqtt_notifier(config)
         hostname = socket.gethostname()
         errors = ErrorReporter(
             self.database,
             (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
+            email.send_notice if email else None,
         )
+        self._notifiers = {
+            camera: self._build_notifiers(camera) for camera in config.ftp_server.users
+        }
         self.pipeline = Pipeline(
             config,
             self.queue,
             self.store,
+            Memory.open(self.database, config.budget),
             self.metrics,
-            build_notifiers(config),
+            self._notifiers_for,
             errors,
             self._remove_upload if config.ftp_server.remove_files else None,
         )
         self.workers = WorkerPool(
-            config.workers, self.queue, self.pipeline, lambda: build_detector(config)
+            config.workers,
+            self.queue,
+            self.pipeline,
+            lambda kind: build_detector(config, kind),
+            [config.camera(camera).detector for camera in config.ftp_server.users]
+            or [config.detector.type],
         )
         self.ftp = FtpIngest(config.ftp_server, self._accept_upload)
+        self.web: WebServer | None = None
+        if config.web.enabled:
+            dashboard = DashboardContext(
+                config, self.store, self.queue, self.metrics, self._ftp_address
+            )
+            self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
         self._stopped = threading.Event()
+
+    def _build_notifiers(self, camera: str) -> list[Notifier]:
+        """A camera's own recipients and notifier URLs, when it has them, replace the global ones."""
+        settings = self.config.camera(camera)
+        config = self.config
+        if settings.recipients is not None:
+            email = config.email.model_copy(update={"recipients": list(settings.recipients)})
+            config = config.model_copy(update={"email": email})
+        if settings.notify is not None:
+            config = config.model_copy(update={"notify": list(settings.notify)})
+        return build_notifiers(config, self.mqtt)
+
+    def _notifiers_for(self, camera: str) -> list[Notifier]:
+        # A camera removed from the config but still queued falls back to the global notifiers.
+        if camera not in self._notifiers:
+            self._notifiers[camera] = self._build_notifiers(camera)
+        return self._notifiers[camera]
 
     def _accept_upload(self, upload: Upload) -> None:
         """The FTP hook's whole job: one durable row, then back to serving cameras."""
@@ -66,27 +108,39 @@ class Service:
     def _remove_upload(self, upload: Upload) -> None:
         remove_uploaded_file(upload.path, self.config.ftp_server.root_dir / upload.camera)
 
+    def _ftp_address(self) -> tuple[str, int] | None:
+        try:
+            return self.ftp.address
+        except RuntimeError:  # not started
+            return None
+
     def start(self) -> None:
         self.queue.recover()
         self._enqueue_leftovers()
+        if self.mqtt is not None:
+            self.mqtt.start()
         self.workers.start()
-        settings = self.config.ftp_server
         try:
             self.ftp.start()
         except UserError:
             self.workers.stop()
             raise
-        host, port = self.ftp.address
-        log.info(
-            "FTP server listening on %s:%d for %d camera(s); %d worker(s), detector %s",
-            host,
-            port,
-            len(settings.users),
-            self.config.workers,
-            self.config.detector.type,
-        )
+        log.info("Ready: %d worker(s), detector %s", self.config.workers, self.config.detector.type)
         if self.config.time_window:
             log.info("Time window: %s", describe_time_windows(self.config.time_window))
+        if self.web is not None:
+            self._start_dashboard(self.web)
+
+    def _start_dashboard(self, web: WebServer) -> None:
+        try:
+            web.start()
+        except UserError:
+            self.ftp.stop()
+            self.workers.stop()
+            raise
+        log.info("Dashboard: %s", web.url)
+        # Printed too: whatever the log settings, the link is what a person starting it looks for.
+        print(f"Dashboard: {web.url}", flush=True)
 
     def _enqueue_leftovers(self) -> None:
         """Queue files left in the upload folders: pyftpdlib answers 226 just before our hook, so
@@ -115,8 +169,12 @@ class Service:
             return
         self._stopped.set()
         log.info("Stopping: no new uploads; finishing the images in progress")
+        if self.web is not None:
+            self.web.stop()
         self.ftp.stop()
         self.workers.stop()
+        if self.mqtt is not None:
+            self.mqtt.close()
         self.database.close()
         log.info("Stopped")
 

@@ -27,9 +27,14 @@ License: GNU GPLv3 or later."""
 
 def _subcommands() -> dict[str, ModuleType]:
     """Every sub-command, by name; each module has add_arguments(parser) and run(args, config)."""
-    from ipcam_analysis.commands import detect, evaluate
+    from ipcam_analysis.commands import detect, evaluate, hash_password, zones
 
-    return {"detect": detect, "evaluate": evaluate}
+    return {
+        "detect": detect,
+        "evaluate": evaluate,
+        "hash-password": hash_password,
+        "zones": zones,
+    }
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -112,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    command = _subcommands()[args.command] if args.command else None
+    if command is not None and not getattr(command, "NEEDS_CONFIG", True):
+        return int(command.run(args, None))  # e.g. hash-password, which helps write the config
     config_path = Path(args.config)
     config = _load_for(args, config_path)
     if args.check_config:
@@ -123,8 +131,8 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(config, console=args.enable_console_log, level=args.log_level)
     log.info("Loading configuration from %s", config_path.resolve())
-    if args.command:
-        return int(_subcommands()[args.command].run(args, config))
+    if command is not None:
+        return int(command.run(args, config))
     if args.test_aws:
         from ipcam_analysis.commands import test_aws
 

@@ -24,6 +24,8 @@ from pydantic import (
 
 from ipcam_analysis.detect import DetectorConfig, RekognitionDetectorConfig
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
+from ipcam_analysis.notify.mqtt import MqttConfig
 
 __all__ = ["AppConfig", "ConfigError", "load_config"]
 
@@ -232,7 +234,8 @@ class FiltersConfig(StrictModel):
     zones: list[Zone] = Field(default_factory=list)  # ignore zones, relative coordinates
     # None: an object is in a zone when its box centre is; a number: when this share of its box is.
     zone_min_overlap_percent: float | None = Field(None, gt=0, le=100)
-    duplicate_hash_distance: int = Field(0, ge=0, le=64)
+    # Bits of the 256-bit perceptual hash that may differ for a frame to count as a repeat.
+    duplicate_hash_distance: int = Field(0, ge=0, le=256)
     stationary: StationaryConfig = Field(default_factory=StationaryConfig)
     cooldown_seconds: float = Field(0, ge=0)
 
@@ -267,7 +270,7 @@ class CameraConfig(StrictModel):
     detector: DetectorKind | None = None
     min_confidence_percent: float | None = Field(None, ge=0, le=100)
     recipients: list[str] | None = None
-    notify: list[str] | None = None
+    notify: list[AppriseUrl] | None = None
     filters: FiltersConfig | None = None
     budget: CallLimits | None = None
 
@@ -348,6 +351,8 @@ class AppConfig(StrictModel):
     workers: int = Field(8, ge=1, le=128)
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
+    notify: list[AppriseUrl] = Field(default_factory=list)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
     rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
@@ -403,11 +408,28 @@ class AppConfig(StrictModel):
             found.append(self.email.smtp.password.get_secret_value())
         if self.web.password_hash:
             found.append(self.web.password_hash.get_secret_value())
+        if self.mqtt.password:
+            found.append(self.mqtt.password.get_secret_value())
+        camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
+        for url in [*self.notify, *camera_urls]:
+            found += secrets_in_url(url)
         return found
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
-        return _masked(self.model_dump(mode="python"))
+        dumped = _masked(self.model_dump(mode="python"))
+        dumped["notify"] = [_masked_url(url) for url in self.notify]
+        for name, camera in self.cameras.items():
+            if camera.notify is not None:
+                dumped["cameras"][name]["notify"] = [_masked_url(url) for url in camera.notify]
+        return dumped
+
+
+def _masked_url(url: str) -> str:
+    """An Apprise URL with its tokens and passwords replaced by ****."""
+    for secret in sorted(secrets_in_url(url)[1:], key=len, reverse=True):
+        url = url.replace(secret, "****")
+    return url
 
 
 def _masked(value: Any) -> Any:

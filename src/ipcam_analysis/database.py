@@ -70,7 +70,7 @@ MIGRATIONS: list[str] = [
         triggered INTEGER NOT NULL
     );
     CREATE INDEX event_labels_name ON event_labels (name, event_id);
-    CREATE INDEX event_labels_event ON event_labels (event_id);
+    CREATE UNIQUE INDEX event_labels_event ON event_labels (event_id, name);
     CREATE TABLE cameras (
         name TEXT PRIMARY KEY,
         last_upload REAL,
@@ -78,6 +78,43 @@ MIGRATIONS: list[str] = [
         last_error TEXT,
         last_error_at REAL,
         last_snapshot_event INTEGER
+    );
+    """,
+    """
+    CREATE TABLE camera_frames (
+        camera TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE TABLE stationary_objects (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        label TEXT NOT NULL COLLATE NOCASE,
+        left REAL NOT NULL,
+        top REAL NOT NULL,
+        width REAL NOT NULL,
+        height REAL NOT NULL,
+        alerted_at REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX stationary_camera ON stationary_objects (camera, label);
+    CREATE TABLE cooldowns (
+        camera TEXT NOT NULL,
+        label TEXT NOT NULL COLLATE NOCASE,
+        last_alert REAL NOT NULL,
+        PRIMARY KEY (camera, label)
+    );
+    CREATE TABLE cloud_calls (
+        day TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        PRIMARY KEY (day, camera)
+    );
+    CREATE TABLE budget_notices (
+        period TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        level TEXT NOT NULL,
+        PRIMARY KEY (period, scope, level)
     );
     """,
 ]

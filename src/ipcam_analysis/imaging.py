@@ -59,16 +59,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+HASH_SIDE = 16  # a 256-bit hash: fine enough to see a small person on a wide surveillance view
+
+
 def perceptual_hash(image: Image.Image) -> int:
-    """A 64-bit difference hash: nearly identical frames differ in a few bits, whatever the
-    JPEG noise; a person walking in changes many."""
-    small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
-    pixels = list(small.getdata())
+    """A 256-bit difference hash: re-encoding a frame changes a few bits, a person walking into
+    a wide view changes fifteen or more."""
+    small = image.convert("L").resize((HASH_SIDE + 1, HASH_SIDE), Image.Resampling.BILINEAR)
+    pixels = small.tobytes()
     bits = 0
-    for row in range(8):
-        for column in range(8):
-            left, right = pixels[row * 9 + column], pixels[row * 9 + column + 1]
-            bits = (bits << 1) | (left > right)
+    for row in range(HASH_SIDE):
+        for column in range(HASH_SIDE):
+            index = row * (HASH_SIDE + 1) + column
+            bits = (bits << 1) | (pixels[index] > pixels[index + 1])
     return bits
 
 

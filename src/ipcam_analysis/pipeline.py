@@ -5,25 +5,38 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ipcam_analysis.annotate import draw_boxes, encode_jpeg
-from ipcam_analysis.config import AppConfig, describe_time_windows, in_time_windows
+from ipcam_analysis.config import (
+    AppConfig,
+    CameraSettings,
+    describe_time_windows,
+    in_time_windows,
+)
 from ipcam_analysis.detect import Detector, DetectorError
-from ipcam_analysis.imaging import CorruptImageError, NotAnImageError, decode_snapshot
+from ipcam_analysis.imaging import (
+    CorruptImageError,
+    NotAnImageError,
+    decode_snapshot,
+    perceptual_hash,
+)
+from ipcam_analysis.memory import Memory
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.models import Alert, Decision, Detection, NotifyOutcome, Snapshot, Upload
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
-from ipcam_analysis.rules import decide, describe_labels
+from ipcam_analysis.rules import decide, describe_labels, filter_labels
 from ipcam_analysis.store import EventRecord, EventStore
 
 log = logging.getLogger(__name__)
 
 # Outcomes recorded for each upload.
 ALERT, NO_MATCH, OUTSIDE_WINDOW = "alert", "no_match", "outside_window"
+DUPLICATE, SUPPRESSED, SKIPPED = "duplicate", "suppressed", "skipped"
 NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
+CLOUD_DETECTORS = frozenset({"rekognition", "cascade"})
 RETRY = "retry"  # not final: the item is back in the queue
 
 
@@ -32,11 +45,13 @@ class _Progress:
     """What one attempt has learned so far; it becomes the event when the upload is finished."""
 
     item: QueuedItem
+    camera: CameraSettings
     file_size: int | None = None
     snapshot: Snapshot | None = None
     detection: Detection | None = None
     decision: Decision | None = None
     notifications: list[NotifyOutcome] = field(default_factory=list)
+    filtered: list[str] = field(default_factory=list)  # why labels or objects were dropped
 
 
 class Pipeline:
@@ -47,23 +62,28 @@ class Pipeline:
         config: AppConfig,
         queue: UploadQueue,
         store: EventStore,
+        memory: Memory,
         metrics: Metrics,
-        notifiers: Sequence[Notifier],
+        notifiers_for: Callable[[str], Sequence[Notifier]],
         errors: ErrorReporter,
         remove_upload: Callable[[Upload], None] | None = None,
     ) -> None:
         self._config = config
         self._queue = queue
         self._store = store
+        self._memory = memory
         self._metrics = metrics
-        self._notifiers = notifiers
+        self._notifiers_for = notifiers_for
         self._errors = errors
         self._remove_upload = remove_upload
 
-    def process(self, item: QueuedItem, detector: Detector) -> str:
-        """Take the item to a final outcome, or back to the queue for a retry; returns which."""
+    def process(self, item: QueuedItem, detectors: Callable[[str], Detector]) -> str:
+        """Take the item to a final outcome, or back to the queue for a retry; returns which.
+
+        `detectors(kind)` gives this worker's detector of a kind."""
         upload = item.upload
-        progress = _Progress(item, detection=item.detection)
+        camera = self._config.camera(upload.camera)
+        progress = _Progress(item, camera, detection=item.detection)
         log.info("Processing image %s from %s", upload.original_name, upload.camera)
         try:
             data = upload.path.read_bytes()
@@ -89,25 +109,85 @@ class Pipeline:
         except OSError as exc:
             return self._failed(progress, f"cannot read the upload ({exc})", transient=True)
 
-        windows = self._config.time_window
+        windows = camera.time_windows
         if windows and not in_time_windows(windows, upload.received_at):
             log.info("Image ignored. Not in time window %s.", describe_time_windows(windows))
             return self._finish(progress, OUTSIDE_WINDOW)
 
         if progress.detection is None:
-            try:
-                progress.detection = detector.detect(progress.snapshot)
-            except DetectorError as exc:
-                return self._failed(progress, str(exc), transient=exc.transient)
-            self._detected(progress.item, progress.detection)
+            outcome = self._detect(progress, detectors)
+            if outcome is not None:
+                return outcome
+        return self._decide(progress)
 
-        progress.decision = decide(
-            progress.detection.labels, self._config.labels, self._config.new_labels_only
+    def _detect(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str | None:
+        """Run the camera's detector, unless the frame repeats the last one or the cloud budget
+        says otherwise; None when there is a detection to decide on."""
+        item, camera, snapshot = progress.item, progress.camera, progress.snapshot
+        assert snapshot is not None
+        now = time.time()
+        frame_hash = perceptual_hash(snapshot.image)
+        max_distance = camera.filters.duplicate_hash_distance
+        distance = self._memory.frames.distance_to_last(camera.name, frame_hash)
+        if max_distance and distance is not None and distance <= max_distance:
+            log.info(
+                "Same picture as the last one from %s (distance %d): not analysed",
+                camera.name,
+                distance,
+            )
+            return self._finish(
+                progress, DUPLICATE, f"same picture as the last one (distance {distance})"
+            )
+        kind = camera.detector
+        if kind in CLOUD_DETECTORS:
+            budget = self._memory.budget.check(camera.name, camera.budget, now)
+            for notice in budget.notices:
+                self._errors.notice(notice)
+            if not budget.allowed:
+                fallback = self._config.budget.on_exhausted
+                if fallback == "none":
+                    return self._finish(progress, SKIPPED, "cloud budget exhausted")
+                kind = fallback
+        try:
+            progress.detection = detectors(kind).detect(snapshot)
+        except DetectorError as exc:
+            return self._failed(progress, str(exc), transient=exc.transient)
+        self._memory.frames.remember(camera.name, frame_hash, now)
+        self._memory.budget.count(camera.name, progress.detection.cloud_calls, now)
+        self._detected(item, progress.detection)
+        return None
+
+    def _decide(self, progress: _Progress) -> str:
+        """Filters, then the rule, then the memories (stationary objects, cooldown)."""
+        camera, detection = progress.camera, progress.detection
+        assert detection is not None
+        labels, reasons = filter_labels(
+            detection.labels, camera.filters, camera.min_confidence_percent
         )
-        if not progress.decision.alert:
-            log.info("Nothing of interest from %s", upload.camera)
-            self._errors.clear(upload.camera)
-            return self._finish(progress, NO_MATCH)
+        progress.filtered.extend(reasons)
+        decision = decide(labels, camera.labels, camera.new_labels_only)
+        progress.decision = decision
+        if not decision.alert:
+            log.info("Nothing of interest from %s", camera.name)
+            self._errors.clear(camera.name)
+            return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
+        matched = decision.matched
+        now = time.time()
+        if camera.filters.stationary.enabled:
+            matched, reasons = self._memory.stationary.filter(
+                camera.name, matched, camera.filters.stationary, now
+            )
+            progress.filtered.extend(reasons)
+        if camera.filters.cooldown_seconds:
+            matched, reasons = self._memory.cooldowns.filter(
+                camera.name, matched, camera.filters.cooldown_seconds, now
+            )
+            progress.filtered.extend(reasons)
+        progress.decision = replace(decision, alert=bool(matched), matched=matched)
+        if not matched:
+            log.info("Alert for %s suppressed: %s", camera.name, "; ".join(progress.filtered))
+            self._errors.clear(camera.name)
+            return self._finish(progress, SUPPRESSED, "; ".join(progress.filtered))
         return self._notify(progress)
 
     def _detected(self, item: QueuedItem, detection: Detection) -> None:
@@ -148,7 +228,7 @@ class Pipeline:
         )
         retry_causes: list[str] = []
         failures: list[str] = []
-        for notifier in self._notifiers:
+        for notifier in self._notifiers_for(upload.camera):
             if notifier.name in item.notified:
                 progress.notifications.append(
                     NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
@@ -175,7 +255,11 @@ class Pipeline:
         else:
             self._errors.clear(upload.camera)
         self._metrics.alerts.labels(upload.camera).inc()
-        return self._finish(progress, ALERT, "; ".join(failures) or None)
+        now = time.time()
+        self._memory.cooldowns.remember(upload.camera, decision.matched, now)
+        self._memory.stationary.remember(upload.camera, decision.matched, now)
+        reasons = [*failures, *progress.filtered]
+        return self._finish(progress, ALERT, "; ".join(reasons) or None)
 
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
         """Record the event, close the queue item, and remove the upload if configured."""

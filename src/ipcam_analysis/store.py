@@ -59,17 +59,23 @@ class EventFilter:
     before_id: int | None = None  # paging: events older than this one
     limit: int = PAGE_SIZE
 
-    def where(self) -> tuple[str, list[Any]]:
-        clauses, params = [], []
+    def query(self) -> tuple[str, list[Any]]:
+        """The SELECT for these filters, newest first.
+
+        A label filter starts from that label's index, walked backwards: a page then costs the
+        same at any depth, for common and rare labels alike (IN (subquery) built the whole list).
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        source, order = "events e", "e.id"
+        if self.label:
+            source, order = "event_labels l JOIN events e ON e.id = l.event_id", "l.event_id"
+            clauses.append("l.name = ?")
+            params.append(self.label)
         for column, value in (("camera", self.camera), ("outcome", self.outcome)):
             if value:
                 clauses.append(f"e.{column} = ?")
                 params.append(value)
-        if self.label:
-            clauses.append(
-                "e.id IN (SELECT event_id FROM event_labels WHERE name = ? COLLATE NOCASE)"
-            )
-            params.append(self.label)
         if self.since is not None:
             clauses.append("e.received_at >= ?")
             params.append(self.since)
@@ -77,9 +83,11 @@ class EventFilter:
             clauses.append("e.received_at < ?")
             params.append(self.until)
         if self.before_id is not None:
-            clauses.append("e.id < ?")
+            clauses.append(f"{order} < ?")
             params.append(self.before_id)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        params.append(max(1, min(self.limit, MAX_PAGE_SIZE)))
+        return f"SELECT e.* FROM {source}{where} ORDER BY {order} DESC LIMIT ?", params
 
 
 @dataclass
@@ -144,8 +152,13 @@ class EventStore:
                     files[2] if files else 0,
                 ),
             )
+            # One row per label name (the label filter joins on it): a name a detector reports
+            # twice keeps its best confidence.
             conn.executemany(
-                "INSERT INTO event_labels (event_id, name, confidence, triggered) VALUES (?, ?, ?, ?)",
+                "INSERT INTO event_labels (event_id, name, confidence, triggered) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (event_id, name) DO UPDATE SET"
+                " confidence = MAX(confidence, excluded.confidence),"
+                " triggered = MAX(triggered, excluded.triggered)",
                 [
                     (record.item_id, label["name"], label["confidence"], label["name"] in triggered)
                     for label in labels
@@ -281,11 +294,8 @@ class EventStore:
 
     def events(self, filters: EventFilter) -> list[dict[str, Any]]:
         """Newest first; page with `before_id` = the last id of the previous page."""
-        where, params = filters.where()
-        rows = self._db.query(
-            f"SELECT e.* FROM events e{where} ORDER BY e.id DESC LIMIT ?",
-            (*params, max(1, min(filters.limit, MAX_PAGE_SIZE))),
-        )
+        sql, params = filters.query()
+        rows = self._db.query(sql, tuple(params))
         return [_event_dict(row) for row in rows]
 
     def event(self, event_id: int) -> dict[str, Any] | None:
@@ -316,11 +326,13 @@ class EventStore:
                 " LEFT JOIN events e ON e.id = c.last_snapshot_event"
             )
         }
+        # `+camera` keeps SQLite from grouping through the camera index, which would read the
+        # whole history instead of today's rows (70 ms instead of 1 ms at 100 000 events).
         today = {
             row["camera"]: (row["uploads"], row["alerts"])
             for row in self._db.query(
                 "SELECT camera, COUNT(*) AS uploads, SUM(outcome = 'alert') AS alerts"
-                " FROM events WHERE received_at >= ? GROUP BY camera",
+                " FROM events WHERE received_at >= ? GROUP BY +camera",
                 (midnight.timestamp(),),
             )
         }
@@ -334,7 +346,9 @@ class EventStore:
                     "name": name,
                     "configured": name in names,
                     "last_upload": local_iso(last_upload),
-                    "silent_seconds": None if last_upload is None else max(0, now - last_upload),
+                    "silent_seconds": None
+                    if last_upload is None
+                    else round(max(0, now - last_upload), 1),
                     "last_alert": local_iso(state.get("last_alert")),
                     "last_error": state.get("last_error"),
                     "last_error_at": local_iso(state.get("last_error_at")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.pipeline import Pipeline
@@ -25,18 +25,20 @@ class WorkerPool:
         size: int,
         queue: UploadQueue,
         pipeline: Pipeline,
-        make_detector: Callable[[], Detector],
+        make_detector: Callable[[str], Detector],
+        kinds: Iterable[str],
     ) -> None:
         self._size = size
         self._queue = queue
         self._pipeline = pipeline
         self._make_detector = make_detector
+        self._kinds = tuple(dict.fromkeys(kinds))
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Build every detector first, so a broken detector stops start-up with its message."""
-        detectors = [self._make_detector() for _ in range(self._size)]
+        """Build every configured detector first, so a broken one stops start-up with its message."""
+        detectors = [WorkerDetectors(self._make_detector, self._kinds) for _ in range(self._size)]
         for number, detector in enumerate(detectors):
             thread = threading.Thread(
                 target=self._run, args=(detector,), name=f"worker-{number + 1}", daemon=True
@@ -51,7 +53,7 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _run(self, detector: Detector) -> None:
+    def _run(self, detectors: WorkerDetectors) -> None:
         try:
             while not self._stopping.is_set():
                 item = self._queue.claim()
@@ -61,7 +63,7 @@ class WorkerPool:
                     self._queue.wait_for_work(max(wait, 0.01))
                     continue
                 try:
-                    self._pipeline.process(item, detector)
+                    self._pipeline.process(item, detectors.get)
                 except Exception:
                     # A bug must not lose the upload: it goes back for a later attempt.
                     log.exception("Unexpected error while processing upload %d", item.id)
@@ -70,4 +72,22 @@ class WorkerPool:
                     else:
                         self._queue.retry_later(item.id, "internal error (see the log)", 60)
         finally:
+            detectors.close()
+
+
+class WorkerDetectors:
+    """One worker's detectors by kind: the configured kinds built at once, others (a budget's
+    local fallback) when first needed."""
+
+    def __init__(self, make_detector: Callable[[str], Detector], kinds: Iterable[str]) -> None:
+        self._make_detector = make_detector
+        self._by_kind = {kind: make_detector(kind) for kind in kinds}
+
+    def get(self, kind: str) -> Detector:
+        if kind not in self._by_kind:
+            self._by_kind[kind] = self._make_detector(kind)
+        return self._by_kind[kind]
+
+    def close(self) -> None:
+        for detector in self._by_kind.values():
             detector.close()

@@ -124,19 +124,25 @@ class Moto:
         self.rekognition.reset()
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[Moto]:
-    """One moto server for the session, reachable over HTTP by this process and by subprocesses."""
-    patcher = pytest.MonkeyPatch()
-    patcher.setattr(RekognitionResponse, "detect_labels", _patched_detect_labels)
+def start_moto() -> tuple[ThreadedMotoServer, str]:
+    """A moto server on a free loopback port, DetectLabels answering from SCRIPT; and its URL."""
+    RekognitionResponse.detect_labels = _patched_detect_labels  # type: ignore[method-assign]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Moto]:
+    """One moto server for the session, reachable over HTTP by this process and by subprocesses."""
+    original = RekognitionResponse.detect_labels
+    server, endpoint = start_moto()
     try:
-        yield Moto(f"http://{host}:{port}", SCRIPT)
+        yield Moto(endpoint, SCRIPT)
     finally:
         server.stop()
-        patcher.undo()
+        RekognitionResponse.detect_labels = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

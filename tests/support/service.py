@@ -62,6 +62,7 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         },
         "rekognition": {"min_confidence_percent": 80, "max_labels": 10},
         "retry": {"first_delay_seconds": 0.2, "max_delay_seconds": 1},
+        "web": {"port": 0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -11,13 +11,15 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ipcam_analysis.config import EmailConfig
 from ipcam_analysis.models import Alert, NotifyOutcome
 from ipcam_analysis.notify.base import MailError
 from ipcam_analysis.notify.ses import SesTransport
 from ipcam_analysis.notify.smtp import SmtpTransport
+
+if TYPE_CHECKING:
+    from ipcam_analysis.config import EmailConfig
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +125,15 @@ def build_error_email(
 
 def build_test_email(settings: EmailConfig) -> EmailMessage:
     """A short message proving the sender, recipients and transport work."""
-    message = _new_message(settings, TEST_SUBJECT)
-    message.set_content(f"E-mail settings are ok (sent through {settings.transport}).\n")
+    return build_notice_email(
+        TEST_SUBJECT, f"E-mail settings are ok (sent through {settings.transport}).", settings
+    )
+
+
+def build_notice_email(subject: str, text: str, settings: EmailConfig) -> EmailMessage:
+    """A plain-text message from the service itself (tests, budget warnings)."""
+    message = _new_message(settings, subject)
+    message.set_content(text + "\n")
     return message
 
 
@@ -159,6 +168,9 @@ class EmailNotifier:
 
     def send_test(self) -> NotifyOutcome:
         return self._deliver(build_test_email(self._settings))
+
+    def send_notice(self, subject: str, text: str) -> NotifyOutcome:
+        return self._deliver(build_notice_email(subject, text, self._settings))
 
     def _deliver(self, message: EmailMessage) -> NotifyOutcome:
         recipients = list(self._settings.recipients)

@@ -12,14 +12,21 @@ from ipcam_analysis.models import NotifyOutcome
 log = logging.getLogger(__name__)
 
 SendError = Callable[[str, str], NotifyOutcome]  # (camera, cause) -> outcome
+SendNotice = Callable[[str, str], NotifyOutcome]  # (subject, text) -> outcome
 
 
 class ErrorReporter:
     """Remembers (in the database, across restarts) which cameras already had their error e-mail."""
 
-    def __init__(self, database: Database, send_error: SendError | None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        send_error: SendError | None,
+        send_notice: SendNotice | None = None,
+    ) -> None:
         self._db = database
         self._send_error = send_error
+        self._send_notice = send_notice
 
     def report(self, camera: str, cause: str) -> None:
         if self._send_error is None:
@@ -43,3 +50,11 @@ class ErrorReporter:
     def clear(self, camera: str) -> None:
         """A success ends the camera's failure streak: the next failure is news again."""
         self._db.execute("DELETE FROM camera_error_streaks WHERE camera = ?", (camera,))
+
+    def notice(self, text: str) -> None:
+        """Something the owner should know once (a cloud budget running out): log and e-mail."""
+        log.warning("%s", text)
+        if self._send_notice is not None:
+            outcome = self._send_notice("ipcam-analysis: " + text.split(":")[0], text)
+            if not outcome.ok:
+                log.error("Notice e-mail could not be sent: %s", outcome.detail)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
-from ipcam_analysis.config import SmtpConfig
 from ipcam_analysis.masking import MASK
 from ipcam_analysis.notify.base import MailError
+
+if TYPE_CHECKING:
+    from ipcam_analysis.config import SmtpConfig
 
 
 class SmtpTransport:

@@ -1,0 +1,78 @@
+"""Draw a camera's ignore zones over its latest snapshot, to see what the config covers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ipcam_analysis.app import DATABASE_FILE
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.database import Database
+from ipcam_analysis.imaging import to_rgb
+from ipcam_analysis.store import EventStore
+
+ZONE_FILL = (255, 40, 40, 90)
+ZONE_EDGE = (255, 40, 40, 255)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("camera", help="the camera (FTP user) whose zones to draw")
+    parser.add_argument(
+        "--image", type=Path, help="draw over this picture instead of the camera's latest snapshot"
+    )
+    parser.add_argument(
+        "--output", type=Path, help="where to write the picture (default: zones-CAMERA.jpg)"
+    )
+
+
+def run(args: argparse.Namespace, config: AppConfig) -> int:
+    if args.camera not in config.ftp_server.users:
+        print(f"There is no camera {args.camera!r} in ftp_server.users", file=sys.stderr)
+        return 1
+    source = args.image or _latest_snapshot(config, args.camera)
+    if source is None:
+        print(
+            f"No snapshot of {args.camera} yet: upload one, or pass --image PICTURE",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        picture = to_rgb(Image.open(source))
+    except OSError as exc:
+        print(f"Cannot read {source}: {exc}", file=sys.stderr)
+        return 1
+    zones = config.camera(args.camera).filters.zones
+    output = args.output or Path(f"zones-{args.camera}.jpg")
+    draw_zones(picture, zones).save(output, "JPEG", quality=90)
+    print(f"{len(zones)} zone(s) of {args.camera} drawn over {source} into {output}")
+    return 0
+
+
+def draw_zones(picture: Image.Image, zones: list[list[tuple[float, float]]]) -> Image.Image:
+    """The picture with each zone shaded and numbered as in the config (zone 1 is the first)."""
+    width, height = picture.size
+    overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    font = ImageFont.load_default(size=max(12, min(picture.size) // 25))
+    for number, zone in enumerate(zones, start=1):
+        points = [(x * width, y * height) for x, y in zone]
+        draw.polygon(points, fill=ZONE_FILL, outline=ZONE_EDGE, width=max(2, width // 400))
+        draw.text(points[0], f" zone {number}", fill=ZONE_EDGE, font=font)
+    return Image.alpha_composite(picture.convert("RGBA"), overlay).convert("RGB")
+
+
+def _latest_snapshot(config: AppConfig, camera: str) -> Path | None:
+    database_path = config.data_dir / DATABASE_FILE
+    if not database_path.exists():
+        return None
+    database = Database(database_path)
+    try:
+        store = EventStore(database, config.data_dir, config.history)
+        state = next((c for c in store.cameras([camera]) if c["name"] == camera), None)
+        event = state and state["last_snapshot_event"]
+        return store.snapshot_file(event) if event else None
+    finally:
+        database.close()

@@ -1,0 +1,90 @@
+"""What the dashboard needs from the running service, and the health report built from it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from starlette.requests import Request
+
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.metrics import Metrics
+from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.store import EventFilter, EventStore, local_iso
+from ipcam_analysis.web.summaries import camera_states, usage_summary
+
+PROBE_TIMEOUT_SECONDS = 1.0
+# A wildcard listener is reached through loopback.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+@dataclass(frozen=True)
+class DashboardContext:
+    """The narrow view of the service the routes use; tests and the bench build it directly."""
+
+    config: AppConfig
+    store: EventStore
+    queue: UploadQueue
+    metrics: Metrics
+    # The FTP listener's address, or None when it is not started.
+    ftp_address: Callable[[], tuple[str, int] | None]
+
+    def events_page(self, filters: EventFilter) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of events and the `before_id` of the next (older) page, or None."""
+        # One more than asked tells whether an older page exists, without counting.
+        events = self.store.events(replace(filters, limit=filters.limit + 1))
+        if len(events) <= filters.limit:
+            return events, None
+        events = events[: filters.limit]
+        return events, events[-1]["id"]
+
+    def cameras(self) -> list[dict[str, Any]]:
+        """Every configured camera (and any seen before), with `silent` set."""
+        return camera_states(self.store.cameras(list(self.config.ftp_server.users)))
+
+    def usage(self, days: int) -> dict[str, Any]:
+        price = self.config.rekognition.price_per_1000_images
+        return usage_summary(self.store.usage(days), days, date.today(), price)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, report): healthy means the cameras can upload."""
+        address = self.ftp_address()
+        ftp_up = address is not None and _accepts_connections(address)
+        last_success = self.metrics.last_detector_success
+        oldest = self.queue.oldest_pending_age()
+        report = {
+            "status": "ok" if ftp_up else "ftp_down",
+            "ftp": {"up": ftp_up, "address": f"{address[0]}:{address[1]}" if address else None},
+            "queue": {
+                "depth": self.queue.depth(),
+                "oldest_pending_age_seconds": None if oldest is None else round(oldest, 1),
+            },
+            "detector": {
+                "last_success": local_iso(last_success),
+                "seconds_since_last_success": (
+                    None if last_success is None else round(time.time() - last_success, 1)
+                ),
+            },
+        }
+        return ftp_up, report
+
+
+def context_of(request: Request) -> DashboardContext:
+    """The context create_app() attached to the app."""
+    return request.app.state.context
+
+
+def _accepts_connections(address: tuple[str, int]) -> bool:
+    """Whether the listener answers: a connection is the one proof that cameras can upload."""
+    host, port = address
+    try:
+        with socket.create_connection(
+            (_WILDCARDS.get(host, host), port), timeout=PROBE_TIMEOUT_SECONDS
+        ):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,157 @@
+"""The HTML pages (events, one event, cameras, usage, config) and the snapshot files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from ipcam_analysis.web.context import context_of
+from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
+from ipcam_analysis.web.summaries import (
+    SILENT_AFTER_SECONDS,
+    bar_chart,
+    describe_duration,
+)
+
+# Each label's boxes get one of these colours (classes in style.css), in label order.
+BOX_COLOURS = 8
+
+
+def _clock(iso: str | None) -> str:
+    """A time from the store as the pages show it: local, to the second, no offset."""
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S") if iso else ""
+
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["clock"] = _clock
+templates.env.filters["duration"] = describe_duration
+templates.env.globals["OUTCOMES"] = OUTCOMES
+
+
+def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
+    return templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def events_page(request: Request) -> Response:
+    context = context_of(request)
+    params = request.query_params
+    try:
+        filters = event_filter(params)
+    except BadRequest as exc:
+        return _bad_request(request, exc)
+    events, next_before_id = context.events_page(filters)
+    # Links keep the filters; empty form fields are left out of them.
+    kept = {k: v for k, v in params.items() if v and k != "before_id"}
+    return render(
+        request,
+        "events.html",
+        section="Events",
+        title="Events",
+        events=events,
+        filters=params,
+        filtered=any(v for k, v in params.items() if k not in ("before_id", "limit")),
+        newest=_query(kept) if filters.before_id is not None else None,
+        older=_query({**kept, "before_id": next_before_id}) if next_before_id else None,
+        cameras=[camera["name"] for camera in context.cameras()],
+        labels=context.config.labels,
+    )
+
+
+def event_page(request: Request) -> Response:
+    event = context_of(request).store.event(request.path_params["event_id"])
+    if event is None:
+        raise HTTPException(404, "No such event: it may have been removed by retention.")
+    located = [label for label in event["labels"] if label["instances"]]
+    layers = [
+        {**label, "colour": index % BOX_COLOURS, "triggered": label["name"] in event["triggered"]}
+        for index, label in enumerate(located)
+    ]
+    return render(
+        request,
+        "event.html",
+        section="Events",
+        title=f"Event {event['id']}",
+        event=event,
+        layers=layers,
+    )
+
+
+def cameras_page(request: Request) -> Response:
+    return render(
+        request,
+        "cameras.html",
+        section="Cameras",
+        title="Cameras",
+        cameras=context_of(request).cameras(),
+        silent_after=describe_duration(SILENT_AFTER_SECONDS),
+    )
+
+
+def usage_page(request: Request) -> Response:
+    try:
+        days = days_parameter(request.query_params)
+    except BadRequest as exc:
+        return _bad_request(request, exc)
+    usage = context_of(request).usage(days)
+    charts = {
+        key: bar_chart([(day["day"], day[key]) for day in usage["days"]])
+        for key in ("cloud_calls", "alerts")
+    }
+    return render(
+        request, "usage.html", section="Usage", title="Usage", usage=usage, charts=charts, days=days
+    )
+
+
+def config_page(request: Request) -> Response:
+    dump = yaml.safe_dump(
+        context_of(request).config.masked_dump(), sort_keys=False, allow_unicode=True
+    )
+    return render(request, "config.html", section="Config", title="Configuration", dump=dump)
+
+
+def snapshot(request: Request) -> Response:
+    return _picture(request, thumbnail=False)
+
+
+def thumbnail(request: Request) -> Response:
+    return _picture(request, thumbnail=True)
+
+
+def _picture(request: Request, *, thumbnail: bool) -> Response:
+    # The route only matches a number: the file is looked up by event id, never by a path.
+    path = context_of(request).store.snapshot_file(
+        request.path_params["event_id"], thumbnail=thumbnail
+    )
+    if path is None:
+        raise HTTPException(404, "No picture for this event.")
+    return FileResponse(
+        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+def _bad_request(request: Request, problem: BadRequest) -> Response:
+    return render(request, "error.html", 400, title="Bad request", message=str(problem))
+
+
+def _query(params: dict[str, Any]) -> str:
+    return "?" + urlencode(params) if params else "/"
+
+
+routes = [
+    Route("/", events_page, name="events"),
+    Route("/events/{event_id:int}", event_page, name="event"),
+    Route("/cameras", cameras_page, name="cameras"),
+    Route("/usage", usage_page, name="usage"),
+    Route("/config", config_page, name="config"),
+    Route("/snapshots/{event_id:int}.jpg", snapshot, name="snapshot"),
+    Route("/snapshots/{event_id:int}_thumb.jpg", thumbnail, name="thumbnail"),
+]

@@ -1,0 +1,84 @@
+"""Figures computed from the store for both the pages and the API: usage, cost, camera silence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+# A camera that has not uploaded for a day is shown as silent: cameras set to upload on motion
+# see some every day (light changes, insects), so a quiet day usually means a broken camera.
+SILENT_AFTER_SECONDS = 24 * 3600
+COUNTS = ("uploads", "alerts", "cloud_calls")
+
+
+def camera_states(cameras: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The store's camera entries with `silent`: no upload yet, or none for SILENT_AFTER_SECONDS."""
+    return [
+        {
+            **camera,
+            "silent": camera["silent_seconds"] is None
+            or camera["silent_seconds"] >= SILENT_AFTER_SECONDS,
+        }
+        for camera in cameras
+    ]
+
+
+def usage_summary(
+    rows: Sequence[Mapping[str, Any]], days: int, today: date, price_per_1000: float
+) -> dict[str, Any]:
+    """Per day (every day of the period, oldest first), per camera, and in total, with cost."""
+    by_day = {(today - timedelta(days=offset)).isoformat(): _zero() for offset in range(days)}
+    by_camera: dict[str, dict[str, int]] = {}
+    total = _zero()
+    for row in rows:
+        for bucket in (
+            by_day.setdefault(row["day"], _zero()),
+            by_camera.setdefault(row["camera"], _zero()),
+            total,
+        ):
+            for key in COUNTS:
+                bucket[key] += row[key] or 0
+
+    def with_cost(counts: dict[str, int], **extra: str) -> dict[str, Any]:
+        return {**extra, **counts, "cost": round(counts["cloud_calls"] * price_per_1000 / 1000, 4)}
+
+    return {
+        "days": [with_cost(by_day[day], day=day) for day in sorted(by_day)],
+        "cameras": [with_cost(by_camera[name], camera=name) for name in sorted(by_camera)],
+        "total": with_cost(total),
+        "price_per_1000_images": price_per_1000,
+    }
+
+
+def bar_chart(values: Sequence[tuple[str, float]], height: float = 100) -> dict[str, Any]:
+    """Bars for an inline SVG `viewBox="0 0 len(values) height"`: one unit wide per value."""
+    peak = max((value for _, value in values), default=0)
+    bars = []
+    for index, (label, value) in enumerate(values):
+        bar_height = value / peak * height if peak else 0
+        bars.append(
+            {
+                "x": index + 0.1,
+                "y": height - bar_height,
+                "width": 0.8,
+                "height": bar_height,
+                "label": label,
+                "value": value,
+            }
+        )
+    return {"bars": bars, "peak": peak, "width": len(values), "height": height}
+
+
+def describe_duration(seconds: float) -> str:
+    """`45 seconds`, `12 minutes`, `5 hours`, `3 days`: the largest unit that fits, rounded down."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    count = int(seconds)
+    return f"{count} second{'' if count == 1 else 's'}"
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(COUNTS, 0)

@@ -1,0 +1,156 @@
+"""Events made directly (no FTP, no moto), a dashboard served over them, and raw HTTP helpers."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.database import Database
+from ipcam_analysis.metrics import Metrics
+from ipcam_analysis.models import (
+    Box,
+    Decision,
+    Detection,
+    Instance,
+    Label,
+    MatchedLabel,
+    NotifyOutcome,
+    Snapshot,
+    Upload,
+)
+from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.store import EventRecord, EventStore
+from ipcam_analysis.web import DashboardContext, WebServer, create_app
+from tests.support.service import DATA
+
+PERSON_BOX = Box(0.25, 0.2, 0.2, 0.6)
+
+
+def snapshot_of(name: str = "darknet_person.jpg") -> Snapshot:
+    data = (DATA / name).read_bytes()
+    return Snapshot(data, "JPEG", Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def person(confidence: float = 97.0, box: Box = PERSON_BOX) -> Label:
+    return Label("Person", confidence, aliases=("Human",), instances=(Instance(box, confidence),))
+
+
+def event_record(
+    item_id: int,
+    *,
+    camera: str = "cam01",
+    received_at: datetime | None = None,
+    outcome: str = "alert",
+    labels: Sequence[Label] = (),
+    triggered: Sequence[str] = (),
+    snapshot: Snapshot | None = None,
+    notifications: Sequence[NotifyOutcome] = (),
+    reason: str | None = None,
+    cloud_calls: int = 1,
+) -> EventRecord:
+    """An event as the pipeline would record it; a detection only when labels are given."""
+    received = received_at or datetime.now().astimezone()
+    detection = (
+        Detection("rekognition", tuple(labels), 123.4, cloud_calls)
+        if labels or cloud_calls
+        else None
+    )
+    matched = tuple(MatchedLabel(label, label.name) for label in labels if label.name in triggered)
+    return EventRecord(
+        item_id=item_id,
+        upload=Upload(
+            camera,
+            Path(f"/ftp/{camera}/{item_id}.jpg"),
+            received,
+            "192.0.2.7",
+            f"2026/{item_id}.jpg",
+        ),
+        outcome=outcome,
+        reason=reason,
+        file_size=len(snapshot.data) if snapshot else 12,
+        snapshot=snapshot,
+        detection=detection,
+        decision=Decision(bool(matched), matched) if detection else None,
+        notifications=tuple(notifications),
+    )
+
+
+@dataclass
+class Dashboard:
+    """A dashboard over a store, served by a real uvicorn on a loopback port."""
+
+    store: EventStore
+    queue: UploadQueue
+    server: WebServer
+    client: httpx.Client
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address
+
+
+@pytest.fixture
+def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
+    """`start(config_overrides, ftp_address=...)` → a Dashboard over an empty store in tmp_path."""
+    started: list[tuple[WebServer, httpx.Client, Database]] = []
+
+    def start(
+        ftp_address: Callable[[], tuple[str, int] | None] = lambda: None, **overrides: Any
+    ) -> Dashboard:
+        config = AppConfig.model_validate(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "ftp_server": {"users": {"cam01": "pw-cam01", "cam02": "pw-cam02"}},
+                "detector": {"type": "local"},
+                "web": {"port": 0},
+                **overrides,
+            }
+        )
+        database = Database(config.data_dir / "ipcam_analysis.db")
+        queue = UploadQueue(database)
+        store = EventStore(database, config.data_dir, config.history)
+        context = DashboardContext(config, store, queue, Metrics(queue.depth), ftp_address)
+        server = WebServer(create_app(context), "127.0.0.1", 0)
+        server.start()
+        client = httpx.Client(base_url=server.url.rstrip("/"), timeout=30)
+        started.append((server, client, database))
+        return Dashboard(store, queue, server, client)
+
+    yield start
+    for server, client, database in started:
+        client.close()
+        server.stop()
+        database.close()
+
+
+def raw_get(
+    address: tuple[str, int], raw_path: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """GET with the path sent byte for byte: httpx would normalise `..` away before sending."""
+    connection = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        connection.request("GET", raw_path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now().astimezone() - timedelta(days=days)

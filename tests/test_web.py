@@ -1,0 +1,289 @@
+"""The dashboard over real HTTP (uvicorn on a loopback port): pages, API, health, login, files."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.models import Label, NotifyOutcome, Upload
+from ipcam_analysis.store import EventFilter
+from ipcam_analysis.web import WebServer, WebServerError
+from ipcam_analysis.web.app import SECURITY_HEADERS
+from ipcam_analysis.web.auth import PasswordHash, hash_password
+from tests.support.aws import Moto, label
+from tests.support.service import DATA, upload
+from tests.support.web import (
+    Dashboard,
+    basic_auth,
+    days_ago,
+    event_record,
+    person,
+    raw_get,
+    snapshot_of,
+)
+
+PASSWORD = "correct horse battery staple"
+PASSWORD_HASH = hash_password(PASSWORD)
+
+
+def with_events(dashboard: Dashboard) -> Dashboard:
+    """Three events: an old one from cam02, an alert with a picture, an error without one."""
+    store = dashboard.store
+    store.record(event_record(1, camera="cam02", received_at=days_ago(2), outcome="no_match"))
+    store.record(
+        event_record(
+            2,
+            labels=[person(), Label("Tree", 88.5)],
+            triggered=["Person"],
+            snapshot=snapshot_of(),
+            notifications=[NotifyOutcome("email", True, "sent to owner@example.com")],
+        )
+    )
+    store.record(event_record(3, outcome="error", reason="Rekognition: throttled", cloud_calls=0))
+    return dashboard
+
+
+def test_pages_render_with_security_headers(served_store) -> None:
+    dashboard = with_events(served_store())
+    for path in (
+        "/",
+        "/events/2",
+        "/events/3",
+        "/cameras",
+        "/usage",
+        "/config",
+        "/static/style.css",
+    ):
+        response = dashboard.client.get(path)
+        assert response.status_code == 200, path
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value
+    events_page = dashboard.client.get("/").text
+    assert 'src="/snapshots/2_thumb.jpg"' in events_page
+    assert events_page.index("/events/3") < events_page.index("/events/2")  # newest first
+    event_page = dashboard.client.get("/events/2").text
+    assert "2026/2.jpg" in event_page and "sent to owner@example.com" in event_page
+    assert event_page.count("<rect") == 1  # Person has a box; Tree is image-level
+    assert 'x="25.00%"' in event_page and 'height="60.00%"' in event_page
+
+
+def test_events_page_filters_and_pages(served_store) -> None:
+    dashboard = served_store()
+    for number in range(1, 61):
+        dashboard.store.record(event_record(number, camera="cam01" if number % 2 else "cam02"))
+    first = dashboard.client.get("/", params={"camera": "cam02", "label": "", "limit": "10"}).text
+    assert "/events/60" in first and "/events/42" in first and "/events/59" not in first
+    assert "/events/40" not in first
+    # The link to the older page keeps the filters and leaves out the empty fields.
+    assert 'href="?camera=cam02&amp;limit=10&amp;before_id=42"' in first
+    page = dashboard.client.get("/", params={"camera": "cam02", "before_id": "12"}).text
+    assert "/events/10" in page and "/events/12" not in page
+    assert 'href="?camera=cam02">« Newest' in page
+    assert dashboard.client.get("/", params={"outcome": "nonsense"}).status_code == 400
+    assert dashboard.client.get("/", params={"since": "yesterday"}).status_code == 400
+    assert "No events match" in dashboard.client.get("/", params={"label": "Unicorn"}).text
+
+
+def test_api_returns_what_the_store_holds(served_store) -> None:
+    dashboard = with_events(served_store())
+    body = dashboard.client.get("/api/events").json()
+    stored = dashboard.store.events(EventFilter())
+    assert [e["id"] for e in body["events"]] == [e["id"] for e in stored] == [3, 2, 1]
+    for served, held in zip(body["events"], stored, strict=True):
+        assert {k: served[k] for k in held} == held
+    assert body["next_before_id"] is None
+    alert = dashboard.client.get("/api/events/2").json()
+    assert alert["snapshot_url"] == "/snapshots/2.jpg" and alert["url"] == "/events/2"
+    assert alert["labels"][0]["instances"][0]["box"]["left"] == 0.25
+    picture = dashboard.client.get(alert["snapshot_url"])
+    assert picture.headers["content-type"] == "image/jpeg"
+    assert picture.content == (DATA / "darknet_person.jpg").read_bytes()
+    assert dashboard.client.get(alert["thumbnail_url"]).content[:2] == b"\xff\xd8"
+    assert dashboard.client.get("/api/events/3").json()["snapshot_url"] is None
+    missing = dashboard.client.get("/api/events/99")
+    assert missing.status_code == 404 and missing.json() == {"error": "no such event"}
+    assert dashboard.client.get("/api/nothing").json() == {"error": "Not Found"}
+
+
+def test_api_filters_and_paging(served_store) -> None:
+    dashboard = with_events(served_store())
+    get = dashboard.client.get
+    assert [e["id"] for e in get("/api/events", params={"camera": "cam02"}).json()["events"]] == [1]
+    assert [e["id"] for e in get("/api/events", params={"label": "person"}).json()["events"]] == [2]
+    assert [e["id"] for e in get("/api/events", params={"outcome": "error"}).json()["events"]] == [
+        3
+    ]
+    today = days_ago(0).strftime("%Y-%m-%d")
+    assert [e["id"] for e in get("/api/events", params={"since": today}).json()["events"]] == [3, 2]
+    two_days_ago = days_ago(2).strftime("%Y-%m-%d")
+    assert [
+        e["id"] for e in get("/api/events", params={"until": two_days_ago}).json()["events"]
+    ] == [1]
+    page = get("/api/events", params={"limit": 2}).json()
+    assert [e["id"] for e in page["events"]] == [3, 2] and page["next_before_id"] == 2
+    rest = get("/api/events", params={"limit": 2, "before_id": 2}).json()
+    assert [e["id"] for e in rest["events"]] == [1] and rest["next_before_id"] is None
+    for bad in ({"limit": "0"}, {"limit": "501"}, {"before_id": "x"}, {"until": "2026-13-01"}):
+        response = get("/api/events", params=bad)
+        assert response.status_code == 400 and response.json()["error"]
+
+
+def test_cameras_and_usage(served_store) -> None:
+    dashboard = with_events(served_store(rekognition={"price_per_1000_images": 1.5}))
+    cameras = {c["name"]: c for c in dashboard.client.get("/api/cameras").json()["cameras"]}
+    assert cameras["cam01"]["uploads_today"] == 2 and cameras["cam01"]["alerts_today"] == 1
+    assert cameras["cam01"]["last_error"] == "Rekognition: throttled"
+    assert not cameras["cam01"]["silent"] and cameras["cam02"]["silent"]  # two days quiet
+    page = dashboard.client.get("/cameras").text
+    assert "Silent for 2 days" in page and "Last seen" in page
+    usage = dashboard.client.get("/api/usage").json()
+    assert len(usage["days"]) == 30
+    assert usage["total"] == {"uploads": 3, "alerts": 1, "cloud_calls": 2, "cost": 0.003}
+    assert {c["camera"]: c["cloud_calls"] for c in usage["cameras"]} == {"cam01": 1, "cam02": 1}
+    assert usage["days"][-1]["day"] == days_ago(0).strftime("%Y-%m-%d")
+    assert "<svg" in dashboard.client.get("/usage").text
+
+
+def test_healthz_reports_ftp_queue_and_detector(served_store, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()
+        dashboard = served_store(ftp_address=lambda: address)
+        dashboard.queue.put(Upload("cam01", tmp_path / "x.jpg", days_ago(1 / 24)))
+        up = dashboard.client.get("/healthz")
+        assert up.status_code == 200
+        report = up.json()
+        assert report["status"] == "ok"
+        assert report["ftp"] == {"up": True, "address": f"127.0.0.1:{address[1]}"}
+        assert report["queue"]["depth"] == 1
+        assert 3590 < report["queue"]["oldest_pending_age_seconds"] < 3700
+        assert report["detector"]["last_success"] is None
+    down = dashboard.client.get("/healthz")  # the listener is closed now
+    assert down.status_code == 503 and down.json()["ftp"]["up"] is False
+    metrics = dashboard.client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "ipcam_queue_depth 1.0" in metrics.text
+
+
+def test_login_is_required_everywhere_but_healthz(served_store) -> None:
+    dashboard = with_events(
+        served_store(web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH})
+    )
+    client = dashboard.client
+    paths = ("/", "/events/2", "/cameras", "/usage", "/config", "/api/events", "/api/events/2")
+    paths += ("/api/cameras", "/api/usage", "/metrics", "/snapshots/2.jpg", "/static/style.css")
+    wrong = [
+        {},
+        basic_auth("admin", "wrong"),
+        basic_auth("Admin", PASSWORD),
+        basic_auth("", ""),
+        {"Authorization": "Basic not-base64!"},
+        {"Authorization": f"Bearer {PASSWORD}"},
+    ]
+    for path in paths:
+        for headers in wrong:
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+            assert response.headers["X-Frame-Options"] == "DENY"
+        assert client.get(path, headers=basic_auth("admin", PASSWORD)).status_code == 200, path
+    assert client.get("/healthz").status_code in (200, 503)
+
+
+def test_secrets_are_never_rendered(served_store) -> None:
+    dashboard = served_store(web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH})
+    page = dashboard.client.get("/config", headers=basic_auth("admin", PASSWORD)).text
+    assert "pw-cam01" not in page and PASSWORD_HASH not in page and PASSWORD not in page
+    assert PASSWORD_HASH.split("$")[-1] not in page
+    assert "****" in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/snapshots/../../etc/passwd",
+        "/snapshots/%2e%2e/%2e%2e/etc/passwd",
+        "/snapshots/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/snapshots/..%2f..%2f..%2fetc%2fpasswd",
+        "/snapshots//etc/passwd",
+        "/snapshots/%2Fetc%2Fpasswd",
+        "/snapshots/2.jpg/../../../../etc/passwd",
+        "/snapshots/2/../../../etc/passwd.jpg",
+        "/snapshots/-1.jpg",
+        "/snapshots/2e0.jpg",
+        "/snapshots/..%5c..%5cetc%5cpasswd",
+        "/static/../../../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/static/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/static//etc/passwd",
+        "/../../../../etc/passwd",
+    ],
+)
+def test_paths_outside_the_stores_are_refused(served_store, path: str) -> None:
+    dashboard = with_events(served_store())
+    status, body = raw_get(dashboard.address, path)
+    assert status in (400, 404)
+    assert b"root:" not in body
+
+
+def test_password_hashes(tmp_path: Path) -> None:
+    encoded = hash_password("s3cret")
+    assert encoded.startswith("scrypt$32768$8$1$")
+    parsed = PasswordHash.parse(encoded)
+    assert parsed.matches("s3cret") and not parsed.matches("s3cret ")
+    assert hash_password("s3cret") != encoded  # a fresh salt each time
+    for bad in ("s3cret", "scrypt$1000$8$1$AA==$AA==", "bcrypt$2b$12$abc", "scrypt$x$8$1$a$b"):
+        with pytest.raises(ConfigError, match=r"web\.password_hash"):
+            PasswordHash.parse(bad)
+    result = subprocess.run(
+        [sys.executable, "-m", "ipcam_analysis.cli", "hash-password"],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # no config.yaml here, and nothing may be created
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert PasswordHash.parse(result.stdout.strip()).matches("s3cret")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        server = WebServer(lambda scope, receive, send: None, "127.0.0.1", port)
+        with pytest.raises(WebServerError, match=f"127.0.0.1:{port}.*web.port"):
+            server.start()
+
+
+def test_stop_is_prompt_with_a_browser_connection_open(served_store) -> None:
+    dashboard = served_store()
+    assert dashboard.client.get("/").status_code == 200  # keeps the connection alive
+    began = time.monotonic()
+    dashboard.server.stop()
+    assert time.monotonic() - began < 2
+    with pytest.raises(httpx.TransportError):
+        dashboard.client.get("/")
+
+
+def test_the_running_service_serves_its_dashboard(run_service, aws: Moto, capsys) -> None:
+    aws.rekognition.labels = [label("Person", 97, boxes=((0.3, 0.2, 0.2, 0.6),))]
+    service = run_service()
+    url = service.service.web.url
+    assert f"Dashboard: {url}" in capsys.readouterr().out
+    upload(service.address, "cam01", (DATA / "darknet_person.jpg").read_bytes(), "a/b.jpg")
+    service.wait_idle()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        (event,) = client.get("/api/events").json()["events"]
+        assert event == {**event, "camera": "cam01", "outcome": "alert", "original_name": "a/b.jpg"}
+        assert client.get(event["thumbnail_url"]).status_code == 200
+        health = client.get("/healthz").json()
+        assert health["ftp"]["up"] and health["queue"]["depth"] == 0
+        assert health["detector"]["last_success"] is not None
+        assert 'ipcam_cloud_calls_total{camera="cam01"} 1.0' in client.get("/metrics").text
