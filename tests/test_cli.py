@@ -196,3 +196,22 @@ def test_root_script_runs_like_the_original(tmp_path: Path, aws: Moto) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Configuration OK" in result.stderr
+
+
+def test_test_aws_tests_smtp_when_that_is_the_transport(
+    tmp_path: Path, aws: Moto, smtp_sink
+) -> None:
+    config = base_config(tmp_path)
+    config["email"] = {
+        "transport": "smtp",
+        "sender_email": "sender@example.com",
+        "recipients": ["owner@example.com"],
+        "smtp": {"host": smtp_sink.host, "port": smtp_sink.port, "security": "none"},
+    }
+    result = run_cli(
+        ["-t", "-c", str(write_config(tmp_path, config))], service_environment(aws), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Testing email SMTP settings" in result.stdout and "Test OK" in result.stdout
+    (message,) = wait_until(lambda: smtp_sink.messages, 30, "the test e-mail")
+    assert message["Subject"] == "Email test"

@@ -230,3 +230,27 @@ def test_files_left_on_disk_by_a_crash_are_processed_at_start(
     service.wait_idle()
     assert service.outcomes() == [("2026-11-23/left.jpg", "alert")]
     wait_until(lambda: not leftover.parent.exists(), what="the leftover removed")
+
+
+def test_error_email_once_per_failure_streak_per_camera(run_service, aws: Moto) -> None:
+    service = run_service()
+
+    def errors() -> list:
+        return [m for m in aws.sent_emails() if m["Subject"] == "Image processing error"]
+
+    aws.rekognition.error = (400, "InvalidImageFormatException", "Request has invalid image format")
+    for name in ("bad-1.jpg", "bad-2.jpg"):
+        upload(service.address, "cam01", PERSON_JPEG, name)
+        service.wait_idle()
+    (first,) = errors()  # two failures, one e-mail
+    text = first.get_body(("plain",)).get_content()
+    assert "cam01" in text and "InvalidImageFormatException" in text and "Server:" in text
+    aws.rekognition.error = None
+    aws.rekognition.labels = [PERSON]
+    upload(service.address, "cam01", PERSON_JPEG, "good.jpg")  # a success ends the streak
+    service.wait_idle()
+    aws.rekognition.error = (400, "InvalidImageFormatException", "Request has invalid image format")
+    upload(service.address, "cam01", PERSON_JPEG, "bad-3.jpg")
+    service.wait_idle()
+    assert len(errors()) == 2
+    assert [o for _, o in service.outcomes()] == ["error", "error", "alert", "error"]

@@ -6,12 +6,13 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
 
 from ipcam_analysis.config import AppConfig, describe_time_windows
 from ipcam_analysis.database import Database
-from ipcam_analysis.detect import build_detector
+from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.ftp import FtpIngest, remove_uploaded_file
 from ipcam_analysis.memory import Memory
@@ -33,12 +34,16 @@ from ipcam_analysis.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "ipcam_analysis.db"
+EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
 
 
 class Service:
     """The running product. `start()` returns once FTP is listening; `stop()` is graceful."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(
+        self, config: AppConfig, make_detector: Callable[[str], Detector] | None = None
+    ) -> None:
+        """`make_detector(kind)` replaces the configured detectors (benchmarks use a fake one)."""
         self.config = config
         self.database = Database(config.data_dir / DATABASE_FILE)
         self.queue = UploadQueue(self.database)
@@ -70,7 +75,7 @@ class Service:
             config.workers,
             self.queue,
             self.pipeline,
-            lambda kind: build_detector(config, kind),
+            make_detector or (lambda kind: build_detector(config, kind)),
             [config.camera(camera).detector for camera in config.ftp_server.users]
             or [config.detector.type],
         )
@@ -126,6 +131,9 @@ class Service:
             self.workers.stop()
             raise
         log.info("Ready: %d worker(s), detector %s", self.config.workers, self.config.detector.type)
+        for camera, password in self.config.ftp_server.users.items():
+            if password.get_secret_value() == EXAMPLE_PASSWORD:
+                log.warning("Camera %s still has the example config's password: change it", camera)
         if self.config.time_window:
             log.info("Time window: %s", describe_time_windows(self.config.time_window))
         if self.web is not None:

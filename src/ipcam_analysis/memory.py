@@ -237,15 +237,22 @@ class CloudBudget:
         return cursor.rowcount == 1
 
     def count(self, camera: str, calls: int, now: float) -> None:
-        if calls:
-            self._db.execute(
-                "INSERT INTO cloud_calls (day, camera, calls) VALUES (?, ?, ?)"
-                " ON CONFLICT (day, camera) DO UPDATE SET calls = calls + excluded.calls",
-                (datetime.fromtimestamp(now).strftime("%Y-%m-%d"), camera, calls),
-            )
-
-    def used_today(self, now: float) -> list[tuple[str, int]]:
-        """(camera, calls) today, for the log and the dashboard."""
+        """Add paid calls; the day's totals go to the log, so spend is visible without the dashboard."""
+        if not calls:
+            return
         day = datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        self._db.execute(
+            "INSERT INTO cloud_calls (day, camera, calls) VALUES (?, ?, ?)"
+            " ON CONFLICT (day, camera) DO UPDATE SET calls = calls + excluded.calls",
+            (day, camera, calls),
+        )
         rows = self._db.query("SELECT camera, calls FROM cloud_calls WHERE day = ?", (day,))
-        return [(row[0], row[1]) for row in rows]
+        today = dict((row[0], row[1]) for row in rows)
+        cap = self._settings.daily_calls
+        log.info(
+            "Cloud calls today: %d%s (%s: %d)",
+            sum(today.values()),
+            f" of {cap}" if cap is not None else "",
+            camera,
+            today.get(camera, 0),
+        )
