@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.support.aws import Moto, label
 from tests.support.proxy import OutageProxy
-from tests.support.service import DATA, upload, wait_until
+from tests.support.service import DATA, RunningService, upload, wait_until
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, aliases=("Human",), boxes=((0.25, 0.2, 0.2, 0.6),))
@@ -148,21 +148,31 @@ def test_outside_time_window_no_call_no_email_file_removed(
     wait_until(lambda: not any((tmp_path / "ftp" / "cam01").iterdir()), what="the file removed")
 
 
-def test_rekognition_unreachable_then_back_delivers_the_alert(
-    run_service, aws: Moto, monkeypatch
-) -> None:
+def start_outage(aws: Moto, monkeypatch, endpoint_variable: str) -> OutageProxy:
+    """AWS (or one service of it) reached through a proxy that is cut from the start."""
     host, port = aws.endpoint.removeprefix("http://").split(":")
     proxy = OutageProxy((host, int(port)))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv(endpoint_variable, proxy.url)
     proxy.cut()
     aws.rekognition.labels = [PERSON]
-    service = run_service()
-    upload(service.address, "cam01", PERSON_JPEG, "during-outage.jpg")
-    # The upload is accepted and waits while AWS is unreachable.
+    return proxy
+
+
+def upload_during_outage(service: RunningService, name: str) -> None:
+    """The upload is accepted and waits in the queue while the outage lasts."""
+    upload(service.address, "cam01", PERSON_JPEG, name)
     wait_until(
         lambda: service.service.database.query("SELECT attempts FROM uploads")[0][0] >= 2,
         what="a few failed attempts",
     )
+
+
+def test_rekognition_unreachable_then_back_delivers_the_alert(
+    run_service, aws: Moto, monkeypatch
+) -> None:
+    proxy = start_outage(aws, monkeypatch, "AWS_ENDPOINT_URL")
+    service = run_service()
+    upload_during_outage(service, "during-outage.jpg")
     assert service.service.queue.depth() == 1 and aws.sent_emails() == []
     proxy.restore()
     service.wait_idle()
@@ -173,17 +183,9 @@ def test_rekognition_unreachable_then_back_delivers_the_alert(
 def test_mail_outage_retries_without_paying_rekognition_again(
     run_service, aws: Moto, monkeypatch
 ) -> None:
-    host, port = aws.endpoint.removeprefix("http://").split(":")
-    proxy = OutageProxy((host, int(port)))
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SES", proxy.url)  # only SES goes through the proxy
-    proxy.cut()
-    aws.rekognition.labels = [PERSON]
+    proxy = start_outage(aws, monkeypatch, "AWS_ENDPOINT_URL_SES")  # only SES is cut off
     service = run_service()
-    upload(service.address, "cam01", PERSON_JPEG, "x.jpg")
-    wait_until(
-        lambda: service.service.database.query("SELECT attempts FROM uploads")[0][0] >= 2,
-        what="a few failed sends",
-    )
+    upload_during_outage(service, "x.jpg")
     proxy.restore()
     service.wait_idle()
     assert service.outcomes() == [("x.jpg", "alert")]
