@@ -34,8 +34,8 @@ system-packages:
 	scripts/install-system-packages
 
 lint: install-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench scripts ipcam_analysis.py
+	$(BIN)/ruff format --check src tests bench scripts ipcam_analysis.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

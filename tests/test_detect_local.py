@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from ipcam_analysis.config import AppConfig, describe_validation_error
+from ipcam_analysis.config import AppConfig
+from ipcam_analysis.config_messages import describe_validation_error
 from ipcam_analysis.detect import build_detector, darknet, weights
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.models import Box, Detection, Label
@@ -157,9 +158,9 @@ def test_config_section_and_a_typo_in_it() -> None:
     assert config.detector == LocalDetectorConfig(threads=1)
     with pytest.raises(ValidationError) as error:
         AppConfig.model_validate({"detector": {"type": "local", "thread": 1}})
-    assert describe_validation_error(error.value) == (
+    assert describe_validation_error(error.value, AppConfig) == (
         "unknown key 'detector.thread' (did you mean 'threads'?)"
     )
     with pytest.raises(ValidationError) as error:
         AppConfig.model_validate({"detector": {"type": "local", "input_sizes": [400]}})
-    assert "multiple of 32" in describe_validation_error(error.value)
+    assert "multiple of 32" in describe_validation_error(error.value, AppConfig)

@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
@@ -14,6 +15,7 @@ from ipcam_analysis.config import AppConfig, describe_time_windows
 from ipcam_analysis.database import Database
 from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.errors import UserError
+from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.ftp import FtpIngest, remove_uploaded_file
 from ipcam_analysis.memory import Memory
 from ipcam_analysis.metrics import Metrics
@@ -34,6 +36,9 @@ from ipcam_analysis.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "ipcam_analysis.db"
+# Uploads whose queue row could not be written (a full disk), kept to retry; beyond this many,
+# the oldest are left to the start-up scan of the upload folders.
+MAX_UNQUEUED = 1000
 EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
 
 
@@ -79,7 +84,15 @@ class Service:
             [config.camera(camera).detector for camera in config.ftp_server.users]
             or [config.detector.type],
         )
-        self.ftp = FtpIngest(config.ftp_server, self._accept_upload)
+        ftp = config.ftp_server
+        self.admission = UploadAdmission(
+            ftp.max_queued_uploads,
+            self.queue.recent_depth,
+            ftp.min_free_mb,
+            [ftp.root_dir, config.data_dir],
+        )
+        self._unqueued: deque[Upload] = deque(maxlen=MAX_UNQUEUED)
+        self.ftp = FtpIngest(ftp, self._accept_upload, admission=self.admission)
         self.web: WebServer | None = None
         if config.web.enabled:
             dashboard = DashboardContext(
@@ -107,8 +120,28 @@ class Service:
 
     def _accept_upload(self, upload: Upload) -> None:
         """The FTP hook's whole job: one durable row, then back to serving cameras."""
-        self.queue.put(upload)
+        try:
+            self.queue.put(upload)
+        except Exception:
+            # The camera already has its 226 and the file stays where it is: it is queued by a
+            # later upload's hook once the database can be written, or by the next start's scan.
+            self._unqueued.append(upload)
+            raise
         self.metrics.uploads.labels(upload.camera).inc()
+        self._queue_unqueued()
+
+    def _queue_unqueued(self) -> None:
+        """Retry the uploads an earlier hook could not queue, oldest first."""
+        while self._unqueued:
+            upload = self._unqueued[0]
+            try:
+                self.queue.put(upload)
+            except Exception as exc:
+                log.warning("Still cannot queue %d earlier upload(s): %s", len(self._unqueued), exc)
+                return
+            self._unqueued.popleft()
+            self.metrics.uploads.labels(upload.camera).inc()
+            log.info("Queued the earlier upload from %s: %s", upload.camera, upload.original_name)
 
     def _remove_upload(self, upload: Upload) -> None:
         remove_uploaded_file(upload.path, self.config.ftp_server.root_dir / upload.camera)

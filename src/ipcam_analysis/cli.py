@@ -99,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ConfigError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+        print(f"Configuration error: {one_line(exc)}", file=sys.stderr)
         return EXIT_CONFIG
     except UserError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {one_line(exc)}", file=sys.stderr)
         log.error("%s", exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -110,10 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.debug("Unexpected error", exc_info=True)
         print(
-            f"Unexpected error: {type(exc).__name__}: {exc} (run with -l DEBUG for details)",
+            f"Unexpected error: {type(exc).__name__}: {one_line(exc)}"
+            " (run with -l DEBUG for details)",
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+def one_line(exc: BaseException) -> str:
+    """The message with line breaks and other control characters escaped: a file name or a key
+    in it may hold any character, and the promise is one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(exc))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from ipcam_analysis.config_messages import describe_validation_error
 from ipcam_analysis.detect import DetectorConfig, RekognitionDetectorConfig
 from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
@@ -128,6 +128,9 @@ class FtpServerConfig(StrictModel):
     users: dict[str, SecretStr] = Field(default_factory=dict)
     passive_ports: tuple[int, int] | None = None
     masquerade_address: str | None = None
+    # Back-pressure: past these, STOR is answered 452 (cameras try again) instead of piling up.
+    max_queued_uploads: int = Field(10_000, ge=1)
+    min_free_mb: float = Field(50, ge=0)  # on root_dir and data_dir; 0 turns the check off
 
     @field_validator("users", mode="before")
     @classmethod
@@ -461,8 +464,10 @@ def load_config(path: Path) -> AppConfig:
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid YAML"
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:  # PyYAML builds nested brackets recursively
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -470,7 +475,7 @@ def load_config(path: Path) -> AppConfig:
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{path}: {describe_validation_error(exc, AppConfig)}") from None
     return resolve_paths(config, path.resolve().parent)
 
 
@@ -490,75 +495,3 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
             ),
         }
     )
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem as `key.path: what is wrong`, with a suggestion for a mistyped key."""
-    errors = exc.errors()
-    first = errors[0]
-    parts, parent = _walk(first["loc"][:-1])
-    last = first["loc"][-1] if first["loc"] else ""
-    key = _dotted([*parts, last]) if first["loc"] else "(top level)"
-    if first["type"] == "extra_forbidden":
-        message = f"unknown key {key!r}"
-        names = list(getattr(parent, "model_fields", ()))
-        matches = difflib.get_close_matches(str(last), names, n=1, cutoff=0.6)
-        if matches:
-            message += f" (did you mean {matches[0]!r}?)"
-    elif first["type"] == "union_tag_invalid":
-        context = first.get("ctx", {})
-        message = f"{key}.type: must be one of {context.get('expected_tags')} (got {context.get('tag')!r})"
-    else:
-        text = first["msg"].removeprefix("Value error, ")
-        message = f"{key}: {text}" if first["loc"] else text
-        if first["type"] not in ("missing", "value_error") and "input" in first:
-            message += f" (got {first['input']!r})"
-    more = len(errors) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return message
-
-
-def _dotted(parts: list[Any]) -> str:
-    """`cameras.cam01.time_window[0].start`: list positions in brackets."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".")
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
-    """Follow an error location through the model tree: the key names and the model at its end.
-
-    Discriminated unions put the member's tag in the location; it is skipped in the key names.
-    """
-    model: Any = AppConfig
-    parts: list[Any] = []
-    for part in loc:
-        members = _models_in(model)
-        tagged = [m for m in members if part in _type_tags(m)]
-        if tagged:
-            model = tagged[0]
-            continue
-        parts.append(part)
-        field = getattr(model, "model_fields", {}).get(str(part))
-        model = field.annotation if field is not None else None
-        candidates = _models_in(model)
-        model = candidates[0] if len(candidates) == 1 else model
-    return parts, model
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models an annotation such as `X | None` or a union of detectors can hold."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [
-        arg
-        for arg in getattr(annotation, "__args__", ())
-        if isinstance(arg, type) and issubclass(arg, BaseModel)
-    ]
-
-
-def _type_tags(model: type[BaseModel]) -> tuple[Any, ...]:
-    type_field = model.model_fields.get("type")
-    return getattr(type_field.annotation, "__args__", ()) if type_field else ()

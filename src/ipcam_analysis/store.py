@@ -207,7 +207,10 @@ class EventStore:
                 (self.snapshot_dir / full_name).write_bytes(full)
                 (self.snapshot_dir / thumb_name).write_bytes(thumbnail)
         except OSError as exc:
-            # A full disk must not stop alerts: the event is kept without its picture.
+            # A full disk must not stop alerts: the event is kept without its picture (and
+            # without a part written before the disk filled, which nothing would ever remove).
+            for name in (full_name, thumb_name):
+                (self.snapshot_dir / name).unlink(missing_ok=True)
             log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, exc.strerror)
             return None
         return full_name, thumb_name, len(full) + len(thumbnail)

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.pipeline import Pipeline
-from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.queue import QueuedItem, UploadQueue
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
 # An upload that hits an unexpected exception (a bug) is retried this often, then set aside.
 MAX_INTERNAL_ERRORS = 3
+# A database or disk that cannot be written (a full disk) is no fault of the upload: it is tried
+# again after this delay, doubling per attempt up to the maximum (a detection the database could
+# not keep is paid for again), for as long as it takes.
+STORAGE_RETRY_SECONDS = 5.0
+MAX_STORAGE_RETRY_SECONDS = 60.0
+STORAGE_ERRORS = (sqlite3.OperationalError, OSError)
 
 
 class WorkerPool:
@@ -56,23 +63,53 @@ class WorkerPool:
     def _run(self, detectors: WorkerDetectors) -> None:
         try:
             while not self._stopping.is_set():
-                item = self._queue.claim()
-                if item is None:
-                    due = self._queue.seconds_until_next_due()
-                    wait = IDLE_POLL_SECONDS if due is None else min(due, IDLE_POLL_SECONDS)
-                    self._queue.wait_for_work(max(wait, 0.01))
-                    continue
                 try:
-                    self._pipeline.process(item, detectors.get)
+                    self._work_once(detectors)
+                except STORAGE_ERRORS as exc:
+                    log.error("Cannot use the queue: %s; trying again shortly", exc)
+                    self._stopping.wait(STORAGE_RETRY_SECONDS)
                 except Exception:
-                    # A bug must not lose the upload: it goes back for a later attempt.
-                    log.exception("Unexpected error while processing upload %d", item.id)
-                    if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
-                        self._queue.finish(item.id, "error", "internal error (see the log)")
-                    else:
-                        self._queue.retry_later(item.id, "internal error (see the log)", 60)
+                    # The thread must outlive anything; the queue still holds the work.
+                    log.exception("Unexpected error in a worker; it carries on")
+                    self._stopping.wait(STORAGE_RETRY_SECONDS)
         finally:
             detectors.close()
+
+    def _work_once(self, detectors: WorkerDetectors) -> None:
+        item = self._queue.claim()
+        if item is None:
+            due = self._queue.seconds_until_next_due()
+            wait = IDLE_POLL_SECONDS if due is None else min(due, IDLE_POLL_SECONDS)
+            self._queue.wait_for_work(max(wait, 0.01))
+            return
+        self._process(item, detectors)
+
+    def _process(self, item: QueuedItem, detectors: WorkerDetectors) -> None:
+        try:
+            self._pipeline.process(item, detectors.get)
+        except STORAGE_ERRORS as exc:
+            delay = min(STORAGE_RETRY_SECONDS * 2**item.attempts, MAX_STORAGE_RETRY_SECONDS)
+            log.error("Cannot record upload %d: %s; trying again in %.0f s", item.id, exc, delay)
+            self._give_back(item.id, f"cannot record it ({exc})", delay)
+        except Exception:
+            # A bug must not lose the upload: it goes back for a later attempt.
+            log.exception("Unexpected error while processing upload %d", item.id)
+            if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
+                self._queue.finish(item.id, "error", "internal error (see the log)")
+            else:
+                self._give_back(item.id, "internal error (see the log)", 60)
+
+    def _give_back(self, item_id: int, cause: str, delay_seconds: float) -> None:
+        """Return the item to the queue; while the database cannot be written, keep trying (a
+        restart would resume it too, as it stays marked as being worked on)."""
+        while True:
+            try:
+                self._queue.retry_later(item_id, cause, delay_seconds)
+                return
+            except STORAGE_ERRORS as exc:
+                log.debug("Cannot give upload %d back yet: %s", item_id, exc)
+                if self._stopping.wait(STORAGE_RETRY_SECONDS):
+                    return
 
 
 class WorkerDetectors:

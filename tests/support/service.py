@@ -114,12 +114,15 @@ class RunningService:
 
 @pytest.fixture
 def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningService]]:
-    """Start the service in this process from a config built with `base_config` overrides."""
+    """Start the service in this process from a config built with `base_config` overrides;
+    `make_detector(kind)` replaces its detectors (a fake one with a fixed latency, say)."""
     started: list[Service] = []
 
-    def start(**overrides: Any) -> RunningService:
+    def start(
+        make_detector: Callable[[str], Any] | None = None, **overrides: Any
+    ) -> RunningService:
         config = load_config(write_config(tmp_path, base_config(tmp_path, **overrides)))
-        service = Service(config)
+        service = Service(config, make_detector=make_detector)
         service.start()
         started.append(service)
         return RunningService(service)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import io
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from typing import IO, Any
 from weakref import WeakSet
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.ioloop import IOLoop
@@ -23,6 +25,7 @@ from pyftpdlib.servers import FTPServer
 
 from ipcam_analysis.config import FtpServerConfig
 from ipcam_analysis.errors import UserError
+from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.models import Upload
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,12 @@ MAX_SESSIONS = 256
 MAX_SESSIONS_PER_IP = 20
 POLL_SECONDS = 0.2  # how long stop() may wait for the IO thread to notice it
 STOP_TIMEOUT_SECONDS = 10
+ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploads may resume
+# Failed logins in a row from one address logged one by one; after that, every hundredth.
+LOGGED_LOGIN_FAILURES = 10
+# Cameras use 6 levels or so (2026-11-23/001/jpg/10/23/45.jpg); a thousand would make
+# os.makedirs recurse past Python's limit.
+MAX_FOLDER_DEPTH = 32
 
 
 class FtpIngestError(UserError):
@@ -93,19 +102,44 @@ class CameraFilesystem(AbstractedFS):
 
     def mkdir(self, path: str) -> None:
         # Some cameras send a whole dated path, such as `MKD 2026-11-23/001/jpg`, at once.
+        self._check_depth(path)
         os.makedirs(path)
 
     def open(self, filename: str, mode: str) -> IO[Any]:
-        if "w" in mode:
-            # remove_uploaded_file may just have removed the empty folder the camera had entered.
-            os.makedirs(os.path.dirname(filename), exist_ok=True)
-        return super().open(filename, mode)
+        if "r" in mode and "+" not in mode:
+            return super().open(filename, mode)
+        # remove_uploaded_file may just have removed the empty folder the camera had entered.
+        self._check_depth(os.path.dirname(filename))
+        os.makedirs(os.path.dirname(filename), exist_ok=True)
+        return UnbufferedUploadFile(filename, mode.replace("b", ""))
+
+    def _check_depth(self, folder: str) -> None:
+        if len(Path(folder).relative_to(self.root).parts) > MAX_FOLDER_DEPTH:
+            raise FilesystemError(f"more than {MAX_FOLDER_DEPTH} nested folders")
 
     def chdir(self, path: str) -> None:
         # pyftpdlib calls os.chdir(), moving the working directory of every thread in the process.
         if not os.path.isdir(path):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         self.cwd = self.fs2ftp(path)
+
+
+class UnbufferedUploadFile(io.FileIO):
+    """An upload written straight to disk, so a full disk fails the write at once.
+
+    pyftpdlib answers 426 when a write fails; with Python's buffered files the failure could
+    come at close() instead, where pyftpdlib neither answers the camera nor deletes the part.
+    """
+
+    def write(self, data: Any) -> int:
+        # FileIO may write less than asked (the disk filling up); pyftpdlib ignores the count.
+        view = memoryview(data).cast("B")
+        while view:
+            written = super().write(view)
+            if not written:  # not expected of a regular file; never loop on it
+                raise OSError(errno.EIO, "the upload could not be written")
+            view = view[written:]
+        return len(data)
 
 
 class CameraFtpHandler(FTPHandler):
@@ -116,10 +150,19 @@ class CameraFtpHandler(FTPHandler):
     abstracted_fs = CameraFilesystem
     deliver_upload: Callable[[Upload], None]
     login_throttle: LoginThrottle
+    admission: UploadAdmission
     open_sessions: WeakSet[FTPHandler]
+    _failures_in_a_row = 0  # from the session's address, when its last login failed
 
     def on_connect(self) -> None:
         self.open_sessions.add(self)
+
+    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        # A NUL would reach the file system as a ValueError and end the session with a traceback.
+        if "\0" in line:
+            self.respond("501 Invalid character in the command.")
+            return
+        super().pre_process_command(line, cmd, arg)
 
     def on_login(self, username: str) -> None:
         self.login_throttle.forget(self.remote_ip)
@@ -129,10 +172,35 @@ class CameraFtpHandler(FTPHandler):
         # pyftpdlib answers a failed login only after auth_failed_timeout, via the IO loop's
         # scheduler; escalating it per IP slows password guessing even across reconnections.
         self.auth_failed_timeout = self.login_throttle.delay_after_failure(self.remote_ip)
+        # Counted now: by the time the answer goes out, other sessions may have failed too.
+        self._failures_in_a_row = self.login_throttle.failures(self.remote_ip)
         super().handle_auth_failed(msg, password)
 
     def on_login_failed(self, username: str, password: str) -> None:
-        log.warning("Failed FTP login for user %s from %s", username, self.remote_ip)
+        failures = self._failures_in_a_row
+        # A password-guessing run would otherwise write one line per guess, for as long as it lasts.
+        if failures <= LOGGED_LOGIN_FAILURES:
+            log.warning("Failed FTP login for user %s from %s", username, self.remote_ip)
+        elif failures % 100 == 0:
+            log.warning(
+                "%d failed FTP logins in a row from %s (last user %s); each is answered slowly",
+                failures,
+                self.remote_ip,
+                username,
+            )
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> str | None:
+        # APPE comes here too. Refused before any byte is sent: a camera tries a 4xx again later.
+        return None if self._refused() else super().ftp_STOR(file, mode)
+
+    def ftp_STOU(self, line: str) -> str | None:
+        return None if self._refused() else super().ftp_STOU(line)
+
+    def _refused(self) -> bool:
+        reply = self.admission.refusal()
+        if reply is not None:
+            self.respond(reply)
+        return reply is not None
 
     def on_file_received(self, file: str) -> None:
         upload = self._upload(file)
@@ -189,6 +257,7 @@ def make_handler_class(
     settings: FtpServerConfig,
     on_upload: Callable[[Upload], None],
     login_throttle: LoginThrottle,
+    admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
     """A handler class for one server: its cameras, limits and callback (homes must exist)."""
     authorizer = CameraAuthorizer()
@@ -203,6 +272,7 @@ def make_handler_class(
         # staticmethod: a plain function stored on a class would receive the handler as `self`.
         "deliver_upload": staticmethod(on_upload),
         "login_throttle": login_throttle,
+        "admission": admission,
         "open_sessions": WeakSet(),
     }
     return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
@@ -212,6 +282,8 @@ class FtpIngest:
     """Serves the cameras' FTP sessions in one IO thread; hands each finished file to on_upload.
 
     on_upload runs in the IO thread, so it must be quick (put the upload in a queue and return).
+    `admission` refuses uploads beyond the queue's or the disk's room; by default it watches
+    the free space of root_dir only.
     """
 
     def __init__(
@@ -220,10 +292,14 @@ class FtpIngest:
         on_upload: Callable[[Upload], None],
         *,
         login_throttle: LoginThrottle | None = None,
+        admission: UploadAdmission | None = None,
     ) -> None:
         self._settings = settings
         self._on_upload = on_upload
         self._login_throttle = login_throttle or LoginThrottle()
+        self._admission = admission or UploadAdmission(
+            settings.max_queued_uploads, lambda: 0, settings.min_free_mb, [settings.root_dir]
+        )
         self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -248,7 +324,9 @@ class FtpIngest:
                 raise FtpIngestError(
                     f"cannot create the FTP folder {home}: {exc.strerror}"
                 ) from None
-        handler = make_handler_class(settings, self._on_upload, self._login_throttle)
+        handler = make_handler_class(
+            settings, self._on_upload, self._login_throttle, self._admission
+        )
         _keep_pyftpdlib_logging_default()
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.
         ioloop = IOLoop()
@@ -279,10 +357,15 @@ class FtpIngest:
         # pyftpdlib's IO loop is not thread-safe, so stop() only sets a flag the loop polls for,
         # and the loop's own thread closes every socket.
         next_call: float | None = None
+        next_admission_check = 0.0
         try:
             while not self._stopping.is_set():
                 wait = POLL_SECONDS if next_call is None else min(next_call, POLL_SECONDS)
                 try:
+                    # A refusing episode ends in the log when room is back, not at the next STOR.
+                    if self._admission.refusing and time.monotonic() >= next_admission_check:
+                        self._admission.update()
+                        next_admission_check = time.monotonic() + ADMISSION_CHECK_SECONDS
                     next_call = server.ioloop.loop(timeout=wait, blocking=False)
                 except Exception:
                     log.exception("Unexpected error in the FTP server; it carries on")

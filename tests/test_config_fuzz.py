@@ -1,0 +1,206 @@
+"""Configuration fuzz: broken and random documents through the real CLI give one line and exit 2
+(or 0 when they happen to be valid), never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from ipcam_analysis.cli import EXIT_CONFIG, EXIT_OK, main
+from ipcam_analysis.config import AppConfig
+from tests.support.endurance import REPOSITORY
+from tests.support.service import CLI
+
+EXAMPLE = (REPOSITORY / "config.example.yaml").read_text(encoding="utf-8")
+SEED = Path("/work/shared/seed/config.original-format.yaml")
+ORIGINAL = SEED.read_text(encoding="utf-8") if SEED.is_file() else ""
+# Every offset of the example takes 35 s in-process (IPCAM_CONFIG_CUT_STRIDE=1); every fourth
+# keeps the suite short and still cuts inside every key, value and indentation.
+EXAMPLE_CHAR_STRIDE = int(os.environ.get("IPCAM_CONFIG_CUT_STRIDE", "4"))
+
+
+def check_config(document: str, folder: Path) -> tuple[int, str]:
+    """`ipcam-analysis --check-config -c FILE` in this process: exit code and stderr."""
+    path = folder / "config.yaml"
+    path.write_text(document, encoding="utf-8")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--check-config", "-c", str(path)])
+    return code, stderr.getvalue()
+
+
+def assert_one_line_verdict(code: int, stderr: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    if code == EXIT_OK:
+        assert lines[0].startswith("Configuration OK: ")
+    else:
+        assert code == EXIT_CONFIG, stderr
+        assert lines[0].startswith("Configuration error: ")
+
+
+def prefixes(text: str, stride: int) -> list[str]:
+    """The text cut at every line end and at every `stride`-th character."""
+    line_ends = [i + 1 for i, char in enumerate(text) if char == "\n"]
+    return [text[:end] for end in sorted({*line_ends, *range(0, len(text) + 1, stride)})]
+
+
+@pytest.mark.parametrize(
+    ("text", "stride"), [(EXAMPLE, EXAMPLE_CHAR_STRIDE), (ORIGINAL, 1)], ids=["example", "original"]
+)
+def test_every_truncation_gives_one_line(tmp_path: Path, text: str, stride: int) -> None:
+    if not text:
+        pytest.skip(f"{SEED} is not here")
+    verdicts = {EXIT_OK: 0, EXIT_CONFIG: 0}
+    for document in prefixes(text, stride):
+        code, stderr = check_config(document, tmp_path)
+        assert_one_line_verdict(code, stderr)
+        verdicts[code] += 1
+    assert verdicts[EXIT_OK] and verdicts[EXIT_CONFIG]  # both kinds were met
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "[" * 5000,  # deeper than PyYAML's recursion can go
+        "a: " + "{" * 3000,
+        "\x00\x01",
+        "labels: !!python/object/apply:os.system [true]",
+        "ftp_server: {port: 1e400, users: {cam01: null}}",
+        "workers: .nan",
+        "time_window: {start: 25:99, end: [[]]}",
+        "cameras: {cam01: {}}\nftp_server: {users: {cam01: pw}}",
+        "- just\n- a list",
+        "a: &a [x, x]\nb: [*a, *a]",
+        '"a key\\nover two lines": 1',  # echoed in the message, escaped
+    ],
+    ids=[
+        "deep-list",
+        "deep-mapping",
+        "control-chars",
+        "python-tag",
+        "huge-float",
+        "nan",
+        "bad-times",
+        "camera-ok",
+        "not-a-mapping",
+        "aliases",
+        "line-break-in-key",
+    ],
+)
+def test_odd_documents_give_one_line(tmp_path: Path, document: str) -> None:
+    assert_one_line_verdict(*check_config(document, tmp_path))
+
+
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    """Every key of the configuration tree, so generated documents reach the inner validators."""
+    seen.add(model)
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for inner in _models(field.annotation):
+            if inner not in seen:
+                names |= _field_names(inner, seen)
+    return names
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in getattr(annotation, "__args__", ()) for model in _models(arg)]
+
+
+KEYS = st.sampled_from(sorted(_field_names(AppConfig, set()))) | st.text(max_size=12)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=30)
+    | st.sampled_from(["local", "rekognition", "cascade", "smtp", "ses", "none", "05:00", "cam01"])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(KEYS | st.integers(), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+# Each example rewrites the same file, so one tmp_path per test is enough.
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@FUZZ
+@given(st.dictionaries(KEYS, VALUES, max_size=8))
+def test_generated_mappings_give_one_line(
+    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any]
+) -> None:
+    folder = tmp_path_factory.mktemp("mapping")
+    assert_one_line_verdict(*check_config(yaml.safe_dump(document, sort_keys=False), folder))
+
+
+def _paths(tree: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path of a parsed document."""
+    found = [prefix] if prefix else []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            found += _paths(value, (*prefix, key))
+    return found
+
+
+EXAMPLE_TREE = yaml.safe_load(EXAMPLE)
+EXAMPLE_PATHS = _paths(EXAMPLE_TREE)
+
+
+@FUZZ
+@given(st.sampled_from(EXAMPLE_PATHS), VALUES)
+def test_the_example_with_one_value_replaced_gives_one_line(
+    tmp_path: Path, path: tuple[Any, ...], value: Any
+) -> None:
+    document = yaml.safe_load(EXAMPLE)
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    assert_one_line_verdict(*check_config(yaml.safe_dump(document, sort_keys=False), tmp_path))
+
+
+@FUZZ
+@given(st.text(max_size=200))
+def test_random_text_gives_one_line(
+    tmp_path_factory: pytest.TempPathFactory, document: str
+) -> None:
+    assert_one_line_verdict(*check_config(document, tmp_path_factory.mktemp("text")))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [EXAMPLE[: EXAMPLE.index("detector:") + 12], "[" * 5000, "workers: many", EXAMPLE],
+    ids=["cut-mid-key", "deep", "bad-value", "valid"],
+)
+def test_the_real_command_gives_one_line_too(tmp_path: Path, document: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(document, encoding="utf-8")
+    result = subprocess.run(
+        [*CLI, "--check-config", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY / "src")},
+    )
+    assert "Traceback" not in result.stderr
+    assert_one_line_verdict(result.returncode, result.stderr)
