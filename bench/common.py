@@ -82,6 +82,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def reference_loop_ms() -> float:
+    """A fixed pure-Python loop, timed: the same machine was up to 1.5× slower at times (a
+    shared VM), which `uptime` does not show; JSON files keep this beside their figures."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(1_000_000):
+        total += number % 7
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, as `uptime` shows them."""
     return [round(value, 2) for value in os.getloadavg()]
@@ -137,6 +147,7 @@ def write_results(name: str, payload: dict[str, Any], output: Path | None) -> Pa
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", *sys.argv]),
         "machine": machine(),
+        "reference_loop_ms_at_end": reference_loop_ms(),
         **payload,
     }
     path = output or RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"

@@ -181,7 +181,12 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         summary["sweep_speedup"] = {w: round(rate / sweep[1], 2) for w, rate in sweep.items()}
         if 16 in sweep:
             summary["scaling_goal_met"] = sweep[16] / sweep[1] >= SCALING_GOAL
-    busy = [r["accepted_per_second"] for r in results if r["end_depth"] > r["workers"]]
+    # Cameras uploading back to back (the matrix), while every worker had an item waiting.
+    busy = [
+        r["accepted_per_second"]
+        for r in results
+        if r["interval"] == 0 and r["end_depth"] > r["workers"]
+    ]
     if busy:
         summary["best_accept_rate_while_busy"] = max(busy)
         summary["accept_goal_met"] = max(busy) >= ACCEPT_GOAL_PER_SECOND
