@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 import boto3
@@ -35,9 +37,20 @@ PERMANENT_ERROR_CODES = frozenset(
 )
 
 
+# A session loads botocore's data files (~9 MB); its clients share them, so the whole process
+# uses one. Sessions are not thread-safe (clients are), so clients are made one at a time.
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
 def client(service: str, region: str | None) -> Any:
     """A boto3 client; `AWS_ENDPOINT_URL`, profiles and credentials come from boto3's environment."""
-    return boto3.session.Session().client(service, region_name=region, config=_BOTO_CONFIG)
+    with _SESSION_LOCK:
+        return _session().client(service, region_name=region, config=_BOTO_CONFIG)
 
 
 def describe_aws_error(exc: Exception) -> tuple[str, bool]:

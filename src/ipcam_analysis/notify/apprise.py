@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote
 
-import apprise
-from apprise.attachment.memory import AttachMemory
 from pydantic import AfterValidator
 
 from ipcam_analysis.masking import MASK
 from ipcam_analysis.models import Alert, NotifyOutcome
+
+# Apprise and its plugins take ~15 MB: they are imported when a `notify:` URL is first checked
+# or used, so a service without one does not pay for them.
+if TYPE_CHECKING:
+    import apprise
 
 APPRISE_LOGGER = "apprise"
 URL_EXAMPLES = "tgram://BOT_TOKEN/CHAT_ID, ntfys://TOPIC or json://host/path"
@@ -28,10 +32,15 @@ _URL_SEPARATORS = re.compile(r"[/@:?&=,]+")
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^\w.-]+")
 _FAILURE_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
-# Sends stay in the calling worker thread, bounded by each plugin's own network timeouts.
-_ASSET = apprise.AppriseAsset(
-    app_id="ipcam-analysis", app_desc="IP camera alerts", async_mode=False
-)
+
+@functools.cache
+def _asset() -> apprise.AppriseAsset:
+    import apprise
+
+    # Sends stay in the calling worker thread, bounded by each plugin's own network timeouts.
+    return apprise.AppriseAsset(
+        app_id="ipcam-analysis", app_desc="IP camera alerts", async_mode=False
+    )
 
 
 @contextmanager
@@ -51,8 +60,10 @@ def _apprise_silenced_in_this_thread() -> Iterator[None]:
 
 
 def _load(url: str) -> apprise.NotifyBase | None:
+    import apprise
+
     with _apprise_silenced_in_this_thread():
-        return apprise.Apprise.instantiate(url, asset=_ASSET)
+        return apprise.Apprise.instantiate(url, asset=_asset())
 
 
 def check_apprise_url(url: str) -> str:
@@ -105,6 +116,8 @@ class AppriseNotifier:
     """Sends alerts to one Apprise URL; the snapshot goes along where the service takes files."""
 
     def __init__(self, url: str, name: str) -> None:
+        import apprise
+
         service = _load(url)
         if service is None:
             raise ValueError(f"{name}: Apprise cannot use this URL")
@@ -113,8 +126,9 @@ class AppriseNotifier:
         self.target = service.url(privacy=True).split("?")[0]
         # Longest first, so that a secret containing another is hidden whole.
         self._secrets = sorted(set(secrets_in_url(url)) - {""}, key=len, reverse=True)
-        self._apprise = apprise.Apprise(asset=_ASSET)
+        self._apprise = apprise.Apprise(asset=_asset())
         self._apprise.add(service)
+        self._text = apprise.NotifyFormat.TEXT
         # One alert at a time per URL: plugins keep throttling state, and rate-limited
         # services such as Telegram answer better to messages in turn than to a burst.
         self._lock = threading.Lock()
@@ -123,13 +137,15 @@ class AppriseNotifier:
             apprise_logger.setLevel(logging.WARNING)
 
     def send(self, alert: Alert) -> NotifyOutcome:
+        from apprise.attachment.memory import AttachMemory
+
         title, body = alert_text(alert)
         snapshot = AttachMemory(
             content=alert.annotated_jpeg, name=snapshot_file_name(alert), mimetype="image/jpeg"
         )
         with self._lock:
             result = self._apprise.notify(
-                body=body, title=title, body_format=apprise.NotifyFormat.TEXT, attach=snapshot
+                body=body, title=title, body_format=self._text, attach=snapshot
             )
         with result:
             if result:

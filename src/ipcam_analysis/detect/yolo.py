@@ -1,0 +1,187 @@
+"""YOLOv3-tiny on onnxruntime: RGB pixels in, boxes with their COCO class and score out.
+
+Apart from `local.py` (the detector and its settings) because numpy, OpenCV and onnxruntime are
+heavy: the config imports `local.py`, and a service without the local detector never imports
+this file.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ipcam_analysis.detect import darknet, weights
+
+if TYPE_CHECKING:
+    from ipcam_analysis.detect.local import LocalModelSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One box: its COCO class number, score (0..1) and corners relative to the image (0..1)."""
+
+    class_id: int
+    score: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Boxes found, one row each: corners (left, top, right, bottom, relative), class, score."""
+
+    corners: np.ndarray  # shape (n, 4)
+    class_ids: np.ndarray  # shape (n,)
+    scores: np.ndarray  # shape (n,), 0..1
+
+    @classmethod
+    def joined(cls, parts: list[_Found]) -> _Found:
+        return cls(
+            np.concatenate([p.corners for p in parts]),
+            np.concatenate([p.class_ids for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+        )
+
+
+class YoloTiny:
+    """One worker's handle on the network; the model itself is loaded once per process."""
+
+    def __init__(
+        self,
+        cfg: Path,
+        weights_file: Path,
+        settings: LocalModelSettings,
+        threshold: float,
+        cache_folder: Path | None = None,
+    ) -> None:
+        self._model = _model_for(cfg, weights_file, settings.threads, cache_folder)
+        self._heads = darknet.yolo_heads(cfg)
+        self._settings = settings
+        self._threshold = threshold
+        cv2.setNumThreads(settings.threads)
+
+    def find(self, image: Image.Image) -> list[Sighting]:
+        """Boxes above the threshold in an RGB image, after non-maximum suppression."""
+        pixels = np.asarray(image)
+        passes = [self._run(pixels, size) for size in self._settings.input_sizes]
+        found = self._suppressed(_Found.joined(passes), *image.size)
+        return [
+            Sighting(int(class_id), float(score), *(float(edge) for edge in corners))
+            for corners, class_id, score in zip(
+                found.corners, found.class_ids, found.scores, strict=True
+            )
+        ]
+
+    def _run(self, pixels: np.ndarray, size: int) -> _Found:
+        """One pass at one network size, boxes relative to the whole image."""
+        height, width = pixels.shape[:2]
+        ratio = min(size / width, size / height)
+        inner_w, inner_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+        # Letterbox like Darknet: scale without distortion, pad with mid-grey.
+        canvas = np.full((size, size, 3), 127, np.uint8)
+        left, top = (size - inner_w) // 2, (size - inner_h) // 2
+        shrink = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+        canvas[top : top + inner_h, left : left + inner_w] = cv2.resize(
+            pixels, (inner_w, inner_h), interpolation=shrink
+        )
+        blob = (canvas.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
+        with self._model.turn:
+            outputs = self._model.session.run([h.output for h in self._heads], {"image": blob})
+        parts = [
+            self._decode(out, head, size) for out, head in zip(outputs, self._heads, strict=True)
+        ]
+        found = _Found.joined(parts)
+        # From letterboxed network pixels to 0..1 of the original image.
+        offset, scale = [left, top, left, top], [inner_w, inner_h, inner_w, inner_h]
+        corners = np.clip((found.corners * size - offset) / scale, 0, 1)
+        return _Found(corners, found.class_ids, found.scores)
+
+    def _decode(self, output: np.ndarray, head: darknet.YoloHead, size: int) -> _Found:
+        """YOLOv3's output grid to boxes (relative to the network input) above the threshold."""
+        _, _, rows, cols = output.shape
+        grid = output.reshape(len(head.anchors), 5 + head.classes, rows, cols)
+        objectness = _sigmoid(grid[:, 4])
+        # A class score is objectness × class probability, so weak cells can be skipped early.
+        anchor, row, col = np.nonzero(objectness >= self._threshold)
+        cells = grid[anchor, :, row, col]  # (n, 5 + classes)
+        scores = _sigmoid(cells[:, 5:]) * objectness[anchor, row, col][:, None]
+        box_index, class_ids = np.nonzero(scores >= self._threshold)
+        cells, anchor = cells[box_index], anchor[box_index]
+        anchors = np.asarray(head.anchors, np.float32)[anchor]
+        centre_x = (_sigmoid(cells[:, 0]) + col[box_index]) / cols
+        centre_y = (_sigmoid(cells[:, 1]) + row[box_index]) / rows
+        half_w = np.exp(cells[:, 2]) * anchors[:, 0] / size / 2
+        half_h = np.exp(cells[:, 3]) * anchors[:, 1] / size / 2
+        corners = np.stack(
+            [centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], 1
+        )
+        return _Found(corners, class_ids, scores[box_index, class_ids])
+
+    def _suppressed(self, found: _Found, width: int, height: int) -> _Found:
+        """Class-aware non-maximum suppression over both passes, in pixels for true aspect."""
+        if not len(found.scores):
+            return found
+        pixels = found.corners * [width, height, width, height]
+        xywh = np.column_stack([pixels[:, :2], pixels[:, 2:] - pixels[:, :2]])
+        keep = cv2.dnn.NMSBoxesBatched(
+            xywh.tolist(),
+            found.scores.tolist(),
+            found.class_ids.tolist(),
+            self._threshold,
+            self._settings.nms_threshold,
+        )
+        keep = np.asarray(keep, int).reshape(-1)
+        return _Found(found.corners[keep], found.class_ids[keep], found.scores[keep])
+
+
+@dataclass(frozen=True)
+class _SharedModel:
+    """One onnxruntime session per model and thread count in the process, run one image at a time.
+
+    A session holds ~85 MB and each concurrent run ~30 MB more, while `threads` already keep the
+    cores busy: the workers' detectors share it and take turns (8 workers: 300 MB, not 480 MB).
+    """
+
+    session: Any
+    turn: threading.Lock
+
+
+def _model_for(cfg: Path, weights_file: Path, threads: int, cache: Path | None) -> _SharedModel:
+    """The shared model on the converted file; a damaged cache file is converted again."""
+    key = weights.YOLO_CFG.sha256[:8] + weights.YOLO_WEIGHTS.sha256[:8]
+    model = darknet.cached_model(cfg, weights_file, key, cache)
+    try:
+        return _shared_model(model, threads)
+    except Exception:  # onnxruntime's own error types, e.g. for a truncated file
+        if not isinstance(model, str):
+            raise
+        log.warning("The cached model %s cannot be loaded; converting it again", model)
+        Path(model).unlink(missing_ok=True)
+    return _shared_model(darknet.cached_model(cfg, weights_file, key, cache), threads)
+
+
+@functools.cache
+def _shared_model(model: str | bytes, threads: int) -> _SharedModel:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return _SharedModel(session, threading.Lock())
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-values))
