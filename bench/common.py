@@ -1,11 +1,13 @@
 """Shared pieces of the benchmarks: machine facts, snapshots, a fake detector, servers in child
 processes (SMTP sink, moto), FTP cameras, the service in or out of process, statistics, output.
 
-A benchmark script adds the repository root and src to sys.path, then imports this module.
+A benchmark script adds the repository root and src to sys.path, then imports this module
+(`from bench import common`).
 """
 
 from __future__ import annotations
 
+import argparse
 import ftplib
 import functools
 import io
@@ -213,6 +215,18 @@ WHAT_IF_TLS_HELP = (
 def what_if_tls_context_once() -> None:
     """The proposed change to notify/smtp.py, applied in this process only."""
     ssl.create_default_context = functools.cache(ssl.create_default_context)
+
+
+def parse_args_with_what_if_tls(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """For the in-process benchmarks: adds --what-if-tls-context-once and --output after the
+    script's own flags, parses, ends on SIGTERM, and applies the what-if when asked."""
+    parser.add_argument("--what-if-tls-context-once", action="store_true", help=WHAT_IF_TLS_HELP)
+    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    if args.what_if_tls_context_once:
+        what_if_tls_context_once()  # before any service builds an SMTP transport
+    return args
 
 
 # ---- servers in child processes ------------------------------------------------------------
@@ -652,23 +666,93 @@ class Started:
 
 
 @contextmanager
-def started_service_process(detector: str, workers: int, cameras_count: int) -> Iterator[Started]:
-    """The service as its own process (dashboard on), with moto (unless the detector is local)
-    and the timing SMTP sink each in its own process."""
+def _service_folder(
+    detector: str, workers: int, cameras_count: int, *, moto: bool, **extras: Any
+) -> Iterator[tuple[Path, dict[str, Any], MailArrivals]]:
+    """A temporary work folder, the timing SMTP sink and (with `moto`) moto each in its own
+    process, and the service's settings for them; `extras` go to service_settings."""
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-service-")))
         mails = stack.enter_context(timing_sink())
-        if detector != "local":
+        if moto:
             stack.enter_context(moto_rekognition(rekognition_person()))
-        seed_model_cache(work)
-        settings = service_settings(
+        if detector != "rekognition":  # only the local and cascade detectors read the model
+            seed_model_cache(work)
+        yield (
             work,
-            cameras=cameras_count,
-            workers=workers,
-            detector={"type": detector},
-            smtp_port=mails.port,
+            service_settings(
+                work,
+                cameras=cameras_count,
+                workers=workers,
+                detector={"type": detector},
+                smtp_port=mails.port,
+                **extras,
+            ),
+            mails,
+        )
+
+
+@contextmanager
+def in_process_service(
+    detector: str,
+    workers: int,
+    cameras_count: int,
+    make_detector: Callable[[str], Detector] | None = None,
+    *,
+    moto: bool = False,
+) -> Iterator[tuple[Service, MailArrivals]]:
+    """The service in this process (see running_service), with the timing SMTP sink and, with
+    `moto`, moto each in its own process."""
+    with (
+        _service_folder(detector, workers, cameras_count, moto=moto) as (work, settings, mails),
+        running_service(settings, work, make_detector) as service,
+    ):
+        yield service, mails
+
+
+@contextmanager
+def started_service_process(detector: str, workers: int, cameras_count: int) -> Iterator[Started]:
+    """The service as its own process (dashboard on), with moto (unless the detector is local)
+    and the timing SMTP sink each in its own process."""
+    with (
+        _service_folder(
+            detector,
+            workers,
+            cameras_count,
+            moto=detector != "local",
             ftp_port=free_port(),
             web=True,
-        )
-        pid = stack.enter_context(service_process(settings, work))
+        ) as (work, settings, mails),
+        service_process(settings, work) as pid,
+    ):
         yield Started(pid, settings["ftp_server"]["port"], mails, database_of(work))
+
+
+def upload_and_drain(
+    service: Started,
+    data: bytes,
+    cameras_count: int,
+    *,
+    seconds: float,
+    per_camera: int,
+    interval: float,
+    drain_timeout: float,
+    drain_poll: float,
+) -> UploadRun:
+    """Cameras upload to the service process (see run_cameras), then its queue empties: the
+    images it processed are then all the uploads it accepted."""
+    run = run_cameras(
+        (LOOPBACK, service.ftp_port),
+        cameras(cameras_count),
+        data,
+        seconds=seconds,
+        per_camera=per_camera,
+        interval=interval,
+    )
+    wait_for(
+        lambda: queue_counts(service.database)[0] == 0,
+        drain_timeout,
+        "the queue to drain",
+        drain_poll,
+    )
+    return run

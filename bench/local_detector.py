@@ -23,71 +23,62 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.common import (  # noqa: E402
-    IMAGES,
-    MODEL_CACHE,
-    SIZES,
-    load_average,
-    percentiles,
-    print_table,
-    snapshot_jpeg,
-    write_results,
-)
+from bench import common  # noqa: E402
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig  # noqa: E402
 from ipcam_analysis.imaging import decode_snapshot  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument(
+        "--sizes", nargs="+", choices=list(common.SIZES), default=list(common.SIZES)
+    )
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the photos")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
-    photos = sorted(path.name for path in IMAGES.glob("*.jpg"))
+    photos = sorted(path.name for path in common.IMAGES.glob("*.jpg"))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-local-") as folder:
-        cache = MODEL_CACHE if MODEL_CACHE.is_dir() else Path(folder)
+        cache = common.MODEL_CACHE if common.MODEL_CACHE.is_dir() else Path(folder)
         for threads in args.threads:
             detector = LocalDetector(LocalDetectorConfig(threads=threads), 25, cache_folder=cache)
             for size in args.sizes:
                 results.append(measure(detector, threads, size, photos, args))
-    print_table(
+    common.print_table(
         ["size", "threads", "n", "median ms", "p90 ms", "mean ms", "max ms", "load before"],
         [
             [
                 r["size"],
                 r["threads"],
-                r["ms"]["n"],
-                r["ms"]["p50"],
-                r["ms"]["p90"],
-                r["ms"]["mean"],
-                r["ms"]["max"],
+                *(r["ms"][key] for key in ("n", "p50", "p90", "mean", "max")),
                 " ".join(map(str, r["load_before"])),
             ]
             for r in results
         ],
     )
     settings = {"photos": len(photos), "rounds": args.rounds, "input_sizes": [416, 320]}
-    write_results("local_detector", {"settings": settings, "results": results}, args.output)
+    common.write_results("local_detector", {"settings": settings, "results": results}, args.output)
     return 0
 
 
 def measure(
     detector: LocalDetector, threads: int, size: str, photos: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
-    snapshots = [decode_snapshot(snapshot_jpeg(SIZES[size], photo)) for photo in photos]
+    snapshots = [
+        decode_snapshot(common.snapshot_jpeg(common.SIZES[size], photo)) for photo in photos
+    ]
     for snapshot in snapshots[: args.warmup]:
         detector.detect(snapshot)
-    load_before = load_average()
+    load_before = common.load_average()
     timings = []
     for _ in range(args.rounds):
         for snapshot in snapshots:
             started = time.perf_counter()
             detector.detect(snapshot)
             timings.append((time.perf_counter() - started) * 1000)
-    stats = percentiles(timings)
+    stats = common.percentiles(timings)
     print(f"{size} × {threads} thread(s): {stats}", file=sys.stderr)
     return {"size": size, "threads": threads, "ms": stats, "load_before": load_before}
 

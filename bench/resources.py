@@ -25,22 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.common import (  # noqa: E402
-    SIZES,
-    Sampler,
-    cameras,
-    exit_on_sigterm,
-    load_average,
-    print_table,
-    process_cpu_seconds,
-    process_rss_mb,
-    queue_counts,
-    run_cameras,
-    snapshot_jpeg,
-    started_service_process,
-    wait_for,
-    write_results,
-)
+from bench import common  # noqa: E402
 
 CONFIGS = {"rekognition": 8, "local": 2}  # detector: workers (the default; the README's advice)
 IDLE_GOAL_MB = 80.0  # without the local detector
@@ -64,13 +49,13 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
-    exit_on_sigterm()
+    common.exit_on_sigterm()
     results = [measure(detector, args) for detector in args.configs]
     # Each rekognition worker has its own boto3 client: what one worker costs, idle.
     by_workers = {n: idle_rss("rekognition", n, args) for n in args.idle_workers}
     header = ["config", "workers", "idle RSS MB", "RSS under load MB", "peak (VmHWM) MB"]
     header += ["RSS after MB", "CPU ms/image", "images", "load before"]
-    print_table(
+    common.print_table(
         header,
         [
             [
@@ -92,47 +77,46 @@ def main() -> int:
     if by_workers:
         print("idle RSS of rekognition (moto) by workers:", by_workers)
     payload = {"settings": settings, "results": results, "idle_rss_mb_by_workers": by_workers}
-    write_results("resources", payload, args.output)
+    common.write_results("resources", payload, args.output)
     return 0
 
 
 def idle_rss(detector: str, workers: int, args: argparse.Namespace) -> float:
     """VmRSS after --idle-seconds without uploads."""
-    with started_service_process(detector, workers, args.cameras) as service:
+    with common.started_service_process(detector, workers, args.cameras) as service:
         time.sleep(args.idle_seconds)
-        return process_rss_mb(service.pid)
+        return common.process_rss_mb(service.pid)
 
 
 def measure(detector: str, args: argparse.Namespace) -> dict[str, Any]:
     workers = CONFIGS[detector]
-    data = snapshot_jpeg(SIZES["800x488"])
-    load_before = load_average()
-    with started_service_process(detector, workers, args.cameras) as service:
+    data = common.snapshot_jpeg(common.SIZES["800x488"])
+    load_before = common.load_average()
+    with common.started_service_process(detector, workers, args.cameras) as service:
         pid, mails = service.pid, service.mails
-        idle_cpu = process_cpu_seconds(pid)
+        idle_cpu = common.process_cpu_seconds(pid)
         time.sleep(args.idle_seconds)
-        idle_rss = process_rss_mb(pid)
-        cpu_before = process_cpu_seconds(pid)
+        idle_rss = common.process_rss_mb(pid)
+        cpu_before = common.process_cpu_seconds(pid)
 
         def sample() -> float:
             mails.drain()
-            return process_rss_mb(pid)
+            return common.process_rss_mb(pid)
 
-        with Sampler(sample, 0.25) as sampler:
+        with common.Sampler(sample, 0.25) as sampler:
             per_camera = math.ceil(args.uploads / args.cameras)
-            run = run_cameras(
-                ("127.0.0.1", service.ftp_port),
-                cameras(args.cameras),
+            run = common.upload_and_drain(
+                service,
                 data,
+                args.cameras,
                 seconds=per_camera * args.interval + 60,
                 per_camera=per_camera,
                 interval=args.interval,
+                drain_timeout=600,
+                drain_poll=0.25,
             )
-            wait_for(
-                lambda: queue_counts(service.database)[0] == 0, 600, "the queue to drain", 0.25
-            )
-        cpu_after = process_cpu_seconds(pid)
-        images = queue_counts(service.database)[1]
+        cpu_after = common.process_cpu_seconds(pid)
+        images = common.queue_counts(service.database)[1]
         result = {
             "config": detector + (" (moto)" if detector == "rekognition" else ""),
             "workers": workers,
@@ -142,15 +126,15 @@ def measure(detector: str, args: argparse.Namespace) -> dict[str, Any]:
                 "max": max(v for _, v in sampler.samples),
                 "mean": round(sum(v for _, v in sampler.samples) / len(sampler.samples), 1),
             },
-            "peak_rss_mb": process_rss_mb(pid, "VmHWM"),
-            "after_rss_mb": process_rss_mb(pid),
+            "peak_rss_mb": common.process_rss_mb(pid, "VmHWM"),
+            "after_rss_mb": common.process_rss_mb(pid),
             "cpu_seconds_per_image": round((cpu_after - cpu_before) / max(1, images), 4),
             "images": images,
             "mails": mails.drain(),
             "upload_errors": len(run.errors),
             "rss_every_0.25s": [v for _, v in sampler.samples],
             "load_before": load_before,
-            "load_after": load_average(),
+            "load_after": common.load_average(),
         }
     print(f"{result['config']}: {result['idle_rss_mb']} MB idle", file=sys.stderr)
     return result

@@ -23,22 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.common import (  # noqa: E402
-    Sampler,
-    cameras,
-    exit_on_sigterm,
-    load_average,
-    parse_size,
-    print_table,
-    process_cpu_seconds,
-    process_rss_mb,
-    queue_counts,
-    run_cameras,
-    snapshot_jpeg,
-    started_service_process,
-    wait_for,
-    write_results,
-)
+from bench import common  # noqa: E402
 
 GROWTH_GOAL_PERCENT = 5.0
 IDLE_SECONDS = 10.0
@@ -64,57 +49,57 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/soak-TIME)")
     args = parser.parse_args()
-    exit_on_sigterm()
+    common.exit_on_sigterm()
     warmup = args.warmup_minutes if args.warmup_minutes is not None else min(5, args.minutes / 6)
-    load_before = load_average()
+    load_before = common.load_average()
     report = soak(args, warmup * 60)
     report["load_before"] = load_before
-    report["load_after"] = load_average()
+    report["load_after"] = common.load_average()
     summary = report["summary"]
     rows = [
         [f"{s['t']:.0f}", s["rss_mb"], s["cpu_s"], s["done"], s["unfinished"], s["mails"]]
         for s in report["samples"]
     ]
-    print_table(["t (s)", "RSS MB", "CPU s", "done", "queued", "mails"], rows)
+    common.print_table(["t (s)", "RSS MB", "CPU s", "done", "queued", "mails"], rows)
     print(
         f"idle RSS {summary['idle_rss_mb']} MB; after warm-up {summary['warm_rss_mb']} MB; "
         f"end {summary['end_rss_mb']} MB; growth {summary['growth_percent']} % "
         f"(goal ≤ {GROWTH_GOAL_PERCENT} %); load {load_before} → {report['load_after']}"
     )
-    write_results("soak", report, args.output)
+    common.write_results("soak", report, args.output)
     return 0 if summary["growth_percent"] <= GROWTH_GOAL_PERCENT else 1
 
 
 def soak(args: argparse.Namespace, warmup_seconds: float) -> dict[str, Any]:
     seconds = args.minutes * 60
-    group = cameras(args.cameras)
-    data = snapshot_jpeg(parse_size(args.size))
-    with started_service_process(args.detector, args.workers, args.cameras) as service:
+    data = common.snapshot_jpeg(common.parse_size(args.size))
+    with common.started_service_process(args.detector, args.workers, args.cameras) as service:
         pid, mails, database = service.pid, service.mails, service.database
         time.sleep(IDLE_SECONDS)
-        idle_rss = process_rss_mb(pid)
+        idle_rss = common.process_rss_mb(pid)
 
         def sample() -> dict[str, Any]:
-            unfinished, done = queue_counts(database)
+            unfinished, done = common.queue_counts(database)
             return {
-                "rss_mb": process_rss_mb(pid),
-                "cpu_s": round(process_cpu_seconds(pid), 1),
+                "rss_mb": common.process_rss_mb(pid),
+                "cpu_s": round(common.process_cpu_seconds(pid), 1),
                 "done": done,
                 "unfinished": unfinished,
                 "mails": mails.drain(),
-                "load": load_average()[0],
+                "load": common.load_average()[0],
             }
 
-        with Sampler(sample, args.sample_seconds) as sampler:
-            run = run_cameras(
-                ("127.0.0.1", service.ftp_port),
-                group,
+        with common.Sampler(sample, args.sample_seconds) as sampler:
+            run = common.upload_and_drain(
+                service,
                 data,
+                args.cameras,
                 seconds=seconds,
                 per_camera=math.ceil(seconds / args.interval) + 1,
                 interval=args.interval,
+                drain_timeout=300,
+                drain_poll=0.5,
             )
-            wait_for(lambda: queue_counts(database)[0] == 0, 300, "the queue to drain", 0.5)
         final = sample()
     samples = [{"t": t, **values} for t, values in sampler.samples]
     samples.append({"t": round(time.monotonic() - sampler.started, 1), **final})

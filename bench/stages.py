@@ -22,14 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.common import (  # noqa: E402
-    PERSON,
-    SIZES,
-    load_average,
-    print_table,
-    snapshot_jpeg,
-    write_results,
-)
+from bench import common  # noqa: E402
 from ipcam_analysis.annotate import draw_boxes, encode_jpeg  # noqa: E402
 from ipcam_analysis.config import EmailConfig  # noqa: E402
 from ipcam_analysis.imaging import decode_snapshot, perceptual_hash  # noqa: E402
@@ -37,7 +30,7 @@ from ipcam_analysis.models import Alert, MatchedLabel  # noqa: E402
 from ipcam_analysis.notify.email import build_alert_email  # noqa: E402
 from ipcam_analysis.store import THUMBNAIL_WIDTH  # noqa: E402
 
-MATCHED = (MatchedLabel(PERSON, "Person"),)
+MATCHED = (MatchedLabel(common.PERSON, "Person"),)
 EMAIL = EmailConfig(
     transport="none", sender_email="bench@example.com", recipients=["owner@example.com"]
 )
@@ -67,7 +60,7 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
 
 
 def measure(size: str, repeat: int) -> list[dict[str, Any]]:
-    data = snapshot_jpeg(SIZES[size])
+    data = common.snapshot_jpeg(common.SIZES[size])
     todo = steps(data)
     timings: dict[str, list[float]] = {name: [] for name in todo}
     for _ in range(repeat):
@@ -88,19 +81,21 @@ def measure(size: str, repeat: int) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["800x488", "1920x1080"])
+    parser.add_argument(
+        "--sizes", nargs="+", choices=list(common.SIZES), default=["800x488", "1920x1080"]
+    )
     parser.add_argument("--repeat", type=int, default=30, help="calls per step (30)")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
-    load_before = load_average()
+    load_before = common.load_average()
     results = [row for size in args.sizes for row in measure(size, args.repeat)]
-    print_table(
+    common.print_table(
         ["step", "size", "median ms", "min ms"],
         [[r["step"], r["size"], r["median_ms"], r["min_ms"]] for r in results],
     )
-    print(f"load {load_before} → {load_average()}")
+    print(f"load {load_before} → {common.load_average()}")
     payload = {"settings": {"repeat": args.repeat}, "results": results}
-    write_results("stages", payload | {"load_before": load_before}, args.output)
+    common.write_results("stages", payload | {"load_before": load_before}, args.output)
     return 0
 
 

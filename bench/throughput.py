@@ -16,32 +16,14 @@ e-mailed over SMTP to a real aiosmtpd sink on loopback (`--no-alerts`: the detec
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.common import (  # noqa: E402
-    SIZES,
-    WHAT_IF_TLS_HELP,
-    Sampler,
-    cameras,
-    exit_on_sigterm,
-    fake_detectors,
-    load_average,
-    print_table,
-    run_cameras,
-    running_service,
-    service_settings,
-    snapshot_jpeg,
-    timing_sink,
-    what_if_tls_context_once,
-    write_results,
-)
+from bench import common  # noqa: E402
 
 SCALING_GOAL = 8.0  # 16 workers ≥ 8 × one worker, with the 0.2 s detector
 ACCEPT_GOAL_PER_SECOND = 200.0  # while the workers are busy
@@ -53,7 +35,9 @@ def main() -> int:
     parser.add_argument("--part", choices=["all", "matrix", "sweep"], default="all")
     parser.add_argument("--seconds", type=float, default=15.0, help="upload window per case")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["800x488", "1920x1080"])
+    parser.add_argument(
+        "--sizes", nargs="+", choices=list(common.SIZES), default=["800x488", "1920x1080"]
+    )
     parser.add_argument("--latencies", type=float, nargs="+", default=[0.0, 0.2, 1.0])
     parser.add_argument("--workers", type=int, default=8, help="workers in the matrix (8)")
     parser.add_argument("--sweep-workers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
@@ -67,12 +51,7 @@ def main() -> int:
         " more than 16 workers can take, without flooding the FTP thread)",
     )
     parser.add_argument("--no-alerts", action="store_true", help="the detector finds nothing")
-    parser.add_argument("--what-if-tls-context-once", action="store_true", help=WHAT_IF_TLS_HELP)
-    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    if args.what_if_tls_context_once:
-        what_if_tls_context_once()
+    args = common.parse_args_with_what_if_tls(parser)
     cases: list[dict[str, Any]] = []
     if args.part in ("all", "matrix"):
         cases += [
@@ -105,7 +84,7 @@ def main() -> int:
     print_results(results, summary)
     settings = {"seconds": args.seconds, "alerts": not args.no_alerts}
     settings["what_if_tls_context_once"] = args.what_if_tls_context_once
-    write_results(
+    common.write_results(
         "throughput", {"settings": settings, "summary": summary, "results": results}, args.output
     )
     return 0
@@ -113,20 +92,14 @@ def main() -> int:
 
 def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One case: a fresh service, the cameras for args.seconds, the queue sampled twice a second."""
-    data = snapshot_jpeg(SIZES[case["size"]])
-    load_before = load_average()
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tput-")))
-        mails = stack.enter_context(timing_sink())
-        settings = service_settings(
-            work,
-            cameras=case["cameras"],
-            workers=case["workers"],
-            detector={"type": "rekognition"},  # replaced by the fake; a cloud detector's place
-            smtp_port=mails.port,
-        )
-        detectors = fake_detectors(case["latency"], alerts=not args.no_alerts)
-        service = stack.enter_context(running_service(settings, work, detectors))
+    data = common.snapshot_jpeg(common.SIZES[case["size"]])
+    load_before = common.load_average()
+    with common.in_process_service(
+        "rekognition",  # replaced by the fake; a cloud detector's place
+        workers=case["workers"],
+        cameras_count=case["cameras"],
+        make_detector=common.fake_detectors(case["latency"], alerts=not args.no_alerts),
+    ) as (service, mails):
 
         def done() -> int:
             return service.database.query("SELECT COUNT(*) FROM uploads WHERE state = 'done'")[0][0]
@@ -135,10 +108,10 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             return {"depth": service.queue.depth(), "done": done(), "mails": mails.drain()}
 
         marks: dict[str, int] = {}
-        with Sampler(sample, 0.5) as sampler:
-            run = run_cameras(
+        with common.Sampler(sample, 0.5) as sampler:
+            run = common.run_cameras(
                 service.ftp.address,
-                cameras(case["cameras"]),
+                common.cameras(case["cameras"]),
                 data,
                 seconds=args.seconds,
                 per_camera=MAX_UPLOADS_PER_CAMERA,
@@ -161,7 +134,7 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "errors": len(run.errors),
         "first_errors": run.errors[:3],
         "load_before": load_before,
-        "load_after": load_average(),
+        "load_after": common.load_average(),
         "queue_depth_every_0.5s": depths,
     }
     print(
@@ -211,7 +184,7 @@ def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> Non
         ]
         for r in results
     ]
-    print_table(header, rows)
+    common.print_table(header, rows)
     print(summary)
 
 
