@@ -7,9 +7,7 @@ A benchmark script adds the repository root and src to sys.path, then imports th
 
 from __future__ import annotations
 
-import argparse
 import ftplib
-import functools
 import io
 import json
 import logging
@@ -20,7 +18,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import ssl
 import sys
 import tempfile
 import threading
@@ -203,30 +200,6 @@ class FakeDetector:
 def fake_detectors(latency_seconds: float, *, alerts: bool = True) -> Callable[[str], Detector]:
     """A `make_detector` for Service: every kind becomes a FakeDetector of that latency."""
     return lambda kind: FakeDetector(kind, latency_seconds, alerts=alerts)
-
-
-WHAT_IF_TLS_HELP = (
-    "what-if, not the shipped code: build the SMTP transport's TLS context once per process "
-    "instead of for every message (it loads the system's CA certificates, ~30 ms, even with "
-    "security: none)"
-)
-
-
-def what_if_tls_context_once() -> None:
-    """The proposed change to notify/smtp.py, applied in this process only."""
-    ssl.create_default_context = functools.cache(ssl.create_default_context)
-
-
-def parse_args_with_what_if_tls(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """For the in-process benchmarks: adds --what-if-tls-context-once and --output after the
-    script's own flags, parses, ends on SIGTERM, and applies the what-if when asked."""
-    parser.add_argument("--what-if-tls-context-once", action="store_true", help=WHAT_IF_TLS_HELP)
-    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    if args.what_if_tls_context_once:
-        what_if_tls_context_once()  # before any service builds an SMTP transport
-    return args
 
 
 # ---- servers in child processes ------------------------------------------------------------
@@ -480,6 +453,37 @@ def upload_once(address: tuple[str, int], camera: Camera, data: bytes, remote_na
     finally:
         ftp.close()
     return accepted
+
+
+RemoteUpload = Callable[[str], float]
+
+
+def _serve_uploads(
+    connection: Connection, stop: Any, address: tuple[str, int], camera: Camera, data: bytes
+) -> None:
+    """A child process: uploads `data` under each name the parent sends, answers the 226 time."""
+    connection.send("ready")
+    while not stop.is_set():
+        if connection.poll(0.1):
+            connection.send(upload_once(address, camera, data, connection.recv()))
+
+
+@contextmanager
+def remote_camera(address: tuple[str, int], camera: Camera, data: bytes) -> Iterator[RemoteUpload]:
+    """A camera in its own process (it must not share the service's interpreter lock): yields
+    `upload(remote_name)`, which returns the monotonic time of the camera's 226."""
+    with child_server(_serve_uploads, address, camera, data) as connection:
+        if not connection.poll(CHILD_START_SECONDS):
+            raise TimeoutError("the camera process did not start")
+        connection.recv()
+
+        def upload(remote_name: str) -> float:
+            connection.send(remote_name)
+            if not connection.poll(FTP_TIMEOUT_SECONDS * 2):
+                raise TimeoutError(f"the camera did not finish uploading {remote_name}")
+            return float(connection.recv())
+
+        yield upload
 
 
 @dataclass

@@ -10,7 +10,6 @@ does between the upload and the e-mail, and the thumbnail it makes after.
 from __future__ import annotations
 
 import argparse
-import ssl
 import statistics
 import sys
 import time
@@ -52,7 +51,6 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
         "build the e-mail, as bytes (notify/email)": lambda: build_alert_email(
             alert, EMAIL
         ).as_bytes(),
-        "TLS context per message (notify/smtp)": ssl.create_default_context,
         "thumbnail, after the e-mail (store)": lambda: encode_jpeg(
             draw_boxes(image, MATCHED, thumbnail_percent), quality=75
         ),

@@ -51,7 +51,9 @@ def main() -> int:
         " more than 16 workers can take, without flooding the FTP thread)",
     )
     parser.add_argument("--no-alerts", action="store_true", help="the detector finds nothing")
-    args = common.parse_args_with_what_if_tls(parser)
+    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
+    args = parser.parse_args()
+    common.exit_on_sigterm()
     cases: list[dict[str, Any]] = []
     if args.part in ("all", "matrix"):
         cases += [
@@ -83,7 +85,6 @@ def main() -> int:
     summary = summarise(results)
     print_results(results, summary)
     settings = {"seconds": args.seconds, "alerts": not args.no_alerts}
-    settings["what_if_tls_context_once"] = args.what_if_tls_context_once
     common.write_results(
         "throughput", {"settings": settings, "summary": summary, "results": results}, args.output
     )

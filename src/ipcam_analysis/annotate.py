@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ipcam_analysis.imaging import to_rgb
+from ipcam_analysis.imaging import IMAGE_WORK, to_rgb
 from ipcam_analysis.models import Box, MatchedLabel
 
 # Yellow like the original's boxes; the dark edge keeps them visible on snow, sky and headlights.
@@ -27,6 +27,11 @@ def draw_boxes(
     image: Image.Image, matched: Sequence[MatchedLabel], resize_percent: int = 100
 ) -> Image.Image:
     """A new RGB copy of `image`, scaled down by `resize_percent`, each matched instance boxed."""
+    with IMAGE_WORK:
+        return _boxed(image, matched, resize_percent)
+
+
+def _boxed(image: Image.Image, matched: Sequence[MatchedLabel], resize_percent: int) -> Image.Image:
     # Scaling makes a new image already; only an unscaled canvas needs the copy.
     canvas = _scaled(_as_rgb(image), resize_percent) if resize_percent < 100 else to_rgb(image)
     short_side = min(canvas.size)
@@ -55,7 +60,8 @@ def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
     # Full-resolution colour (no 4:2:0 subsampling) keeps thin yellow lines and small text crisp.
     # No `optimize`: its second pass took 2.5× the time (4.7 → 1.9 ms at 800×488, 26 → 10 ms at
     # 1920×1080, bench/pipeline_latency.py) to save 2 % of the bytes.
-    _as_rgb(image).save(buffer, "JPEG", quality=quality, subsampling=0)
+    with IMAGE_WORK:
+        _as_rgb(image).save(buffer, "JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import html
 import logging
 import re
@@ -90,16 +91,37 @@ def build_alert_email(alert: Alert, settings: EmailConfig) -> EmailMessage:
     related = MIMEPart(policy=MAIL_POLICY)
     related.make_related()
     related.attach(body)
-    related.add_related(alert.annotated_jpeg, "image", "jpeg", cid=f"<{IMAGE_CID}>")
+    # Encoded once for both parts, in one C call: the email package's encoder loops in Python
+    # for every 57 bytes (1 ms per copy at 800×488).
+    picture = _base64_lines(alert.annotated_jpeg)
+    inline = _jpeg_part(picture, "inline")
+    inline["Content-ID"] = f"<{IMAGE_CID}>"
+    related.attach(inline)
 
     message = _new_message(settings, render_template(settings.subject, subject_tokens))
     message.make_mixed()
     message.attach(related)
     camera = _UNSAFE_IN_FILE_NAME.sub("_", alert.camera)
-    message.add_attachment(
-        alert.annotated_jpeg, "image", "jpeg", filename=f"{camera}_{when:%Y-%m-%d_%H-%M-%S}.jpg"
+    message.attach(
+        _jpeg_part(picture, "attachment", filename=f"{camera}_{when:%Y-%m-%d_%H-%M-%S}.jpg")
     )
     return message
+
+
+def _base64_lines(data: bytes) -> str:
+    """Base64 in lines of 76 characters, as RFC 2045 wants."""
+    text = binascii.b2a_base64(data, newline=False).decode("ascii")
+    return "\n".join(text[at : at + 76] for at in range(0, len(text), 76)) + "\n"
+
+
+def _jpeg_part(encoded: str, disposition: str, **params: str) -> MIMEPart:
+    """A JPEG part from its base64 text; `params` (a filename) are encoded as RFC 2231 needs."""
+    part = MIMEPart(policy=MAIL_POLICY)
+    part["Content-Type"] = "image/jpeg"
+    part["Content-Transfer-Encoding"] = "base64"
+    part.add_header("Content-Disposition", disposition, **params)
+    part.set_payload(encoded)
+    return part
 
 
 def build_error_email(
