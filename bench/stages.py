@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg  # noqa: E402
+from ipcam_analysis.annotate import draw_boxes, encode_jpeg, thumbnail  # noqa: E402
 from ipcam_analysis.config import EmailConfig  # noqa: E402
 from ipcam_analysis.imaging import decode_snapshot, perceptual_hash  # noqa: E402
 from ipcam_analysis.models import Alert, MatchedLabel  # noqa: E402
@@ -42,7 +42,6 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
     annotated = draw_boxes(image, MATCHED)
     jpeg = encode_jpeg(annotated)
     alert = Alert("cam01", datetime.now().astimezone(), MATCHED, jpeg, annotated.size, "a.jpg")
-    thumbnail_percent = max(1, min(100, round(THUMBNAIL_WIDTH * 100 / image.width)))
     return {
         "decode and validate (imaging)": lambda: decode_snapshot(data),
         "perceptual hash (imaging)": lambda: perceptual_hash(image),
@@ -52,7 +51,7 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
             alert, EMAIL
         ).as_bytes(),
         "thumbnail, after the e-mail (store)": lambda: encode_jpeg(
-            draw_boxes(image, MATCHED, thumbnail_percent), quality=75
+            thumbnail(image, MATCHED, THUMBNAIL_WIDTH), quality=75
         ),
     }
 

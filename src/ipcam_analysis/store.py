@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg
+from ipcam_analysis.annotate import encode_jpeg, thumbnail
 from ipcam_analysis.config import HistoryConfig
 from ipcam_analysis.database import Database
 from ipcam_analysis.models import (
@@ -198,14 +198,13 @@ class EventStore:
         folder = self.snapshot_dir / day
         full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
         matched = record.decision.matched if record.decision else ()
-        percent = max(1, min(100, round(THUMBNAIL_WIDTH * 100 / snapshot.width)))
         full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
-        thumbnail = encode_jpeg(draw_boxes(snapshot.image, matched, percent), quality=75)
+        small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
         try:
             with self._folders_lock:
                 folder.mkdir(parents=True, exist_ok=True)
                 (self.snapshot_dir / full_name).write_bytes(full)
-                (self.snapshot_dir / thumb_name).write_bytes(thumbnail)
+                (self.snapshot_dir / thumb_name).write_bytes(small)
         except OSError as exc:
             # A full disk must not stop alerts: the event is kept without its picture (and
             # without a part written before the disk filled, which nothing would ever remove).
@@ -213,7 +212,7 @@ class EventStore:
                 (self.snapshot_dir / name).unlink(missing_ok=True)
             log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, exc.strerror)
             return None
-        return full_name, thumb_name, len(full) + len(thumbnail)
+        return full_name, thumb_name, len(full) + len(small)
 
     def enforce_retention(self, now: float | None = None, *, force_age_sweep: bool = False) -> None:
         """Drop events older than keep_days; drop the oldest snapshots beyond max_snapshots_mb."""
