@@ -102,6 +102,45 @@ def test_odd_documents_give_one_line(tmp_path: Path, document: str) -> None:
     assert_one_line_verdict(*check_config(document, tmp_path))
 
 
+def alias_bomb(levels: int, key: str) -> str:
+    """A "billion laughs": each level a list of ten aliases to the one before, 10**levels values."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, levels)]
+    return "\n".join([*lines, f"{key}: *l{levels - 1}"]) + "\n"
+
+
+@pytest.mark.parametrize("key", ["labels", "unknown_key", "filters"])
+def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path: Path, key: str) -> None:
+    # 10**9 values once expanded: refused before anything walks them.
+    code, stderr = check_config(alias_bomb(9, key), tmp_path)
+    assert_one_line_verdict(code, stderr)
+    assert code == EXIT_CONFIG
+    assert "aliases" in stderr
+    assert len(stderr) < 300
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        (f"workers: {'9x' * 5000}\n", "workers"),
+        ("labels: [[[[[[[[a, b, c, d, e, f]]]]]]]]\n", "labels"),
+    ],
+)
+def test_a_long_wrong_value_is_quoted_in_short(tmp_path: Path, document: str, key: str) -> None:
+    code, stderr = check_config(document, tmp_path)
+    assert_one_line_verdict(code, stderr)
+    assert code == EXIT_CONFIG
+    assert key in stderr
+    assert len(stderr) < 300
+
+
+def test_a_small_alias_is_still_fine(tmp_path: Path) -> None:
+    document = "labels: &watched [Person, Car]\ncameras: {cam01: {labels: *watched}}\n"
+    document += "ftp_server: {users: {cam01: a-long-password}}\n"
+    code, stderr = check_config(document, tmp_path)
+    assert code == EXIT_OK, stderr
+
+
 def _field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
     """Every key of the configuration tree, so generated documents reach the inner validators."""
     seen.add(model)

@@ -449,6 +449,31 @@ def _masked(value: Any) -> Any:
     return value
 
 
+# A real configuration holds a few hundred values; aliases nested in each other multiply.
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(data: object) -> int:
+    """How many values `data` holds once YAML aliases are expanded, counted without expanding
+    them: a list or mapping that appears many times (an alias) is counted once and reused."""
+    sizes: dict[int, int] = {}
+
+    def size(value: object) -> int:
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            return 1
+        known = sizes.get(id(value))
+        if known is None:
+            sizes[id(value)] = 1  # an alias to itself counts once, not forever
+            known = sizes[id(value)] = 1 + sum(size(child) for child in children)
+        return known
+
+    return size(data)
+
+
 def load_config(path: Path) -> AppConfig:
     """Read, validate and resolve a config file, or raise ConfigError with one line for the user."""
     try:
@@ -472,6 +497,11 @@ def load_config(path: Path) -> AppConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of keys to values")
+    if _expanded_size(data) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"{path}: the configuration expands to more than {MAX_CONFIG_VALUES} values "
+            "(YAML aliases, *name, repeated inside each other?)"
+        )
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:

@@ -4,9 +4,16 @@ mistyped key the closest known one."""
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+# The wrong value is quoted in short: a long string or a deep list (YAML aliases can make one of
+# millions of items from a few lines) must not turn the one line into megabytes.
+_SHORT = reprlib.Repr()  # keyword settings need Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 60
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
@@ -24,12 +31,12 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
             message += f" (did you mean {matches[0]!r}?)"
     elif first["type"] == "union_tag_invalid":
         context = first.get("ctx", {})
-        message = f"{key}.type: must be one of {context.get('expected_tags')} (got {context.get('tag')!r})"
+        message = f"{key}.type: must be one of {context.get('expected_tags')} (got {_SHORT.repr(context.get('tag'))})"
     else:
         text = first["msg"].removeprefix("Value error, ")
         message = f"{key}: {text}" if first["loc"] else text
         if first["type"] not in ("missing", "value_error") and "input" in first:
-            message += f" (got {first['input']!r})"
+            message += f" (got {_SHORT.repr(first['input'])})"
     more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
