@@ -23,7 +23,7 @@ from tests.support.service import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "seed"
+SEED = DATA / "seed"
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))
 

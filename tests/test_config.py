@@ -11,7 +11,7 @@ import pytest
 from ipcam_analysis.config import AppConfig, in_time_windows, load_config
 from ipcam_analysis.errors import ConfigError
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"
+SEED = Path(__file__).resolve().parent / "data" / "seed"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -52,7 +52,7 @@ class FixedLatencyDetector:
         return Detection(self.kind, (), (time.monotonic() - started) * 1000, cloud_calls=1)
 
     def close(self) -> None:
-        pass
+        """Nothing to free."""
 
 
 StartService = Callable[..., RunningService]  # the run_service fixture
