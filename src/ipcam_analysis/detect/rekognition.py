@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -10,7 +9,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from ipcam_analysis import aws
+from ipcam_analysis.annotate import encode_jpeg
 from ipcam_analysis.detect.base import DetectorError
+from ipcam_analysis.imaging import IMAGE_WORK
 from ipcam_analysis.models import Box, Detection, Instance, Label, Snapshot
 
 if TYPE_CHECKING:
@@ -116,13 +117,11 @@ def image_for_rekognition(snapshot: Snapshot, resize_percent: int) -> bytes:
         return snapshot.data
     while True:
         size = (max(80, round(snapshot.width * scale)), max(80, round(snapshot.height * scale)))
-        image = (
-            snapshot.image
-            if size == snapshot.image.size
-            else snapshot.image.resize(size, Image.Resampling.LANCZOS)
-        )
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=90)
-        if buffer.tell() <= MAX_BYTES:
-            return buffer.getvalue()
+        image = snapshot.image
+        if size != image.size:
+            with IMAGE_WORK:
+                image = image.resize(size, Image.Resampling.LANCZOS)
+        data = encode_jpeg(image, quality=90)
+        if len(data) <= MAX_BYTES:
+            return data
         scale *= 0.8

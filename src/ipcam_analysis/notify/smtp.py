@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -19,8 +20,6 @@ class SmtpTransport:
 
     def __init__(self, settings: SmtpConfig) -> None:
         self._settings = settings
-        # Loading the CA bundle takes 25-40 ms: done once, and only when TLS is used.
-        self._tls = None if settings.security == "none" else ssl.create_default_context()
 
     def send(self, message: EmailMessage, recipients: list[str]) -> None:
         try:
@@ -37,7 +36,7 @@ class SmtpTransport:
         self, message: EmailMessage, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
         settings = self._settings
-        context = self._tls
+        context = None if settings.security == "none" else _tls_context()
         address = (settings.host, settings.effective_port)
         connection = (
             smtplib.SMTP_SSL(*address, timeout=settings.timeout_seconds, context=context)
@@ -61,6 +60,13 @@ class SmtpTransport:
         text = f"SMTP server {settings.host}:{settings.effective_port}: {cause}"
         # A server may quote what it was sent; the password must not reach logs or the dashboard.
         return text.replace(self._password, MASK) if self._password else text
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One for the process, made at the first TLS connection: loading the system's CA bundle
+    takes 25–40 ms, and contexts are safe to share between threads."""
+    return ssl.create_default_context()
 
 
 def describe_smtp_error(exc: OSError, settings: SmtpConfig) -> tuple[str, bool]:
