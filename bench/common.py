@@ -33,11 +33,12 @@ from typing import Any
 import yaml
 from PIL import Image, ImageOps
 
-from ipcam_analysis.app import DATABASE_FILE, Service
+from ipcam_analysis.app import Service
 from ipcam_analysis.config import AppConfig, resolve_paths
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.logsetup import configure_logging
-from ipcam_analysis.models import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.store import DATABASE_FILE
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -43,7 +43,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-local-") as folder:
         cache = common.MODEL_CACHE if common.MODEL_CACHE.is_dir() else Path(folder)
         for threads in args.threads:
-            detector = LocalDetector(LocalDetectorConfig(threads=threads), 25, cache_folder=cache)
+            detector = LocalDetector(
+                LocalDetectorConfig(threads=threads, model_cache_dir=cache), 25
+            )
             for size in args.sizes:
                 results.append(measure(detector, threads, size, photos, args))
     common.print_table(

@@ -22,12 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg, thumbnail  # noqa: E402
-from ipcam_analysis.config import EmailConfig  # noqa: E402
-from ipcam_analysis.imaging import decode_snapshot, perceptual_hash  # noqa: E402
-from ipcam_analysis.models import Alert, MatchedLabel  # noqa: E402
-from ipcam_analysis.notify.email import build_alert_email  # noqa: E402
+from ipcam_analysis.imaging import (  # noqa: E402
+    decode_snapshot,
+    draw_boxes,
+    encode_jpeg,
+    perceptual_hash,
+    thumbnail,
+)
+from ipcam_analysis.notify.email import EmailConfig, build_alert_email  # noqa: E402
 from ipcam_analysis.store import THUMBNAIL_WIDTH  # noqa: E402
+from ipcam_analysis.values import Alert, MatchedLabel  # noqa: E402
 
 MATCHED = (MatchedLabel(common.PERSON, "Person"),)
 EMAIL = EmailConfig(

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ipcam_analysis.database import Database
-from ipcam_analysis.models import Upload
 from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.store import Database
+from ipcam_analysis.values import Upload
 
 DONE, PENDING = 100_000, 10_000
 

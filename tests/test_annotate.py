@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg, place_caption
-from ipcam_analysis.models import Box, Instance, Label, MatchedLabel
+from ipcam_analysis.imaging import draw_boxes, encode_jpeg
+from ipcam_analysis.imaging.annotate import place_caption
+from ipcam_analysis.values import Box, Instance, Label, MatchedLabel
 
 DATA = Path(__file__).parent / "data"
 PERSON_PHOTO = DATA / "darknet_person.jpg"  # 640×424: a person, a dog and a horse

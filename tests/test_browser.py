@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ipcam_analysis.models import Upload
 from ipcam_analysis.store import EventFilter
+from ipcam_analysis.values import Upload
 from tests.support.aws import Moto, label
 from tests.support.service import DATA, PASSWORDS, copy_test_image, upload
 from tests.support.web import days_ago

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.config import AppConfig, in_time_windows, load_config
+from ipcam_analysis.config import AppConfig, load_config
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.rules import in_time_windows
 
 SEED = Path(__file__).resolve().parent / "data" / "seed"
 

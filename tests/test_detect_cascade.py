@@ -12,7 +12,7 @@ from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DetectorError, build_detector
 from ipcam_analysis.detect.cascade import CascadeDetector, CascadeDetectorConfig, CloudGate
 from ipcam_analysis.detect.local import LocalDetector
-from ipcam_analysis.detect.rekognition import RekognitionDetector
+from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
 from tests.support.aws import REGION, Moto, label
 from tests.support.eval_images import eval_snapshot
 
@@ -33,7 +33,7 @@ def screening() -> Iterator[LocalDetector]:
 
 def cascade(screening: LocalDetector, labels: list[str], new_labels_only: bool = False) -> Any:
     gate = CloudGate(labels, new_labels_only, screening.vocabulary)
-    return CascadeDetector(screening, gate, RekognitionDetector(REGION, 75, 10))
+    return CascadeDetector(screening, gate, RekognitionDetector(RekognitionConfig(region=REGION)))
 
 
 def test_nothing_local_means_no_cloud_call(aws: Moto, screening: LocalDetector) -> None:
@@ -105,7 +105,7 @@ def test_built_from_the_config(aws: Moto) -> None:
     config = AppConfig.model_validate(
         {"detector": {"type": "cascade", "threads": 1}, "aws_region": REGION, "labels": ["Person"]}
     )
-    detector = build_detector(config)
+    detector = build_detector(config.detector_settings())
     assert isinstance(detector, CascadeDetector)
     aws.rekognition.labels = [PERSON]
     assert detector.detect(eval_snapshot("opencv_tree_f0000.jpg")).cloud_calls == 0

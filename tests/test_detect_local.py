@@ -14,8 +14,8 @@ from ipcam_analysis.config import AppConfig
 from ipcam_analysis.config_messages import describe_validation_error
 from ipcam_analysis.detect import build_detector, darknet, weights
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
-from ipcam_analysis.models import Box, Detection, Label
 from ipcam_analysis.rules import decide
+from ipcam_analysis.values import Box, Detection, Label
 from tests.support.eval_images import EVAL_IMAGES, centre_inside, eval_snapshot, overlap
 
 # Regions read off the photos by eye, relative to the image.
@@ -27,7 +27,9 @@ WALKER = Box(0.76, 0.38, 0.05, 0.15)  # opencv_vtest_f0150.jpg, man crossing on 
 
 @pytest.fixture(scope="module")
 def detector() -> LocalDetector:
-    built = build_detector(AppConfig.model_validate({"detector": {"type": "local"}}))
+    built = build_detector(
+        AppConfig.model_validate({"detector": {"type": "local"}}).detector_settings()
+    )
     assert isinstance(built, LocalDetector)
     return built
 
@@ -148,7 +150,7 @@ def test_the_converted_model_is_cached_and_a_damaged_copy_replaced(
     key = weights.YOLO_CFG.sha256[:8] + weights.YOLO_WEIGHTS.sha256[:8]
     damaged = cached.with_name(cached.name.replace("-test-", f"-{key}-"))
     damaged.write_bytes(b"not a model")
-    detector = LocalDetector(LocalDetectorConfig(), 25, cache_folder=tmp_path)
+    detector = LocalDetector(LocalDetectorConfig(model_cache_dir=tmp_path), 25)
     assert damaged.stat().st_size == cached.stat().st_size
     assert named(detector.detect(eval_snapshot("skimage_camera.jpg")), "Person")
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from ipcam_analysis.config import FiltersConfig
-from ipcam_analysis.models import Box, Instance, Label
-from ipcam_analysis.rules import filter_labels, in_zone, iou
+from ipcam_analysis.rules import FiltersConfig, filter_labels, in_zone, iou
+from ipcam_analysis.values import Box, Instance, Label
 
 LEFT_HALF = [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.config import FtpServerConfig
-from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, LoginThrottle, remove_uploaded_file
+from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, FtpServerConfig
+from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.store.uploads import remove_file_and_empty_folders
 from tests.support.ftp import (
     CAMERAS,
     WAIT_SECONDS,
@@ -392,7 +393,7 @@ def test_stop_closes_every_session_promptly(start_ftp: StartFtp) -> None:
 # --- clean-up of uploaded files
 
 
-def test_remove_uploaded_file_removes_the_empty_dated_folders_only(tmp_path: Path) -> None:
+def test_removing_an_upload_removes_the_empty_dated_folders_only(tmp_path: Path) -> None:
     home = tmp_path / "cam01"
     upload = home / "2026-11-23/001/jpg/10/23/45[M][0@0][0].jpg"
     sibling = home / "2026-11-23/001/jpg/10/24/01[M][0@0][0].jpg"
@@ -400,25 +401,25 @@ def test_remove_uploaded_file_removes_the_empty_dated_folders_only(tmp_path: Pat
         path.parent.mkdir(parents=True)
         path.write_bytes(b"x")
 
-    remove_uploaded_file(upload, home)
+    remove_file_and_empty_folders(upload, home)
     assert not (home / "2026-11-23/001/jpg/10/23").exists()
     assert sibling.exists()
 
-    remove_uploaded_file(sibling, home)
+    remove_file_and_empty_folders(sibling, home)
     assert home.is_dir()
     assert list(home.iterdir()) == []
 
 
-def test_remove_uploaded_file_keeps_the_home_and_accepts_a_missing_file(tmp_path: Path) -> None:
+def test_removing_an_upload_keeps_the_home_and_accepts_a_missing_file(tmp_path: Path) -> None:
     home = tmp_path / "cam01"
     (home / "empty/dated").mkdir(parents=True)
-    remove_uploaded_file(home / "top.jpg", home)
-    remove_uploaded_file(home / "empty/dated/gone.jpg", home)
+    remove_file_and_empty_folders(home / "top.jpg", home)
+    remove_file_and_empty_folders(home / "empty/dated/gone.jpg", home)
     assert home.is_dir()
     assert list(home.iterdir()) == []
 
 
-def test_remove_uploaded_file_never_touches_anything_outside_the_home(tmp_path: Path) -> None:
+def test_removing_an_upload_never_touches_anything_outside_the_home(tmp_path: Path) -> None:
     home = tmp_path / "cam01"
     home.mkdir()
     outside = tmp_path / "cam02" / "a.jpg"
@@ -426,6 +427,6 @@ def test_remove_uploaded_file_never_touches_anything_outside_the_home(tmp_path: 
     outside.write_bytes(b"x")
     for path in (outside, home / ".." / "cam02" / "a.jpg", home):
         with pytest.raises(ValueError, match="not inside"):
-            remove_uploaded_file(path, home)
+            remove_file_and_empty_folders(path, home)
     assert outside.exists()
     assert home.is_dir()

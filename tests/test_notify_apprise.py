@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ipcam_analysis.config import AppConfig, ConfigError, load_config
-from ipcam_analysis.models import NotifyOutcome
-from ipcam_analysis.notify import build_apprise_notifiers, build_mqtt_notifier, build_notifiers
+from ipcam_analysis.notify import AppriseConfig, build_apprise_notifiers, build_notifiers
 from ipcam_analysis.notify.apprise import AppriseNotifier
+from ipcam_analysis.values import NotifyOutcome
 from tests.support.smtp import SmtpSink, free_port
 from tests.support.webhook import FAILING_PATH, WebhookSink
 from tests.test_notify_email import make_alert
@@ -23,7 +23,7 @@ VALID_URL = "json://127.0.0.1:8123/valid"  # never called: the config is only lo
 
 
 def only_notifier(url: str) -> AppriseNotifier:
-    (notifier,) = build_apprise_notifiers([url])
+    (notifier,) = build_apprise_notifiers(AppriseConfig(urls=(url,)))
     return notifier
 
 
@@ -89,7 +89,7 @@ def test_unreachable_webhook_is_a_retryable_failure() -> None:
 def test_each_url_is_a_notifier_with_a_unique_stable_name(webhook_sink: WebhookSink) -> None:
     urls = [webhook_sink.url("/a"), f"tgram://{TELEGRAM_TOKEN}/-1001234", webhook_sink.url("/b")]
 
-    names = [notifier.name for notifier in build_apprise_notifiers(urls)]
+    names = [notifier.name for notifier in build_apprise_notifiers(AppriseConfig(urls=urls))]
 
     assert names == ["apprise:json", "apprise:tgram", "apprise:json#2"]
 
@@ -107,14 +107,14 @@ def test_one_failing_notifier_does_not_stop_the_others(
             "mqtt": {"host": "127.0.0.1", "port": free_port(), "timeout_seconds": 1},
         }
     )
-    mqtt = build_mqtt_notifier(config)
-    assert mqtt is not None
-    mqtt.start()
+    notifiers = build_notifiers({"cam01": config.notifier_settings("cam01")})["cam01"]
+    for notifier in notifiers:
+        notifier.start()
     try:
-        notifiers = build_notifiers(config, mqtt)
         outcomes = {notifier.name: notifier.send(make_alert()) for notifier in notifiers}
     finally:
-        mqtt.close()
+        for notifier in notifiers:
+            notifier.close()
 
     assert {name: outcome.ok for name, outcome in outcomes.items()} == {
         "apprise:json": False,

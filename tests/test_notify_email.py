@@ -12,18 +12,18 @@ from email.message import EmailMessage, MIMEPart
 import pytest
 from PIL import Image
 
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg
-from ipcam_analysis.config import EmailConfig, SmtpConfig
-from ipcam_analysis.models import Alert, MatchedLabel
+from ipcam_analysis.imaging import draw_boxes, encode_jpeg
 from ipcam_analysis.notify.base import MailError
 from ipcam_analysis.notify.email import (
+    EmailConfig,
     EmailNotifier,
     build_alert_email,
     build_transport,
     render_template,
 )
 from ipcam_analysis.notify.ses import SesTransport, envelope_sender
-from ipcam_analysis.notify.smtp import SmtpTransport
+from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
+from ipcam_analysis.values import Alert, MatchedLabel
 from tests.support.aws import REGION, Moto
 from tests.support.smtp import (
     HOST,
@@ -64,6 +64,7 @@ def email_settings(transport: str, **changes: object) -> EmailConfig:
         "recipients": RECIPIENTS,
         "subject": SUBJECT,
         "message_html": BODY,
+        "region": REGION,
         **changes,
     }
     return EmailConfig.model_validate(fields)
@@ -99,7 +100,7 @@ def mailbox(request: pytest.FixtureRequest) -> Iterator[Mailbox]:
     else:
         sink: SmtpSink = request.getfixturevalue("smtp_sink")
         settings, read = smtp_settings(sink.port), lambda: sink.messages
-    transport = build_transport(settings, REGION)
+    transport = build_transport(settings)
     assert transport is not None and transport.name == request.param
     yield Mailbox(request.param, EmailNotifier(settings, transport), read)
 
@@ -245,9 +246,9 @@ def test_render_template_is_compatible_with_the_original() -> None:
 
 
 def test_build_transport_follows_the_setting() -> None:
-    assert build_transport(email_settings("none", sender_email=None), REGION) is None
-    assert isinstance(build_transport(email_settings("ses"), REGION), SesTransport)
-    assert isinstance(build_transport(smtp_settings(2525), REGION), SmtpTransport)
+    assert build_transport(email_settings("none", sender_email=None)) is None
+    assert isinstance(build_transport(email_settings("ses")), SesTransport)
+    assert isinstance(build_transport(smtp_settings(2525)), SmtpTransport)
 
 
 def test_ses_source_is_ascii_with_the_encoded_display_name() -> None:

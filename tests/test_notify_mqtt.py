@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.models import Alert, Instance, Label, MatchedLabel
-from ipcam_analysis.notify import build_mqtt_notifier
+from ipcam_analysis.notify import build_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
+from ipcam_analysis.rules import matching_sensors
+from ipcam_analysis.values import Alert, Instance, Label, MatchedLabel
 from tests.support.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
 from tests.support.smtp import HOST, free_port
 from tests.test_annotate import DOG_BOX, PERSON_BOX
@@ -37,8 +38,17 @@ def start_notifier() -> Iterator[StartNotifier]:
     started: list[MqttNotifier] = []
 
     def start(port: int, **settings: object) -> MqttNotifier:
-        config = MqttConfig.model_validate({"host": HOST, "port": port, **settings})
-        notifier = MqttNotifier(config, CAMERAS, SENSOR_LABELS, DASHBOARD)
+        config = MqttConfig.model_validate(
+            {
+                "host": HOST,
+                "port": port,
+                "cameras": CAMERAS,
+                "sensor_labels": SENSOR_LABELS,
+                "dashboard_url": DASHBOARD,
+                **settings,
+            }
+        )
+        notifier = MqttNotifier(config)
         started.append(notifier)
         notifier.start()
         return notifier
@@ -56,7 +66,10 @@ def alert_seen_as(*labels: Label, event_id: int | None = 42) -> Alert:
         )
         for label, box in zip(labels, (PERSON_BOX, DOG_BOX), strict=False)
     )
-    return dataclasses.replace(make_alert("cam01", found), event_id=event_id)
+    alert = make_alert("cam01", found)
+    return dataclasses.replace(
+        alert, event_id=event_id, sensors=matching_sensors(found, SENSOR_LABELS)
+    )
 
 
 def start_watched(
@@ -189,7 +202,7 @@ def test_close_turns_pending_sensors_off_and_says_offline(
 LAST_WILL_SCRIPT = """
 import sys, time
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
-MqttNotifier(MqttConfig(host=sys.argv[1], port=int(sys.argv[2])), ["cam01"], []).start()
+MqttNotifier(MqttConfig(host=sys.argv[1], port=int(sys.argv[2]), cameras=("cam01",))).start()
 time.sleep(600)
 """
 
@@ -270,10 +283,9 @@ def test_config_builds_the_notifier_from_cameras_labels_and_dashboard() -> None:
     config = AppConfig.model_validate(settings)
     ignoring = AppConfig.model_validate({**settings, "new_labels_only": True})
 
-    notifier = build_mqtt_notifier(config)
-    new_labels = build_mqtt_notifier(ignoring)
+    notifier = MqttNotifier(config.notifier_settings()["mqtt"])  # type: ignore[arg-type]
+    new_labels = MqttNotifier(ignoring.notifier_settings()["mqtt"])  # type: ignore[arg-type]
 
-    assert notifier is not None and new_labels is not None
     assert "Mqtt-Pass-5521" in config.secrets()
     assert sorted(topic.split("/")[-2] for topic in notifier.discovery_configs()) == sorted(
         ["alert", "label_person", "label_cat", "snapshot"] * 2
@@ -284,13 +296,15 @@ def test_config_builds_the_notifier_from_cameras_labels_and_dashboard() -> None:
     )
     event = json.loads(notifier.event_json(alert_seen_as(HUMAN)))
     assert event["snapshot_url"] == "http://192.168.1.5:8080/events/42"
-    assert build_mqtt_notifier(AppConfig()) is None
+    assert build_notifiers({"cam01": AppConfig().notifier_settings()}) == {"cam01": ()}
 
 
 def test_without_a_discovery_prefix_nothing_is_announced_to_home_assistant() -> None:
-    settings = MqttConfig(host="broker.lan", discovery_prefix=None)
+    settings = MqttConfig(
+        host="broker.lan", discovery_prefix=None, cameras=CAMERAS, sensor_labels=SENSOR_LABELS
+    )
 
-    assert MqttNotifier(settings, CAMERAS, SENSOR_LABELS).discovery_configs() == {}
+    assert MqttNotifier(settings).discovery_configs() == {}
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
-from ipcam_analysis.models import Box, Instance, Label
 from ipcam_analysis.rules import decide
+from ipcam_analysis.values import Box, Instance, Label
 
 PERSON = Label(
     "Person", 98.7, aliases=("Human",), instances=(Instance(Box(0.1, 0.1, 0.2, 0.5), 98.7),)

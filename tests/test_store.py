@@ -9,11 +9,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from ipcam_analysis.config import HistoryConfig
-from ipcam_analysis.database import MIGRATIONS, Database
-from ipcam_analysis.models import Label, NotifyOutcome, Upload
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import THUMBNAIL_WIDTH, EventFilter, EventStore
+from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventStore
+from ipcam_analysis.store.database import MIGRATIONS
+from ipcam_analysis.store.events import HistoryConfig
+from ipcam_analysis.values import Label, NotifyOutcome, Upload
 from tests.support.aws import Moto, label
 from tests.support.service import DATA, copy_test_image, upload
 from tests.support.web import days_ago, event_record, person, snapshot_of

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from ipcam_analysis.errors import ConfigError
-from ipcam_analysis.models import Label, NotifyOutcome, Upload
 from ipcam_analysis.store import EventFilter
+from ipcam_analysis.values import Label, NotifyOutcome, Upload
 from ipcam_analysis.web import WebServer, WebServerError
 from ipcam_analysis.web.app import SECURITY_HEADERS
 from ipcam_analysis.web.auth import PasswordHash, hash_password
@@ -161,6 +161,7 @@ def test_healthz_reports_ftp_queue_and_detector(served_store, tmp_path: Path) ->
         report = up.json()
         assert report["status"] == "ok"
         assert report["ftp"] == {"up": True, "address": f"127.0.0.1:{address[1]}"}
+        assert report["listeners"] == {"ftp": report["ftp"]}
         assert report["queue"]["depth"] == 1
         assert 3590 < report["queue"]["oldest_pending_age_seconds"] < 3700
         assert report["detector"]["last_success"] is None

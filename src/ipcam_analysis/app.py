@@ -1,4 +1,5 @@
-"""Wires the stages together (FTP → queue → workers → notifiers) and owns start and stop."""
+"""Wires the stages together (sources → queue → workers → notifiers, dashboard) and owns start
+and stop. No stage work happens here."""
 
 from __future__ import annotations
 
@@ -6,44 +7,32 @@ import logging
 import signal
 import socket
 import threading
-from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 from types import FrameType
 
-from ipcam_analysis.config import AppConfig, describe_time_windows
-from ipcam_analysis.database import Database
+from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.errors import UserError
-from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.ftp import FtpIngest, remove_uploaded_file
-from ipcam_analysis.memory import Memory
+from ipcam_analysis.ingest import SOURCES, LoginThrottle, Source, UploadAdmission
+from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.models import Upload
-from ipcam_analysis.notify import (
-    Notifier,
-    build_email_notifier,
-    build_mqtt_notifier,
-    build_notifiers,
-)
+from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import EventStore
+from ipcam_analysis.rules.windows import describe_time_windows
+from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
+from ipcam_analysis.values import Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 from ipcam_analysis.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-DATABASE_FILE = "ipcam_analysis.db"
-# Uploads whose queue row could not be written (a full disk), kept to retry; beyond this many,
-# the oldest are left to the start-up scan of the upload folders.
-MAX_UNQUEUED = 1000
 EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
 
 
 class Service:
-    """The running product. `start()` returns once FTP is listening; `stop()` is graceful."""
+    """The running product. `start()` returns once the sources listen; `stop()` is graceful."""
 
     def __init__(
         self, config: AppConfig, make_detector: Callable[[str], Detector] | None = None
@@ -54,35 +43,26 @@ class Service:
         self.queue = UploadQueue(self.database)
         self.store = EventStore(self.database, config.data_dir, config.history)
         self.metrics = Metrics(self.queue.depth)
-        email = build_email_notifier(config)
-        # One MQTT connection for the whole service, shared by every camera's notifier list.
-        self.mqtt = build_mqtt_notifier(config)
-        hostname = socket.gethostname()
-        errors = ErrorReporter(
-            self.database,
-            (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
-            email.send_notice if email else None,
+        memory = FilterMemory(self.database)
+        cameras = config.camera_names
+        self.notifiers = build_notifiers(
+            {camera: config.notifier_settings(camera) for camera in [*cameras, None]}
         )
-        self._notifiers = {
-            camera: self._build_notifiers(camera) for camera in config.ftp_server.users
-        }
         self.pipeline = Pipeline(
             config,
             self.queue,
             self.store,
-            Memory.open(self.database, config.budget),
+            memory,
             self.metrics,
-            self._notifiers_for,
-            errors,
-            self._remove_upload if config.ftp_server.remove_files else None,
+            self.notifiers,
+            self._error_reporter(config, memory),
         )
         self.workers = WorkerPool(
             config.workers,
             self.queue,
             self.pipeline,
-            make_detector or (lambda kind: build_detector(config, kind)),
-            [config.camera(camera).detector for camera in config.ftp_server.users]
-            or [config.detector.type],
+            make_detector or (lambda kind: build_detector(config.detector_settings(kind))),
+            config.detector_kinds(),
         )
         ftp = config.ftp_server
         self.admission = UploadAdmission(
@@ -91,76 +71,64 @@ class Service:
             ftp.min_free_mb,
             [ftp.root_dir, config.data_dir],
         )
-        self._unqueued: deque[Upload] = deque(maxlen=MAX_UNQUEUED)
-        self.ftp = FtpIngest(ftp, self._accept_upload, admission=self.admission)
+        throttle = LoginThrottle()
+        self.sources: dict[str, Source] = {
+            kind: SOURCES[kind].implementation(
+                settings, self._accept_upload, login_throttle=throttle, admission=self.admission
+            )
+            for kind, settings in config.source_settings().items()
+        }
         self.web: WebServer | None = None
         if config.web.enabled:
             dashboard = DashboardContext(
-                config, self.store, self.queue, self.metrics, self._ftp_address
+                config, self.store, self.queue, self.metrics, self.listener_addresses
             )
             self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
         self._stopped = threading.Event()
 
-    def _build_notifiers(self, camera: str) -> list[Notifier]:
-        """A camera's own recipients and notifier URLs, when it has them, replace the global ones."""
-        settings = self.config.camera(camera)
-        config = self.config
-        if settings.recipients is not None:
-            email = config.email.model_copy(update={"recipients": list(settings.recipients)})
-            config = config.model_copy(update={"email": email})
-        if settings.notify is not None:
-            config = config.model_copy(update={"notify": list(settings.notify)})
-        return build_notifiers(config, self.mqtt)
+    @property
+    def ftp(self) -> Source:
+        return self.sources["ftp"]
 
-    def _notifiers_for(self, camera: str) -> list[Notifier]:
-        # A camera removed from the config but still queued falls back to the global notifiers.
-        if camera not in self._notifiers:
-            self._notifiers[camera] = self._build_notifiers(camera)
-        return self._notifiers[camera]
+    @staticmethod
+    def _error_reporter(config: AppConfig, memory: FilterMemory) -> ErrorReporter:
+        email = EmailNotifier.from_settings(config.email_settings())
+        hostname = socket.gethostname()
+        return ErrorReporter(
+            memory,
+            (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
+            email.send_notice if email else None,
+        )
 
     def _accept_upload(self, upload: Upload) -> None:
-        """The FTP hook's whole job: one durable row, then back to serving cameras."""
-        try:
-            self.queue.put(upload)
-        except Exception:
-            # The camera already has its 226 and the file stays where it is: it is queued by a
-            # later upload's hook once the database can be written, or by the next start's scan.
-            self._unqueued.append(upload)
-            raise
-        self.metrics.uploads.labels(upload.camera).inc()
-        self._queue_unqueued()
+        """A source's hook: one durable row (raises if the database cannot take it)."""
+        for queued in self.queue.accept(upload):
+            self.metrics.uploads.labels(queued.camera).inc()
 
-    def _queue_unqueued(self) -> None:
-        """Retry the uploads an earlier hook could not queue, oldest first."""
-        while self._unqueued:
-            upload = self._unqueued[0]
+    def listener_addresses(self) -> dict[str, tuple[str, int] | None]:
+        """Each source's (host, port), or None when it is not listening."""
+        found: dict[str, tuple[str, int] | None] = {}
+        for kind, source in self.sources.items():
             try:
-                self.queue.put(upload)
-            except Exception as exc:
-                log.warning("Still cannot queue %d earlier upload(s): %s", len(self._unqueued), exc)
-                return
-            self._unqueued.popleft()
-            self.metrics.uploads.labels(upload.camera).inc()
-            log.info("Queued the earlier upload from %s: %s", upload.camera, upload.original_name)
-
-    def _remove_upload(self, upload: Upload) -> None:
-        remove_uploaded_file(upload.path, self.config.ftp_server.root_dir / upload.camera)
-
-    def _ftp_address(self) -> tuple[str, int] | None:
-        try:
-            return self.ftp.address
-        except RuntimeError:  # not started
-            return None
+                found[kind] = source.address
+            except RuntimeError:  # not started
+                found[kind] = None
+        return found
 
     def start(self) -> None:
         self.queue.recover()
         self._enqueue_leftovers()
-        if self.mqtt is not None:
-            self.mqtt.start()
+        for notifier in distinct(self.notifiers):
+            notifier.start()
         self.workers.start()
+        started: list[Source] = []
         try:
-            self.ftp.start()
+            for source in self.sources.values():
+                source.start()
+                started.append(source)
         except UserError:
+            for source in started:
+                source.stop()
             self.workers.stop()
             raise
         log.info("Ready: %d worker(s), detector %s", self.config.workers, self.config.detector.type)
@@ -176,7 +144,8 @@ class Service:
         try:
             web.start()
         except UserError:
-            self.ftp.stop()
+            for source in self.sources.values():
+                source.stop()
             self.workers.stop()
             raise
         log.info("Dashboard: %s", web.url)
@@ -184,23 +153,16 @@ class Service:
         print(f"Dashboard: {web.url}", flush=True)
 
     def _enqueue_leftovers(self) -> None:
-        """Queue files left in the upload folders: pyftpdlib answers 226 just before our hook, so
-        a crash in between leaves an accepted upload on disk only. With `remove_files`, every
-        file there is unhandled by definition."""
+        """Queue files left in the upload folders by a crash (with `remove_files`, every file
+        there is unhandled by definition)."""
         settings = self.config.ftp_server
         if not settings.remove_files:
             return
         queued = self.queue.unfinished_paths()
         found = 0
-        for camera in settings.users:
-            home = settings.root_dir / camera
-            for path in sorted(home.rglob("*")) if home.is_dir() else ():
-                if path.is_file() and str(path) not in queued:
-                    received = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-                    self.queue.put(
-                        Upload(camera, path, received, "", path.relative_to(home).as_posix())
-                    )
-                    found += 1
+        for upload in find_leftovers(settings.root_dir, self.config.camera_names, queued):
+            self.queue.put(upload)
+            found += 1
         if found:
             log.info("Queued %d upload(s) found on disk from before the last shutdown", found)
 
@@ -212,10 +174,11 @@ class Service:
         log.info("Stopping: no new uploads; finishing the images in progress")
         if self.web is not None:
             self.web.stop()
-        self.ftp.stop()
+        for source in self.sources.values():
+            source.stop()
         self.workers.stop()
-        if self.mqtt is not None:
-            self.mqtt.close()
+        for notifier in distinct(self.notifiers):
+            notifier.close()
         self.database.close()
         log.info("Stopped")
 

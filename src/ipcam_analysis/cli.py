@@ -141,9 +141,9 @@ def _run(args: argparse.Namespace) -> int:
     if command is not None:
         return int(command.run(args, config))
     if args.test_aws:
-        from ipcam_analysis.commands import test_aws
+        from ipcam_analysis.commands import check_aws
 
-        return test_aws.run(config)
+        return check_aws.run(config)
     return _serve(config)
 
 

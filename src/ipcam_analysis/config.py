@@ -1,267 +1,33 @@
-"""The configuration: one typed model, loaded once from YAML, compatible with the original's config.yaml."""
+"""The configuration: each stage's own settings classes gathered in one model, loaded once from
+YAML, compatible with the original's config.yaml. Resolves per-camera overrides and fills each
+stage's settings with what it needs from the top level, so that a stage never sees AppConfig."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ipcam_analysis.config_messages import describe_validation_error
-from ipcam_analysis.detect import DetectorConfig, RekognitionDetectorConfig
+from ipcam_analysis.detect import DETECTORS, DetectorConfig, DetectorKind
+from ipcam_analysis.detect.cascade import CascadeDetectorConfig
+from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
+from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.ftp import FtpServerConfig
+from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
-from ipcam_analysis.notify.mqtt import MqttConfig
+from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
+from ipcam_analysis.rules.windows import TimeWindows
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.events import HistoryConfig
 
 __all__ = ["AppConfig", "ConfigError", "load_config"]
-
-
-class StrictModel(BaseModel):
-    # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def parse_clock_time(value: Any) -> time:
-    """`'5:00'`, `'05:07'`, or the integer YAML 1.1 makes of an unquoted `5:00` (5*60 = 300)."""
-    if isinstance(value, time):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("must be a time such as '05:00'")
-    if isinstance(value, int):
-        # Unquoted H:MM is read by YAML as base-60 minutes.
-        if not 0 <= value < 24 * 60:
-            raise ValueError(f"{value} is not a time of day; write it quoted, such as '05:00'")
-        return time(value // 60, value % 60)
-    if isinstance(value, str):
-        parts = value.strip().split(":")
-        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-            hours, minutes = (int(p) for p in parts)
-            if 0 <= hours < 24 and 0 <= minutes < 60:
-                return time(hours, minutes)
-    raise ValueError(f"{value!r} is not a time of day in HH:MM form, such as '05:00'")
-
-
-ClockTime = Annotated[time, Field(description="HH:MM, server local time")]
-
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class TimeWindow(StrictModel):
-    """When uploads are analysed; outside it they are recorded and dropped."""
-
-    start: ClockTime
-    end: ClockTime
-    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _parse_time(cls, value: Any) -> time:
-        return parse_clock_time(value)
-
-    @field_validator("days", mode="before")
-    @classmethod
-    def _lower_days(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        return [str(day).strip().lower()[:3] for day in value] if isinstance(value, list) else value
-
-    def contains(self, now: datetime) -> bool:
-        """Inclusive of the whole end minute; wraps past midnight; start == end means all day.
-
-        After midnight, a window that wrapped belongs to the day it started on."""
-        minute = (now.hour, now.minute)
-        start = (self.start.hour, self.start.minute)
-        end = (self.end.hour, self.end.minute)
-        today = WEEKDAYS[now.weekday()]
-        yesterday = WEEKDAYS[(now.weekday() - 1) % 7]
-        if start == end:
-            return today in self.days
-        if start < end:
-            return start <= minute <= end and today in self.days
-        return (minute >= start and today in self.days) or (
-            minute <= end and yesterday in self.days
-        )
-
-    def describe(self) -> str:
-        days = "" if self.days == WEEKDAYS else " " + ",".join(self.days)
-        return f"[{self.start:%H:%M}, {self.end:%H:%M}]{days}"
-
-
-def _as_window_list(value: Any) -> Any:
-    """`time_window` may be one window (the original's form) or a list of them."""
-    if value is None or isinstance(value, list | tuple):
-        return value
-    return [value]
-
-
-TimeWindows = Annotated[tuple[TimeWindow, ...] | None, BeforeValidator(_as_window_list)]
-
-
-def in_time_windows(windows: tuple[TimeWindow, ...] | None, now: datetime) -> bool:
-    return not windows or any(window.contains(now) for window in windows)
-
-
-def describe_time_windows(windows: tuple[TimeWindow, ...]) -> str:
-    return " or ".join(window.describe() for window in windows)
-
-
-class FtpServerConfig(StrictModel):
-    root_dir: Path = Path("ftp")
-    host: str = "0.0.0.0"
-    port: int = Field(2121, ge=0, le=65535)  # 0: any free port (tests)
-    remove_files: bool = True
-    users: dict[str, SecretStr] = Field(default_factory=dict)
-    passive_ports: tuple[int, int] | None = None
-    masquerade_address: str | None = None
-    # Back-pressure: past these, STOR is answered 452 (cameras try again) instead of piling up.
-    max_queued_uploads: int = Field(10_000, ge=1)
-    min_free_mb: float = Field(50, ge=0)  # on root_dir and data_dir; 0 turns the check off
-
-    @field_validator("users", mode="before")
-    @classmethod
-    def _usernames_are_text(cls, value: Any) -> Any:
-        # A numeric YAML username such as `1:` is still a camera called "1".
-        if isinstance(value, dict):
-            return {str(name): "" if pw is None else str(pw) for name, pw in value.items()}
-        return value
-
-    @field_validator("passive_ports")
-    @classmethod
-    def _valid_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None:
-            first, last = value
-            if not (1024 <= first <= last <= 65535):
-                raise ValueError("must be [first, last] with 1024 <= first <= last <= 65535")
-        return value
-
-    @model_validator(mode="after")
-    def _passwords_set(self) -> FtpServerConfig:
-        for name, password in self.users.items():
-            if not password.get_secret_value():
-                raise ValueError(f"camera {name!r} has no password")
-        return self
-
-
-class SmtpConfig(StrictModel):
-    host: str
-    port: int | None = Field(None, ge=1, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None
-    security: Literal["none", "starttls", "tls"] = "starttls"
-    timeout_seconds: float = Field(30, gt=0)
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
-
-
-DEFAULT_MESSAGE_HTML = "<p>List of objects:</p>$list<p>$image</p>"
-DEFAULT_SUBJECT = "⚡ $camera: detected $labels"
-
-
-class EmailConfig(StrictModel):
-    transport: Literal["ses", "smtp", "none"] = "ses"
-    sender_email: str | None = None
-    sender_name: str = "Ipcam Analysis"
-    message_html: str = DEFAULT_MESSAGE_HTML
-    subject: str = DEFAULT_SUBJECT
-    recipients: list[str] = Field(default_factory=list)
-    smtp: SmtpConfig | None = None
-
-    @model_validator(mode="after")
-    def _complete_for_transport(self) -> EmailConfig:
-        if self.transport == "none":
-            return self
-        if not self.sender_email:
-            raise ValueError(f"sender_email is required when transport is {self.transport}")
-        if not self.recipients:
-            raise ValueError(f"recipients is required when transport is {self.transport}")
-        if self.transport == "smtp" and self.smtp is None:
-            raise ValueError("an smtp section (host, port, ...) is required when transport is smtp")
-        return self
-
-
-class RekognitionConfig(StrictModel):
-    max_labels: int = Field(10, ge=1, le=1000)
-    min_confidence_percent: float = Field(75, ge=0, le=100)
-    image_resize_percent: int = Field(100, ge=1)
-    price_per_1000_images: float = Field(1.0, ge=0)  # for the cost estimate on the dashboard
-
-    @field_validator("image_resize_percent")
-    @classmethod
-    def _never_enlarge(cls, value: int) -> int:
-        # The original enlarged images above 100 %; a bigger picture adds nothing.
-        return min(value, 100)
-
-
-class StationaryConfig(StrictModel):
-    """Remember alerted boxes; an object that stays where it was does not alert again."""
-
-    enabled: bool = False
-    iou: float = Field(0.6, gt=0, le=1)  # overlap with a remembered box that means "still there"
-    forget_after_minutes: float = Field(30, gt=0)  # unseen this long: it has left
-
-
-def _polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    if len(points) < 3:
-        raise ValueError("a zone needs at least 3 [x, y] points")
-    if not all(0 <= x <= 1 and 0 <= y <= 1 for x, y in points):
-        raise ValueError("zone points are [x, y] fractions of the picture, between 0 and 1")
-    return points
-
-
-Zone = Annotated[list[tuple[float, float]], AfterValidator(_polygon)]
-
-
-class FiltersConfig(StrictModel):
-    """Drop what is not worth an alert; each filter is off by default (a config of the original
-    format behaves exactly as before)."""
-
-    min_area_percent: float = Field(0, ge=0, le=100)
-    label_confidence: dict[str, float] = Field(default_factory=dict)
-    zones: list[Zone] = Field(default_factory=list)  # ignore zones, relative coordinates
-    # None: an object is in a zone when its box centre is; a number: when this share of its box is.
-    zone_min_overlap_percent: float | None = Field(None, gt=0, le=100)
-    # Bits of the 256-bit perceptual hash that may differ for a frame to count as a repeat.
-    duplicate_hash_distance: int = Field(0, ge=0, le=256)
-    stationary: StationaryConfig = Field(default_factory=StationaryConfig)
-    cooldown_seconds: float = Field(0, ge=0)
-
-    def merged(self, override: FiltersConfig | None) -> FiltersConfig:
-        """This (global) config with the keys a camera set replaced."""
-        if override is None:
-            return self
-        return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
-
-
-class CallLimits(StrictModel):
-    daily_calls: int | None = Field(None, ge=0)
-    monthly_calls: int | None = Field(None, ge=0)
-
-
-class BudgetConfig(CallLimits):
-    """Caps on paid cloud calls; past them the local detector (or nothing) answers."""
-
-    warn_percent: float = Field(80, gt=0, le=100)
-    on_exhausted: Literal["local", "none"] = "local"
-
-
-DetectorKind = Literal["local", "rekognition", "cascade"]
 
 
 class CameraConfig(StrictModel):
@@ -288,17 +54,8 @@ class CameraSettings:
     time_windows: tuple[TimeWindow, ...] | None
     detector: str
     min_confidence_percent: float | None
-    recipients: tuple[str, ...] | None
-    notify: tuple[str, ...] | None
     filters: FiltersConfig
     budget: CallLimits
-
-
-class HistoryConfig(StrictModel):
-    """Events and their snapshots in data_dir; the defaults fit a 16 GB SD card with room to spare."""
-
-    keep_days: float = Field(30, gt=0)
-    max_snapshots_mb: float = Field(2000, gt=0)
 
 
 class WebConfig(StrictModel):
@@ -363,7 +120,7 @@ class AppConfig(StrictModel):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     web: WebConfig = Field(default_factory=WebConfig)
-    detector: DetectorConfig = Field(default_factory=RekognitionDetectorConfig)
+    detector: DetectorConfig = Field(default_factory=RekognitionConfig)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -383,6 +140,11 @@ class AppConfig(StrictModel):
                 )
         return self
 
+    @property
+    def camera_names(self) -> list[str]:
+        """Every configured camera: the FTP users are the cameras' identities for every source."""
+        return list(self.ftp_server.users)
+
     def camera(self, name: str) -> CameraSettings:
         """The effective settings for uploads from this camera."""
         own = self.cameras.get(name) or CameraConfig()
@@ -398,11 +160,85 @@ class AppConfig(StrictModel):
             time_windows=windows or None,
             detector=pick(own.detector, self.detector.type),
             min_confidence_percent=own.min_confidence_percent,
-            recipients=None if own.recipients is None else tuple(own.recipients),
-            notify=None if own.notify is None else tuple(own.notify),
             filters=self.filters.merged(own.filters),
             budget=own.budget or CallLimits(),
         )
+
+    def detector_kinds(self) -> list[str]:
+        """The kinds the cameras use, the configured one first."""
+        kinds = [self.detector.type, *(self.camera(n).detector for n in self.camera_names)]
+        return list(dict.fromkeys(kinds))
+
+    def detector_settings(self, kind: str | None = None) -> BaseModel:
+        """The settings a detector of this kind (default: the configured one) is built from.
+
+        Another kind than the configured one (a camera's own, a budget's local fallback,
+        `detect --detector`) keeps what it shares with the configured one: the local model's
+        settings of a cascade, the `rekognition:` section."""
+        kind = kind or self.detector.type
+        configured = self.detector
+        rekognition = self.rekognition_settings()
+        model = configured if isinstance(configured, LocalModelSettings) else LocalDetectorConfig()
+        shared = model.model_dump(include=set(LocalModelSettings.model_fields))
+        shared["model_cache_dir"] = model.model_cache_dir or self.data_dir / "models"
+        if kind == "rekognition":
+            return rekognition
+        if kind == "local":
+            own = configured if isinstance(configured, LocalDetectorConfig) else None
+            return (own or LocalDetectorConfig()).model_copy(update=shared)
+        if kind == "cascade":
+            own = configured if isinstance(configured, CascadeDetectorConfig) else None
+            return (own or CascadeDetectorConfig()).model_copy(
+                update={
+                    **shared,
+                    "cloud": rekognition,
+                    "watched_labels": tuple(self.labels),
+                    "new_labels_only": self.new_labels_only,
+                }
+            )
+        return configured if configured.type == kind else DETECTORS[kind].settings()
+
+    def rekognition_settings(self) -> RekognitionConfig:
+        """The `rekognition:` section, with `detector: {type: rekognition, ...}` keys over it."""
+        settings = self.rekognition.model_copy(update={"region": self.aws_region})
+        if isinstance(self.detector, RekognitionConfig):
+            settings = settings.model_copy(update=_fields_set(self.detector))
+        return settings
+
+    def email_settings(self, camera: str | None = None) -> EmailConfig:
+        """The e-mail settings, with the camera's own recipients when it has them."""
+        own = self.cameras.get(camera) if camera else None
+        email = self.email.model_copy(update={"region": self.aws_region})
+        if own is not None and own.recipients is not None:
+            email = email.model_copy(update={"recipients": list(own.recipients)})
+        return email
+
+    def notifier_settings(self, camera: str | None = None) -> dict[str, BaseModel]:
+        """Each notifier kind's settings for a camera (None: the global ones): its own
+        recipients and notify URLs, when it has them, replace the global ones."""
+        own = self.cameras.get(camera) if camera else None
+        email = self.email_settings(camera)
+        urls = self.notify if own is None or own.notify is None else own.notify
+        mqtt = self.mqtt.model_copy(
+            update={
+                "cameras": tuple(self.camera_names),
+                "sensor_labels": self.sensor_labels,
+                "dashboard_url": self.web.public_url if self.web.enabled else None,
+            }
+        )
+        # Already checked when the config was loaded: no second round of Apprise look-ups.
+        apprise = AppriseConfig.model_construct(urls=tuple(urls))
+        return {"email": email, "apprise": apprise, "mqtt": mqtt}
+
+    @property
+    def sensor_labels(self) -> tuple[str, ...]:
+        """The labels with a binary sensor per camera; none in new-labels mode, where `labels`
+        lists what to ignore."""
+        return () if self.new_labels_only else tuple(self.labels)
+
+    def source_settings(self) -> dict[str, BaseModel]:
+        """Each ingest source's settings by kind."""
+        return {"ftp": self.ftp_server}
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
@@ -525,3 +361,8 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
             ),
         }
     )
+
+
+def _fields_set(settings: BaseModel) -> dict[str, Any]:
+    """The keys a user wrote in a section, with their values (not the defaults)."""
+    return {name: getattr(settings, name) for name in settings.model_fields_set - {"type"}}

@@ -4,40 +4,51 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg
-from ipcam_analysis.config import (
-    AppConfig,
-    CameraSettings,
-    describe_time_windows,
-    in_time_windows,
-)
-from ipcam_analysis.detect import Detector, DetectorError
+from ipcam_analysis.config import AppConfig, CameraSettings
+from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
     decode_snapshot,
+    draw_boxes,
+    encode_jpeg,
+    hash_distance,
     perceptual_hash,
 )
-from ipcam_analysis.memory import Memory
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.models import Alert, Decision, Detection, NotifyOutcome, Snapshot, Upload
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
-from ipcam_analysis.rules import decide, describe_labels, filter_labels
-from ipcam_analysis.store import EventRecord, EventStore
+from ipcam_analysis.rules import decide, describe_labels, filter_labels, matching_sensors
+from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
+from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
+from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
+from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
+from ipcam_analysis.store.uploads import read_upload, remove_upload
+from ipcam_analysis.values import (
+    ALERT,
+    CORRUPT,
+    DUPLICATE,
+    ERROR,
+    MISSING,
+    NO_MATCH,
+    NOT_IMAGE,
+    OUTSIDE_WINDOW,
+    RETRY,
+    SKIPPED,
+    SUPPRESSED,
+    Alert,
+    Decision,
+    Detection,
+    NotifyOutcome,
+    Snapshot,
+)
 
 log = logging.getLogger(__name__)
-
-# Outcomes recorded for each upload.
-ALERT, NO_MATCH, OUTSIDE_WINDOW = "alert", "no_match", "outside_window"
-DUPLICATE, SUPPRESSED, SKIPPED = "duplicate", "suppressed", "skipped"
-NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
-CLOUD_DETECTORS = frozenset({"rekognition", "cascade"})
-RETRY = "retry"  # not final: the item is back in the queue
 
 
 @dataclass
@@ -62,20 +73,19 @@ class Pipeline:
         config: AppConfig,
         queue: UploadQueue,
         store: EventStore,
-        memory: Memory,
+        memory: FilterMemory,
         metrics: Metrics,
-        notifiers_for: Callable[[str], Sequence[Notifier]],
+        notifiers: Mapping[str | None, Sequence[Notifier]],
         errors: ErrorReporter,
-        remove_upload: Callable[[Upload], None] | None = None,
     ) -> None:
+        """`notifiers` by camera; the None entry serves cameras no longer configured."""
         self._config = config
         self._queue = queue
         self._store = store
         self._memory = memory
         self._metrics = metrics
-        self._notifiers_for = notifiers_for
+        self._notifiers = notifiers
         self._errors = errors
-        self._remove_upload = remove_upload
 
     def process(self, item: QueuedItem, detectors: Callable[[str], Detector]) -> str:
         """Take the item to a final outcome, or back to the queue for a retry; returns which.
@@ -86,7 +96,7 @@ class Pipeline:
         progress = _Progress(item, camera, detection=item.detection)
         log.info("Processing image %s from %s", upload.original_name, upload.camera)
         try:
-            data = upload.path.read_bytes()
+            data = read_upload(upload)
             progress.file_size = len(data)
             progress.snapshot = decode_snapshot(data)
         except FileNotFoundError:
@@ -128,7 +138,8 @@ class Pipeline:
         now = time.time()
         frame_hash = perceptual_hash(snapshot.image)
         max_distance = camera.filters.duplicate_hash_distance
-        distance = self._memory.frames.distance_to_last(camera.name, frame_hash)
+        last_hash = self._memory.last_frame_hash(camera.name)
+        distance = None if last_hash is None else hash_distance(last_hash, frame_hash)
         if max_distance and distance is not None and distance <= max_distance:
             log.info(
                 "Same picture as the last one from %s (distance %d): not analysed",
@@ -139,23 +150,48 @@ class Pipeline:
                 progress, DUPLICATE, f"same picture as the last one (distance {distance})"
             )
         kind = camera.detector
-        if kind in CLOUD_DETECTORS:
-            budget = self._memory.budget.check(camera.name, camera.budget, now)
-            for notice in budget.notices:
-                self._errors.notice(notice)
-            if not budget.allowed:
-                fallback = self._config.budget.on_exhausted
-                if fallback == "none":
-                    return self._finish(progress, SKIPPED, "cloud budget exhausted")
-                kind = fallback
+        if kind in PAID_KINDS and not self._cloud_budget_allows(camera, now):
+            fallback = self._config.budget.on_exhausted
+            if fallback == "none":
+                return self._finish(progress, SKIPPED, "cloud budget exhausted")
+            kind = fallback
         try:
             progress.detection = detectors(kind).detect(snapshot)
         except DetectorError as exc:
             return self._failed(progress, str(exc), transient=exc.transient)
-        self._memory.frames.remember(camera.name, frame_hash, now)
-        self._memory.budget.count(camera.name, progress.detection.cloud_calls, now)
+        self._memory.remember_frame(camera.name, frame_hash, now)
+        self._count_cloud_calls(camera.name, progress.detection.cloud_calls, now)
         self._detected(item, progress.detection)
         return None
+
+    def _cloud_budget_allows(self, camera: CameraSettings, now: float) -> bool:
+        """Whether a paid call is within every cap; each warning is sent once per period."""
+        overall = self._config.budget
+        allowed = True
+        for limit in limits_for(camera.name, overall, camera.budget, now):
+            used = self._memory.cloud_calls(limit.period, limit.camera)
+            level = budget_level(used, limit, overall.warn_percent)
+            allowed = allowed and level != "exhausted"
+            if level and self._memory.first_budget_notice(limit.period, limit.scope, level):
+                self._errors.notice(budget_notice(used, limit, level, overall.on_exhausted))
+        return allowed
+
+    def _count_cloud_calls(self, camera: str, calls: int, now: float) -> None:
+        """Add paid calls; the day's totals go to the log, so spend is visible without the
+        dashboard."""
+        if not calls:
+            return
+        today = self._memory.count_cloud_calls(
+            datetime.fromtimestamp(now).strftime("%Y-%m-%d"), camera, calls
+        )
+        cap = self._config.budget.daily_calls
+        log.info(
+            "Cloud calls today: %d%s (%s: %d)",
+            sum(today.values()),
+            f" of {cap}" if cap is not None else "",
+            camera,
+            today.get(camera, 0),
+        )
 
     def _decide(self, progress: _Progress) -> str:
         """Filters, then the rule, then the memories (stationary objects, cooldown)."""
@@ -173,14 +209,18 @@ class Pipeline:
             return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
         matched = decision.matched
         now = time.time()
-        if camera.filters.stationary.enabled:
-            matched, reasons = self._memory.stationary.filter(
-                camera.name, matched, camera.filters.stationary, now
+        stationary = camera.filters.stationary
+        if stationary.enabled:
+            remembered = self._memory.remembered_objects(
+                camera.name, now - stationary.forget_after_minutes * 60
             )
+            matched, reasons, seen_again = drop_stationary(matched, remembered, stationary)
+            self._memory.objects_seen_again(seen_again, now)
             progress.filtered.extend(reasons)
         if camera.filters.cooldown_seconds:
-            matched, reasons = self._memory.cooldowns.filter(
-                camera.name, matched, camera.filters.cooldown_seconds, now
+            last_alerts = self._memory.last_alerts(camera.name)
+            matched, reasons = drop_cooling_down(
+                matched, last_alerts, camera.filters.cooldown_seconds, now
             )
             progress.filtered.extend(reasons)
         progress.decision = replace(decision, alert=bool(matched), matched=matched)
@@ -225,10 +265,12 @@ class Pipeline:
             image_size=annotated.size,
             original_name=upload.original_name,
             event_id=item.id,
+            sensors=matching_sensors(decision.matched, self._config.sensor_labels),
         )
         retry_causes: list[str] = []
         failures: list[str] = []
-        for notifier in self._notifiers_for(upload.camera):
+        notifiers = self._notifiers.get(upload.camera, self._notifiers[None])
+        for notifier in notifiers:
             if notifier.name in item.notified:
                 progress.notifications.append(
                     NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
@@ -256,8 +298,16 @@ class Pipeline:
             self._errors.clear(upload.camera)
         self._metrics.alerts.labels(upload.camera).inc()
         now = time.time()
-        self._memory.cooldowns.remember(upload.camera, decision.matched, now)
-        self._memory.stationary.remember(upload.camera, decision.matched, now)
+        self._memory.remember_alert(upload.camera, decision.matched, now)
+        self._memory.remember_objects(
+            upload.camera,
+            [
+                (object_kind(match.label), instance.box)
+                for match in decision.matched
+                for instance in match.label.instances
+            ],
+            now,
+        )
         reasons = [*failures, *progress.filtered]
         return self._finish(progress, ALERT, "; ".join(reasons) or None)
 
@@ -279,8 +329,7 @@ class Pipeline:
         )
         self._queue.finish(item.id, outcome, reason)
         self._metrics.outcomes.labels(item.upload.camera, outcome).inc()
-        if self._remove_upload is not None:
-            self._remove_upload(item.upload)
+        remove_upload(item.upload)
         return outcome
 
     def _failed(self, progress: _Progress, cause: str, *, transient: bool) -> str:

@@ -6,14 +6,19 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ipcam_analysis.database import Database
-from ipcam_analysis.models import Detection, Upload, detection_from_dict, detection_to_dict
+from ipcam_analysis.store.database import Database
+from ipcam_analysis.values import Detection, Upload, detection_from_dict, detection_to_dict
 
 log = logging.getLogger(__name__)
+
+# Uploads whose row could not be written (a full disk), kept to retry with a later upload;
+# beyond this many, the oldest are left to the start-up scan of the upload folders.
+MAX_UNQUEUED = 1000
 
 
 @dataclass(frozen=True)
@@ -37,19 +42,55 @@ class UploadQueue:
         self._depth_lock = threading.Lock()
         self._recent_depth = 0
         self._depth_counted_at: float | None = None
+        self._unqueued: deque[Upload] = deque(maxlen=MAX_UNQUEUED)
+        self._unqueued_lock = threading.Lock()
+
+    def accept(self, upload: Upload) -> list[Upload]:
+        """put() for an ingest source; an upload the database cannot take now is kept and queued
+        with a later one. Returns every upload queued by this call (raises if this one was not)."""
+        try:
+            self.put(upload)
+        except Exception:
+            with self._unqueued_lock:
+                self._unqueued.append(upload)
+            raise
+        return [upload, *self._queue_unqueued()]
+
+    def _queue_unqueued(self) -> list[Upload]:
+        """Retry the uploads an earlier accept() could not queue, oldest first."""
+        queued: list[Upload] = []
+        with self._unqueued_lock:
+            while self._unqueued:
+                upload = self._unqueued[0]
+                try:
+                    self.put(upload)
+                except Exception as exc:
+                    log.warning(
+                        "Still cannot queue %d earlier upload(s): %s", len(self._unqueued), exc
+                    )
+                    break
+                self._unqueued.popleft()
+                queued.append(upload)
+                log.info(
+                    "Queued the earlier upload from %s: %s", upload.camera, upload.original_name
+                )
+        return queued
 
     def put(self, upload: Upload) -> int:
         # Insert and count under one lock, so a recount in between never misses this row.
         with self._depth_lock:
             cursor = self._db.execute(
-                "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
+                " home, remove_when_done) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     upload.camera,
                     str(upload.path),
                     upload.original_name,
                     upload.remote_ip,
                     upload.received_at.isoformat(),
+                    upload.source,
+                    None if upload.home is None else str(upload.home),
+                    upload.remove_when_done,
                 ),
             )
             self._recent_depth += 1
@@ -84,6 +125,9 @@ class UploadQueue:
                 received_at=datetime.fromisoformat(row["received_at"]),
                 remote_ip=row["remote_ip"],
                 original_name=row["original_name"],
+                source=row["source"],
+                remove_when_done=bool(row["remove_when_done"]),
+                home=None if row["home"] is None else Path(row["home"]),
             ),
             attempts=row["attempts"],
             detection=detection_from_dict(json.loads(detection)) if detection else None,
@@ -129,12 +173,6 @@ class UploadQueue:
             (error, time.time() + delay_seconds, item_id),
         )
 
-    def release(self, item_id: int) -> None:
-        """Give an item back untouched (shutdown before it was worked on)."""
-        self._db.execute(
-            "UPDATE uploads SET state = 'pending' WHERE id = ? AND state = 'working'", (item_id,)
-        )
-
     def unfinished_paths(self) -> set[str]:
         return {row[0] for row in self._db.query("SELECT path FROM uploads WHERE state != 'done'")}
 
@@ -171,10 +209,3 @@ class UploadQueue:
             0
         ]
         return None if row is None else max(0.0, row - time.time())
-
-    def outcome_of(self, item_id: int) -> tuple[str, str | None, str | None]:
-        """(state, outcome, last error) of one item; for tests and the API."""
-        row = self._db.query(
-            "SELECT state, outcome, last_error FROM uploads WHERE id = ?", (item_id,)
-        )[0]
-        return row["state"], row["outcome"], row["last_error"]

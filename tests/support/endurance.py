@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from ipcam_analysis.app import Service
-from ipcam_analysis.models import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot
 from tests.support.service import RunningService
 
 REPOSITORY = Path(__file__).resolve().parents[2]

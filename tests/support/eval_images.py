@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from ipcam_analysis.imaging import decode_snapshot
-from ipcam_analysis.models import Box, Snapshot
+from ipcam_analysis.values import Box, Snapshot
 
 EVAL_IMAGES = Path(__file__).resolve().parents[2] / "eval" / "images"
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from ipcam_analysis.config import FtpServerConfig
-from ipcam_analysis.ingest.ftp import FtpIngest, LoginThrottle
-from ipcam_analysis.models import Upload
+from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig, LoginThrottle
+from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
 WAIT_SECONDS = 20.0

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.database import Database
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.models import (
+from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.store import Database, EventRecord, EventStore
+from ipcam_analysis.values import (
     Box,
     Decision,
     Detection,
@@ -29,8 +30,6 @@ from ipcam_analysis.models import (
     Snapshot,
     Upload,
 )
-from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import EventRecord, EventStore
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 from tests.support.service import DATA
 
@@ -120,7 +119,9 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
         database = Database(config.data_dir / "ipcam_analysis.db")
         queue = UploadQueue(database)
         store = EventStore(database, config.data_dir, config.history)
-        context = DashboardContext(config, store, queue, Metrics(queue.depth), ftp_address)
+        context = DashboardContext(
+            config, store, queue, Metrics(queue.depth), lambda: {"ftp": ftp_address()}
+        )
         server = WebServer(create_app(context), "127.0.0.1", 0)
         server.start()
         client = httpx.Client(base_url=server.url.rstrip("/"), timeout=30)

@@ -8,11 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.annotate import draw_boxes, encode_jpeg
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DETECTORS, DetectorError, build_detector
-from ipcam_analysis.imaging import CorruptImageError, NotAnImageError, decode_snapshot
-from ipcam_analysis.models import Detection, Label, MatchedLabel, Snapshot
+from ipcam_analysis.imaging import (
+    CorruptImageError,
+    NotAnImageError,
+    decode_snapshot,
+    draw_boxes,
+    encode_jpeg,
+)
+from ipcam_analysis.values import Detection, Label, MatchedLabel, Snapshot
 
 
 class UnreadableImage(Exception):
@@ -37,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """0 when every image was analysed, 1 when any could not be."""
-    detector = build_detector(config, args.detector)
+    detector = build_detector(config.detector_settings(args.detector))
     failed = 0
     try:
         for path in args.images:

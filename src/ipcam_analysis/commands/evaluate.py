@@ -18,11 +18,11 @@ from PIL import Image
 from ipcam_analysis.commands.detect import UnreadableImage, read_snapshot
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DETECTORS, build_detector
-from ipcam_analysis.detect.cascade import local_stage
+from ipcam_analysis.detect.cascade import CascadeDetectorConfig, local_stage
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.imaging import decode_snapshot
-from ipcam_analysis.models import Detection, Snapshot
 from ipcam_analysis.rules import decide
+from ipcam_analysis.values import Detection, Snapshot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,12 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     kind = args.detector or config.detector.type
     if args.no_cloud and kind != "cascade":
         raise UserError("--no-cloud only applies to --detector cascade")
-    detector = _ScreeningOnly(config) if args.no_cloud else build_detector(config, kind)
+    settings = config.detector_settings(kind)
+    detector = (
+        _ScreeningOnly(settings)  # type: ignore[arg-type]
+        if args.no_cloud
+        else build_detector(settings)
+    )
     scores = {name: ClassScore() for name in classes}
     timings: list[float] = []
     cloud_calls = 0
@@ -161,8 +166,8 @@ class _ScreeningOnly:
 
     kind = "cascade"
 
-    def __init__(self, config: AppConfig) -> None:
-        self._local, self._gate = local_stage(config)
+    def __init__(self, settings: CascadeDetectorConfig) -> None:
+        self._local, self._gate = local_stage(settings)
 
     def detect(self, snapshot: Snapshot) -> Detection:
         seen = self._local.detect(snapshot)

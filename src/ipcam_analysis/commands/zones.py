@@ -8,11 +8,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ipcam_analysis.app import DATABASE_FILE
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.database import Database
 from ipcam_analysis.imaging import to_rgb
-from ipcam_analysis.store import EventStore
+from ipcam_analysis.store import DATABASE_FILE, Database, EventStore
 
 ZONE_FILL = (255, 40, 40, 90)
 ZONE_EDGE = (255, 40, 40, 255)

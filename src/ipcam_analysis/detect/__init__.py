@@ -1,35 +1,58 @@
-"""Detectors, one file per kind; this dict is the whole registry."""
+"""Detectors, one file per kind, each holding its settings class and its implementation.
+
+DETECTORS is the whole registry: the config's `detector:` union, the kind names and which kinds
+make paid cloud calls are derived from it. Adding a detector is a new file and one line here.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, Union
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ipcam_analysis.detect.base import Detector, DetectorError
 from ipcam_analysis.detect.cascade import CascadeDetector, CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
-from ipcam_analysis.detect.rekognition import RekognitionDetector, RekognitionDetectorConfig
+from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
 
-if TYPE_CHECKING:
-    from ipcam_analysis.config import AppConfig
 
-DetectorConfig = Annotated[
-    RekognitionDetectorConfig | LocalDetectorConfig | CascadeDetectorConfig,
-    Field(discriminator="type"),
-]
+class DetectorFactory(Protocol):
+    def from_settings(self, settings: Any, /) -> Detector: ...
 
-DETECTORS = {
-    "rekognition": RekognitionDetector,
-    "local": LocalDetector,
-    "cascade": CascadeDetector,
+
+@dataclass(frozen=True)
+class DetectorPlugin:
+    settings: type[BaseModel]  # with a `type: Literal["kind"]` field
+    implementation: DetectorFactory
+    paid: bool  # each detect() may be a paid cloud call: the budget applies
+
+
+DETECTORS: dict[str, DetectorPlugin] = {
+    "rekognition": DetectorPlugin(RekognitionConfig, RekognitionDetector, paid=True),
+    "local": DetectorPlugin(LocalDetectorConfig, LocalDetector, paid=False),
+    "cascade": DetectorPlugin(CascadeDetectorConfig, CascadeDetector, paid=True),
 }
 
+DetectorConfig = Annotated[
+    Union[tuple(plugin.settings for plugin in DETECTORS.values())],  # noqa: UP007
+    Field(discriminator="type"),
+]
+DetectorKind = Literal[tuple(DETECTORS)]  # type: ignore[valid-type]
+PAID_KINDS = frozenset(kind for kind, plugin in DETECTORS.items() if plugin.paid)
 
-def build_detector(config: AppConfig, kind: str | None = None) -> Detector:
-    """A new detector of the configured (or given) kind; each worker thread gets its own."""
-    detector_class = DETECTORS[kind or config.detector.type]
-    return detector_class.from_config(config)
+
+def build_detector(settings: BaseModel) -> Detector:
+    """A new detector from its own settings; each worker thread gets its own."""
+    return DETECTORS[settings.type].implementation.from_settings(settings)  # type: ignore[attr-defined]
 
 
-__all__ = ["DETECTORS", "Detector", "DetectorConfig", "DetectorError", "build_detector"]
+__all__ = [
+    "DETECTORS",
+    "PAID_KINDS",
+    "Detector",
+    "DetectorConfig",
+    "DetectorError",
+    "DetectorKind",
+    "build_detector",
+]

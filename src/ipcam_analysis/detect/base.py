@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ipcam_analysis.models import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot
 
 
 class DetectorError(Exception):

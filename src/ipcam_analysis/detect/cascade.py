@@ -5,34 +5,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from ipcam_analysis.detect.base import Detector
-from ipcam_analysis.detect.local import (
-    LocalDetector,
-    LocalDetectorConfig,
-    LocalModelSettings,
-    model_cache_folder,
-)
-from ipcam_analysis.detect.rekognition import RekognitionDetector
-from ipcam_analysis.models import Detection, Label, Snapshot
+from ipcam_analysis.detect.local import LocalDetector, LocalModelSettings
+from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
 from ipcam_analysis.rules import decide
-
-if TYPE_CHECKING:
-    from ipcam_analysis.config import AppConfig
+from ipcam_analysis.values import Detection, Label, Snapshot
 
 log = logging.getLogger(__name__)
 
 
 class CascadeDetectorConfig(LocalModelSettings):
-    """`detector: {type: cascade}`; Rekognition's settings stay in the `rekognition:` section."""
+    """`detector: {type: cascade}`. The cloud's settings and what to watch for are filled from
+    the top level (`rekognition:`, `aws_region`, `labels`, `new_labels_only`)."""
 
     type: Literal["cascade"] = "cascade"
     # Below the local detector's 25 %: here it only screens and Rekognition has the last word,
     # so an unsure sighting costs one cloud call rather than a missed alert.
     candidate_confidence_percent: float = Field(15, gt=0, le=100)
+    cloud: RekognitionConfig = Field(default_factory=RekognitionConfig)
+    watched_labels: tuple[str, ...] = ("Person", "Vehicle", "Animal")
+    new_labels_only: bool = False
 
 
 class CloudGate:
@@ -71,21 +67,11 @@ class CloudGate:
         )
 
 
-def local_stage(config: AppConfig) -> tuple[LocalDetector, CloudGate]:
+def local_stage(settings: CascadeDetectorConfig) -> tuple[LocalDetector, CloudGate]:
     """A cascade's screening half: a local detector at the candidate threshold, and its gate."""
-    settings = config.detector
-    if not isinstance(settings, CascadeDetectorConfig):
-        # Another kind configured (`detect --detector cascade`): keep its local settings if any.
-        local_settings = settings if isinstance(settings, LocalDetectorConfig) else None
-        settings = CascadeDetectorConfig.model_validate(
-            local_settings.model_dump(include=set(LocalModelSettings.model_fields))
-            if local_settings
-            else {}
-        )
-    local = LocalDetector(
-        settings, settings.candidate_confidence_percent, cache_folder=model_cache_folder(config)
-    )
-    return local, CloudGate(config.labels, config.new_labels_only, local.vocabulary)
+    local = LocalDetector(settings, settings.candidate_confidence_percent)
+    gate = CloudGate(settings.watched_labels, settings.new_labels_only, local.vocabulary)
+    return local, gate
 
 
 class CascadeDetector:
@@ -99,9 +85,9 @@ class CascadeDetector:
         self._cloud = cloud
 
     @classmethod
-    def from_config(cls, config: AppConfig) -> CascadeDetector:
-        local, gate = local_stage(config)
-        return cls(local, gate, RekognitionDetector.from_config(config))
+    def from_settings(cls, settings: CascadeDetectorConfig) -> CascadeDetector:
+        local, gate = local_stage(settings)
+        return cls(local, gate, RekognitionDetector(settings.cloud))
 
     def detect(self, snapshot: Snapshot) -> Detection:
         started = time.perf_counter()

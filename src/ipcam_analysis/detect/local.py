@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import weights
-from ipcam_analysis.models import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
 
 if TYPE_CHECKING:
-    from ipcam_analysis.config import AppConfig
     from ipcam_analysis.detect.yolo import Sighting
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,16 @@ REKOGNITION_STYLE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-class LocalModelSettings(BaseModel):
+class LocalModelSettings(StrictModel):
     """How YOLOv3-tiny runs; shared by `local` and `cascade`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     # 416 is the network's native size; a second pass at 320 finds what fills the frame
     # (close portraits, a car's rear) that YOLOv3-tiny's largest anchors miss at 416.
     input_sizes: tuple[int, ...] = Field((416, 320), min_length=1)
     nms_threshold: float = Field(0.45, gt=0, le=1)  # Darknet's default
     threads: int = Field(2, ge=1, le=64)
+    # Where the model converted for onnxruntime is kept; filled with data_dir/models when unset.
+    model_cache_dir: Path | None = None
 
     @field_validator("input_sizes")
     @classmethod
@@ -91,7 +92,6 @@ class LocalDetector:
         settings: LocalModelSettings,
         min_confidence_percent: float,
         model_folder: Path | None = None,
-        cache_folder: Path | None = None,
     ) -> None:
         # Imported here, not with the module: the config imports this file, and `--check-config`
         # or a Rekognition-only service should not pay for numpy, OpenCV and onnxruntime.
@@ -102,23 +102,15 @@ class LocalDetector:
             weights.verified_in(model_folder, f) for f in weights.YOLO_FILES
         )
         self._network = YoloTiny(
-            cfg, weights_file, settings, min_confidence_percent / 100, cache_folder
+            cfg, weights_file, settings, min_confidence_percent / 100, settings.model_cache_dir
         )
         coco_names = [n for n in names.read_text(encoding="utf-8").splitlines() if n.strip()]
         self._labels = [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in coco_names]
         log.debug("Local detector ready in %.0f ms", (time.perf_counter() - started) * 1000)
 
     @classmethod
-    def from_config(cls, config: AppConfig) -> LocalDetector:
-        settings = config.detector
-        cache = model_cache_folder(config)
-        if isinstance(settings, LocalDetectorConfig):
-            return cls(settings, settings.min_confidence_percent, cache_folder=cache)
-        # `detect --detector local` with another kind configured: a cascade's model settings
-        # if that is what is configured, and the local detector's own threshold.
-        defaults = LocalDetectorConfig()
-        model = settings if isinstance(settings, LocalModelSettings) else defaults
-        return cls(model, defaults.min_confidence_percent, cache_folder=cache)
+    def from_settings(cls, settings: LocalDetectorConfig) -> LocalDetector:
+        return cls(settings, settings.min_confidence_percent)
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -154,8 +146,3 @@ class LocalDetector:
             name, parents, aliases = self._labels[class_id]
             labels.append(Label(name, instances[0].confidence, parents, aliases, (), instances))
         return tuple(sorted(labels, key=lambda label: -label.confidence))
-
-
-def model_cache_folder(config: AppConfig) -> Path:
-    """Where the model converted for onnxruntime is kept: in the service's own data folder."""
-    return config.data_dir / "models"

@@ -3,56 +3,52 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field, field_validator
 
 from ipcam_analysis import aws
-from ipcam_analysis.annotate import encode_jpeg
 from ipcam_analysis.detect.base import DetectorError
-from ipcam_analysis.imaging import IMAGE_WORK
-from ipcam_analysis.models import Box, Detection, Instance, Label, Snapshot
-
-if TYPE_CHECKING:
-    from ipcam_analysis.config import AppConfig
+from ipcam_analysis.imaging import IMAGE_WORK, encode_jpeg
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
 
 # Rekognition's limits for images sent as bytes.
 MAX_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 15_000_000
 
 
-class RekognitionDetectorConfig(BaseModel):
-    """`detector: {type: rekognition}`; the call's settings are in the `rekognition:` section."""
+class RekognitionConfig(StrictModel):
+    """The `rekognition:` section (the original's), also accepted as `detector: {type:
+    rekognition, ...}`; `region` is filled from the top-level `aws_region`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["rekognition"] = "rekognition"
+    max_labels: int = Field(10, ge=1, le=1000)
+    min_confidence_percent: float = Field(75, ge=0, le=100)
+    image_resize_percent: int = Field(100, ge=1)
+    price_per_1000_images: float = Field(1.0, ge=0)  # for the cost estimate on the dashboard
+    region: str | None = None
+
+    @field_validator("image_resize_percent")
+    @classmethod
+    def _never_enlarge(cls, value: int) -> int:
+        # The original enlarged images above 100 %; a bigger picture adds nothing.
+        return min(value, 100)
 
 
 class RekognitionDetector:
     kind = "rekognition"
 
-    def __init__(
-        self,
-        region: str | None,
-        min_confidence_percent: float,
-        max_labels: int,
-        resize_percent: int = 100,
-    ) -> None:
-        self._client = aws.client("rekognition", region)
-        self._min_confidence = float(min_confidence_percent)
-        self._max_labels = max_labels
-        self._resize_percent = resize_percent
+    def __init__(self, settings: RekognitionConfig) -> None:
+        self._client = aws.client("rekognition", settings.region)
+        self._min_confidence = float(settings.min_confidence_percent)
+        self._max_labels = settings.max_labels
+        self._resize_percent = settings.image_resize_percent
 
     @classmethod
-    def from_config(cls, config: AppConfig) -> RekognitionDetector:
-        settings = config.rekognition
-        return cls(
-            config.aws_region,
-            settings.min_confidence_percent,
-            settings.max_labels,
-            settings.image_resize_percent,
-        )
+    def from_settings(cls, settings: RekognitionConfig) -> RekognitionDetector:
+        return cls(settings)
 
     def detect(self, snapshot: Snapshot) -> Detection:
         payload = image_for_rekognition(snapshot, self._resize_percent)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 from weakref import WeakSet
 
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
@@ -23,10 +24,11 @@ from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.log import logger as pyftpdlib_logger
 from pyftpdlib.servers import FTPServer
 
-from ipcam_analysis.config import FtpServerConfig
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.models import Upload
+from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Upload
 
 log = logging.getLogger(__name__)
 
@@ -45,46 +47,45 @@ LOGGED_LOGIN_FAILURES = 10
 MAX_FOLDER_DEPTH = 32
 
 
+class FtpServerConfig(StrictModel):
+    root_dir: Path = Path("ftp")
+    host: str = "0.0.0.0"
+    port: int = Field(2121, ge=0, le=65535)  # 0: any free port (tests)
+    remove_files: bool = True
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    passive_ports: tuple[int, int] | None = None
+    masquerade_address: str | None = None
+    # Back-pressure: past these, STOR is answered 452 (cameras try again) instead of piling up.
+    max_queued_uploads: int = Field(10_000, ge=1)
+    min_free_mb: float = Field(50, ge=0)  # on root_dir and data_dir; 0 turns the check off
+
+    @field_validator("users", mode="before")
+    @classmethod
+    def _usernames_are_text(cls, value: Any) -> Any:
+        # A numeric YAML username such as `1:` is still a camera called "1".
+        if isinstance(value, dict):
+            return {str(name): "" if pw is None else str(pw) for name, pw in value.items()}
+        return value
+
+    @field_validator("passive_ports")
+    @classmethod
+    def _valid_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None:
+            first, last = value
+            if not (1024 <= first <= last <= 65535):
+                raise ValueError("must be [first, last] with 1024 <= first <= last <= 65535")
+        return value
+
+    @model_validator(mode="after")
+    def _passwords_set(self) -> FtpServerConfig:
+        for name, password in self.users.items():
+            if not password.get_secret_value():
+                raise ValueError(f"camera {name!r} has no password")
+        return self
+
+
 class FtpIngestError(UserError):
     """The FTP server cannot start; the message is one line for the user."""
-
-
-class LoginThrottle:
-    """How long to wait before answering a failed login, per remote IP: doubling per failure."""
-
-    def __init__(
-        self,
-        first_delay_seconds: float = 3.0,  # pyftpdlib's own auth_failed_timeout
-        max_delay_seconds: float = 30.0,
-        forget_after_seconds: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._first_delay = first_delay_seconds
-        self._max_delay = max_delay_seconds
-        self._forget_after = forget_after_seconds
-        self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, last one)
-
-    def delay_after_failure(self, ip: str) -> float:
-        """Record one failed login from ip and return the delay before answering it."""
-        now = self._clock()
-        # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
-        self._failures = {
-            known: entry
-            for known, entry in self._failures.items()
-            if now - entry[1] < self._forget_after
-        }
-        count = self._failures.get(ip, (0, now))[0] + 1
-        self._failures[ip] = (count, now)
-        return min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
-
-    def forget(self, ip: str) -> None:
-        """A successful login from ip: its next failure starts at the first delay again."""
-        self._failures.pop(ip, None)
-
-    def failures(self, ip: str) -> int:
-        """Failed logins in a row from ip that are still remembered."""
-        return self._failures.get(ip, (0, 0.0))[0]
 
 
 class CameraAuthorizer(DummyAuthorizer):
@@ -108,7 +109,7 @@ class CameraFilesystem(AbstractedFS):
     def open(self, filename: str, mode: str) -> IO[Any]:
         if "r" in mode and "+" not in mode:
             return super().open(filename, mode)
-        # remove_uploaded_file may just have removed the empty folder the camera had entered.
+        # The pipeline may just have removed the empty folder the camera had entered.
         self._check_depth(os.path.dirname(filename))
         os.makedirs(os.path.dirname(filename), exist_ok=True)
         return UnbufferedUploadFile(filename, mode.replace("b", ""))
@@ -149,6 +150,7 @@ class CameraFtpHandler(FTPHandler):
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
     deliver_upload: Callable[[Upload], None]
+    remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
     open_sessions: WeakSet[FTPHandler]
@@ -247,6 +249,9 @@ class CameraFtpHandler(FTPHandler):
             received_at=datetime.now().astimezone(),
             remote_ip=self.remote_ip,
             original_name=self._original_name(file),
+            source="ftp",
+            remove_when_done=self.remove_files,
+            home=Path(self.fs.root),
         )
 
     def _original_name(self, file: str) -> str:
@@ -271,6 +276,7 @@ def make_handler_class(
         "masquerade_address": settings.masquerade_address,
         # staticmethod: a plain function stored on a class would receive the handler as `self`.
         "deliver_upload": staticmethod(on_upload),
+        "remove_files": settings.remove_files,
         "login_throttle": login_throttle,
         "admission": admission,
         "open_sessions": WeakSet(),
@@ -377,27 +383,6 @@ class FtpIngest:
                 session.close()
             server.close_all()
             log.info("FTP server stopped")
-
-
-def remove_uploaded_file(path: Path, camera_home: Path) -> None:
-    """Delete an upload, then each folder it leaves empty up to, but not including, camera_home.
-
-    Cameras upload into dated trees (2026-11-23/001/jpg/10/23/...) that would otherwise pile up.
-    """
-    home = camera_home.resolve()
-    target = path.resolve()
-    if home not in target.parents:
-        raise ValueError(f"{path} is not inside the camera folder {camera_home}")
-    target.unlink(missing_ok=True)
-    for folder in target.parents:
-        if folder == home:
-            break
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue  # removed by a concurrent clean-up of a sibling upload
-        except OSError:
-            break  # not empty: another upload is still there (or being written)
 
 
 def _keep_pyftpdlib_logging_default() -> None:

@@ -1,53 +1,83 @@
-"""Notifiers, one file per channel; `build_notifiers` lists every one the config turns on."""
+"""Notifiers, one file per channel, each holding its settings class and its implementation.
+
+NOTIFIERS is the whole registry, in the order channels are tried. Adding a channel is a new
+file and one line here (and, if it has a config section of its own, one field in AppConfig).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from ipcam_analysis.notify.apprise import AppriseNotifier, build_apprise_notifiers
+from pydantic import BaseModel
+
+from ipcam_analysis.notify.apprise import AppriseConfig, AppriseNotifier, build_apprise_notifiers
 from ipcam_analysis.notify.base import Notifier
-from ipcam_analysis.notify.email import EmailNotifier, build_transport
-from ipcam_analysis.notify.mqtt import MqttNotifier
-
-if TYPE_CHECKING:
-    from ipcam_analysis.config import AppConfig
+from ipcam_analysis.notify.email import EmailConfig, EmailNotifier
+from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
 
 
-def build_email_notifier(config: AppConfig) -> EmailNotifier | None:
-    transport = build_transport(config.email, config.aws_region)
-    return EmailNotifier(config.email, transport) if transport else None
+@dataclass(frozen=True)
+class NotifierPlugin:
+    settings: type[BaseModel]
+    # The notifiers these settings turn on: none when switched off, one per URL for Apprise.
+    build: Callable[[Any], Sequence[Notifier]]
 
 
-def build_mqtt_notifier(config: AppConfig) -> MqttNotifier | None:
-    """The MQTT notifier when `mqtt.host` is set; the caller starts and closes it."""
-    if not config.mqtt.host:
-        return None
-    # In new-labels mode `labels` lists what to ignore: no sensor per label then.
-    sensor_labels = [] if config.new_labels_only else config.labels
-    dashboard_url = config.web.public_url if config.web.enabled else None
-    return MqttNotifier(config.mqtt, list(config.ftp_server.users), sensor_labels, dashboard_url)
+def _email(settings: EmailConfig) -> list[Notifier]:
+    notifier = EmailNotifier.from_settings(settings)
+    return [notifier] if notifier else []
 
 
-def build_notifiers(config: AppConfig, mqtt: MqttNotifier | None = None) -> list[Notifier]:
-    """Every notifier the configuration turns on, in the order they are tried.
+def _mqtt(settings: MqttConfig) -> list[Notifier]:
+    return [MqttNotifier(settings)] if settings.host else []
 
-    `mqtt` comes from `build_mqtt_notifier`, made apart because its connection outlives a send:
-    the service starts it with the other servers and closes it last.
+
+NOTIFIERS: dict[str, NotifierPlugin] = {
+    "email": NotifierPlugin(EmailConfig, _email),
+    "apprise": NotifierPlugin(AppriseConfig, build_apprise_notifiers),
+    "mqtt": NotifierPlugin(MqttConfig, _mqtt),
+}
+
+
+def build_notifiers(
+    settings_by_camera: Mapping[str, Mapping[str, BaseModel]],
+) -> dict[str, tuple[Notifier, ...]]:
+    """Each camera's notifiers, in registry order, from `{camera: {kind: settings}}`.
+
+    Cameras with the same settings for a kind share its notifiers: one MQTT connection serves
+    all, and an e-mail notifier is made once per set of recipients.
     """
-    email = build_email_notifier(config)
-    return [
-        *([email] if email else []),
-        *build_apprise_notifiers(config.notify),
-        *([mqtt] if mqtt else []),
-    ]
+    made: dict[tuple[str, str], Sequence[Notifier]] = {}
+    result: dict[str, tuple[Notifier, ...]] = {}
+    for camera, by_kind in settings_by_camera.items():
+        chosen: list[Notifier] = []
+        for kind, plugin in NOTIFIERS.items():
+            settings = by_kind[kind]
+            key = (kind, settings.model_dump_json())
+            if key not in made:
+                made[key] = plugin.build(settings)
+            chosen.extend(made[key])
+        result[camera] = tuple(chosen)
+    return result
+
+
+def distinct(notifiers_by_camera: Mapping[str, Sequence[Notifier]]) -> list[Notifier]:
+    """Every notifier once, to start and close them."""
+    return list({id(n): n for found in notifiers_by_camera.values() for n in found}.values())
 
 
 __all__ = [
+    "NOTIFIERS",
+    "AppriseConfig",
     "AppriseNotifier",
+    "EmailConfig",
+    "EmailNotifier",
+    "MqttConfig",
     "MqttNotifier",
     "Notifier",
     "build_apprise_notifiers",
-    "build_email_notifier",
-    "build_mqtt_notifier",
     "build_notifiers",
+    "distinct",
 ]

@@ -7,15 +7,17 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from ipcam_analysis.masking import MASK
-from ipcam_analysis.models import Alert, NotifyOutcome
+from ipcam_analysis.notify.base import NotifierBase
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Alert, NotifyOutcome
 
 # Apprise and its plugins take ~15 MB: they are imported when a `notify:` URL is first checked
 # or used, so a service without one does not pay for them.
@@ -85,6 +87,12 @@ def check_apprise_url(url: str) -> str:
 AppriseUrl = Annotated[str, AfterValidator(check_apprise_url)]
 
 
+class AppriseConfig(StrictModel):
+    """The `notify:` list of the config (global, or a camera's own, which replaces it)."""
+
+    urls: tuple[AppriseUrl, ...] = Field(default_factory=tuple)
+
+
 def secrets_in_url(url: str) -> list[str]:
     """The URL and the parts Apprise hides when it shows it (tokens, passwords), for the log filter."""
     found = [url]
@@ -112,7 +120,7 @@ def snapshot_file_name(alert: Alert) -> str:
     return f"{camera}_{alert.received_at:%Y-%m-%d_%H-%M-%S}.jpg"
 
 
-class AppriseNotifier:
+class AppriseNotifier(NotifierBase):
     """Sends alerts to one Apprise URL; the snapshot goes along where the service takes files."""
 
     def __init__(self, url: str, name: str) -> None:
@@ -159,7 +167,7 @@ class AppriseNotifier:
         return NotifyOutcome(self.name, ok=False, detail=detail, retry=True)
 
 
-def build_apprise_notifiers(urls: Sequence[str]) -> list[AppriseNotifier]:
+def build_apprise_notifiers(settings: AppriseConfig) -> list[AppriseNotifier]:
     """One notifier per URL, each with its own outcome and retries, named `apprise:<scheme>`.
 
     A scheme used again gets `#2`, `#3`, … in list order: the queue remembers by name which
@@ -167,7 +175,7 @@ def build_apprise_notifiers(urls: Sequence[str]) -> list[AppriseNotifier]:
     """
     uses: Counter[str] = Counter()
     notifiers = []
-    for url in urls:
+    for url in settings.urls:
         scheme = url.partition("://")[0].lower()
         uses[scheme] += 1
         suffix = f"#{uses[scheme]}" if uses[scheme] > 1 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ipcam_analysis.models import Alert, NotifyOutcome
+from ipcam_analysis.values import Alert, NotifyOutcome
 
 
 class Notifier(Protocol):
@@ -13,6 +13,21 @@ class Notifier(Protocol):
     name: str
 
     def send(self, alert: Alert) -> NotifyOutcome: ...
+
+    def start(self) -> None:
+        """Open what outlives one send (a broker connection); called once by the service."""
+
+    def close(self) -> None: ...
+
+
+class NotifierBase:
+    """For notifiers with nothing to open or close."""
+
+    def start(self) -> None:
+        """Nothing outlives a send."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class MailError(Exception):

@@ -14,21 +14,48 @@ from email import policy
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol
 
-from ipcam_analysis.models import Alert, NotifyOutcome
-from ipcam_analysis.notify.base import MailError
+from pydantic import Field, model_validator
+
+from ipcam_analysis.notify.base import MailError, NotifierBase
 from ipcam_analysis.notify.ses import SesTransport
-from ipcam_analysis.notify.smtp import SmtpTransport
-
-if TYPE_CHECKING:
-    from ipcam_analysis.config import EmailConfig
+from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Alert, NotifyOutcome
 
 log = logging.getLogger(__name__)
 
 IMAGE_CID = "image01"  # the original's Content-ID; users' templates may name it
 ERROR_SUBJECT = "Image processing error"
 TEST_SUBJECT = "Email test"
+
+
+DEFAULT_MESSAGE_HTML = "<p>List of objects:</p>$list<p>$image</p>"
+DEFAULT_SUBJECT = "⚡ $camera: detected $labels"
+
+
+class EmailConfig(StrictModel):
+    transport: Literal["ses", "smtp", "none"] = "ses"
+    sender_email: str | None = None
+    sender_name: str = "Ipcam Analysis"
+    message_html: str = DEFAULT_MESSAGE_HTML
+    subject: str = DEFAULT_SUBJECT
+    recipients: list[str] = Field(default_factory=list)
+    smtp: SmtpConfig | None = None
+    region: str | None = None  # for SES; filled from the top-level aws_region
+
+    @model_validator(mode="after")
+    def _complete_for_transport(self) -> EmailConfig:
+        if self.transport == "none":
+            return self
+        if not self.sender_email:
+            raise ValueError(f"sender_email is required when transport is {self.transport}")
+        if not self.recipients:
+            raise ValueError(f"recipients is required when transport is {self.transport}")
+        if self.transport == "smtp" and self.smtp is None:
+            raise ValueError("an smtp section (host, port, ...) is required when transport is smtp")
+        return self
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -201,7 +228,7 @@ def _new_message(settings: EmailConfig, subject: str) -> EmailMessage:
     return message
 
 
-class EmailNotifier:
+class EmailNotifier(NotifierBase):
     """Sends alerts, error reports and test messages to the configured recipients."""
 
     name = "email"
@@ -209,6 +236,12 @@ class EmailNotifier:
     def __init__(self, settings: EmailConfig, transport: MailTransport) -> None:
         self._settings = settings
         self._transport = transport
+
+    @classmethod
+    def from_settings(cls, settings: EmailConfig) -> EmailNotifier | None:
+        """None when e-mail is switched off (`transport: none`)."""
+        transport = build_transport(settings)
+        return cls(settings, transport) if transport else None
 
     def send(self, alert: Alert) -> NotifyOutcome:
         return self._deliver(build_alert_email(alert, self._settings))
@@ -236,24 +269,24 @@ class EmailNotifier:
         )
 
 
-def _ses_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport:
-    return SesTransport(aws_region)
+def _ses_transport(settings: EmailConfig) -> MailTransport:
+    return SesTransport(settings.region)
 
 
-def _smtp_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport:
+def _smtp_transport(settings: EmailConfig) -> MailTransport:
     if settings.smtp is None:
         raise ValueError("transport smtp needs an smtp section")
     return SmtpTransport(settings.smtp)
 
 
-TRANSPORTS: dict[str, Callable[[EmailConfig, str | None], MailTransport] | None] = {
+TRANSPORTS: dict[str, Callable[[EmailConfig], MailTransport] | None] = {
     "ses": _ses_transport,
     "smtp": _smtp_transport,
     "none": None,
 }
 
 
-def build_transport(settings: EmailConfig, aws_region: str | None) -> MailTransport | None:
+def build_transport(settings: EmailConfig) -> MailTransport | None:
     """The transport `settings.transport` names, or None when e-mail is switched off."""
     factory = TRANSPORTS[settings.transport]
-    return factory(settings, aws_region) if factory else None
+    return factory(settings) if factory else None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from typing import Protocol
 
-from ipcam_analysis.database import Database
-from ipcam_analysis.models import NotifyOutcome
+from ipcam_analysis.values import NotifyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -15,23 +14,34 @@ SendError = Callable[[str, str], NotifyOutcome]  # (camera, cause) -> outcome
 SendNotice = Callable[[str, str], NotifyOutcome]  # (subject, text) -> outcome
 
 
+class ErrorStreaks(Protocol):
+    """Where the reporter remembers, across restarts, which cameras already had their e-mail
+    (the store's FilterMemory)."""
+
+    def in_error_streak(self, camera: str) -> bool: ...
+
+    def start_error_streak(self, camera: str) -> None: ...
+
+    def end_error_streak(self, camera: str) -> None: ...
+
+
 class ErrorReporter:
-    """Remembers (in the database, across restarts) which cameras already had their error e-mail."""
+    """Sends at most one error e-mail per failure streak per camera."""
 
     def __init__(
         self,
-        database: Database,
+        streaks: ErrorStreaks,
         send_error: SendError | None,
         send_notice: SendNotice | None = None,
     ) -> None:
-        self._db = database
+        self._streaks = streaks
         self._send_error = send_error
         self._send_notice = send_notice
 
     def report(self, camera: str, cause: str) -> None:
         if self._send_error is None:
             return
-        if self._db.query("SELECT 1 FROM camera_error_streaks WHERE camera = ?", (camera,)):
+        if self._streaks.in_error_streak(camera):
             log.info(
                 "Error e-mail for %s not sent: one was already sent for this run of failures",
                 camera,
@@ -39,17 +49,14 @@ class ErrorReporter:
             return
         outcome = self._send_error(camera, cause)
         if outcome.ok:
-            self._db.execute(
-                "INSERT OR REPLACE INTO camera_error_streaks (camera, since) VALUES (?, ?)",
-                (camera, time.time()),
-            )
+            self._streaks.start_error_streak(camera)
             log.info("Error e-mail sent for %s", camera)
         else:
             log.error("Error e-mail for %s could not be sent: %s", camera, outcome.detail)
 
     def clear(self, camera: str) -> None:
         """A success ends the camera's failure streak: the next failure is news again."""
-        self._db.execute("DELETE FROM camera_error_streaks WHERE camera = ?", (camera,))
+        self._streaks.end_error_streak(camera)
 
     def notice(self, text: str) -> None:
         """Something the owner should know once (a cloud budget running out): log and e-mail."""

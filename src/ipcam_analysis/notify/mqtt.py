@@ -7,7 +7,6 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -16,8 +15,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis import __version__
-from ipcam_analysis.models import Alert, NotifyOutcome
-from ipcam_analysis.rules import decide
+from ipcam_analysis.values import Alert, NotifyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +43,10 @@ class MqttConfig(BaseModel):
     discovery_prefix: str | None = "homeassistant"  # None: no Home Assistant discovery
     alert_seconds: float = Field(30, gt=0)  # how long a binary sensor stays ON after an alert
     timeout_seconds: float = Field(5, gt=0)  # for the first connection, then for each alert
+    # Filled from the rest of the config: a device per camera, a binary sensor per label.
+    cameras: tuple[str, ...] = ()
+    sensor_labels: tuple[str, ...] = ()
+    dashboard_url: str | None = None
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -82,20 +84,15 @@ class MqttNotifier:
 
     name = "mqtt"
 
-    def __init__(
-        self,
-        settings: MqttConfig,
-        cameras: Sequence[str],
-        sensor_labels: Sequence[str],
-        dashboard_url: str | None = None,
-    ) -> None:
+    def __init__(self, settings: MqttConfig) -> None:
         if not settings.host:
             raise ValueError("mqtt.host is not set")
         self._settings = settings
         self._where = f"{settings.host}:{settings.port}"
-        self._cameras = list(cameras)
-        self._sensor_labels = list(sensor_labels)  # each gets a binary sensor per camera
-        self._dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
+        self._cameras = list(settings.cameras)
+        self._sensor_labels = list(settings.sensor_labels)  # each a binary sensor per camera
+        url = settings.dashboard_url
+        self._dashboard_url = url.rstrip("/") if url else None
         self.availability_topic = f"{settings.topic_prefix}/availability"
         self._lock = threading.Lock()
         self._off_timers: dict[str, threading.Timer] = {}  # ON state topic → its OFF timer
@@ -254,13 +251,9 @@ class MqttNotifier:
         return {"state_topic": state_topic, "device_class": "occupancy"}
 
     def _sensor_topics(self, alert: Alert) -> list[str]:
-        """The camera's Alert sensor and those of the sensor labels this alert matches, matched
-        the way the rules match them (case, parents, aliases, categories)."""
-        found = [match.label for match in alert.matched]
+        """The camera's Alert sensor and those of the sensor labels the alert matched."""
         topics = [self.camera_topic(alert.camera, "alert")]
-        for label in self._sensor_labels:
-            if decide(found, [label], new_labels_only=False).alert:
-                topics.append(self.label_state_topic(alert.camera, label))
+        topics += [self.label_state_topic(alert.camera, label) for label in alert.sensors]
         return topics
 
     def _turn_on(self, topics: list[str]) -> list[mqtt.MQTTMessageInfo]:

@@ -6,13 +6,26 @@ import functools
 import smtplib
 import ssl
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import Literal
+
+from pydantic import Field, SecretStr
 
 from ipcam_analysis.masking import MASK
 from ipcam_analysis.notify.base import MailError
+from ipcam_analysis.settings import StrictModel
 
-if TYPE_CHECKING:
-    from ipcam_analysis.config import SmtpConfig
+
+class SmtpConfig(StrictModel):
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    timeout_seconds: float = Field(30, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
 
 
 class SmtpTransport:

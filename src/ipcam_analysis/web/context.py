@@ -30,8 +30,8 @@ class DashboardContext:
     store: EventStore
     queue: UploadQueue
     metrics: Metrics
-    # The FTP listener's address, or None when it is not started.
-    ftp_address: Callable[[], tuple[str, int] | None]
+    # Each ingest source's listening address by kind, None when it is not started.
+    listeners: Callable[[], dict[str, tuple[str, int] | None]]
 
     def events_page(self, filters: EventFilter) -> tuple[list[dict[str, Any]], int | None]:
         """One page of events and the `before_id` of the next (older) page, or None."""
@@ -44,21 +44,28 @@ class DashboardContext:
 
     def cameras(self) -> list[dict[str, Any]]:
         """Every configured camera (and any seen before), with `silent` set."""
-        return camera_states(self.store.cameras(list(self.config.ftp_server.users)))
+        return camera_states(self.store.cameras(self.config.camera_names))
 
     def usage(self, days: int) -> dict[str, Any]:
         price = self.config.rekognition.price_per_1000_images
         return usage_summary(self.store.usage(days), days, date.today(), price)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """(healthy, report): healthy means the cameras can upload."""
-        address = self.ftp_address()
-        ftp_up = address is not None and _accepts_connections(address)
+        """(healthy, report): healthy means the cameras can send, through every listener."""
+        listeners = {
+            kind: {
+                "up": address is not None and _accepts_connections(address),
+                "address": f"{address[0]}:{address[1]}" if address else None,
+            }
+            for kind, address in self.listeners().items()
+        }
+        down = [kind for kind, state in listeners.items() if not state["up"]]
         last_success = self.metrics.last_detector_success
         oldest = self.queue.oldest_pending_age()
         report = {
-            "status": "ok" if ftp_up else "ftp_down",
-            "ftp": {"up": ftp_up, "address": f"{address[0]}:{address[1]}" if address else None},
+            "status": "ok" if not down else f"{down[0]}_down",
+            "listeners": listeners,
+            **listeners,  # each at the top level too, as `ftp` always was
             "queue": {
                 "depth": self.queue.depth(),
                 "oldest_pending_age_seconds": None if oldest is None else round(oldest, 1),
@@ -70,7 +77,7 @@ class DashboardContext:
                 ),
             },
         }
-        return ftp_up, report
+        return not down, report
 
 
 def context_of(request: Request) -> DashboardContext:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 
-from ipcam_analysis.pipeline import (
+from ipcam_analysis.store import PAGE_SIZE, EventFilter
+from ipcam_analysis.values import (
     ALERT,
     CORRUPT,
     DUPLICATE,
@@ -17,7 +18,6 @@ from ipcam_analysis.pipeline import (
     SKIPPED,
     SUPPRESSED,
 )
-from ipcam_analysis.store import PAGE_SIZE, EventFilter
 
 # Every final outcome, with the words the pages use for it.
 OUTCOMES = {

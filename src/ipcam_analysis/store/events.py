@@ -12,10 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.annotate import encode_jpeg, thumbnail
-from ipcam_analysis.config import HistoryConfig
-from ipcam_analysis.database import Database
-from ipcam_analysis.models import (
+from pydantic import Field
+
+from ipcam_analysis.imaging import encode_jpeg, thumbnail
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.database import Database
+from ipcam_analysis.values import (
+    ALERT,
+    ERROR,
     Decision,
     Detection,
     NotifyOutcome,
@@ -30,6 +34,13 @@ THUMBNAIL_WIDTH = 320
 AGE_SWEEP_SECONDS = 600  # how often old events are looked for; size is checked on every write
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
+
+
+class HistoryConfig(StrictModel):
+    """Events and their snapshots in data_dir; the defaults fit a 16 GB SD card with room to spare."""
+
+    keep_days: float = Field(30, gt=0)
+    max_snapshots_mb: float = Field(2000, gt=0)
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,8 @@ class EventStore:
             conn.execute(
                 "INSERT OR REPLACE INTO events (id, camera, received_at, original_name, file_size,"
                 " width, height, outcome, reason, detector, detector_ms, cloud_calls, labels,"
-                " triggered, notifications, snapshot, thumbnail, snapshot_bytes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " triggered, notifications, snapshot, thumbnail, snapshot_bytes, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.item_id,
                     upload.camera,
@@ -150,6 +161,7 @@ class EventStore:
                     files[0] if files else None,
                     files[1] if files else None,
                     files[2] if files else 0,
+                    upload.source,
                 ),
             )
             # One row per label name (the label filter joins on it): a name a detector reports
@@ -176,9 +188,9 @@ class EventStore:
             " ON CONFLICT (name) DO UPDATE SET last_upload = MAX(COALESCE(last_upload, 0), ?)",
             (camera, received, received),
         )
-        if record.outcome == "alert":
+        if record.outcome == ALERT:
             conn.execute("UPDATE cameras SET last_alert = ? WHERE name = ?", (received, camera))
-        if record.outcome == "error":
+        if record.outcome == ERROR:
             conn.execute(
                 "UPDATE cameras SET last_error = ?, last_error_at = ? WHERE name = ?",
                 (record.reason, received, camera),
@@ -391,6 +403,7 @@ def _event_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"],
         "camera": row["camera"],
+        "source": row["source"],
         "received_at": local_iso(row["received_at"]),
         "original_name": row["original_name"],
         "file_size": row["file_size"],

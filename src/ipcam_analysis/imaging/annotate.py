@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ipcam_analysis.imaging import IMAGE_WORK, to_rgb
-from ipcam_analysis.models import Box, MatchedLabel
+from ipcam_analysis.imaging.decode import IMAGE_WORK, to_rgb
+from ipcam_analysis.values import Box, MatchedLabel
 
 # Yellow like the original's boxes; the dark edge keeps them visible on snow, sky and headlights.
 BOX_COLOUR = (255, 221, 0)

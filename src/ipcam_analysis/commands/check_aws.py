@@ -12,7 +12,7 @@ from ipcam_analysis.detect import DetectorError
 from ipcam_analysis.detect.rekognition import RekognitionDetector
 from ipcam_analysis.imaging import decode_snapshot
 from ipcam_analysis.masking import mask_secret
-from ipcam_analysis.notify import build_email_notifier
+from ipcam_analysis.notify import EmailNotifier
 
 AWS_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -48,7 +48,11 @@ def _test_rekognition(config: AppConfig) -> bool:
     buffer = io.BytesIO()
     Image.new("RGB", (80, 80), "white").save(buffer, "JPEG")
     try:
-        detector = RekognitionDetector(config.aws_region, 55, config.rekognition.max_labels)
+        # A low threshold: a white square is labelled with something only below the usual 75 %.
+        settings = config.rekognition_settings().model_copy(
+            update={"min_confidence_percent": 55, "image_resize_percent": 100}
+        )
+        detector = RekognitionDetector(settings)
         detection = detector.detect(decode_snapshot(buffer.getvalue()))
     except (DetectorError, ValueError) as exc:
         print(f"  REKOGNITION ERROR: {exc}")
@@ -72,7 +76,7 @@ def _test_email(config: AppConfig) -> bool:
         print(
             f"  SMTP server: {settings.smtp.host}:{settings.smtp.effective_port} ({settings.smtp.security})"
         )
-    notifier = build_email_notifier(config)
+    notifier = EmailNotifier.from_settings(config.email_settings())
     outcome = notifier.send_test() if notifier else None
     if outcome is None or not outcome.ok:
         print(f"  EMAIL ERROR: {outcome.detail if outcome else 'no transport'}")

@@ -9,7 +9,7 @@ import warnings
 
 from PIL import Image, ImageOps
 
-from ipcam_analysis.models import Snapshot
+from ipcam_analysis.values import Snapshot
 
 # Far beyond any camera (a 12 MP sensor is 4000×3000), small enough to keep memory bounded.
 MAX_PIXELS = 40_000_000
@@ -133,28 +133,3 @@ def to_rgb(image: Image.Image) -> Image.Image:
         flattened.paste(rgba, mask=rgba.getchannel("A"))
         return flattened
     return image.convert("RGB")
-
-
-HASH_SIDE = 16  # a 256-bit hash: fine enough to see a small person on a wide surveillance view
-
-
-def perceptual_hash(image: Image.Image) -> int:
-    """A 256-bit difference hash: re-encoding a frame changes a few bits, a person walking into
-    a wide view changes fifteen or more."""
-    # Shrunk first (a box reduction, then bilinear) and only then made grey: 0.6 ms instead of
-    # 1.4 ms at 800×488, as only 272 pixels are left to convert.
-    with IMAGE_WORK:
-        small = image.resize(
-            (HASH_SIDE + 1, HASH_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0
-        ).convert("L")
-    pixels = small.tobytes()
-    bits = 0
-    for row in range(HASH_SIDE):
-        for column in range(HASH_SIDE):
-            index = row * (HASH_SIDE + 1) + column
-            bits = (bits << 1) | (pixels[index] > pixels[index + 1])
-    return bits
-
-
-def hash_distance(first: int, second: int) -> int:
-    return (first ^ second).bit_count()

@@ -9,6 +9,12 @@ from typing import Any
 
 from PIL import Image
 
+# What became of an upload: the outcome of its event.
+ALERT, NO_MATCH, OUTSIDE_WINDOW = "alert", "no_match", "outside_window"
+DUPLICATE, SUPPRESSED, SKIPPED = "duplicate", "suppressed", "skipped"
+NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
+RETRY = "retry"  # not final: the item is back in the queue
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -19,6 +25,10 @@ class Upload:
     received_at: datetime  # local, timezone-aware
     remote_ip: str = ""
     original_name: str = ""  # the path relative to the camera's FTP home, as the camera sent it
+    source: str = "ftp"  # the ingest source's kind
+    # The file is deleted once analysed, with each folder it leaves empty below `home`.
+    remove_when_done: bool = False
+    home: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,19 @@ class Alert:
     image_size: tuple[int, int]  # width, height of annotated_jpeg
     original_name: str
     event_id: int | None = None
+    # The sensor labels (Home Assistant's binary sensors) this alert turns on, matched by the
+    # rules as they match labels: case, parents, aliases, categories.
+    sensors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RememberedObject:
+    """A box a camera alerted on, as the store remembers it for the stationary filter."""
+
+    id: int
+    kind: str  # the label's nearest parent, or its name
+    box: Box
+    alerted_at: float  # epoch seconds
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The one SQLite database in data_dir (WAL, one shared writer) and its versioned schema."""
+"""The one SQLite database in data_dir (WAL: one writer, a reader per thread) and its schema."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+DATABASE_FILE = "ipcam_analysis.db"  # in data_dir
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
@@ -117,25 +119,38 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (period, scope, level)
     );
     """,
+    """
+    ALTER TABLE uploads ADD COLUMN source TEXT NOT NULL DEFAULT 'ftp';
+    ALTER TABLE uploads ADD COLUMN home TEXT;
+    ALTER TABLE uploads ADD COLUMN remove_when_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'ftp';
+    """,
 ]
 
 
 class Database:
-    """A shared connection guarded by a lock: SQLite allows one writer at a time anyway."""
+    """One write connection shared under a lock (SQLite has one writer at a time anyway) and a
+    read connection per thread, so the dashboard never waits behind the workers' writes (WAL
+    lets readers see the last commit while a write is under way)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._writer = self._connect()
         # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commits.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
 
     def migrate(self) -> None:
         with self.transaction() as conn:
@@ -149,24 +164,39 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run statements atomically; IMMEDIATE takes the write lock up front."""
+        """Run statements atomically on the writer; IMMEDIATE takes the write lock up front."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield self._writer
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._writer.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            self._writer.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """One write statement, committed when it returns."""
         with self._lock:
-            return self._conn.execute(sql, params)
+            return self._writer.execute(sql, params)
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """A read on this thread's own connection: it sees every commit made before it starts."""
+        return self._reader().execute(sql, params).fetchall()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._readers.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
 
     def close(self) -> None:
+        with self._readers_lock:
+            readers, self._all_readers = self._all_readers, []
+        for conn in readers:
+            conn.close()
         with self._lock:
-            self._conn.close()
+            self._writer.close()

@@ -1,0 +1,25 @@
+"""Pixels: decode and validate an upload, hash it, draw the boxes, encode JPEG."""
+
+from ipcam_analysis.imaging.annotate import draw_boxes, encode_jpeg, pixel_rect, thumbnail
+from ipcam_analysis.imaging.decode import (
+    IMAGE_WORK,
+    CorruptImageError,
+    NotAnImageError,
+    decode_snapshot,
+    to_rgb,
+)
+from ipcam_analysis.imaging.hash import hash_distance, perceptual_hash
+
+__all__ = [
+    "IMAGE_WORK",
+    "CorruptImageError",
+    "NotAnImageError",
+    "decode_snapshot",
+    "draw_boxes",
+    "encode_jpeg",
+    "hash_distance",
+    "perceptual_hash",
+    "pixel_rect",
+    "thumbnail",
+    "to_rgb",
+]

@@ -1,0 +1,31 @@
+"""The perceptual hash that tells a repeated frame from a new one."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from ipcam_analysis.imaging.decode import IMAGE_WORK
+
+HASH_SIDE = 16  # a 256-bit hash: fine enough to see a small person on a wide surveillance view
+
+
+def perceptual_hash(image: Image.Image) -> int:
+    """A 256-bit difference hash: re-encoding a frame changes a few bits, a person walking into
+    a wide view changes fifteen or more."""
+    # Shrunk first (a box reduction, then bilinear) and only then made grey: 0.6 ms instead of
+    # 1.4 ms at 800×488, as only 272 pixels are left to convert.
+    with IMAGE_WORK:
+        small = image.resize(
+            (HASH_SIDE + 1, HASH_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0
+        ).convert("L")
+    pixels = small.tobytes()
+    bits = 0
+    for row in range(HASH_SIDE):
+        for column in range(HASH_SIDE):
+            index = row * (HASH_SIDE + 1) + column
+            bits = (bits << 1) | (pixels[index] > pixels[index + 1])
+    return bits
+
+
+def hash_distance(first: int, second: int) -> int:
+    return (first ^ second).bit_count()

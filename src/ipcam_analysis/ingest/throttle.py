@@ -1,0 +1,44 @@
+"""Slows password guessing: each failed login from an address waits longer to be answered."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class LoginThrottle:
+    """How long to wait before answering a failed login, per remote IP: doubling per failure."""
+
+    def __init__(
+        self,
+        first_delay_seconds: float = 3.0,  # pyftpdlib's own auth_failed_timeout
+        max_delay_seconds: float = 30.0,
+        forget_after_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._first_delay = first_delay_seconds
+        self._max_delay = max_delay_seconds
+        self._forget_after = forget_after_seconds
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, last one)
+
+    def delay_after_failure(self, ip: str) -> float:
+        """Record one failed login from ip and return the delay before answering it."""
+        now = self._clock()
+        # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
+        self._failures = {
+            known: entry
+            for known, entry in self._failures.items()
+            if now - entry[1] < self._forget_after
+        }
+        count = self._failures.get(ip, (0, now))[0] + 1
+        self._failures[ip] = (count, now)
+        return min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
+
+    def forget(self, ip: str) -> None:
+        """A successful login from ip: its next failure starts at the first delay again."""
+        self._failures.pop(ip, None)
+
+    def failures(self, ip: str) -> int:
+        """Failed logins in a row from ip that are still remembered."""
+        return self._failures.get(ip, (0, 0.0))[0]

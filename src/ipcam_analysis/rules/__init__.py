@@ -1,0 +1,25 @@
+"""Pure decisions: which labels alert, which objects the filters drop, what repeats, what the
+budget allows. No I/O: what the store remembers is handed in, what to remember is handed back."""
+
+from ipcam_analysis.rules.budget import BudgetConfig, CallLimits
+from ipcam_analysis.rules.filters import FiltersConfig, StationaryConfig, filter_labels
+from ipcam_analysis.rules.geometry import in_zone, iou, point_in_polygon
+from ipcam_analysis.rules.labels import decide, describe_labels, matching_sensors
+from ipcam_analysis.rules.windows import TimeWindow, describe_time_windows, in_time_windows
+
+__all__ = [
+    "BudgetConfig",
+    "CallLimits",
+    "FiltersConfig",
+    "StationaryConfig",
+    "TimeWindow",
+    "decide",
+    "describe_labels",
+    "describe_time_windows",
+    "filter_labels",
+    "in_time_windows",
+    "in_zone",
+    "iou",
+    "matching_sensors",
+    "point_in_polygon",
+]

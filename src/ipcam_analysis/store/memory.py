@@ -1,0 +1,126 @@
+"""What the filters remember between uploads, as SQL: the last frame's hash, alerted objects,
+cooldowns, cloud calls, budget notices and error streaks. No decisions: the rules make them."""
+
+from __future__ import annotations
+
+import time
+
+from ipcam_analysis.store.database import Database
+from ipcam_analysis.values import Box, MatchedLabel, RememberedObject
+
+
+class FilterMemory:
+    """Per camera, in the database, so it survives restarts."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # --- repeated frames ---------------------------------------------------------------
+
+    def last_frame_hash(self, camera: str) -> int | None:
+        rows = self._db.query("SELECT hash FROM camera_frames WHERE camera = ?", (camera,))
+        return int(rows[0][0], 16) if rows else None
+
+    def remember_frame(self, camera: str, frame_hash: int, now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO camera_frames (camera, hash, seen_at) VALUES (?, ?, ?)",
+            (camera, f"{frame_hash:064x}", now),
+        )
+
+    # --- stationary objects ------------------------------------------------------------
+
+    def remembered_objects(self, camera: str, forget_before: float) -> list[RememberedObject]:
+        """The camera's alerted objects seen since `forget_before`; older ones are forgotten."""
+        self._db.execute(
+            "DELETE FROM stationary_objects WHERE camera = ? AND last_seen < ?",
+            (camera, forget_before),
+        )
+        rows = self._db.query("SELECT * FROM stationary_objects WHERE camera = ?", (camera,))
+        return [
+            RememberedObject(
+                row["id"],
+                row["label"],
+                Box(row["left"], row["top"], row["width"], row["height"]),
+                row["alerted_at"],
+            )
+            for row in rows
+        ]
+
+    def objects_seen_again(self, ids: set[int], now: float) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE stationary_objects SET last_seen = ? WHERE id = ?",
+                [(now, object_id) for object_id in sorted(ids)],
+            )
+
+    def remember_objects(self, camera: str, objects: list[tuple[str, Box]], now: float) -> None:
+        """(kind, box) of each alerted object."""
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO stationary_objects (camera, label, left, top, width, height,"
+                " alerted_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (camera, kind, box.left, box.top, box.width, box.height, now, now)
+                    for kind, box in objects
+                ],
+            )
+
+    # --- cooldowns -----------------------------------------------------------------------
+
+    def last_alerts(self, camera: str) -> dict[str, float]:
+        """When each label last alerted, by case-folded name."""
+        rows = self._db.query("SELECT label, last_alert FROM cooldowns WHERE camera = ?", (camera,))
+        return {row["label"].casefold(): row["last_alert"] for row in rows}
+
+    def remember_alert(self, camera: str, matched: tuple[MatchedLabel, ...], now: float) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO cooldowns (camera, label, last_alert) VALUES (?, ?, ?)",
+                [(camera, match.label.name, now) for match in matched],
+            )
+
+    # --- cloud budget --------------------------------------------------------------------
+
+    def cloud_calls(self, period: str, camera: str | None = None) -> int:
+        """Paid calls in the days starting with `period` (a day or a month), of one camera or all."""
+        where, params = ("", ()) if camera is None else (" AND camera = ?", (camera,))
+        rows = self._db.query(
+            f"SELECT COALESCE(SUM(calls), 0) FROM cloud_calls WHERE day LIKE ?{where}",
+            (f"{period}%", *params),
+        )
+        return int(rows[0][0])
+
+    def first_budget_notice(self, period: str, scope: str, level: str) -> bool:
+        """True the first time this notice is asked for in its period."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO budget_notices (period, scope, level) VALUES (?, ?, ?)",
+            (period, scope, level),
+        )
+        return cursor.rowcount == 1
+
+    def count_cloud_calls(self, day: str, camera: str, calls: int) -> dict[str, int]:
+        """Add paid calls; returns the day's calls by camera."""
+        self._db.execute(
+            "INSERT INTO cloud_calls (day, camera, calls) VALUES (?, ?, ?)"
+            " ON CONFLICT (day, camera) DO UPDATE SET calls = calls + excluded.calls",
+            (day, camera, calls),
+        )
+        rows = self._db.query("SELECT camera, calls FROM cloud_calls WHERE day = ?", (day,))
+        return {row[0]: row[1] for row in rows}
+
+    # --- error streaks -------------------------------------------------------------------
+
+    def in_error_streak(self, camera: str) -> bool:
+        """Whether the camera's current run of failures already had its error e-mail."""
+        return bool(
+            self._db.query("SELECT 1 FROM camera_error_streaks WHERE camera = ?", (camera,))
+        )
+
+    def start_error_streak(self, camera: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO camera_error_streaks (camera, since) VALUES (?, ?)",
+            (camera, time.time()),
+        )
+
+    def end_error_streak(self, camera: str) -> None:
+        self._db.execute("DELETE FROM camera_error_streaks WHERE camera = ?", (camera,))
