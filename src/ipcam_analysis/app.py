@@ -100,10 +100,13 @@ class Service:
             email.send_notice if email else None,
         )
 
-    def _accept_upload(self, upload: Upload) -> None:
-        """A source's hook: one durable row (raises if the database cannot take it)."""
-        for queued in self.queue.accept(upload):
-            self.metrics.uploads.labels(queued.camera).inc()
+    def _accept_upload(self, upload: Upload) -> int:
+        """A source's hook: one committed row, whose id it returns (raises if the database
+        cannot take it). A source acknowledges the upload to the camera only after this."""
+        item_id, queued = self.queue.accept(upload)
+        for each in queued:
+            self.metrics.uploads.labels(each.camera).inc()
+        return item_id
 
     def listener_addresses(self) -> dict[str, tuple[str, int] | None]:
         """Each source's (host, port), or None when it is not listening."""

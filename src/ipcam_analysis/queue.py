@@ -45,16 +45,17 @@ class UploadQueue:
         self._unqueued: deque[Upload] = deque(maxlen=MAX_UNQUEUED)
         self._unqueued_lock = threading.Lock()
 
-    def accept(self, upload: Upload) -> list[Upload]:
+    def accept(self, upload: Upload) -> tuple[int, list[Upload]]:
         """put() for an ingest source; an upload the database cannot take now is kept and queued
-        with a later one. Returns every upload queued by this call (raises if this one was not)."""
+        with a later one. Returns the upload's id once its row is committed, and every upload
+        queued by this call (raises if this one was not)."""
         try:
-            self.put(upload)
+            item_id = self.put(upload)
         except Exception:
             with self._unqueued_lock:
                 self._unqueued.append(upload)
             raise
-        return [upload, *self._queue_unqueued()]
+        return item_id, [upload, *self._queue_unqueued()]
 
     def _queue_unqueued(self) -> list[Upload]:
         """Retry the uploads an earlier accept() could not queue, oldest first."""

@@ -34,7 +34,7 @@ class SourceFactory(Protocol):
     def __call__(
         self,
         settings: BaseModel,
-        on_upload: Callable[[Upload], None],
+        on_upload: Callable[[Upload], int],
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,

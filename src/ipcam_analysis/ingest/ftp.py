@@ -149,7 +149,7 @@ class CameraFtpHandler(FTPHandler):
     banner = "ipcam_analysis ready"
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
-    deliver_upload: Callable[[Upload], None]
+    deliver_upload: Callable[[Upload], object]
     remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
@@ -260,7 +260,7 @@ class CameraFtpHandler(FTPHandler):
 
 def make_handler_class(
     settings: FtpServerConfig,
-    on_upload: Callable[[Upload], None],
+    on_upload: Callable[[Upload], object],
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
@@ -295,7 +295,7 @@ class FtpIngest:
     def __init__(
         self,
         settings: FtpServerConfig,
-        on_upload: Callable[[Upload], None],
+        on_upload: Callable[[Upload], object],
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,
