@@ -37,7 +37,7 @@ lint: install-test
 	$(BIN)/ruff check src tests bench scripts ipcam_analysis.py
 	$(BIN)/ruff format --check src tests bench scripts ipcam_analysis.py
 	# From src/: the root-level ipcam_analysis.py script would shadow the package.
-	cd src && $(abspath $(BIN))/lint-imports --config ../pyproject.toml
+	cd src && $(abspath $(BIN))/lint-imports --no-cache --config ../pyproject.toml
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -12,7 +12,7 @@ from PIL import Image
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventStore
 from ipcam_analysis.store.database import MIGRATIONS
-from ipcam_analysis.store.events import HistoryConfig
+from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.values import Label, NotifyOutcome, Upload
 from tests.support.aws import Moto, label
 from tests.support.service import DATA, copy_test_image, upload

@@ -25,7 +25,7 @@ from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.store.events import HistoryConfig
+from ipcam_analysis.store.retention import HistoryConfig
 
 __all__ = ["AppConfig", "ConfigError", "load_config"]
 

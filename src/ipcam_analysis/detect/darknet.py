@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,96 +115,133 @@ def cached_model(cfg_path: Path, weights_path: Path, key: str, folder: Path | No
 
 def convert(cfg_path: Path, weights_path: Path) -> bytes:
     """Build the ONNX graph layer by layer; batch norm is folded into the convolutions."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     sections = parse_cfg(cfg_path.read_text(encoding="utf-8"))
-    heads = yolo_heads(cfg_path)
     reader = _WeightReader(weights_path)
-    nodes, initializers = [], []
-    outputs: list[str] = []  # each layer's output tensor, for [route]
-    channels: list[int] = []
-    current, current_channels = INPUT_NAME, int(sections[0].get("channels", 3))
+    graph = _GraphBuilder(reader, int(sections[0].get("channels", 3)))
     for index, section in enumerate(sections[1:]):
-        kind, name = section["_"], f"layer{index}"
-        if kind == "convolutional":
-            filters, size = int(section["filters"]), int(section["size"])
-            stride = int(section.get("stride", 1))
-            if int(section.get("batch_normalize", 0)):
-                beta, gamma, mean, variance = (reader.take(filters) for _ in range(4))
-                scale = gamma / (np.sqrt(variance) + 1e-6)  # Darknet's own epsilon placement
-                bias = beta - mean * scale
-            else:
-                scale, bias = np.ones(filters, np.float32), reader.take(filters)
-            kernel = reader.take(filters * current_channels * size * size)
-            kernel = (
-                kernel.reshape(filters, current_channels, size, size) * scale[:, None, None, None]
-            )
-            initializers += [
-                numpy_helper.from_array(kernel.astype(np.float32), f"{name}.weight"),
-                numpy_helper.from_array(bias.astype(np.float32), f"{name}.bias"),
-            ]
-            pad = (size - 1) // 2 if int(section.get("pad", 0)) else 0
-            leaky = section.get("activation", "linear") == "leaky"
-            conv_output = f"{name}.conv" if leaky else name
-            nodes.append(
-                helper.make_node(
-                    "Conv",
-                    [current, f"{name}.weight", f"{name}.bias"],
-                    [conv_output],
-                    kernel_shape=[size, size],
-                    strides=[stride, stride],
-                    pads=[pad] * 4,
-                )
-            )
-            if leaky:
-                nodes.append(helper.make_node("LeakyRelu", [conv_output], [name], alpha=0.1))
-            current_channels = filters
-        elif kind == "maxpool":
-            size, stride = int(section["size"]), int(section["stride"])
-            # Darknet pads only the right and bottom edges, so stride 1 keeps the grid size.
-            extra = size - stride
-            nodes.append(
-                helper.make_node(
-                    "MaxPool",
-                    [current],
-                    [name],
-                    kernel_shape=[size, size],
-                    strides=[stride, stride],
-                    pads=[0, 0, extra, extra],
-                )
-            )
-        elif kind == "upsample":
-            stride = float(section.get("stride", 2))
-            scales = np.array([1, 1, stride, stride], np.float32)
-            initializers.append(numpy_helper.from_array(scales, f"{name}.scales"))
-            nodes.append(
-                helper.make_node("Resize", [current, "", f"{name}.scales"], [name], mode="nearest")
-            )
-        elif kind == "route":
-            layers = [i if i >= 0 else index + i for i in _ints(section["layers"])]
-            sources = [outputs[i] for i in layers]
-            if len(sources) == 1:
-                nodes.append(helper.make_node("Identity", sources, [name]))
-            else:
-                nodes.append(helper.make_node("Concat", sources, [name], axis=1))
-            current_channels = sum(channels[i] for i in layers)
-        elif kind == "yolo":
-            nodes.append(helper.make_node("Identity", [current], [name]))
-        else:
-            raise ValueError(f"Darknet layer [{kind}] is not supported by this converter")
-        outputs.append(name)
-        channels.append(current_channels)
-        current = name
+        graph.add(index, section)
     reader.check_used_up()
-    graph = helper.make_graph(
-        nodes,
+    onnx_graph = helper.make_graph(
+        graph.nodes,
         "darknet",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, 3, None, None])],
         [
             helper.make_tensor_value_info(h.output, TensorProto.FLOAT, [1, None, None, None])
-            for h in heads
+            for h in yolo_heads(cfg_path)
         ],
-        initializers,
+        graph.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", 13)])
     return model.SerializeToString()
+
+
+class _GraphBuilder:
+    """The ONNX nodes and weights of a Darknet network, one cfg section at a time."""
+
+    def __init__(self, reader: _WeightReader, input_channels: int) -> None:
+        self._reader = reader
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._outputs: list[str] = []  # each layer's output tensor, for [route]
+        self._channels: list[int] = []
+        self._current, self._current_channels = INPUT_NAME, input_channels
+
+    def add(self, index: int, section: dict[str, str]) -> None:
+        kind, name = section["_"], f"layer{index}"
+        layer = {
+            "convolutional": self._convolutional,
+            "maxpool": self._maxpool,
+            "upsample": self._upsample,
+            "route": self._route,
+            "yolo": self._yolo,
+        }.get(kind)
+        if layer is None:
+            raise ValueError(f"Darknet layer [{kind}] is not supported by this converter")
+        layer(index, name, section)
+        self._outputs.append(name)
+        self._channels.append(self._current_channels)
+        self._current = name
+
+    def _convolutional(self, index: int, name: str, section: dict[str, str]) -> None:
+        from onnx import helper, numpy_helper
+
+        filters, size = int(section["filters"]), int(section["size"])
+        stride = int(section.get("stride", 1))
+        reader = self._reader
+        if int(section.get("batch_normalize", 0)):
+            beta, gamma, mean, variance = (reader.take(filters) for _ in range(4))
+            scale = gamma / (np.sqrt(variance) + 1e-6)  # Darknet's own epsilon placement
+            bias = beta - mean * scale
+        else:
+            scale, bias = np.ones(filters, np.float32), reader.take(filters)
+        kernel = reader.take(filters * self._current_channels * size * size)
+        kernel = (
+            kernel.reshape(filters, self._current_channels, size, size) * scale[:, None, None, None]
+        )
+        self.initializers += [
+            numpy_helper.from_array(kernel.astype(np.float32), f"{name}.weight"),
+            numpy_helper.from_array(bias.astype(np.float32), f"{name}.bias"),
+        ]
+        pad = (size - 1) // 2 if int(section.get("pad", 0)) else 0
+        leaky = section.get("activation", "linear") == "leaky"
+        conv_output = f"{name}.conv" if leaky else name
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [self._current, f"{name}.weight", f"{name}.bias"],
+                [conv_output],
+                kernel_shape=[size, size],
+                strides=[stride, stride],
+                pads=[pad] * 4,
+            )
+        )
+        if leaky:
+            self.nodes.append(helper.make_node("LeakyRelu", [conv_output], [name], alpha=0.1))
+        self._current_channels = filters
+
+    def _maxpool(self, index: int, name: str, section: dict[str, str]) -> None:
+        from onnx import helper
+
+        size, stride = int(section["size"]), int(section["stride"])
+        # Darknet pads only the right and bottom edges, so stride 1 keeps the grid size.
+        extra = size - stride
+        self.nodes.append(
+            helper.make_node(
+                "MaxPool",
+                [self._current],
+                [name],
+                kernel_shape=[size, size],
+                strides=[stride, stride],
+                pads=[0, 0, extra, extra],
+            )
+        )
+
+    def _upsample(self, index: int, name: str, section: dict[str, str]) -> None:
+        from onnx import helper, numpy_helper
+
+        stride = float(section.get("stride", 2))
+        scales = np.array([1, 1, stride, stride], np.float32)
+        self.initializers.append(numpy_helper.from_array(scales, f"{name}.scales"))
+        self.nodes.append(
+            helper.make_node(
+                "Resize", [self._current, "", f"{name}.scales"], [name], mode="nearest"
+            )
+        )
+
+    def _route(self, index: int, name: str, section: dict[str, str]) -> None:
+        from onnx import helper
+
+        layers = [i if i >= 0 else index + i for i in _ints(section["layers"])]
+        sources = [self._outputs[i] for i in layers]
+        if len(sources) == 1:
+            self.nodes.append(helper.make_node("Identity", sources, [name]))
+        else:
+            self.nodes.append(helper.make_node("Concat", sources, [name], axis=1))
+        self._current_channels = sum(self._channels[i] for i in layers)
+
+    def _yolo(self, index: int, name: str, section: dict[str, str]) -> None:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node("Identity", [self._current], [name]))

@@ -1,0 +1,133 @@
+"""History retention: events older than keep_days go, and the oldest pictures beyond
+max_snapshots_mb (their events stay, without a picture)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.database import Database
+
+log = logging.getLogger(__name__)
+
+AGE_SWEEP_SECONDS = 600  # how often old events are looked for; size is checked on every write
+
+
+class HistoryConfig(StrictModel):
+    """Events and their snapshots in data_dir; the defaults fit a 16 GB SD card with room to spare."""
+
+    keep_days: float = Field(30, gt=0)
+    max_snapshots_mb: float = Field(2000, gt=0)
+
+
+@dataclass
+class _SnapshotBudget:
+    total_bytes: int = 0
+    last_age_sweep: float | None = None  # None: sweep at the first write after start-up
+
+
+class Retention:
+    """Keeps the history within its age and size; one pass at a time."""
+
+    def __init__(self, database: Database, snapshot_dir: Path, history: HistoryConfig) -> None:
+        self._db = database
+        self.snapshot_dir = snapshot_dir
+        self._history = history
+        self._lock = threading.Lock()
+        # One retention pass at a time: two workers finishing together must not both delete.
+        self._retention_lock = threading.Lock()
+        # Folder creation and removal are serialised so a sweep never removes a day folder
+        # between a writer's mkdir and its write.
+        self.folders_lock = threading.Lock()
+        total = database.query("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events")[0][0]
+        self._budget = _SnapshotBudget(total_bytes=int(total))
+
+    def added(self, size_bytes: int) -> None:
+        """Pictures of this many bytes were written (negative: removed)."""
+        with self._lock:
+            self._budget.total_bytes += size_bytes
+
+    @property
+    def snapshot_bytes(self) -> int:
+        with self._lock:
+            return self._budget.total_bytes
+
+    def enforce(self, now: float | None = None, *, force_age_sweep: bool = False) -> None:
+        """Drop events older than keep_days; drop the oldest snapshots beyond max_snapshots_mb."""
+        now = time.time() if now is None else now
+        with self._retention_lock:
+            last_sweep = self._budget.last_age_sweep
+            if (
+                force_age_sweep
+                or last_sweep is None
+                or time.monotonic() - last_sweep > AGE_SWEEP_SECONDS
+            ):
+                cutoff = now - self._history.keep_days * 86400
+                self._delete_snapshots("received_at < ?", (cutoff,), delete_events=True)
+                self._budget.last_age_sweep = time.monotonic()
+            self._trim_to_size()
+
+    def _trim_to_size(self) -> None:
+        """Oldest pictures first; their events stay, without a picture."""
+        with self._lock:
+            over = self._budget.total_bytes - self._history.max_snapshots_mb * 1024 * 1024
+        while over > 0:
+            rows = self._db.query(
+                "SELECT id, snapshot_bytes FROM events WHERE snapshot IS NOT NULL"
+                " ORDER BY id LIMIT 100"
+            )
+            if not rows:
+                break
+            chosen, freed = [], 0
+            for row in rows:
+                chosen.append(row["id"])
+                freed += row["snapshot_bytes"]
+                if freed >= over:
+                    break
+            placeholders = ",".join("?" * len(chosen))
+            self._delete_snapshots(f"id IN ({placeholders})", tuple(chosen), delete_events=False)
+            over -= freed
+
+    def _delete_snapshots(
+        self, where: str, params: tuple[Any, ...], *, delete_events: bool
+    ) -> None:
+        rows = self._db.query(
+            f"SELECT id, snapshot, thumbnail, snapshot_bytes FROM events WHERE {where}", params
+        )
+        if not rows:
+            return
+        for row in rows:
+            for name in (row["snapshot"], row["thumbnail"]):
+                if name:
+                    (self.snapshot_dir / name).unlink(missing_ok=True)
+        ids = [row["id"] for row in rows]
+        with self._db.transaction() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                if delete_events:
+                    conn.execute(f"DELETE FROM event_labels WHERE event_id IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+                else:
+                    conn.execute(
+                        "UPDATE events SET snapshot = NULL, thumbnail = NULL, snapshot_bytes = 0"
+                        f" WHERE id IN ({marks})",
+                        chunk,
+                    )
+        with self._lock:
+            self._budget.total_bytes -= sum(row["snapshot_bytes"] for row in rows)
+        with self.folders_lock:
+            for folder in self.snapshot_dir.glob("*/"):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        if delete_events:
+            log.info("History retention: %d event(s) past keep_days removed", len(rows))
+        else:
+            log.info("History retention: %d snapshot(s) removed to fit max_snapshots_mb", len(rows))
