@@ -6,17 +6,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
+from ipcam_analysis.gates import CameraGates
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
     decode_snapshot,
     draw_boxes,
     encode_jpeg,
-    hash_distance,
     perceptual_hash,
 )
 from ipcam_analysis.metrics import Metrics
@@ -24,8 +23,6 @@ from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import decide, describe_labels, filter_labels, matching_sensors
-from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
-from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
@@ -83,6 +80,7 @@ class Pipeline:
         self._queue = queue
         self._store = store
         self._memory = memory
+        self._gates = CameraGates(memory, config.budget, errors.notice)
         self._metrics = metrics
         self._notifiers = notifiers
         self._errors = errors
@@ -128,6 +126,10 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
+        if item.decision is not None:  # decided by an earlier attempt; only notifying is left
+            progress.decision = item.decision
+            progress.filtered.extend(item.filtered)
+            return self._notify(progress)
         return self._decide(progress)
 
     def _detect(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str | None:
@@ -137,65 +139,46 @@ class Pipeline:
         assert snapshot is not None
         now = time.time()
         frame_hash = perceptual_hash(snapshot.image)
-        max_distance = camera.filters.duplicate_hash_distance
-        last_hash = self._memory.last_frame_hash(camera.name)
-        distance = None if last_hash is None else hash_distance(last_hash, frame_hash)
-        if max_distance and distance is not None and distance <= max_distance:
+        distance = self._gates.repeated_frame(camera, item.id, frame_hash, now)
+        if distance is not None:
             log.info(
-                "Same picture as the last one from %s (distance %d): not analysed",
+                "Same picture as the last one from %s (distance %d): %s not analysed",
                 camera.name,
                 distance,
+                item.upload.original_name,
             )
             return self._finish(
                 progress, DUPLICATE, f"same picture as the last one (distance {distance})"
             )
-        kind = camera.detector
-        if kind in PAID_KINDS and not self._cloud_budget_allows(camera, now):
-            fallback = self._config.budget.on_exhausted
-            if fallback == "none":
+        kind, reserved = camera.detector, 0
+        if kind in PAID_KINDS:
+            if self._gates.reserve_cloud_call(camera, now):
+                reserved = 1
+            elif self._config.budget.on_exhausted == "none":
                 return self._finish(progress, SKIPPED, "cloud budget exhausted")
-            kind = fallback
+            else:
+                kind = self._config.budget.on_exhausted
         try:
             progress.detection = detectors(kind).detect(snapshot)
-        except DetectorError as exc:
-            return self._failed(progress, str(exc), transient=exc.transient)
-        self._memory.remember_frame(camera.name, frame_hash, now)
-        self._count_cloud_calls(camera.name, progress.detection.cloud_calls, now)
+        except BaseException as exc:
+            # A call that failed is not paid for: the reservation goes back.
+            self._gates.settle_cloud_calls(camera.name, reserved, 0, now)
+            if isinstance(exc, DetectorError):
+                return self._failed(progress, str(exc), transient=exc.transient)
+            raise
+        # The calls counted and the detection kept together: a crash keeps both or neither.
+        with self._memory.atomically():
+            self._gates.settle_cloud_calls(
+                camera.name, reserved, progress.detection.cloud_calls, now
+            )
+            self._queue.save_detection(item.id, progress.detection)
         self._detected(item, progress.detection)
         return None
 
-    def _cloud_budget_allows(self, camera: CameraSettings, now: float) -> bool:
-        """Whether a paid call is within every cap; each warning is sent once per period."""
-        overall = self._config.budget
-        allowed = True
-        for limit in limits_for(camera.name, overall, camera.budget, now):
-            used = self._memory.cloud_calls(limit.period, limit.camera)
-            level = budget_level(used, limit, overall.warn_percent)
-            allowed = allowed and level != "exhausted"
-            if level and self._memory.first_budget_notice(limit.period, limit.scope, level):
-                self._errors.notice(budget_notice(used, limit, level, overall.on_exhausted))
-        return allowed
-
-    def _count_cloud_calls(self, camera: str, calls: int, now: float) -> None:
-        """Add paid calls; the day's totals go to the log, so spend is visible without the
-        dashboard."""
-        if not calls:
-            return
-        today = self._memory.count_cloud_calls(
-            datetime.fromtimestamp(now).strftime("%Y-%m-%d"), camera, calls
-        )
-        cap = self._config.budget.daily_calls
-        log.info(
-            "Cloud calls today: %d%s (%s: %d)",
-            sum(today.values()),
-            f" of {cap}" if cap is not None else "",
-            camera,
-            today.get(camera, 0),
-        )
-
     def _decide(self, progress: _Progress) -> str:
-        """Filters, then the rule, then the memories (stationary objects, cooldown)."""
-        camera, detection = progress.camera, progress.detection
+        """Filters, then the rule, then the repeats (stationary objects, cooldown), decided and
+        remembered with the decision in one transaction."""
+        item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
@@ -204,26 +187,15 @@ class Pipeline:
         decision = decide(labels, camera.labels, camera.new_labels_only)
         progress.decision = decision
         if not decision.alert:
-            log.info("Nothing of interest from %s", camera.name)
+            log.info("Nothing of interest from %s in %s", camera.name, item.upload.original_name)
             self._errors.clear(camera.name)
             return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
-        matched = decision.matched
-        now = time.time()
-        stationary = camera.filters.stationary
-        if stationary.enabled:
-            remembered = self._memory.remembered_objects(
-                camera.name, now - stationary.forget_after_minutes * 60
-            )
-            matched, reasons, seen_again = drop_stationary(matched, remembered, stationary)
-            self._memory.objects_seen_again(seen_again, now)
+        with self._memory.atomically():
+            matched, reasons = self._gates.drop_repeats(camera, decision.matched, time.time())
             progress.filtered.extend(reasons)
-        if camera.filters.cooldown_seconds:
-            last_alerts = self._memory.last_alerts(camera.name)
-            matched, reasons = drop_cooling_down(
-                matched, last_alerts, camera.filters.cooldown_seconds, now
-            )
-            progress.filtered.extend(reasons)
-        progress.decision = replace(decision, alert=bool(matched), matched=matched)
+            progress.decision = replace(decision, alert=bool(matched), matched=matched)
+            if matched:
+                self._queue.save_decision(item.id, progress.decision, progress.filtered)
         if not matched:
             log.info("Alert for %s suppressed: %s", camera.name, "; ".join(progress.filtered))
             self._errors.clear(camera.name)
@@ -231,7 +203,6 @@ class Pipeline:
         return self._notify(progress)
 
     def _detected(self, item: QueuedItem, detection: Detection) -> None:
-        self._queue.save_detection(item.id, detection)
         self._metrics.detector_answered(
             detection.detector,
             detection.elapsed_ms / 1000,
@@ -297,17 +268,6 @@ class Pipeline:
         else:
             self._errors.clear(upload.camera)
         self._metrics.alerts.labels(upload.camera).inc()
-        now = time.time()
-        self._memory.remember_alert(upload.camera, decision.matched, now)
-        self._memory.remember_objects(
-            upload.camera,
-            [
-                (object_kind(match.label), instance.box)
-                for match in decision.matched
-                for instance in match.label.instances
-            ],
-            now,
-        )
         reasons = [*failures, *progress.filtered]
         return self._finish(progress, ALERT, "; ".join(reasons) or None)
 

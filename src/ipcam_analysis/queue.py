@@ -10,9 +10,18 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ipcam_analysis.store.database import Database
-from ipcam_analysis.values import Detection, Upload, detection_from_dict, detection_to_dict
+from ipcam_analysis.values import (
+    Decision,
+    Detection,
+    Upload,
+    decision_from_dict,
+    decision_to_dict,
+    detection_from_dict,
+    detection_to_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +39,21 @@ class QueuedItem:
     attempts: int  # attempts before this one
     detection: Detection | None
     notified: frozenset[str]
+    # An alert decided by an earlier attempt (its repeats already remembered), and why labels
+    # or objects were dropped then: a retry notifies it without deciding again.
+    decision: Decision | None = None
+    filtered: tuple[str, ...] = ()
 
 
 class UploadQueue:
     """Every accepted upload is a row before the FTP hook returns; workers claim rows in order."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, wakeup: Any = None, owner: str = "") -> None:
+        """`wakeup`: a Condition shared with the processes that put or claim (a
+        multiprocessing one across processes); `owner` names this process's claims."""
         self._db = database
-        self._wakeup = threading.Condition()
+        self._wakeup = wakeup or threading.Condition()
+        self._owner = owner
         # recent_depth(): the last count, when it was made, plus the puts since.
         self._depth_lock = threading.Lock()
         self._recent_depth = 0
@@ -99,9 +115,12 @@ class UploadQueue:
             self._wakeup.notify()
         return int(cursor.lastrowid or 0)
 
-    def recover(self) -> int:
-        """After a crash, items that were being worked on go back to the queue."""
-        cursor = self._db.execute("UPDATE uploads SET state = 'pending' WHERE state = 'working'")
+    def recover(self, owner: str | None = None) -> int:
+        """After a crash, items that were being worked on (by `owner`, or by anyone) go back."""
+        where, params = ("", ()) if owner is None else (" AND claimed_by = ?", (owner,))
+        cursor = self._db.execute(
+            f"UPDATE uploads SET state = 'pending' WHERE state = 'working'{where}", params
+        )
         if cursor.rowcount:
             log.info("Resuming %d upload(s) interrupted by the last shutdown", cursor.rowcount)
         return cursor.rowcount
@@ -116,8 +135,11 @@ class UploadQueue:
             ).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE uploads SET state = 'working' WHERE id = ?", (row["id"],))
-        detection = row["detection"]
+            conn.execute(
+                "UPDATE uploads SET state = 'working', claimed_by = ? WHERE id = ?",
+                (self._owner, row["id"]),
+            )
+        detection, decided = row["detection"], json.loads(row["decision"] or "null")
         return QueuedItem(
             id=row["id"],
             upload=Upload(
@@ -133,6 +155,8 @@ class UploadQueue:
             attempts=row["attempts"],
             detection=detection_from_dict(json.loads(detection)) if detection else None,
             notified=frozenset(json.loads(row["notified"])),
+            decision=decision_from_dict(decided["decision"]) if decided else None,
+            filtered=tuple(decided["filtered"]) if decided else (),
         )
 
     def wait_for_work(self, timeout: float) -> None:
@@ -149,6 +173,14 @@ class UploadQueue:
         self._db.execute(
             "UPDATE uploads SET detection = ? WHERE id = ?",
             (json.dumps(detection_to_dict(detection)), item_id),
+        )
+
+    def save_decision(self, item_id: int, decision: Decision, filtered: list[str]) -> None:
+        """Kept with the repeats it remembered (in one transaction), so a retry after a failed
+        notification sends this alert instead of finding it in its own cooldown."""
+        data = {"decision": decision_to_dict(decision), "filtered": filtered}
+        self._db.execute(
+            "UPDATE uploads SET decision = ? WHERE id = ?", (json.dumps(data), item_id)
         )
 
     def mark_notified(self, item_id: int, notifier: str) -> None:

@@ -160,6 +160,27 @@ def label_from_dict(data: dict[str, Any]) -> Label:
     )
 
 
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "alert": decision.alert,
+        "matched": [
+            {"label": label_to_dict(m.label), "display_name": m.display_name}
+            for m in decision.matched
+        ],
+        "ignored": list(decision.ignored),
+    }
+
+
+def decision_from_dict(data: dict[str, Any]) -> Decision:
+    return Decision(
+        alert=bool(data["alert"]),
+        matched=tuple(
+            MatchedLabel(label_from_dict(m["label"]), m["display_name"]) for m in data["matched"]
+        ),
+        ignored=tuple(data.get("ignored", ())),
+    )
+
+
 def detection_to_dict(detection: Detection) -> dict[str, Any]:
     return asdict(detection)
 

@@ -104,9 +104,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_sink(*, with_login: bool) -> Iterator[SmtpSink]:
-    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH."""
-    sink = SmtpSink(HOST, free_port())
+def running_sink(*, with_login: bool, port: int | None = None) -> Iterator[SmtpSink]:
+    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH; `port`
+    one chosen beforehand (a server that comes up after the service started)."""
+    sink = SmtpSink(HOST, port or free_port())
     options: dict[str, Any] = {}
     if with_login:
         sink.username, sink.password = USERNAME, PASSWORD

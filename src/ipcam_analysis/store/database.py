@@ -125,6 +125,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE uploads ADD COLUMN remove_when_done INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'ftp';
     """,
+    """
+    ALTER TABLE uploads ADD COLUMN decision TEXT;
+    ALTER TABLE uploads ADD COLUMN claimed_by TEXT;
+    ALTER TABLE camera_frames ADD COLUMN item_id INTEGER;
+    """,
 ]
 
 
@@ -141,6 +146,7 @@ class Database:
         # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commits.
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._readers = threading.local()
+        self._in_transaction = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.migrate()
@@ -164,14 +170,23 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run statements atomically on the writer; IMMEDIATE takes the write lock up front."""
+        """Run statements atomically on the writer; IMMEDIATE takes the write lock up front, so
+        no other thread or process writes in between. Inside it, this thread's execute() and
+        query() join it (so its reads see its own writes), and a nested transaction() is part
+        of the outer one."""
         with self._lock:
+            if getattr(self._in_transaction, "active", False):
+                yield self._writer
+                return
             self._writer.execute("BEGIN IMMEDIATE")
+            self._in_transaction.active = True
             try:
                 yield self._writer
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
+            finally:
+                self._in_transaction.active = False
             self._writer.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
@@ -180,7 +195,11 @@ class Database:
             return self._writer.execute(sql, params)
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        """A read on this thread's own connection: it sees every commit made before it starts."""
+        """A read on this thread's own connection: it sees every commit made before it starts
+        (inside a transaction, on the writer: the transaction's own writes too)."""
+        if getattr(self._in_transaction, "active", False):
+            with self._lock:
+                return self._writer.execute(sql, params).fetchall()
         return self._reader().execute(sql, params).fetchall()
 
     def _reader(self) -> sqlite3.Connection:

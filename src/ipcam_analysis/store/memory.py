@@ -4,6 +4,8 @@ cooldowns, cloud calls, budget notices and error streaks. No decisions: the rule
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ipcam_analysis.store.database import Database
 from ipcam_analysis.values import Box, MatchedLabel, RememberedObject
@@ -15,16 +17,26 @@ class FilterMemory:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    @contextmanager
+    def atomically(self) -> Iterator[None]:
+        """What is read and written inside happens as one step: no other worker thread,
+        process or node reads or writes the database in between (a camera's decisions stay
+        what they would be one upload at a time)."""
+        with self._db.transaction():
+            yield
+
     # --- repeated frames ---------------------------------------------------------------
 
-    def last_frame_hash(self, camera: str) -> int | None:
-        rows = self._db.query("SELECT hash FROM camera_frames WHERE camera = ?", (camera,))
-        return int(rows[0][0], 16) if rows else None
+    def last_frame(self, camera: str) -> tuple[int, int | None] | None:
+        """The hash of the camera's last analysed frame, and its upload's queue id."""
+        rows = self._db.query("SELECT hash, item_id FROM camera_frames WHERE camera = ?", (camera,))
+        return (int(rows[0][0], 16), rows[0][1]) if rows else None
 
-    def remember_frame(self, camera: str, frame_hash: int, now: float) -> None:
+    def remember_frame(self, camera: str, frame_hash: int, item_id: int, now: float) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO camera_frames (camera, hash, seen_at) VALUES (?, ?, ?)",
-            (camera, f"{frame_hash:064x}", now),
+            "INSERT OR REPLACE INTO camera_frames (camera, hash, seen_at, item_id)"
+            " VALUES (?, ?, ?, ?)",
+            (camera, f"{frame_hash:064x}", now, item_id),
         )
 
     # --- stationary objects ------------------------------------------------------------
@@ -98,13 +110,16 @@ class FilterMemory:
         )
         return cursor.rowcount == 1
 
-    def count_cloud_calls(self, day: str, camera: str, calls: int) -> dict[str, int]:
-        """Add paid calls; returns the day's calls by camera."""
+    def count_cloud_calls(self, day: str, camera: str, calls: int) -> None:
+        """Add paid calls (negative: give back a reservation)."""
         self._db.execute(
             "INSERT INTO cloud_calls (day, camera, calls) VALUES (?, ?, ?)"
             " ON CONFLICT (day, camera) DO UPDATE SET calls = calls + excluded.calls",
             (day, camera, calls),
         )
+
+    def calls_today(self, day: str) -> dict[str, int]:
+        """The day's paid calls by camera."""
         rows = self._db.query("SELECT camera, calls FROM cloud_calls WHERE day = ?", (day,))
         return {row[0]: row[1] for row in rows}
 

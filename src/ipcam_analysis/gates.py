@@ -1,0 +1,115 @@
+"""What a camera's history says about one upload: a repeated frame, the cloud budget, objects still
+there, labels in cooldown. Each is read, decided (by the pure rules) and remembered in one
+database transaction, so that with many worker threads, processes or machines a camera's
+decisions are the ones it would get one upload at a time, and a budget is never overspent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from ipcam_analysis.config import CameraSettings
+from ipcam_analysis.imaging import hash_distance
+from ipcam_analysis.rules import BudgetConfig
+from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
+from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
+from ipcam_analysis.store import FilterMemory
+from ipcam_analysis.values import MatchedLabel
+
+log = logging.getLogger(__name__)
+
+
+class CameraGates:
+    """The remembering rules, each one atomic over the shared database."""
+
+    def __init__(
+        self, memory: FilterMemory, budget: BudgetConfig, notice: Callable[[str], None]
+    ) -> None:
+        """`notice(text)` tells the owner something once (a budget warning)."""
+        self._memory = memory
+        self._budget = budget
+        self._notice = notice
+
+    def repeated_frame(
+        self, camera: CameraSettings, item_id: int, frame_hash: int, now: float
+    ) -> int | None:
+        """The distance to the camera's previous frame when this one repeats it (then it is not
+        analysed); otherwise None, and this frame becomes the one the next is compared to."""
+        max_distance = camera.filters.duplicate_hash_distance
+        with self._memory.atomically():
+            last = self._memory.last_frame(camera.name)
+            # A retried upload is not a repeat of itself.
+            if last is not None and last[1] != item_id:
+                distance = hash_distance(last[0], frame_hash)
+                if max_distance and distance <= max_distance:
+                    return distance
+            self._memory.remember_frame(camera.name, frame_hash, item_id, now)
+        return None
+
+    def reserve_cloud_call(self, camera: CameraSettings, now: float) -> bool:
+        """Counts one paid call against every cap before it is made, if all allow it; each
+        warning is sent once per period."""
+        notices: list[str] = []
+        with self._memory.atomically():
+            allowed = True
+            for limit in limits_for(camera.name, self._budget, camera.budget, now):
+                used = self._memory.cloud_calls(limit.period, limit.camera)
+                level = budget_level(used, limit, self._budget.warn_percent)
+                allowed = allowed and level != "exhausted"
+                if level and self._memory.first_budget_notice(limit.period, limit.scope, level):
+                    notices.append(budget_notice(used, limit, level, self._budget.on_exhausted))
+            if allowed:
+                self._memory.count_cloud_calls(_day(now), camera.name, 1)
+        for text in notices:
+            self._notice(text)
+        return allowed
+
+    def settle_cloud_calls(self, camera: str, reserved: int, made: int, now: float) -> None:
+        """The calls made replace the reservation (a cascade that did not ask the cloud gives
+        its call back); the day's totals go to the log, so spend shows without the dashboard."""
+        if made != reserved:
+            self._memory.count_cloud_calls(_day(now), camera, made - reserved)
+        if made:
+            self._log_totals(camera, self._memory.calls_today(_day(now)))
+
+    def _log_totals(self, camera: str, today: dict[str, int]) -> None:
+        cap = self._budget.daily_calls
+        log.info(
+            "Cloud calls today: %d%s (%s: %d)",
+            sum(today.values()),
+            f" of {cap}" if cap is not None else "",
+            camera,
+            today.get(camera, 0),
+        )
+
+    def drop_repeats(
+        self, camera: CameraSettings, matched: tuple[MatchedLabel, ...], now: float
+    ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
+        """Drop objects still where they were alerted and labels in cooldown, and remember what
+        is left as alerted. Call inside `FilterMemory.atomically()` together with saving the
+        decision, so that a crash keeps both or neither."""
+        reasons: list[str] = []
+        stationary = camera.filters.stationary
+        if stationary.enabled:
+            remembered = self._memory.remembered_objects(
+                camera.name, now - stationary.forget_after_minutes * 60
+            )
+            matched, dropped, seen_again = drop_stationary(matched, remembered, stationary)
+            self._memory.objects_seen_again(seen_again, now)
+            reasons += dropped
+        if camera.filters.cooldown_seconds:
+            last_alerts = self._memory.last_alerts(camera.name)
+            matched, dropped = drop_cooling_down(
+                matched, last_alerts, camera.filters.cooldown_seconds, now
+            )
+            reasons += dropped
+        if matched:
+            self._memory.remember_alert(camera.name, matched, now)
+            boxes = [(object_kind(m.label), i.box) for m in matched for i in m.label.instances]
+            self._memory.remember_objects(camera.name, boxes, now)
+        return matched, reasons
+
+
+def _day(now: float) -> str:
+    return datetime.fromtimestamp(now).strftime("%Y-%m-%d")
