@@ -75,7 +75,7 @@ def test_full_disk_refuses_uploads_keeps_the_queue_and_resumes(
             "the workers to hit the full disk",
         )
         assert integrity(service) == "ok"
-        assert all(thread.is_alive() for thread in service.workers._threads)
+        assert all(thread.is_alive() for thread in service.analysis.workers._threads)
 
         other.unlink()
         last.unlink()

@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
 
+from ipcam_analysis.analysis import Analysis, AnalysisProcesses
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.detect import Detector, build_detector
+from ipcam_analysis.detect import Detector
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest import SOURCES, LoginThrottle, Source, UploadAdmission
 from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
-from ipcam_analysis.notify.errors import ErrorReporter
-from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
-from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
+from ipcam_analysis.store import DATABASE_FILE, Database, EventStore
 from ipcam_analysis.values import Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
-from ipcam_analysis.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +36,16 @@ class Service:
         """`make_detector(kind)` replaces the configured detectors (benchmarks use a fake one)."""
         self.config = config
         self.database = Database(config.data_dir / DATABASE_FILE)
-        self.queue = UploadQueue(self.database)
+        processes = (
+            AnalysisProcesses(config, config.worker_processes, make_detector)
+            if config.worker_processes > 1
+            else None
+        )
+        self.queue = UploadQueue(self.database, on_put=processes.wake if processes else None)
         self.store = EventStore(self.database, config.data_dir, config.history)
         self.metrics = Metrics(self.queue.depth)
-        memory = FilterMemory(self.database)
-        cameras = config.camera_names
-        self.notifiers = build_notifiers(
-            {camera: config.notifier_settings(camera) for camera in [*cameras, None]}
-        )
-        self.pipeline = Pipeline(
-            config,
-            self.queue,
-            self.store,
-            memory,
-            self.metrics,
-            self.notifiers,
-            self._error_reporter(config, memory),
-        )
-        self.workers = WorkerPool(
-            config.workers,
-            self.queue,
-            self.pipeline,
-            make_detector or (lambda kind: build_detector(config.detector_settings(kind))),
-            config.detector_kinds(),
+        self.analysis = processes or Analysis(
+            config, self.database, self.queue, self.store, self.metrics, make_detector
         )
         ftp = config.ftp_server
         self.admission = UploadAdmission(
@@ -90,16 +73,6 @@ class Service:
     def ftp(self) -> Source:
         return self.sources["ftp"]
 
-    @staticmethod
-    def _error_reporter(config: AppConfig, memory: FilterMemory) -> ErrorReporter:
-        email = EmailNotifier.from_settings(config.email_settings())
-        hostname = socket.gethostname()
-        return ErrorReporter(
-            memory,
-            (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
-            email.send_notice if email else None,
-        )
-
     def _accept_upload(self, upload: Upload) -> int:
         """A source's hook: one committed row, whose id it returns (raises if the database
         cannot take it). A source acknowledges the upload to the camera only after this."""
@@ -121,9 +94,7 @@ class Service:
     def start(self) -> None:
         self.queue.recover()
         self._enqueue_leftovers()
-        for notifier in distinct(self.notifiers):
-            notifier.start()
-        self.workers.start()
+        self.analysis.start()
         started: list[Source] = []
         try:
             for source in self.sources.values():
@@ -132,9 +103,14 @@ class Service:
         except UserError:
             for source in started:
                 source.stop()
-            self.workers.stop()
+            self.analysis.stop()
             raise
-        log.info("Ready: %d worker(s), detector %s", self.config.workers, self.config.detector.type)
+        log.info(
+            "Ready: %d worker(s) in %d process(es), detector %s",
+            self.config.workers,
+            self.config.worker_processes,
+            self.config.detector.type,
+        )
         for camera, password in self.config.ftp_server.users.items():
             if password.get_secret_value() == EXAMPLE_PASSWORD:
                 log.warning("Camera %s still has the example config's password: change it", camera)
@@ -149,7 +125,7 @@ class Service:
         except UserError:
             for source in self.sources.values():
                 source.stop()
-            self.workers.stop()
+            self.analysis.stop()
             raise
         log.info("Dashboard: %s", web.url)
         # Printed too: whatever the log settings, the link is what a person starting it looks for.
@@ -179,9 +155,7 @@ class Service:
             self.web.stop()
         for source in self.sources.values():
             source.stop()
-        self.workers.stop()
-        for notifier in distinct(self.notifiers):
-            notifier.close()
+        self.analysis.stop()
         self.database.close()
         log.info("Stopped")
 

@@ -108,7 +108,8 @@ class AppConfig(StrictModel):
     log_configuration_file: Path | None = None
     aws_region: str | None = None
     data_dir: Path = Path("data")
-    workers: int = Field(8, ge=1, le=128)
+    workers: int = Field(8, ge=1, le=128)  # analysis threads per worker process
+    worker_processes: int = Field(1, ge=1, le=64)  # above 1: analysis in child processes
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     notify: list[AppriseUrl] = Field(default_factory=list)

@@ -7,10 +7,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from ipcam_analysis.store.database import Database
 from ipcam_analysis.values import (
@@ -48,12 +48,15 @@ class QueuedItem:
 class UploadQueue:
     """Every accepted upload is a row before the FTP hook returns; workers claim rows in order."""
 
-    def __init__(self, database: Database, wakeup: Any = None, owner: str = "") -> None:
-        """`wakeup`: a Condition shared with the processes that put or claim (a
-        multiprocessing one across processes); `owner` names this process's claims."""
+    def __init__(
+        self, database: Database, owner: str = "", on_put: Callable[[], None] | None = None
+    ) -> None:
+        """`owner` names this process's claims; `on_put()` tells other processes that claim
+        from the same database that there is work."""
         self._db = database
-        self._wakeup = wakeup or threading.Condition()
+        self._wakeup = threading.Condition()
         self._owner = owner
+        self._on_put = on_put
         # recent_depth(): the last count, when it was made, plus the puts since.
         self._depth_lock = threading.Lock()
         self._recent_depth = 0
@@ -113,6 +116,8 @@ class UploadQueue:
             self._recent_depth += 1
         with self._wakeup:
             self._wakeup.notify()
+        if self._on_put is not None:
+            self._on_put()
         return int(cursor.lastrowid or 0)
 
     def recover(self, owner: str | None = None) -> int:
