@@ -198,9 +198,16 @@ class FakeDetector:
         """Nothing to free."""
 
 
-def fake_detectors(latency_seconds: float, *, alerts: bool = True) -> Callable[[str], Detector]:
-    """A `make_detector` for Service: every kind becomes a FakeDetector of that latency."""
-    return lambda kind: FakeDetector(kind, latency_seconds, alerts=alerts)
+@dataclass(frozen=True)
+class FakeDetectors:
+    """A `make_detector` for Service: every kind becomes a FakeDetector of that latency (a class,
+    not a closure, so worker processes can be handed it)."""
+
+    latency_seconds: float
+    alerts: bool = True
+
+    def __call__(self, kind: str) -> Detector:
+        return FakeDetector(kind, self.latency_seconds, alerts=self.alerts)
 
 
 # ---- servers in child processes ------------------------------------------------------------
@@ -341,6 +348,7 @@ def service_settings(
     smtp_port: int | None,
     ftp_port: int = 0,
     web: bool = False,
+    worker_processes: int = 1,
 ) -> dict[str, Any]:
     """A config as plain data: cameras cam01.., uploads removed, e-mail to the sink when given."""
     email: dict[str, Any] = {"transport": "none"}
@@ -356,6 +364,7 @@ def service_settings(
         "aws_region": "eu-west-1",
         "data_dir": str(work / "data"),
         "workers": workers,
+        "worker_processes": worker_processes,
         "detector": detector,
         "email": email,
         "ftp_server": {
@@ -705,11 +714,14 @@ def in_process_service(
     make_detector: Callable[[str], Detector] | None = None,
     *,
     moto: bool = False,
+    worker_processes: int = 1,
 ) -> Iterator[tuple[Service, MailArrivals]]:
     """The service in this process (see running_service), with the timing SMTP sink and, with
     `moto`, moto each in its own process."""
     with (
-        _service_folder(detector, workers, cameras_count, moto=moto) as (work, settings, mails),
+        _service_folder(
+            detector, workers, cameras_count, moto=moto, worker_processes=worker_processes
+        ) as (work, settings, mails),
         running_service(settings, work, make_detector) as service,
     ):
         yield service, mails

@@ -89,7 +89,7 @@ def measure(kind: str, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
             else kind,  # the fake stands in a cloud detector's place
             workers=args.workers,
             cameras_count=1,
-            make_detector=common.fake_detectors(0.0) if kind == "fake" else None,
+            make_detector=common.FakeDetectors(0.0) if kind == "fake" else None,
             moto=kind in ("rekognition", "cascade"),
         ) as (service, mails),
         transport_handoffs() as handed,

@@ -11,6 +11,7 @@ e-mailed over SMTP to a real aiosmtpd sink on loopback (`--no-alerts`: the detec
 
     .venv/bin/python bench/throughput.py                      # both parts, 15 s per case
     .venv/bin/python bench/throughput.py --part sweep --seconds 20 --no-alerts
+    .venv/bin/python bench/throughput.py --part processes --seconds 20   # 1, 2, 4 worker processes
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MAX_UPLOADS_PER_CAMERA = 100_000  # a bound; the time limit ends each case first
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["all", "matrix", "sweep"], default="all")
+    parser.add_argument("--part", choices=["all", "matrix", "sweep", "processes"], default="all")
     parser.add_argument("--seconds", type=float, default=15.0, help="upload window per case")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument(
@@ -49,6 +50,13 @@ def main() -> int:
         default=0.1,
         help="seconds between a camera's uploads in the sweep (0.1: 100/s offered by 10 cameras,"
         " more than 16 workers can take, without flooding the FTP thread)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="worker_processes in the processes part (each with --workers threads)",
     )
     parser.add_argument("--no-alerts", action="store_true", help="the detector finds nothing")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
@@ -81,6 +89,19 @@ def main() -> int:
             }
             for workers in args.sweep_workers
         ]
+    if args.part == "processes":
+        cases += [
+            {
+                "part": "processes",
+                "cameras": args.sweep_cameras,
+                "size": "800x488",
+                "latency": args.sweep_latency,
+                "workers": args.workers,
+                "processes": processes,
+                "interval": args.sweep_interval,
+            }
+            for processes in args.processes
+        ]
     results = [measure(case, args) for case in cases]
     summary = summarise(results)
     print_results(results, summary)
@@ -99,7 +120,8 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "rekognition",  # replaced by the fake; a cloud detector's place
         workers=case["workers"],
         cameras_count=case["cameras"],
-        make_detector=common.fake_detectors(case["latency"], alerts=not args.no_alerts),
+        make_detector=common.FakeDetectors(case["latency"], alerts=not args.no_alerts),
+        worker_processes=case.get("processes", 1),
     ) as (service, mails):
 
         def done() -> int:
@@ -150,6 +172,13 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The goals: scaling of the sweep, and the accept rate while every worker was busy."""
     summary: dict[str, Any] = {}
+    by_processes = {
+        r["processes"]: r["processed_per_second"] for r in results if r["part"] == "processes"
+    }
+    if by_processes.get(1):
+        summary["processes_speedup"] = {
+            n: round(rate / by_processes[1], 2) for n, rate in by_processes.items()
+        }
     sweep = {r["workers"]: r["processed_per_second"] for r in results if r["part"] == "sweep"}
     if sweep.get(1):
         summary["sweep_speedup"] = {w: round(rate / sweep[1], 2) for w, rate in sweep.items()}
@@ -168,7 +197,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    header = ["part", "cameras", "size", "detector s", "workers", "accepted/s", "processed/s"]
+    header = ["part", "cameras", "size", "detector s", "workers", "processes", "accepted/s"]
+    header += ["processed/s"]
     header += ["max depth", "errors", "load before"]
     rows = [
         [
@@ -177,6 +207,7 @@ def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> Non
             r["size"],
             r["latency"],
             r["workers"],
+            r.get("processes", 1),
             r["accepted_per_second"],
             r["processed_per_second"],
             r["max_depth"],
