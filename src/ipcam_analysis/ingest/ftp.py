@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.log import logger as pyftpdlib_logger
 from pyftpdlib.servers import FTPServer
@@ -45,6 +45,8 @@ LOGGED_LOGIN_FAILURES = 10
 # Cameras use 6 levels or so (2026-11-23/001/jpg/10/23/45.jpg); a thousand would make
 # os.makedirs recurse past Python's limit.
 MAX_FOLDER_DEPTH = 32
+# Instead of 226 when the queue cannot take the file: a 4xx says "not done, try again".
+NOT_QUEUED_REPLY = "451 The upload could not be queued for analysis; try again later."
 
 
 class FtpServerConfig(StrictModel):
@@ -143,12 +145,41 @@ class UnbufferedUploadFile(io.FileIO):
         return len(data)
 
 
+class QueueBeforeReplyMixin:
+    """A data channel that queues a received file before the control channel says 226.
+
+    pyftpdlib's DTPHandler.close() replies first and calls on_file_received() after: a crash
+    in between would lose an upload the camera was told is delivered.
+    """
+
+    # Set by DTPHandler.
+    _closed: bool
+    _resp: tuple[str, Callable[[str], None]] | tuple[()]
+    receive: bool
+    file_obj: IO[bytes] | None
+    cmd_channel: CameraFtpHandler
+
+    def close(self) -> None:
+        finished = self._resp and self._resp[0].startswith("226")
+        if not self._closed and self.receive and finished and self.file_obj is not None:
+            self.file_obj.close()
+            refusal = self.cmd_channel.queue_received_file(self.file_obj.name)
+            if refusal is not None:
+                self._resp = (refusal, pyftpdlib_logger.warning)
+        super().close()  # type: ignore[misc]
+
+
+class CameraDTPHandler(QueueBeforeReplyMixin, DTPHandler):
+    """The data channel of a plain FTP session."""
+
+
 class CameraFtpHandler(FTPHandler):
     """One camera's FTP session; `make_handler_class` sets the shared attributes per server."""
 
     banner = "ipcam_analysis ready"
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
+    dtp_handler = CameraDTPHandler
     deliver_upload: Callable[[Upload], object]
     remove_files: bool
     login_throttle: LoginThrottle
@@ -204,7 +235,9 @@ class CameraFtpHandler(FTPHandler):
             self.respond(reply)
         return reply is not None
 
-    def on_file_received(self, file: str) -> None:
+    def queue_received_file(self, file: str) -> str | None:
+        """Called by the data channel before it replies: None once the upload's queue row is
+        committed, else the reply refusing it (the file stays, for the queue to take later)."""
         upload = self._upload(file)
         size = upload.path.stat().st_size
         log.info(
@@ -218,12 +251,15 @@ class CameraFtpHandler(FTPHandler):
             self.deliver_upload(upload)
         except Exception as exc:  # the IO loop serves every camera: it must survive this
             log.error(
-                "Could not queue the upload from %s: %s (%s)",
+                "Could not queue the upload from %s (%s): %s (%s)",
                 upload.camera,
+                upload.remote_ip,
                 upload.original_name,
                 exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
+            return NOT_QUEUED_REPLY
+        return None
 
     def on_incomplete_file_received(self, file: str) -> None:
         Path(file).unlink(missing_ok=True)
