@@ -20,6 +20,7 @@ from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.ingest.ftp import FtpServerConfig
+from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
@@ -238,7 +239,8 @@ class AppConfig(StrictModel):
 
     def source_settings(self) -> dict[str, BaseModel]:
         """Each ingest source's settings by kind."""
-        return {"ftp": self.ftp_server}
+        tls = self.ftp_server.tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
+        return {"ftp": self.ftp_server.model_copy(update={"tls": tls})}
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
@@ -352,15 +354,21 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
         return p if p.is_absolute() else base / p
 
     log_file = config.log_configuration_file
+    ftp = config.ftp_server
     return config.model_copy(
         update={
             "data_dir": resolved(config.data_dir),
             "log_configuration_file": resolved(log_file) if log_file else None,
-            "ftp_server": config.ftp_server.model_copy(
-                update={"root_dir": resolved(config.ftp_server.root_dir)}
+            "ftp_server": ftp.model_copy(
+                update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
             ),
         }
     )
+
+
+def _resolved_tls(tls: TlsConfig, base: Path) -> TlsConfig:
+    files = {"certfile": tls.certfile, "keyfile": tls.keyfile}
+    return tls.model_copy(update={k: None if p is None else base / p for k, p in files.items()})
 
 
 def _fields_set(settings: BaseModel) -> dict[str, Any]:
