@@ -3,8 +3,10 @@ lock, a camera gets no 226 (FTP) or 201 (HTTP) until its upload's row is committ
 
 from __future__ import annotations
 
+import base64
 import ftplib
 import select
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,7 +49,8 @@ def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
 @pytest.fixture
 def service(run_service: StartService, caplog: pytest.LogCaptureFixture) -> RunningService:
     caplog.set_level("INFO", logger="ipcam_analysis")
-    return run_service(lambda kind: FixedLatencyDetector(kind))
+    http = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    return run_service(lambda kind: FixedLatencyDetector(kind), http_ingest=http)
 
 
 @pytest.mark.parametrize("passive", [True, False], ids=["passive", "active"])
@@ -72,3 +75,27 @@ def test_no_226_before_the_upload_is_queued(
             assert queued_names(service) == []
         assert ftp.voidresp().startswith("226")
         assert queued_names(service) == ["held.jpg"]
+
+
+def test_no_201_before_the_upload_is_queued(
+    service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = service.service.sources["http"].address
+    credentials = base64.b64encode(f"cam01:{PASSWORDS['cam01']}".encode()).decode()
+    request = (
+        f"POST /upload?name=held.jpg HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\n"
+        f"Authorization: Basic {credentials}\r\nContent-Length: {len(SNAPSHOT)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    database = service.service.config.data_dir / DATABASE_FILE
+    with socket.create_connection((host, port), timeout=60) as sock:
+        with write_lock_held(database):
+            sock.sendall(request + SNAPSHOT)
+            wait_until(lambda: logged(caplog, "Upload from cam01"), 30, "the server to take it")
+            assert nothing_to_read(sock), "an answer came before the row was committed"
+            assert queued_names(service) == []
+        answer = sock.makefile("rb").read().decode()
+    assert answer.startswith("HTTP/1.1 201")
+    assert queued_names(service) == ["held.jpg"]
+    [row] = service.service.database.query("SELECT id FROM uploads")
+    assert f'"id":{row[0]}' in answer

@@ -20,6 +20,7 @@ from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.ingest.ftp import FtpServerConfig
+from ipcam_analysis.ingest.http import HttpIngestConfig
 from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
@@ -111,6 +112,7 @@ class AppConfig(StrictModel):
     data_dir: Path = Path("data")
     workers: int = Field(8, ge=1, le=128)
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
+    http_ingest: HttpIngestConfig = Field(default_factory=HttpIngestConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     notify: list[AppriseUrl] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -238,9 +240,15 @@ class AppConfig(StrictModel):
         return () if self.new_labels_only else tuple(self.labels)
 
     def source_settings(self) -> dict[str, BaseModel]:
-        """Each ingest source's settings by kind."""
-        tls = self.ftp_server.tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
-        return {"ftp": self.ftp_server.model_copy(update={"tls": tls})}
+        """Each enabled ingest source's settings by kind; the FTP users are every source's
+        cameras, and their files are kept under ftp_server.root_dir until analysed."""
+        ftp = self.ftp_server
+        tls = ftp.tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
+        sources: dict[str, BaseModel] = {"ftp": ftp.model_copy(update={"tls": tls})}
+        if self.http_ingest.enabled:
+            identities = {"users": ftp.users, "root_dir": ftp.root_dir}
+            sources["http"] = self.http_ingest.model_copy(update=identities)
+        return sources
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""

@@ -23,6 +23,7 @@ from pyftpdlib.servers import FTPServer
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
+from ipcam_analysis.ingest.handoff import queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
 from ipcam_analysis.settings import StrictModel
@@ -103,7 +104,7 @@ class CameraFtpHandler(FTPHandler):
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
     dtp_handler = CameraDTPHandler
-    deliver_upload: Callable[[Upload], object]
+    deliver_upload: Callable[[Upload], int]
     remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
@@ -170,18 +171,8 @@ class CameraFtpHandler(FTPHandler):
             upload.original_name,
             size,
         )
-        try:
-            self.deliver_upload(upload)
-        except Exception as exc:  # the IO loop serves every camera: it must survive this
-            log.error(
-                "Could not queue the upload from %s (%s): %s (%s)",
-                upload.camera,
-                upload.remote_ip,
-                upload.original_name,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            return NOT_QUEUED_REPLY
+        if queue_upload(upload, self.deliver_upload, log) is None:
+            return NOT_QUEUED_REPLY  # the file stays: the service's queue takes it later
         return None
 
     def on_incomplete_file_received(self, file: str) -> None:
@@ -251,7 +242,7 @@ def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
 
 def make_handler_class(
     settings: FtpServerConfig,
-    on_upload: Callable[[Upload], object],
+    on_upload: Callable[[Upload], int],
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
@@ -289,7 +280,7 @@ class FtpIngest:
     def __init__(
         self,
         settings: FtpServerConfig,
-        on_upload: Callable[[Upload], object],
+        on_upload: Callable[[Upload], int],
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,

@@ -1,0 +1,92 @@
+"""HTTP push through the whole service: upload → Rekognition (moto) → SES mail → dashboard."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+
+import httpx
+
+from ipcam_analysis.ingest.http import MAX_CONNECTIONS
+from ipcam_analysis.web.auth import hash_password
+from tests.support.aws import Moto, label
+from tests.support.service import DATA, PASSWORDS, RunningService, upload, wait_until
+
+PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
+PERSON = label("Person", 98.7, boxes=((0.25, 0.2, 0.2, 0.6),))
+HTTP_INGEST = {"enabled": True, "host": "127.0.0.1", "port": 0}
+DASHBOARD_LOGIN = ("owner", "dashboard-secret-pw")
+
+
+def upload_url(service: RunningService) -> str:
+    host, port = service.service.sources["http"].address
+    return f"http://{host}:{port}/upload"
+
+
+def dashboard(service: RunningService, path: str, auth: tuple[str, str] = DASHBOARD_LOGIN):
+    assert service.service.web is not None
+    return httpx.get(service.service.web.url + path.lstrip("/"), auth=auth, timeout=30)
+
+
+def start(run_service) -> RunningService:
+    web = {"username": DASHBOARD_LOGIN[0], "password_hash": hash_password(DASHBOARD_LOGIN[1])}
+    return run_service(http_ingest=HTTP_INGEST, web=web)
+
+
+def test_http_upload_alerts_by_email_and_shows_as_http(run_service, aws: Moto) -> None:
+    aws.rekognition.labels = [PERSON]
+    service = start(run_service)
+    answer = httpx.post(
+        upload_url(service) + "?name=porch.jpg",
+        content=PERSON_JPEG,
+        headers={"Content-Type": "image/jpeg"},
+        auth=("cam01", PASSWORDS["cam01"]),
+        timeout=30,
+    )
+    assert answer.status_code == 201
+    service.wait_idle()
+
+    (message,) = aws.sent_emails()
+    assert "cam01" in message["Subject"] and "Person" in message["Subject"]
+    [event] = dashboard(service, "/api/events").json()["events"]
+    assert (event["camera"], event["source"], event["original_name"]) == (
+        "cam01",
+        "http",
+        "porch.jpg",
+    )
+    assert event["outcome"] == "alert"
+    page = dashboard(service, f"/events/{event['id']}").text
+    assert '<dd class="source">HTTP</dd>' in page
+    assert '<span class="source"' in dashboard(service, "/").text
+    health = dashboard(service, "/healthz").json()
+    assert health["listeners"]["http"]["up"] is True
+    assert health["listeners"]["ftp"]["up"] is True
+    # Analysed: the kept file and the day's folder are gone, the camera's home stays.
+    home = service.service.config.ftp_server.root_dir / "cam01"
+    wait_until(lambda: not any(home.iterdir()), what="the upload to be removed")
+
+
+def test_camera_and_dashboard_credentials_do_not_cross(run_service, aws: Moto) -> None:
+    service = start(run_service)
+    camera = ("cam01", PASSWORDS["cam01"])
+    assert dashboard(service, "/api/events", auth=camera).status_code == 401
+    refused = httpx.post(
+        upload_url(service),
+        content=PERSON_JPEG,
+        headers={"Content-Type": "image/jpeg"},
+        auth=DASHBOARD_LOGIN,
+        timeout=30,
+    )
+    assert refused.status_code == 401
+    assert service.service.queue.depth() == 0
+
+
+def test_ftp_keeps_serving_while_http_is_flooded(run_service, aws: Moto) -> None:
+    service = start(run_service)
+    host, port = service.service.sources["http"].address
+    with ExitStack() as flood:
+        for _ in range(MAX_CONNECTIONS + 10):
+            flood.enter_context(socket.create_connection((host, port)))
+        upload(service.address, "cam02", PERSON_JPEG, "during-flood.jpg")  # 226: queued
+    service.wait_idle()
+    assert [name for name, _ in service.outcomes()] == ["during-flood.jpg"]
