@@ -9,11 +9,12 @@ import ssl
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
-from ipcam_analysis.config import load_config
+from ipcam_analysis.config import ConfigError, load_config
 from ipcam_analysis.ingest.ftp import FtpIngestError
 from ipcam_analysis.ingest.tls import TlsCertificateError, TlsConfig, fingerprint
 from tests.support.ftp import CAMERAS, WAIT_SECONDS, RunningFtp, StartFtp, login_with_ftplib
@@ -112,7 +113,7 @@ def test_lftp_with_ssl_force_uploads(
 
 
 def test_required_refuses_a_login_and_a_transfer_in_clear(
-    start_ftp: StartFtp, tls_files: dict[str, Path]
+    start_ftp: StartFtp, tls_files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     ftp = start_ftps(start_ftp, tls_files, "required")
     with pytest.raises(ftplib.error_perm, match="550 SSL/TLS required on the control channel"):
@@ -122,6 +123,10 @@ def test_required_refuses_a_login_and_a_transfer_in_clear(
     with ftplib_tls_session(ftp, tls_files["ca"]) as session, refused:  # data not protected
         session.storbinary("STOR clear.jpg", io.BytesIO(SNAPSHOT))
     assert ftp.uploads == []
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "FTP login as cam01 from 127.0.0.1 refused: TLS is required",
+        "FTP transfer by cam01 from 127.0.0.1 refused: the data channel is not protected (PROT P)",
+    ]
 
 
 def test_optional_takes_both_and_records_which(
@@ -192,3 +197,18 @@ def test_config_resolves_the_certificate_and_puts_a_made_one_in_data_dir(tmp_pat
     tls = loaded.source_settings()["ftp"].tls  # type: ignore[attr-defined]
     assert tls.certfile == tmp_path / "certs" / "ftp.pem"
     assert tls.self_signed_dir == tmp_path / "data" / "tls"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"http_ingest": {"users": {"cam01": "x"}}}, "http_ingest.users cannot be set"),
+        ({"ftp_server": {"tls": {"self_signed_dir": "x"}}}, "self_signed_dir cannot be set"),
+    ],
+)
+def test_keys_filled_from_elsewhere_are_refused(
+    tmp_path: Path, section: dict[str, Any], message: str
+) -> None:
+    config = base_config(tmp_path, **section)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(tmp_path, config))

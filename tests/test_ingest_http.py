@@ -270,6 +270,7 @@ def test_back_pressure_is_503_with_retry_after(http_ingest: RunningHttp) -> None
     taken = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
 
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert refused.text == "Too many uploads waiting for analysis\n"
     assert taken.status_code == 201
     assert len(http_ingest.uploads) == 1
 

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import ftplib
 import socket
+import threading
 from contextlib import ExitStack
 
 import httpx
+import pytest
 
 from ipcam_analysis.ingest.http import MAX_CONNECTIONS
 from ipcam_analysis.web.auth import hash_password
 from tests.support.aws import Moto, label
+from tests.support.endurance import FixedLatencyDetector
 from tests.support.service import DATA, PASSWORDS, RunningService, upload, wait_until
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, boxes=((0.25, 0.2, 0.2, 0.6),))
 HTTP_INGEST = {"enabled": True, "host": "127.0.0.1", "port": 0}
 DASHBOARD_LOGIN = ("owner", "dashboard-secret-pw")
+
+
+def post_picture(service: RunningService, name: str) -> httpx.Response:
+    return httpx.post(
+        upload_url(service) + f"?name={name}",
+        content=PERSON_JPEG,
+        headers={"Content-Type": "image/jpeg"},
+        auth=("cam01", PASSWORDS["cam01"]),
+        timeout=30,
+    )
 
 
 def upload_url(service: RunningService) -> str:
@@ -90,3 +104,26 @@ def test_ftp_keeps_serving_while_http_is_flooded(run_service, aws: Moto) -> None
         upload(service.address, "cam02", PERSON_JPEG, "during-flood.jpg")  # 226: queued
     service.wait_idle()
     assert [name for name, _ in service.outcomes()] == ["during-flood.jpg"]
+
+
+def test_http_and_ftp_share_the_back_pressure(run_service, aws: Moto) -> None:
+    gate = threading.Event()  # the first upload stays in analysis: the queue is full
+    service = run_service(
+        lambda kind: FixedLatencyDetector(kind, gate=gate),
+        http_ingest=HTTP_INGEST,
+        ftp_server={"max_queued_uploads": 1},
+    )
+    try:
+        first = post_picture(service, "first.jpg")
+        assert first.status_code == 201
+        refused = post_picture(service, "second.jpg")
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+        with pytest.raises(ftplib.error_temp, match=r"^452 Too many uploads"):
+            upload(service.address, "cam02", PERSON_JPEG, "by-ftp.jpg")
+    finally:
+        gate.set()
+    service.wait_idle()
+    # The queue's depth is counted at most once a second: accepted again soon after it drains.
+    wait_until(lambda: post_picture(service, "third.jpg").status_code == 201, what="a 201")
+    service.wait_idle()
+    assert [name for name, _ in service.outcomes()] == ["first.jpg", "third.jpg"]

@@ -135,6 +135,19 @@ class AppConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _filled_keys_left_out(self) -> AppConfig:
+        # Filled by source_settings(): a value written here would be silently replaced.
+        http, tls = self.http_ingest.model_fields_set, self.ftp_server.tls.model_fields_set
+        for key, written, source in (
+            ("http_ingest.users", "users" in http, "ftp_server.users"),
+            ("http_ingest.root_dir", "root_dir" in http, "ftp_server.root_dir"),
+            ("ftp_server.tls.self_signed_dir", "self_signed_dir" in tls, "data_dir"),
+        ):
+            if written:
+                raise ValueError(f"{key} cannot be set: it is taken from {source}")
+        return self
+
+    @model_validator(mode="after")
     def _cameras_exist(self) -> AppConfig:
         for name in self.cameras:
             if name not in self.ftp_server.users:

@@ -218,6 +218,18 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
 
     dtp_handler = CameraTlsDTPHandler
 
+    def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        # pyftpdlib answers these 550 when TLS is required and missing; the log says who.
+        if cmd == "USER" and self.tls_control_required and not self._ssl_established:
+            log.warning("FTP login as %s from %s refused: TLS is required", args[0], self.remote_ip)
+        elif cmd in ("PASV", "EPSV", "PORT", "EPRT") and self.tls_data_required and not self._prot:
+            log.warning(
+                "FTP transfer by %s from %s refused: the data channel is not protected (PROT P)",
+                self.username,
+                self.remote_ip,
+            )
+        super().process_command(cmd, *args, **kwargs)
+
     def source_kind(self) -> str:
         return "ftps" if self._ssl_established and self._prot else "ftp"
 

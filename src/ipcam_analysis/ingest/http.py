@@ -118,8 +118,9 @@ class HttpIngest:
             return await self._refuse_login(request, address)
         self._throttle.forget(address)
         try:
-            if self._admission.refusal() is not None:
-                raise Refusal(503, "Too many uploads waiting or too little disk space")
+            busy = self._admission.refusal()  # an FTP reply, such as "452 Too many uploads …"
+            if busy is not None:
+                raise Refusal(503, busy.partition(" ")[2])
             picture = await self._read_picture(request)
             wanted = request.query_params.get("name") or picture.sent_name
             upload = _named_upload(camera, address, wanted, picture.suffix, self._settings.root_dir)
