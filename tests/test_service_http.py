@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ftplib
 import socket
+import sqlite3
 import threading
 from contextlib import ExitStack
 
@@ -11,10 +12,21 @@ import httpx
 import pytest
 
 from ipcam_analysis.ingest.http import MAX_CONNECTIONS
+from ipcam_analysis.store import DATABASE_FILE
 from ipcam_analysis.web.auth import hash_password
 from tests.support.aws import Moto, label
 from tests.support.endurance import FixedLatencyDetector
-from tests.support.service import DATA, PASSWORDS, RunningService, upload, wait_until
+from tests.support.service import (
+    DATA,
+    PASSWORDS,
+    RunningService,
+    base_config,
+    free_port,
+    service_environment,
+    upload,
+    wait_until,
+    write_config,
+)
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, boxes=((0.25, 0.2, 0.2, 0.6),))
@@ -127,3 +139,34 @@ def test_http_and_ftp_share_the_back_pressure(run_service, aws: Moto) -> None:
     wait_until(lambda: post_picture(service, "third.jpg").status_code == 201, what="a 201")
     service.wait_idle()
     assert [name for name, _ in service.outcomes()] == ["first.jpg", "third.jpg"]
+
+
+def test_sigkill_right_after_the_201_loses_nothing(tmp_path, aws: Moto, service_process) -> None:
+    aws.rekognition.labels = [PERSON]
+    aws.rekognition.delay_seconds = 30  # the first process never finishes the analysis
+    port = free_port()
+    config = base_config(tmp_path, http_ingest={**HTTP_INGEST, "port": port})
+    path = write_config(tmp_path, config)
+    env = service_environment(aws)
+    url = f"http://127.0.0.1:{port}/upload?name=killed.jpg"
+
+    def post() -> httpx.Response:
+        headers = {"Content-Type": "image/jpeg"}
+        auth = ("cam01", PASSWORDS["cam01"])
+        return httpx.post(url, content=PERSON_JPEG, headers=headers, auth=auth, timeout=30)
+
+    first = service_process(["-c", str(path), "-n"], env)
+    first.address()
+    wait_until(lambda: "HTTP uploads on" in first.output, what="the HTTP listener")
+    assert post().status_code == 201
+    first.kill()
+
+    aws.rekognition.delay_seconds = 0
+    second = service_process(["-c", str(path), "-n"], env)
+    second.address()
+    wait_until(lambda: len(aws.sent_emails()) == 1, 60, "the alert after the restart")
+    assert second.terminate() == 0
+    database = tmp_path / "data" / DATABASE_FILE
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT original_name, source, outcome FROM events").fetchall()
+    assert rows == [("killed.jpg", "http", "alert")]

@@ -279,7 +279,16 @@ class AppConfig(StrictModel):
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
-        dumped = _masked(self.model_dump(mode="python"))
+        # Without the keys source_settings() fills: they are not settings.
+        dumped = _masked(
+            self.model_dump(
+                mode="python",
+                exclude={
+                    "http_ingest": {"users", "root_dir"},
+                    "ftp_server": {"tls": {"self_signed_dir"}},
+                },
+            )
+        )
         dumped["notify"] = [_masked_url(url) for url in self.notify]
         for name, camera in self.cameras.items():
             if camera.notify is not None:
