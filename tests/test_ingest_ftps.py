@@ -5,6 +5,7 @@ from __future__ import annotations
 import ftplib
 import io
 import logging
+import socket
 import ssl
 import stat
 import subprocess
@@ -18,7 +19,7 @@ from ipcam_analysis.config import ConfigError, load_config
 from ipcam_analysis.ingest.ftp import FtpIngestError
 from ipcam_analysis.ingest.tls import TlsCertificateError, TlsConfig, fingerprint
 from tests.support.ftp import CAMERAS, WAIT_SECONDS, RunningFtp, StartFtp, login_with_ftplib
-from tests.support.service import base_config, write_config
+from tests.support.service import base_config, wait_until, write_config
 
 SNAPSHOT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 
@@ -212,3 +213,21 @@ def test_keys_filled_from_elsewhere_are_refused(
     config = base_config(tmp_path, **section)
     with pytest.raises(ConfigError, match=message):
         load_config(write_config(tmp_path, config))
+
+
+def test_a_failed_tls_handshake_is_logged_and_the_server_carries_on(
+    start_ftp: StartFtp, tls_files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    ftp = start_ftps(start_ftp, tls_files, "optional")
+    with socket.create_connection((ftp.host, ftp.port), timeout=WAIT_SECONDS) as sock:
+        replies = sock.makefile("rb")
+        assert replies.readline().startswith(b"220")
+        sock.sendall(b"AUTH TLS\r\n")
+        assert replies.readline().startswith(b"234")
+        sock.sendall(b"this is not a TLS client hello\r\n" * 8)
+        wait_until(lambda: "TLS handshake with 127.0.0.1 failed" in caplog.text)
+
+    with ftplib_tls_session(ftp, tls_files["ca"]) as session:
+        session.prot_p()
+        session.storbinary("STOR after.jpg", io.BytesIO(SNAPSHOT))
+    assert [u.original_name for u in ftp.wait_for_uploads(1)] == ["after.jpg"]

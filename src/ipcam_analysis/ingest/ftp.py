@@ -230,6 +230,12 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
             )
         super().process_command(cmd, *args, **kwargs)
 
+    def handle_failed_ssl_handshake(self) -> None:
+        # pyftpdlib logs this at INFO, which our log() turns to DEBUG; a camera that cannot
+        # speak the server's TLS must show in the log.
+        log.warning("TLS handshake with %s failed after AUTH TLS", self.remote_ip)
+        super().handle_failed_ssl_handshake()
+
     def source_kind(self) -> str:
         return "ftps" if self._ssl_established and self._prot else "ftp"
 
