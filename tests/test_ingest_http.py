@@ -296,6 +296,25 @@ def test_a_queue_that_cannot_take_it_is_503_and_the_file_is_kept(
     )
 
 
+def test_a_file_that_cannot_be_written_is_503(
+    http_ingest: RunningHttp, caplog: pytest.LogCaptureFixture
+) -> None:
+    (http_ingest.root / "cam01").mkdir(parents=True)
+    (http_ingest.root / "cam01" / "http").write_bytes(b"a file where the folder should be")
+    answer = httpx.post(
+        http_ingest.url,
+        content=JPEG,
+        headers={"Content-Type": "image/jpeg"},
+        auth=("cam01", CAMERAS["cam01"]),
+    )
+
+    assert answer.status_code == 503 and answer.text.startswith("The upload could not be written")
+    assert warnings(caplog) == [
+        "HTTP upload from cam01 (127.0.0.1) refused: The upload could not be written: Not a directory"
+    ]
+    assert http_ingest.uploads == []
+
+
 def test_a_flood_of_connections_is_refused_then_served_again(http_ingest: RunningHttp) -> None:
     port = http_ingest.ingest.address[1]
     auth = ("cam01", CAMERAS["cam01"])

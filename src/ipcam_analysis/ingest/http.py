@@ -11,6 +11,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -202,11 +203,16 @@ class HttpIngest:
 
     def _write_and_queue(self, upload: Upload, data: bytes) -> int:
         """Write and fsync the file, then queue it; the id once its row is committed."""
-        upload.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(upload.path, "xb") as file:  # a unique name: never over another upload
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            upload.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(upload.path, "xb") as file:  # a unique name: never over another upload
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as exc:  # a full disk, a folder that cannot be made
+            with suppress(OSError):
+                upload.path.unlink(missing_ok=True)
+            raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
         item_id = queue_upload(upload, self._on_upload, log)
         if item_id is None:  # the file stays, like FTP's: the service's queue takes it later
             raise Refusal(503, "The upload could not be queued for analysis")
