@@ -7,7 +7,9 @@ A benchmark script adds the repository root and src to sys.path, then imports th
 
 from __future__ import annotations
 
+import base64
 import ftplib
+import http.client
 import io
 import json
 import logging
@@ -18,6 +20,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import sys
 import tempfile
 import threading
@@ -349,8 +352,10 @@ def service_settings(
     ftp_port: int = 0,
     web: bool = False,
     worker_processes: int = 1,
+    sections: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A config as plain data: cameras cam01.., uploads removed, e-mail to the sink when given."""
+    """A config as plain data: cameras cam01.., uploads removed, e-mail to the sink when given;
+    `sections` adds top-level sections (http_ingest, ...) or keys to one (ftp_server.tls)."""
     email: dict[str, Any] = {"transport": "none"}
     if smtp_port is not None:
         email = {
@@ -359,7 +364,7 @@ def service_settings(
             "recipients": ["owner@example.com"],
             "smtp": {"host": LOOPBACK, "port": smtp_port, "security": "none"},
         }
-    return {
+    settings: dict[str, Any] = {
         "labels": ["Person", "Vehicle"],
         "aws_region": "eu-west-1",
         "data_dir": str(work / "data"),
@@ -376,6 +381,9 @@ def service_settings(
         },
         "web": {"enabled": web, "port": 0},
     }
+    for name, keys in (sections or {}).items():
+        settings[name] = {**settings.get(name, {}), **keys}
+    return settings
 
 
 def seed_model_cache(work: Path) -> None:
@@ -453,16 +461,66 @@ def cameras(count: int) -> list[Camera]:
 def upload_once(address: tuple[str, int], camera: Camera, data: bytes, remote_name: str) -> float:
     """One camera upload (connect, log in, passive STOR, QUIT); returns the monotonic time at
     which the client read the server's `226 Transfer complete`."""
-    ftp = ftplib.FTP(timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0))
+    return ftp_upload(address, camera, data, remote_name)[0]
+
+
+def ftp_upload(
+    address: tuple[str, int], camera: Camera, data: bytes, remote_name: str, *, tls: bool = False
+) -> tuple[float, float]:
+    """One FTP (with `tls`: FTPS, PROT P) upload: (monotonic time of the 226, milliseconds from
+    sending STOR to reading the 226; the session's set-up and login are not counted)."""
+    if tls:
+        # The service's self-signed certificate: a benchmark checks speed, not the chain (and
+        # loading the system's CAs at every upload would time the client, not the server).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        ftp: ftplib.FTP = ftplib.FTP_TLS(
+            timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0), context=context
+        )
+    else:
+        ftp = ftplib.FTP(timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0))
     try:
         ftp.connect(*address)
         ftp.login(camera.name, CAMERA_PASSWORD)
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.prot_p()
+        sent = time.monotonic()
         ftp.storbinary(f"STOR {remote_name}", io.BytesIO(data))  # returns on 226
         accepted = time.monotonic()
         ftp.quit()
     finally:
         ftp.close()
-    return accepted
+    return accepted, (accepted - sent) * 1000
+
+
+def http_upload(
+    address: tuple[str, int], camera: Camera, data: bytes, remote_name: str
+) -> tuple[float, float]:
+    """One HTTP push on a new connection, as a camera sends it (POST /upload): (monotonic time of
+    the 201, milliseconds from sending the request to reading the 201)."""
+    login = base64.b64encode(f"{camera.name}:{CAMERA_PASSWORD}".encode()).decode()
+    headers = {"Content-Type": "image/jpeg", "Authorization": f"Basic {login}"}
+    connection = http.client.HTTPConnection(
+        *address, timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0)
+    )
+    try:
+        sent = time.monotonic()
+        connection.request("POST", f"/upload?name={remote_name}", data, headers)
+        answer = connection.getresponse()
+        body = answer.read()
+        accepted = time.monotonic()
+    finally:
+        connection.close()
+    if answer.status != 201:
+        raise OSError(f"HTTP {answer.status}: {body.decode(errors='replace').strip()}")
+    return accepted, (accepted - sent) * 1000
+
+
+UPLOADERS: dict[str, Callable[[tuple[str, int], Camera, bytes, str], tuple[float, float]]] = {
+    "ftp": ftp_upload,
+    "ftps": lambda *args: ftp_upload(*args, tls=True),
+    "http": http_upload,
+}
 
 
 RemoteUpload = Callable[[str], float]
@@ -504,6 +562,7 @@ class UploadRun:
     seconds: float
     accepted: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # sending to the 226/201
 
     def accepted_per_second(self) -> float:
         return len(self.accepted) / self.seconds if self.seconds else 0.0
@@ -518,14 +577,17 @@ def _upload_group(
     seconds: float,
     per_camera: int,
     interval: float,
+    kind: str,
 ) -> None:
     """A child process: one thread per camera uploading until the deadline or its count."""
     ready.wait(CHILD_START_SECONDS)
     started = time.monotonic()
     deadline = started + seconds
     accepted: list[float] = []
+    latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
+    upload = UPLOADERS[kind]
 
     def camera_loop(camera: Camera) -> None:
         for number in range(per_camera):
@@ -535,7 +597,7 @@ def _upload_group(
             if time.monotonic() >= deadline:
                 return
             try:
-                at = upload_once(address, camera, data, f"{camera.name}-{number:06d}.jpg")
+                at, latency = upload(address, camera, data, f"{camera.name}-{number:06d}.jpg")
             except (OSError, ftplib.Error) as exc:
                 with lock:
                     errors.append(f"{camera.name}: {exc}")
@@ -543,13 +605,14 @@ def _upload_group(
                 continue
             with lock:
                 accepted.append(at)
+                latencies.append(latency)
 
     threads = [threading.Thread(target=camera_loop, args=(c,), daemon=True) for c in group]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(seconds + FTP_TIMEOUT_SECONDS * 2)
-    connection.send((accepted, errors))
+    connection.send((accepted, errors, latencies))
 
 
 def run_cameras(
@@ -562,10 +625,12 @@ def run_cameras(
     interval: float = 0.0,
     processes: int = 2,
     on_start: Callable[[float], None] | None = None,
+    kind: str = "ftp",
 ) -> UploadRun:
-    """Cameras uploading `data` concurrently over real FTP from child processes (as cameras are
-    other machines, they do not share the service's interpreter lock): each one every `interval`
-    seconds (0: as fast as the server answers), at most `per_camera` times, for `seconds`."""
+    """Cameras uploading `data` concurrently from child processes (as cameras are other
+    machines, they do not share the service's interpreter lock), over `kind` (an UPLOADERS
+    key): each one every `interval` seconds (0: as fast as the server answers), at most
+    `per_camera` times, for `seconds`."""
     processes = max(1, min(processes, len(group)))
     ready = SPAWN.Barrier(processes + 1)
     children = []
@@ -573,7 +638,7 @@ def run_cameras(
         parent_end, child_end = SPAWN.Pipe()
         args = (child_end, ready, address, list(group[index::processes]), data, seconds)
         process = SPAWN.Process(
-            target=_upload_group, args=(*args, per_camera, interval), daemon=True
+            target=_upload_group, args=(*args, per_camera, interval, kind), daemon=True
         )
         process.start()
         children.append((process, parent_end))
@@ -583,9 +648,10 @@ def run_cameras(
         on_start(run.started)
     for process, connection in children:
         if connection.poll(seconds + FTP_TIMEOUT_SECONDS * 3):
-            accepted, errors = connection.recv()
+            accepted, errors, latencies = connection.recv()
             run.accepted += accepted
             run.errors += errors
+            run.latencies_ms += latencies
         else:
             run.errors.append("an upload process did not report")
         process.join(10)
@@ -715,13 +781,20 @@ def in_process_service(
     *,
     moto: bool = False,
     worker_processes: int = 1,
+    sections: dict[str, Any] | None = None,
 ) -> Iterator[tuple[Service, MailArrivals]]:
     """The service in this process (see running_service), with the timing SMTP sink and, with
-    `moto`, moto each in its own process."""
+    `moto`, moto each in its own process; `sections` go into its config (see service_settings)."""
+    folder = _service_folder(
+        detector,
+        workers,
+        cameras_count,
+        moto=moto,
+        sections=sections,
+        worker_processes=worker_processes,
+    )
     with (
-        _service_folder(
-            detector, workers, cameras_count, moto=moto, worker_processes=worker_processes
-        ) as (work, settings, mails),
+        folder as (work, settings, mails),
         running_service(settings, work, make_detector) as service,
     ):
         yield service, mails

@@ -132,8 +132,10 @@ def test_an_upload_the_queue_cannot_record_is_kept_and_queued_later(
         running.wait_idle(timeout=30)
         filler = fill_up(disk)
 
-        upload(running.address, "cam01", SNAPSHOT, "unqueued.jpg")  # 226: the file is safe
-        wait_until(lambda: "Could not queue the upload" in caplog.text, 10, "the hook's error")
+        # No 226 without the row: the camera is told to try again; the file is kept meanwhile.
+        with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be queued"):
+            upload(running.address, "cam01", SNAPSHOT, "unqueued.jpg")
+        assert "Could not queue the upload" in caplog.text
         assert (tmp_path / "ftp" / "cam01" / "unqueued.jpg").is_file()
 
         filler.unlink()

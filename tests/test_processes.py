@@ -62,8 +62,10 @@ def test_a_killed_worker_process_is_replaced_and_loses_nothing(
 
     database = tmp_path / "data" / "ipcam_analysis.db"
     wait_until(
-        lambda: len(rows := finished(database)) == UPLOADS
-        and all(row == ("done", "alert", '["email"]') for row in rows),
+        lambda: (
+            len(rows := finished(database)) == UPLOADS
+            and all(row == ("done", "alert", '["email"]') for row in rows)
+        ),
         60,
         "every upload to be processed",
     )

@@ -20,6 +20,8 @@ from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.ingest.ftp import FtpServerConfig
+from ipcam_analysis.ingest.http import HttpIngestConfig
+from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
@@ -111,6 +113,7 @@ class AppConfig(StrictModel):
     workers: int = Field(8, ge=1, le=128)  # analysis threads per worker process
     worker_processes: int = Field(1, ge=1, le=64)  # above 1: analysis in child processes
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
+    http_ingest: HttpIngestConfig = Field(default_factory=HttpIngestConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     notify: list[AppriseUrl] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -131,6 +134,19 @@ class AppConfig(StrictModel):
         if isinstance(value, str):
             return [value]
         return value
+
+    @model_validator(mode="after")
+    def _filled_keys_left_out(self) -> AppConfig:
+        # Filled by source_settings(): a value written here would be silently replaced.
+        http, tls = self.http_ingest.model_fields_set, self.ftp_server.tls.model_fields_set
+        for key, written, source in (
+            ("http_ingest.users", "users" in http, "ftp_server.users"),
+            ("http_ingest.root_dir", "root_dir" in http, "ftp_server.root_dir"),
+            ("ftp_server.tls.self_signed_dir", "self_signed_dir" in tls, "data_dir"),
+        ):
+            if written:
+                raise ValueError(f"{key} cannot be set: it is taken from {source}")
+        return self
 
     @model_validator(mode="after")
     def _cameras_exist(self) -> AppConfig:
@@ -238,8 +254,15 @@ class AppConfig(StrictModel):
         return () if self.new_labels_only else tuple(self.labels)
 
     def source_settings(self) -> dict[str, BaseModel]:
-        """Each ingest source's settings by kind."""
-        return {"ftp": self.ftp_server}
+        """Each enabled ingest source's settings by kind; the FTP users are every source's
+        cameras, and their files are kept under ftp_server.root_dir until analysed."""
+        ftp = self.ftp_server
+        tls = ftp.tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
+        sources: dict[str, BaseModel] = {"ftp": ftp.model_copy(update={"tls": tls})}
+        if self.http_ingest.enabled:
+            identities = {"users": ftp.users, "root_dir": ftp.root_dir}
+            sources["http"] = self.http_ingest.model_copy(update=identities)
+        return sources
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
@@ -257,7 +280,16 @@ class AppConfig(StrictModel):
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
-        dumped = _masked(self.model_dump(mode="python"))
+        # Without the keys source_settings() fills: they are not settings.
+        dumped = _masked(
+            self.model_dump(
+                mode="python",
+                exclude={
+                    "http_ingest": {"users", "root_dir"},
+                    "ftp_server": {"tls": {"self_signed_dir"}},
+                },
+            )
+        )
         dumped["notify"] = [_masked_url(url) for url in self.notify]
         for name, camera in self.cameras.items():
             if camera.notify is not None:
@@ -353,15 +385,21 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
         return p if p.is_absolute() else base / p
 
     log_file = config.log_configuration_file
+    ftp = config.ftp_server
     return config.model_copy(
         update={
             "data_dir": resolved(config.data_dir),
             "log_configuration_file": resolved(log_file) if log_file else None,
-            "ftp_server": config.ftp_server.model_copy(
-                update={"root_dir": resolved(config.ftp_server.root_dir)}
+            "ftp_server": ftp.model_copy(
+                update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
             ),
         }
     )
+
+
+def _resolved_tls(tls: TlsConfig, base: Path) -> TlsConfig:
+    files = {"certfile": tls.certfile, "keyfile": tls.keyfile}
+    return tls.model_copy(update={k: None if p is None else base / p for k, p in files.items()})
 
 
 def _fields_set(settings: BaseModel) -> dict[str, Any]:

@@ -46,13 +46,15 @@ class RunningFtp:
     def home(self, camera: str) -> Path:
         return (self.settings.root_dir / camera).resolve()
 
-    def collect(self, upload: Upload) -> None:
-        """The on_upload callback."""
+    def collect(self, upload: Upload) -> int:
+        """The on_upload callback: the upload's number, as a queue row id would be."""
         with self.arrived:
             self.uploads.append(upload)
             self.arrived.notify_all()
+            number = len(self.uploads)
         if self.fail_with is not None:
             raise self.fail_with
+        return number
 
     def wait_for_uploads(self, count: int, timeout: float = WAIT_SECONDS) -> list[Upload]:
         """The first `count` uploads; fails the test if they do not arrive in time."""

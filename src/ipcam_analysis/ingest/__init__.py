@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
+from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
 
@@ -49,6 +50,7 @@ class SourcePlugin:
 
 SOURCES: dict[str, SourcePlugin] = {
     "ftp": SourcePlugin(FtpServerConfig, FtpIngest),  # type: ignore[arg-type]
+    "http": SourcePlugin(HttpIngestConfig, HttpIngest),  # type: ignore[arg-type]
 }
 
 __all__ = ["SOURCES", "LoginThrottle", "Source", "SourcePlugin", "UploadAdmission"]

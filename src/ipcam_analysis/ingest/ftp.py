@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import errno
 import hmac
-import io
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from weakref import WeakSet
 
+from OpenSSL import SSL
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
-from pyftpdlib.exceptions import FilesystemError
-from pyftpdlib.filesystems import AbstractedFS
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.log import logger as pyftpdlib_logger
 from pyftpdlib.servers import FTPServer
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
+from ipcam_analysis.ingest.handoff import queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 
@@ -42,9 +41,8 @@ STOP_TIMEOUT_SECONDS = 10
 ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploads may resume
 # Failed logins in a row from one address logged one by one; after that, every hundredth.
 LOGGED_LOGIN_FAILURES = 10
-# Cameras use 6 levels or so (2026-11-23/001/jpg/10/23/45.jpg); a thousand would make
-# os.makedirs recurse past Python's limit.
-MAX_FOLDER_DEPTH = 32
+# Instead of 226 when the queue cannot take the file: a 4xx says "not done, try again".
+NOT_QUEUED_REPLY = "451 The upload could not be queued for analysis; try again later."
 
 
 class FtpServerConfig(StrictModel):
@@ -58,6 +56,7 @@ class FtpServerConfig(StrictModel):
     # Back-pressure: past these, STOR is answered 452 (cameras try again) instead of piling up.
     max_queued_uploads: int = Field(10_000, ge=1)
     min_free_mb: float = Field(50, ge=0)  # on root_dir and data_dir; 0 turns the check off
+    tls: TlsConfig = Field(default_factory=TlsConfig)  # explicit FTPS (AUTH TLS) on the same port
 
     @field_validator("users", mode="before")
     @classmethod
@@ -98,58 +97,14 @@ class CameraAuthorizer(DummyAuthorizer):
             raise AuthenticationFailed("Authentication failed.")
 
 
-class CameraFilesystem(AbstractedFS):
-    """A camera's home, chrooted by pyftpdlib, with the leniencies camera firmwares need."""
-
-    def mkdir(self, path: str) -> None:
-        # Some cameras send a whole dated path, such as `MKD 2026-11-23/001/jpg`, at once.
-        self._check_depth(path)
-        os.makedirs(path)
-
-    def open(self, filename: str, mode: str) -> IO[Any]:
-        if "r" in mode and "+" not in mode:
-            return super().open(filename, mode)
-        # The pipeline may just have removed the empty folder the camera had entered.
-        self._check_depth(os.path.dirname(filename))
-        os.makedirs(os.path.dirname(filename), exist_ok=True)
-        return UnbufferedUploadFile(filename, mode.replace("b", ""))
-
-    def _check_depth(self, folder: str) -> None:
-        if len(Path(folder).relative_to(self.root).parts) > MAX_FOLDER_DEPTH:
-            raise FilesystemError(f"more than {MAX_FOLDER_DEPTH} nested folders")
-
-    def chdir(self, path: str) -> None:
-        # pyftpdlib calls os.chdir(), moving the working directory of every thread in the process.
-        if not os.path.isdir(path):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-        self.cwd = self.fs2ftp(path)
-
-
-class UnbufferedUploadFile(io.FileIO):
-    """An upload written straight to disk, so a full disk fails the write at once.
-
-    pyftpdlib answers 426 when a write fails; with Python's buffered files the failure could
-    come at close() instead, where pyftpdlib neither answers the camera nor deletes the part.
-    """
-
-    def write(self, data: Any) -> int:
-        # FileIO may write less than asked (the disk filling up); pyftpdlib ignores the count.
-        view = memoryview(data).cast("B")
-        while view:
-            written = super().write(view)
-            if not written:  # not expected of a regular file; never loop on it
-                raise OSError(errno.EIO, "the upload could not be written")
-            view = view[written:]
-        return len(data)
-
-
 class CameraFtpHandler(FTPHandler):
     """One camera's FTP session; `make_handler_class` sets the shared attributes per server."""
 
     banner = "ipcam_analysis ready"
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
-    deliver_upload: Callable[[Upload], object]
+    dtp_handler = CameraDTPHandler
+    deliver_upload: Callable[[Upload], int]
     remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
@@ -204,7 +159,9 @@ class CameraFtpHandler(FTPHandler):
             self.respond(reply)
         return reply is not None
 
-    def on_file_received(self, file: str) -> None:
+    def queue_received_file(self, file: str) -> str | None:
+        """Called by the data channel before it replies: None once the upload's queue row is
+        committed, else the reply refusing it (the file stays, for the queue to take later)."""
         upload = self._upload(file)
         size = upload.path.stat().st_size
         log.info(
@@ -214,16 +171,9 @@ class CameraFtpHandler(FTPHandler):
             upload.original_name,
             size,
         )
-        try:
-            self.deliver_upload(upload)
-        except Exception as exc:  # the IO loop serves every camera: it must survive this
-            log.error(
-                "Could not queue the upload from %s: %s (%s)",
-                upload.camera,
-                upload.original_name,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
+        if queue_upload(upload, self.deliver_upload, log) is None:
+            return NOT_QUEUED_REPLY  # the file stays: the service's queue takes it later
+        return None
 
     def on_incomplete_file_received(self, file: str) -> None:
         Path(file).unlink(missing_ok=True)
@@ -249,7 +199,7 @@ class CameraFtpHandler(FTPHandler):
             received_at=datetime.now().astimezone(),
             remote_ip=self.remote_ip,
             original_name=self._original_name(file),
-            source="ftp",
+            source=self.source_kind(),
             remove_when_done=self.remove_files,
             home=Path(self.fs.root),
         )
@@ -257,10 +207,60 @@ class CameraFtpHandler(FTPHandler):
     def _original_name(self, file: str) -> str:
         return Path(file).relative_to(self.fs.root).as_posix()
 
+    def source_kind(self) -> str:
+        """The source recorded on the upload: `ftps` when the picture crossed the network
+        encrypted."""
+        return "ftp"
+
+
+class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
+    """A camera's session on a server that offers TLS (`AUTH TLS`, then `PROT P` for data)."""
+
+    dtp_handler = CameraTlsDTPHandler
+
+    def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        # pyftpdlib answers these 550 when TLS is required and missing; the log says who.
+        if cmd == "USER" and self.tls_control_required and not self._ssl_established:
+            log.warning("FTP login as %s from %s refused: TLS is required", args[0], self.remote_ip)
+        elif cmd in ("PASV", "EPSV", "PORT", "EPRT") and self.tls_data_required and not self._prot:
+            log.warning(
+                "FTP transfer by %s from %s refused: the data channel is not protected (PROT P)",
+                self.username,
+                self.remote_ip,
+            )
+        super().process_command(cmd, *args, **kwargs)
+
+    def handle_failed_ssl_handshake(self) -> None:
+        # pyftpdlib logs this at INFO, which our log() turns to DEBUG; a camera that cannot
+        # speak the server's TLS must show in the log.
+        log.warning("TLS handshake with %s failed after AUTH TLS", self.remote_ip)
+        super().handle_failed_ssl_handshake()
+
+    def source_kind(self) -> str:
+        return "ftps" if self._ssl_established and self._prot else "ftp"
+
+
+def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
+    """The TLS handler's class attributes; its context is made now, so that a bad certificate
+    stops the start rather than the first camera's session."""
+    certfile, keyfile = certificate_files(tls, "FTP")
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    context.set_options(TLS_FTPHandler.ssl_options)
+    try:
+        context.use_certificate_chain_file(str(certfile))
+        context.use_privatekey_file(str(keyfile))
+        context.check_privatekey()
+    except SSL.Error as exc:
+        raise FtpIngestError(
+            f"cannot use the FTP TLS certificate {certfile} with the key {keyfile}: {exc}"
+        ) from None
+    required = tls.mode == "required"  # pyftpdlib then answers 550 to USER, PASV, ... in clear
+    return {"ssl_context": context, "tls_control_required": required, "tls_data_required": required}
+
 
 def make_handler_class(
     settings: FtpServerConfig,
-    on_upload: Callable[[Upload], object],
+    on_upload: Callable[[Upload], int],
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
@@ -281,7 +281,10 @@ def make_handler_class(
         "admission": admission,
         "open_sessions": WeakSet(),
     }
-    return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
+    if settings.tls.mode == "off":
+        return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
+    attributes.update(tls_attributes(settings.tls))
+    return type("ConfiguredCameraFtpsHandler", (CameraFtpsHandler,), attributes)
 
 
 class FtpIngest:
@@ -295,7 +298,7 @@ class FtpIngest:
     def __init__(
         self,
         settings: FtpServerConfig,
-        on_upload: Callable[[Upload], object],
+        on_upload: Callable[[Upload], int],
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,
@@ -348,7 +351,13 @@ class FtpIngest:
         self._address = (host, port)
         self._thread = threading.Thread(target=self._serve, args=(server,), name="ftp", daemon=True)
         self._thread.start()
-        log.info("FTP server listening on %s:%d for %d camera(s)", host, port, len(settings.users))
+        log.info(
+            "FTP server listening on %s:%d for %d camera(s), TLS %s",
+            host,
+            port,
+            len(settings.users),
+            settings.tls.mode,
+        )
 
     def stop(self) -> None:
         """Close the listener and every session and wait for the IO thread; safe from any thread."""

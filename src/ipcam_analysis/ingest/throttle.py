@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,23 +22,27 @@ class LoginThrottle:
         self._forget_after = forget_after_seconds
         self._clock = clock
         self._failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, last one)
+        # Shared by sources that run in different threads (the FTP IO loop, the HTTP server).
+        self._lock = threading.Lock()
 
     def delay_after_failure(self, ip: str) -> float:
         """Record one failed login from ip and return the delay before answering it."""
         now = self._clock()
-        # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
-        self._failures = {
-            known: entry
-            for known, entry in self._failures.items()
-            if now - entry[1] < self._forget_after
-        }
-        count = self._failures.get(ip, (0, now))[0] + 1
-        self._failures[ip] = (count, now)
+        with self._lock:
+            # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
+            self._failures = {
+                known: entry
+                for known, entry in self._failures.items()
+                if now - entry[1] < self._forget_after
+            }
+            count = self._failures.get(ip, (0, now))[0] + 1
+            self._failures[ip] = (count, now)
         return min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
 
     def forget(self, ip: str) -> None:
         """A successful login from ip: its next failure starts at the first delay again."""
-        self._failures.pop(ip, None)
+        with self._lock:
+            self._failures.pop(ip, None)
 
     def failures(self, ip: str) -> int:
         """Failed logins in a row from ip that are still remembered."""

@@ -1,0 +1,277 @@
+"""HTTP push: a camera, script or Home Assistant POSTs a snapshot; 201 once its queue row is in."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ipcam_analysis.asgi_server import AsgiServer
+from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.handoff import queue_upload
+from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import Upload
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
+SIGNATURES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
+# Beyond this many connections at once (a flood), uvicorn answers 503 without reading further.
+MAX_CONNECTIONS = 64
+RETRY_AFTER_SECONDS = 30
+LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
+MAX_NAME_LENGTH = 120
+REALM = 'Basic realm="ipcam-analysis uploads", charset="UTF-8"'
+
+
+class HttpIngestConfig(StrictModel):
+    """`POST /upload` on a listener of its own (the dashboard stays on loopback)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(8090, ge=0, le=65535)  # 0: any free port (tests)
+    max_upload_mb: float = Field(20, gt=0, le=1024)
+    # Filled from ftp_server by the config: the cameras' names and passwords (every source's
+    # identities) and the folder their files are kept in until analysed.
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    root_dir: Path = Path("ftp")
+
+
+class Refusal(Exception):
+    """An upload answered with an error status; `reason` is the body and the log's words."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Picture:
+    data: bytes
+    suffix: str  # .jpg or .png
+    sent_name: str | None  # the form field's file name, if any
+
+
+class HttpIngest:
+    """Serves `POST /upload` with uvicorn in a thread of its own."""
+
+    def __init__(
+        self,
+        settings: HttpIngestConfig,
+        on_upload: Callable[[Upload], int],
+        *,
+        login_throttle: LoginThrottle,
+        admission: UploadAdmission,
+    ) -> None:
+        self._settings = settings
+        self._on_upload = on_upload
+        self._throttle = login_throttle
+        self._admission = admission
+        app = Starlette(routes=[Route("/upload", self._upload, methods=["POST"])])
+        self._server = AsgiServer(
+            app,
+            settings.host,
+            settings.port,
+            what="HTTP uploads",
+            hint="change http_ingest.port, or set http_ingest.enabled: false",
+            thread_name="http-ingest",
+            max_connections=MAX_CONNECTIONS,
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._server.address
+
+    def start(self) -> None:
+        self._server.start()
+        host, port = self._server.address
+        log.info("HTTP uploads on %s:%d for %d camera(s)", host, port, len(self._settings.users))
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    async def _upload(self, request: Request) -> Response:
+        address = request.client.host if request.client else ""
+        camera = self._camera(request)
+        if camera is None:
+            return await self._refuse_login(request, address)
+        self._throttle.forget(address)
+        try:
+            busy = self._admission.refusal()  # an FTP reply, such as "452 Too many uploads …"
+            if busy is not None:
+                raise Refusal(503, busy.partition(" ")[2])
+            picture = await self._read_picture(request)
+            wanted = request.query_params.get("name") or picture.sent_name
+            upload = _named_upload(camera, address, wanted, picture.suffix, self._settings.root_dir)
+            log.info(
+                "Upload from %s (%s) over HTTP: %s (%d bytes)",
+                camera,
+                address,
+                upload.original_name,
+                len(picture.data),
+            )
+            item_id = await run_in_threadpool(self._write_and_queue, upload, picture.data)
+        except Refusal as refused:
+            log.warning("HTTP upload from %s (%s) refused: %s", camera, address, refused.reason)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if refused.status == 503 else {}
+            return PlainTextResponse(refused.reason + "\n", refused.status, headers=headers)
+        body = {"id": item_id, "camera": camera, "name": upload.original_name}
+        return JSONResponse(body, 201)
+
+    def _camera(self, request: Request) -> str | None:
+        """The camera whose name and password the request carries, or None."""
+        name, password = _basic_credentials(request)
+        expected = self._settings.users.get(name)
+        # Compared even for an unknown name, so the answer's timing does not tell names apart.
+        secret = expected.get_secret_value() if expected else "\0 no such camera"
+        matches = hmac.compare_digest(secret.encode(), password.encode())
+        return name if expected and matches else None
+
+    async def _refuse_login(self, request: Request, address: str) -> Response:
+        # Answered late, later after each failure from the address: the FTP server's throttle.
+        delay = self._throttle.delay_after_failure(address)
+        failures = self._throttle.failures(address)
+        if failures <= LOGGED_LOGIN_FAILURES or failures % 100 == 0:
+            log.warning(
+                "Failed HTTP upload login for camera %s from %s (%d in a row)",
+                _printable(_basic_credentials(request)[0]) or "(none)",
+                address,
+                failures,
+            )
+        await asyncio.sleep(delay)
+        headers = {"WWW-Authenticate": REALM}
+        return PlainTextResponse("Wrong camera name or password\n", 401, headers=headers)
+
+    async def _read_picture(self, request: Request) -> Picture:
+        """The picture, from a raw image body or a multipart form's `file` field."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in IMAGE_TYPES and content_type != "multipart/form-data":
+            shown = _printable(content_type) or "none"
+            raise Refusal(415, f"Not an image type: {shown} (send image/jpeg or image/png)")
+        body = await self._read_body(request)
+        if content_type in IMAGE_TYPES:
+            return Picture(body, IMAGE_TYPES[content_type], None)
+        data, sent_name = await _form_file(request, body)
+        suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
+        if suffix is None:
+            raise Refusal(415, "The file field holds no JPEG or PNG image")
+        return Picture(data, suffix, sent_name)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = int(self._settings.max_upload_mb * MB)
+        too_large = Refusal(413, f"Larger than http_ingest.max_upload_mb ({limit // MB} MB)")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large  # before reading a byte of it
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise too_large
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise Refusal(400, f"Cut off after {received} bytes; nothing kept") from None
+        if declared.isdigit() and received < int(declared):
+            raise Refusal(400, f"Cut off after {received} of {declared} bytes; nothing kept")
+        if not received:
+            raise Refusal(400, "Empty body")
+        return b"".join(chunks)
+
+    def _write_and_queue(self, upload: Upload, data: bytes) -> int:
+        """Write and fsync the file, then queue it; the id once its row is committed."""
+        try:
+            upload.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(upload.path, "xb") as file:  # a unique name: never over another upload
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as exc:  # a full disk, a folder that cannot be made
+            with suppress(OSError):
+                upload.path.unlink(missing_ok=True)
+            raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
+        item_id = queue_upload(upload, self._on_upload, log)
+        if item_id is None:  # the file stays, like FTP's: the service's queue takes it later
+            raise Refusal(503, "The upload could not be queued for analysis")
+        return item_id
+
+
+async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:
+    async def replay() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=20)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise Refusal(400, f"Not a valid multipart form: {exc.message}") from None
+    field = form.get("file")
+    if not isinstance(field, UploadFile):
+        raise Refusal(400, "The form has no `file` field with a file in it")
+    return await field.read(), field.filename
+
+
+def _named_upload(
+    camera: str, address: str, wanted: str | None, suffix: str, root_dir: Path
+) -> Upload:
+    """The Upload for this request, in a folder per camera and day: <root>/<camera>/http/…"""
+    name = _safe_name(wanted) or f"snapshot{suffix}"
+    received = datetime.now().astimezone()
+    home = root_dir / camera
+    unique = f"{received:%H%M%S}-{uuid.uuid4().hex[:8]}-{name}"
+    return Upload(
+        camera=camera,
+        path=home / "http" / f"{received:%Y-%m-%d}" / unique,
+        received_at=received,
+        remote_ip=address,
+        original_name=name,
+        source="http",
+        remove_when_done=True,
+        home=home,
+    )
+
+
+def _safe_name(wanted: str | None) -> str:
+    """The last part of a client's file name, without characters a file system or log chokes on."""
+    last = re.split(r"[\\/]", wanted or "")[-1]
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", last).strip(" .")
+    return cleaned[:MAX_NAME_LENGTH]
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    """(name, password) from an HTTP Basic Authorization header; empty strings if none."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    name, _, password = decoded.partition(":")
+    return (name, password) if scheme.lower() == "basic" else ("", "")
+
+
+def _printable(text: str) -> str:
+    """Client-sent text for a log line or reply: no control characters, bounded."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", text)[:64]
