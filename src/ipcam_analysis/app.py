@@ -8,21 +8,28 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.errors import UserError
-from ipcam_analysis.ingest import SOURCES, LoginThrottle, Source, UploadAdmission
+from ipcam_analysis.ingest import (
+    EVENT_SOURCES,
+    SOURCES,
+    LoginThrottle,
+    Source,
+    UploadAdmission,
+)
 from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
+from ipcam_analysis.notify import EmailNotifier, MqttNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
-from ipcam_analysis.values import Upload
+from ipcam_analysis.values import CameraEvent, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 from ipcam_analysis.workers import WorkerPool
 
@@ -78,6 +85,8 @@ class Service:
             )
             for kind, settings in config.source_settings().items()
         }
+        for kind, settings in config.event_source_settings().items():
+            self.sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
         self.web: WebServer | None = None
         if config.web.enabled:
             dashboard = DashboardContext(
@@ -102,11 +111,31 @@ class Service:
 
     def _accept_upload(self, upload: Upload) -> int:
         """A source's hook: one committed row, whose id it returns (raises if the database
-        cannot take it). A source acknowledges the upload to the camera only after this."""
+        cannot take it). A source acknowledges the upload to the camera only after this.
+        What the camera reported itself just before (an alarm) goes with it as a note."""
+        reported = self.store.camera_events.take_recent(
+            upload.camera, upload.received_at.timestamp()
+        )
+        if reported:
+            upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
         item_id, queued = self.queue.accept(upload)
         for each in queued:
             self.metrics.uploads.labels(each.camera).inc()
         return item_id
+
+    def _camera_event(self, event: CameraEvent) -> bool:
+        """An event source's hook: record what a camera reported (known by its serial id, else
+        by the address it uploads from) and publish it; False when the camera is unknown."""
+        camera = event.camera or self.store.camera_events.camera_at_address(event.remote_ip)
+        if not camera:
+            return False
+        event = replace(event, camera=camera)
+        self.store.camera_events.record(event)
+        log.info("Camera %s reported %s %s", camera, event.event, event.status)
+        for notifier in self.notifiers.get(camera, self.notifiers[None]):
+            if isinstance(notifier, MqttNotifier):
+                notifier.publish_camera_event(event)
+        return True
 
     def listener_addresses(self) -> dict[str, tuple[str, int] | None]:
         """Each source's (host, port), or None when it is not listening."""

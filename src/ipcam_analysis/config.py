@@ -19,7 +19,9 @@ from ipcam_analysis.detect.cascade import CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.alarm import AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpServerConfig
+from ipcam_analysis.ingest.smtp import SmtpServerConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
@@ -42,6 +44,22 @@ class CameraConfig(StrictModel):
     notify: list[AppriseUrl] | None = None
     filters: FiltersConfig | None = None
     budget: CallLimits | None = None
+    # A camera that e-mails without logging in is known by its sender address(es).
+    smtp_from: list[str] | None = None
+    serial_id: str | None = None  # what an XMeye camera's alarms carry as SerialID
+
+    @field_validator("smtp_from", mode="before")
+    @classmethod
+    def _one_or_more_senders(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        for address in value or ():
+            if "@" not in address or any(c.isspace() for c in address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,8 @@ class AppConfig(StrictModel):
     data_dir: Path = Path("data")
     workers: int = Field(8, ge=1, le=128)
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
+    smtp_server: SmtpServerConfig = Field(default_factory=SmtpServerConfig)
+    alarm_server: AlarmServerConfig = Field(default_factory=AlarmServerConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     notify: list[AppriseUrl] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -138,7 +158,30 @@ class AppConfig(StrictModel):
                 raise ValueError(
                     f"cameras.{name}: there is no FTP user {name!r} in ftp_server.users"
                 )
+        # A sender address or serial number must name one camera only.
+        owners: dict[tuple[str, str], str] = {}
+        for name, camera in self.cameras.items():
+            values = [("smtp_from", address.lower()) for address in camera.smtp_from or ()]
+            values += [("serial_id", camera.serial_id)] if camera.serial_id else []
+            for key, value in values:
+                other = owners.setdefault((key, value), name)
+                if other != name:
+                    raise ValueError(f"cameras.{name}.{key}: {value} is camera {other}'s already")
         return self
+
+    @property
+    def smtp_senders(self) -> dict[str, str]:
+        """Sender address (lower case) → camera, for cameras that e-mail without logging in."""
+        return {
+            address.lower(): name
+            for name, camera in self.cameras.items()
+            for address in camera.smtp_from or ()
+        }
+
+    @property
+    def serial_ids(self) -> dict[str, str]:
+        """XMeye serial number → camera."""
+        return {c.serial_id: name for name, c in self.cameras.items() if c.serial_id}
 
     @property
     def camera_names(self) -> list[str]:
@@ -237,8 +280,21 @@ class AppConfig(StrictModel):
         return () if self.new_labels_only else tuple(self.labels)
 
     def source_settings(self) -> dict[str, BaseModel]:
-        """Each ingest source's settings by kind."""
-        return {"ftp": self.ftp_server}
+        """Each enabled upload source's settings by kind; the FTP users are every source's
+        camera identities."""
+        ftp = self.ftp_server
+        sources: dict[str, BaseModel] = {"ftp": ftp}
+        if self.smtp_server.enabled:
+            sources["smtp"] = self.smtp_server.model_copy(
+                update={"root_dir": ftp.root_dir, "users": ftp.users, "senders": self.smtp_senders}
+            )
+        return sources
+
+    def event_source_settings(self) -> dict[str, BaseModel]:
+        """Each enabled camera-event source's settings by kind."""
+        if not self.alarm_server.enabled:
+            return {}
+        return {"alarm": self.alarm_server.model_copy(update={"serial_ids": self.serial_ids})}
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
@@ -352,12 +408,21 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
         return p if p.is_absolute() else base / p
 
     log_file = config.log_configuration_file
+    tls = config.smtp_server.tls
+    tls_files = {
+        name: resolved(path)
+        for name, path in (("certfile", tls.certfile), ("keyfile", tls.keyfile))
+        if path is not None
+    }
     return config.model_copy(
         update={
             "data_dir": resolved(config.data_dir),
             "log_configuration_file": resolved(log_file) if log_file else None,
             "ftp_server": config.ftp_server.model_copy(
                 update={"root_dir": resolved(config.ftp_server.root_dir)}
+            ),
+            "smtp_server": config.smtp_server.model_copy(
+                update={"tls": config.smtp_server.tls.model_copy(update=tls_files)}
             ),
         }
     )

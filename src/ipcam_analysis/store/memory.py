@@ -79,6 +79,39 @@ class FilterMemory:
                 [(camera, match.label.name, now) for match in matched],
             )
 
+    # --- bursts (the pictures of one e-mail) ---------------------------------------------
+
+    def remember_burst_frame(
+        self, burst_id: str, item_id: int, strength: float, *, replace: bool
+    ) -> None:
+        """A frame's strength (its best matched confidence, 0 when it does not alert);
+        `replace=False` keeps a strength recorded before."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        self._db.execute(
+            f"{verb} INTO burst_frames (burst_id, item_id, strength) VALUES (?, ?, ?)",
+            (burst_id, item_id, strength),
+        )
+
+    def burst_strengths(self, burst_id: str) -> dict[int, float]:
+        rows = self._db.query(
+            "SELECT item_id, strength FROM burst_frames WHERE burst_id = ?", (burst_id,)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def claim_burst_alert(self, burst_id: str, item_id: int) -> int:
+        """The frame that alerts for the burst: this one, unless another claimed it first."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT item_id FROM burst_frames WHERE burst_id = ? AND alerted = 1", (burst_id,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            conn.execute(
+                "UPDATE burst_frames SET alerted = 1 WHERE burst_id = ? AND item_id = ?",
+                (burst_id, item_id),
+            )
+        return item_id
+
     # --- cloud budget --------------------------------------------------------------------
 
     def cloud_calls(self, period: str, camera: str | None = None) -> int:
