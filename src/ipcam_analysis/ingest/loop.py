@@ -55,5 +55,9 @@ class ServerThread:
         tasks = asyncio.all_tasks(loop)
         for task in tasks:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+        async def settle() -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        loop.run_until_complete(settle())
         loop.close()

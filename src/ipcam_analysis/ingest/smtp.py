@@ -302,10 +302,11 @@ class SmtpIngest:
         settings = self._settings
         context = tls_context(settings.tls)
         required = settings.tls.mode == "required"
-        # aiosmtpd logs every connection at INFO; our hooks log what matters.
+        # aiosmtpd logs every connection at INFO, and a deprecation warning at each login that
+        # its own AUTH code causes; our hooks log what matters.
         library_log = logging.getLogger("mail.log")
         if library_log.level == logging.NOTSET:
-            library_log.setLevel(logging.WARNING)
+            library_log.setLevel(logging.ERROR)
 
         def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.AbstractServer]:
             def session() -> CameraSmtp:
