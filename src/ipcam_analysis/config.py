@@ -267,6 +267,7 @@ class AppConfig(StrictModel):
                 "cameras": tuple(self.camera_names),
                 "sensor_labels": self.sensor_labels,
                 "dashboard_url": self.web.public_url if self.web.enabled else None,
+                "camera_motion": self.alarm_server.enabled,
             }
         )
         # Already checked when the config was loaded: no second round of Apprise look-ups.

@@ -48,6 +48,7 @@ class MqttConfig(BaseModel):
     cameras: tuple[str, ...] = ()
     sensor_labels: tuple[str, ...] = ()
     dashboard_url: str | None = None
+    camera_motion: bool = False  # a "Camera motion" sensor per camera (the alarm server is on)
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -192,7 +193,7 @@ class MqttNotifier:
             )
         ]
         if event.status.lower() != "stop":
-            messages += self._turn_on([self.camera_topic(event.camera, CAMERA_MOTION)])
+            messages += self._turn_on([self._motion_topic(event.camera)])
         if not all(_acknowledged(message, deadline) for message in messages):
             log.warning("Camera event from %s not acknowledged by %s", event.camera, self._where)
             return self._failure(f"the MQTT broker {self._where} did not acknowledge it")
@@ -249,14 +250,6 @@ class MqttNotifier:
                     "Alert",
                     self._sensor(self.camera_topic(camera, "alert")),
                 ),
-                CAMERA_MOTION: (
-                    "binary_sensor",
-                    "Camera motion",
-                    {
-                        "state_topic": self.camera_topic(camera, CAMERA_MOTION),
-                        "device_class": "motion",
-                    },
-                ),
                 "snapshot": (
                     "image",
                     "Snapshot",
@@ -266,6 +259,9 @@ class MqttNotifier:
                     },
                 ),
             }
+            if self._settings.camera_motion:
+                motion = {"state_topic": self._motion_topic(camera), "device_class": "motion"}
+                entities[CAMERA_MOTION] = ("binary_sensor", "Camera motion", motion)
             for label in self._sensor_labels:
                 state = self.label_state_topic(camera, label)
                 entities[f"label_{topic_part(label).lower()}"] = (
@@ -283,6 +279,9 @@ class MqttNotifier:
                     **fields,
                 }
         return configs
+
+    def _motion_topic(self, camera: str) -> str:
+        return self.camera_topic(camera, CAMERA_MOTION)
 
     @staticmethod
     def _sensor(state_topic: str) -> dict[str, str]:
@@ -335,7 +334,8 @@ class MqttNotifier:
         with self._lock:
             active = set(self._off_timers)
         for camera in self._cameras:
-            states = [self.camera_topic(camera, "alert"), self.camera_topic(camera, CAMERA_MOTION)]
+            states = [self.camera_topic(camera, "alert")]
+            states += [self._motion_topic(camera)] if self._settings.camera_motion else []
             states += [self.label_state_topic(camera, label) for label in self._sensor_labels]
             for topic in states:
                 self._publish(topic, ON if topic in active else OFF)
