@@ -207,7 +207,11 @@ class CameraSmtp(SMTP):
         if self.event_handler.sessions.admit(ip):
             self._counted = True
             return
-        log.warning("SMTP connection from %s refused: too many at once", ip)
+        refused = self.event_handler.sessions.refused_in_a_row(ip)
+        if refused == 1 or refused % 100 == 0:
+            log.warning(
+                "SMTP connection from %s refused: too many at once (%d so far)", ip, refused
+            )
         self._handler_coroutine.cancel()  # before it greets
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(TOO_MANY_SESSIONS)

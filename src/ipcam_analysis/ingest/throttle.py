@@ -53,12 +53,19 @@ class SessionCount:
 
     def __init__(self) -> None:
         self._by_ip: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()  # in a row, per address
 
     def admit(self, ip: str) -> bool:
         if self._by_ip[ip] >= MAX_SESSIONS_PER_IP or self._by_ip.total() >= MAX_SESSIONS:
+            self._refused[ip] += 1
             return False
         self._by_ip[ip] += 1
+        self._refused.pop(ip, None)
         return True
+
+    def refused_in_a_row(self, ip: str) -> int:
+        """Sessions refused from ip since it was last admitted: log the first, not the flood."""
+        return self._refused[ip]
 
     def release(self, ip: str) -> None:
         self._by_ip[ip] -= 1
