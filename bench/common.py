@@ -7,6 +7,7 @@ A benchmark script adds the repository root and src to sys.path, then imports th
 
 from __future__ import annotations
 
+import email.policy
 import ftplib
 import io
 import json
@@ -16,6 +17,7 @@ import os
 import platform
 import shutil
 import signal
+import smtplib
 import socket
 import sqlite3
 import sys
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -341,8 +344,10 @@ def service_settings(
     smtp_port: int | None,
     ftp_port: int = 0,
     web: bool = False,
+    smtp_source: bool = False,
 ) -> dict[str, Any]:
-    """A config as plain data: cameras cam01.., uploads removed, e-mail to the sink when given."""
+    """A config as plain data: cameras cam01.., uploads removed, e-mail to the sink when given;
+    `smtp_source`: cameras may e-mail their snapshots too (smtp_server on a free port)."""
     email: dict[str, Any] = {"transport": "none"}
     if smtp_port is not None:
         email = {
@@ -366,6 +371,7 @@ def service_settings(
             "users": dict.fromkeys(camera_names(cameras), CAMERA_PASSWORD),
         },
         "web": {"enabled": web, "port": 0},
+        "smtp_server": {"enabled": smtp_source, "host": LOOPBACK, "port": 0},
     }
 
 
@@ -444,16 +450,61 @@ def cameras(count: int) -> list[Camera]:
 def upload_once(address: tuple[str, int], camera: Camera, data: bytes, remote_name: str) -> float:
     """One camera upload (connect, log in, passive STOR, QUIT); returns the monotonic time at
     which the client read the server's `226 Transfer complete`."""
+    return ftp_transfer(address, camera, data, remote_name)[1]
+
+
+def ftp_transfer(
+    address: tuple[str, int], camera: Camera, data: bytes, remote_name: str
+) -> tuple[float, float]:
+    """One FTP upload; (monotonic time STOR was sent, time the client read the 226)."""
     ftp = ftplib.FTP(timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0))
     try:
         ftp.connect(*address)
         ftp.login(camera.name, CAMERA_PASSWORD)
+        began = time.monotonic()
         ftp.storbinary(f"STOR {remote_name}", io.BytesIO(data))  # returns on 226
         accepted = time.monotonic()
         ftp.quit()
     finally:
         ftp.close()
-    return accepted
+    return began, accepted
+
+
+def mail_transfer(
+    address: tuple[str, int], camera: Camera, data: bytes, remote_name: str
+) -> tuple[float, float]:
+    """One e-mail as a camera sends it (connect, EHLO, AUTH LOGIN without TLS, the snapshot
+    attached, QUIT); (monotonic time DATA was sent, time the client read the 250)."""
+    message = EmailMessage()
+    message["From"], message["To"] = f"{camera.name}@cameras.example", "owner@example.com"
+    message["Subject"] = "Alarm event: Motion Detection"
+    message.set_content("Alarm Event: Motion Detection\nAlarm Input Channel: 1\n")
+    message.add_attachment(data, "image", "jpeg", filename=remote_name)
+    raw = message.as_bytes(policy=email.policy.SMTP)
+    client = smtplib.SMTP(timeout=FTP_TIMEOUT_SECONDS, source_address=(camera.source_ip, 0))
+    try:
+        client.connect(*address)
+        client.ehlo("camera")
+        client.esmtp_features["auth"] = "LOGIN"
+        client.login(camera.name, CAMERA_PASSWORD)
+        client.mail(str(message["From"]))
+        client.rcpt(str(message["To"]))
+        began = time.monotonic()
+        code, reply = client.data(raw)
+        accepted = time.monotonic()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        client.quit()
+    finally:
+        client.close()
+    return began, accepted
+
+
+# How each source's camera sends one snapshot, by the source's kind.
+TRANSFERS: dict[str, Callable[[tuple[str, int], Camera, bytes, str], tuple[float, float]]] = {
+    "ftp": ftp_transfer,
+    "smtp": mail_transfer,
+}
 
 
 RemoteUpload = Callable[[str], float]
@@ -495,6 +546,8 @@ class UploadRun:
     seconds: float
     accepted: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # From sending the acknowledged step (STOR, DATA) to reading its answer (226, 250).
+    ack_ms: list[float] = field(default_factory=list)
 
     def accepted_per_second(self) -> float:
         return len(self.accepted) / self.seconds if self.seconds else 0.0
@@ -509,14 +562,16 @@ def _upload_group(
     seconds: float,
     per_camera: int,
     interval: float,
+    source: str,
 ) -> None:
     """A child process: one thread per camera uploading until the deadline or its count."""
     ready.wait(CHILD_START_SECONDS)
     started = time.monotonic()
     deadline = started + seconds
-    accepted: list[float] = []
+    accepted: list[tuple[float, float]] = []
     errors: list[str] = []
     lock = threading.Lock()
+    transfer = TRANSFERS[source]
 
     def camera_loop(camera: Camera) -> None:
         for number in range(per_camera):
@@ -526,14 +581,14 @@ def _upload_group(
             if time.monotonic() >= deadline:
                 return
             try:
-                at = upload_once(address, camera, data, f"{camera.name}-{number:06d}.jpg")
-            except (OSError, ftplib.Error) as exc:
+                began, at = transfer(address, camera, data, f"{camera.name}-{number:06d}.jpg")
+            except (OSError, ftplib.Error, smtplib.SMTPException) as exc:
                 with lock:
                     errors.append(f"{camera.name}: {exc}")
                 time.sleep(0.05)  # a refused session must not spin
                 continue
             with lock:
-                accepted.append(at)
+                accepted.append((at, (at - began) * 1000))
 
     threads = [threading.Thread(target=camera_loop, args=(c,), daemon=True) for c in group]
     for thread in threads:
@@ -553,10 +608,12 @@ def run_cameras(
     interval: float = 0.0,
     processes: int = 2,
     on_start: Callable[[float], None] | None = None,
+    source: str = "ftp",
 ) -> UploadRun:
-    """Cameras uploading `data` concurrently over real FTP from child processes (as cameras are
-    other machines, they do not share the service's interpreter lock): each one every `interval`
-    seconds (0: as fast as the server answers), at most `per_camera` times, for `seconds`."""
+    """Cameras uploading `data` concurrently over real FTP (or e-mailing it, `source="smtp"`)
+    from child processes (as cameras are other machines, they do not share the service's
+    interpreter lock): each one every `interval` seconds (0: as fast as the server answers), at
+    most `per_camera` times, for `seconds`."""
     processes = max(1, min(processes, len(group)))
     ready = SPAWN.Barrier(processes + 1)
     children = []
@@ -564,7 +621,7 @@ def run_cameras(
         parent_end, child_end = SPAWN.Pipe()
         args = (child_end, ready, address, list(group[index::processes]), data, seconds)
         process = SPAWN.Process(
-            target=_upload_group, args=(*args, per_camera, interval), daemon=True
+            target=_upload_group, args=(*args, per_camera, interval, source), daemon=True
         )
         process.start()
         children.append((process, parent_end))
@@ -575,7 +632,8 @@ def run_cameras(
     for process, connection in children:
         if connection.poll(seconds + FTP_TIMEOUT_SECONDS * 3):
             accepted, errors = connection.recv()
-            run.accepted += accepted
+            run.accepted += [at for at, _ in accepted]
+            run.ack_ms += [ms for _, ms in accepted]
             run.errors += errors
         else:
             run.errors.append("an upload process did not report")
@@ -705,11 +763,16 @@ def in_process_service(
     make_detector: Callable[[str], Detector] | None = None,
     *,
     moto: bool = False,
+    **extras: Any,
 ) -> Iterator[tuple[Service, MailArrivals]]:
     """The service in this process (see running_service), with the timing SMTP sink and, with
-    `moto`, moto each in its own process."""
+    `moto`, moto each in its own process; `extras` go to service_settings."""
     with (
-        _service_folder(detector, workers, cameras_count, moto=moto) as (work, settings, mails),
+        _service_folder(detector, workers, cameras_count, moto=moto, **extras) as (
+            work,
+            settings,
+            mails,
+        ),
         running_service(settings, work, make_detector) as service,
     ):
         yield service, mails
