@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ipcam_analysis.ingest.mail import read_mail
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 from tests.support.ftp import CAMERAS
 from tests.support.mail_camera import (
@@ -247,3 +248,20 @@ def test_a_flood_of_connections_gets_421_and_the_server_keeps_serving(start_smtp
 
     wait_until(sends, 20, "a camera to get through after the flood")
     assert smtp.wait_for_uploads(1)[0].camera == "cam01"
+
+
+def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_streams() -> None:
+    raw = (
+        b"From: cam@x\r\nTo: o@x\r\nSubject: =?UTF-8?B?QmV3ZWd1bmcgS2FuYWwgMiDDvA==?=\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/html; charset=no-such-charset\r\n\r\n"
+        b"<p>Alarm <b>Channel 2</b></p>\r\n"
+        b"--B\r\nContent-Type: application/octet-stream; name=CH2.JPG\r\n"
+        b'Content-Disposition: attachment; filename="../../CH2 snap.JPG"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(JPEG[:64]) + b"\r\n"
+        b"--B\r\nContent-Type: application/octet-stream; name=log.bin\r\n\r\nxx\r\n--B--\r\n"
+    )
+    mail = read_mail(raw)
+    assert mail.note == "Bewegung Kanal 2 ü\nAlarm Channel 2"
+    (picture,) = mail.pictures
+    assert picture.name == "1-CH2_snap.jpg" and picture.data == JPEG[:64]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
+import sqlite3
 from typing import Any
 
 import httpx
@@ -13,7 +15,16 @@ import pytest
 from tests.support.aws import Moto, label
 from tests.support.mail_camera import camera_mail
 from tests.support.mqtt import Broker
-from tests.support.service import DATA, PASSWORDS, RunningService, upload, wait_until
+from tests.support.service import (
+    DATA,
+    PASSWORDS,
+    RunningService,
+    base_config,
+    service_environment,
+    upload,
+    wait_until,
+    write_config,
+)
 from tests.test_ingest_alarm import HUMAN, SERIAL, alarm_frame
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -136,3 +147,37 @@ def test_an_alarm_is_recorded_published_and_noted_on_the_next_upload(
     service.wait_idle()
     latest = api(service, "/api/events")["events"][0]
     assert (latest["original_name"], latest["note"]) == ("after.jpg", "camera reported HumanDetect")
+
+
+def test_sigkill_after_the_250_loses_no_picture(tmp_path, aws: Moto, service_process) -> None:
+    aws.rekognition.labels = [person(97.0)]
+    aws.rekognition.delay_seconds = 1.5
+    smtp = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    path = write_config(tmp_path, base_config(tmp_path, workers=1, smtp_server=smtp))
+    env = service_environment(aws)
+    first = service_process(["-c", str(path), "-n"], env)
+    first.address()
+    smtp_port = wait_until(
+        lambda: re.search(r"SMTP server listening on [\d.]+:(\d+)", first.output), 60, "SMTP"
+    )
+    pictures = [(f"{n}.jpg", PERSON_JPEG) for n in range(3)]
+    with smtplib.SMTP("127.0.0.1", int(smtp_port.group(1)), timeout=30) as client:
+        client.login("cam01", PASSWORDS["cam01"])
+        client.send_message(camera_mail(pictures))  # returns on the 250
+    wait_until(lambda: aws.rekognition.calls >= 1, what="analysis to start")
+    first.kill()
+
+    aws.rekognition.delay_seconds = 0
+    second = service_process(["-c", str(path), "-n"], env)
+    second.address()
+    database = tmp_path / "data" / "ipcam_analysis.db"
+
+    def outcomes() -> list[str] | None:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute("SELECT state, outcome FROM uploads ORDER BY id").fetchall()
+        done = len(rows) == 3 and all(state == "done" for state, _ in rows)
+        return sorted(outcome for _, outcome in rows) if done else None
+
+    assert wait_until(outcomes, 60, "the three pictures") == ["alert", "suppressed", "suppressed"]
+    assert second.terminate() == 0
+    assert len(aws.sent_emails()) == 1

@@ -243,12 +243,9 @@ class Pipeline:
         assert decision is not None and upload.burst_id is not None
         strength = max(match.label.confidence for match in decision.matched)
         self._memory.remember_burst_frame(upload.burst_id, item.id, strength, replace=True)
-        turn = burst_turn(
-            item.id,
-            self._memory.burst_strengths(upload.burst_id),
-            upload.burst_size,
-            time.time() - upload.received_at.timestamp(),
-        )
+        # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
+        strengths, first_decided = self._memory.burst_strengths(upload.burst_id)
+        turn = burst_turn(item.id, strengths, upload.burst_size, time.time() - first_decided)
         if turn.wait:
             why = "waiting for the other pictures of the same e-mail"
             self._queue.hold(item.id, why, BURST_POLL_SECONDS)

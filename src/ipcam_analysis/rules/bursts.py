@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# How long an alerting frame waits for its burst's other frames to be decided.
+# How long an alerting frame waits for its burst's other frames to be decided (counted from
+# the first decision: a frame whose analysis keeps failing must not hold the alert forever).
 BURST_WAIT_SECONDS = 60.0
 
 

@@ -139,6 +139,7 @@ MIGRATIONS: list[str] = [
         burst_id TEXT NOT NULL,
         item_id INTEGER NOT NULL,
         strength REAL NOT NULL,
+        decided_at REAL NOT NULL,
         alerted INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (burst_id, item_id)
     );

@@ -85,18 +85,22 @@ class FilterMemory:
         self, burst_id: str, item_id: int, strength: float, *, replace: bool
     ) -> None:
         """A frame's strength (its best matched confidence, 0 when it does not alert);
-        `replace=False` keeps a strength recorded before."""
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        `replace=False` keeps a strength recorded before. When it was first decided stays."""
+        update = "UPDATE SET strength = excluded.strength" if replace else "NOTHING"
         self._db.execute(
-            f"{verb} INTO burst_frames (burst_id, item_id, strength) VALUES (?, ?, ?)",
-            (burst_id, item_id, strength),
+            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at) VALUES (?, ?, ?, ?)"
+            f" ON CONFLICT (burst_id, item_id) DO {update}",
+            (burst_id, item_id, strength, time.time()),
         )
 
-    def burst_strengths(self, burst_id: str) -> dict[int, float]:
+    def burst_strengths(self, burst_id: str) -> tuple[dict[int, float], float]:
+        """The decided frames' strengths by item id, and when the first was decided."""
         rows = self._db.query(
-            "SELECT item_id, strength FROM burst_frames WHERE burst_id = ?", (burst_id,)
+            "SELECT item_id, strength, decided_at FROM burst_frames WHERE burst_id = ?",
+            (burst_id,),
         )
-        return {row[0]: row[1] for row in rows}
+        first = min((row[2] for row in rows), default=time.time())
+        return {row[0]: row[1] for row in rows}, first
 
     def claim_burst_alert(self, burst_id: str, item_id: int) -> int:
         """The frame that alerts for the burst: this one, unless another claimed it first."""
