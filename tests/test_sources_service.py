@@ -53,7 +53,7 @@ def api(service: RunningService, path: str, **params: Any) -> Any:
     assert service.service.web is not None
     response = httpx.get(service.service.web.url.rstrip("/") + path, params=params, timeout=30)
     response.raise_for_status()
-    return response.json() if path.startswith("/api/") else response.text
+    return response.json() if path.startswith(("/api/", "/healthz")) else response.text
 
 
 def test_a_burst_alerts_once_with_its_strongest_picture(run_service, aws: Moto) -> None:
@@ -77,6 +77,8 @@ def test_a_burst_alerts_once_with_its_strongest_picture(run_service, aws: Moto) 
     for event in events:
         assert event["source"] == "smtp" and event["burst_size"] == 3
         assert event["note"] == "Motion alarm\nChannel: D1"
+    listeners = api(service, "/healthz")["listeners"]
+    assert listeners["smtp"]["up"] and listeners["ftp"]["up"]
     page = api(service, f"/events/{by_name['b.jpg']['id']}")
     assert "Channel: D1" in page and "the 3 pictures of the same e-mail" in page
 

@@ -232,11 +232,14 @@ class CameraSmtp(SMTP):
 
     async def push(self, status: bytes | str) -> None:
         text = status.decode() if isinstance(status, bytes) else status
-        if text.startswith("552") and self.session is not None:
+        session = self.session
+        if text.startswith("552") and session is not None:
+            # At MAIL FROM (a SIZE announced) the camera is known only by its login so far.
+            camera = session.camera or (session.auth_data if session.authenticated else None)
             log.warning(
                 "E-mail from %s (%s) refused: larger than smtp_server.max_message_mb",
-                self.session.camera or "an unknown sender",
-                peer_ip(self.session),
+                camera or "an unknown sender",
+                peer_ip(session),
             )
         await super().push(status)
 
