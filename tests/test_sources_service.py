@@ -83,17 +83,22 @@ def test_a_burst_alerts_once_with_its_strongest_picture(run_service, aws: Moto) 
     assert "Channel: D1" in page and "the 3 pictures of the same e-mail" in page
 
 
-def test_a_mail_without_a_picture_is_a_recorded_connection_test(run_service, aws: Moto) -> None:
+def test_a_mail_without_a_picture_is_a_connection_test_and_a_cut_picture_corrupt(
+    run_service, aws: Moto
+) -> None:
     service = with_smtp(run_service, cameras={"cam02": {"smtp_from": "cam02@cameras.example"}})
     message = camera_mail(
         subject="Test", text="This is a test e-mail", sender="cam02@cameras.example"
     )
+    truncated = camera_mail([("cut.jpg", PERSON_JPEG[:5000])], sender="cam02@cameras.example")
     with smtplib.SMTP(*service.service.sources["smtp"].address, timeout=30) as client:
         client.send_message(message)  # no login: known by its sender address
+        client.send_message(truncated)
     service.wait_idle()
-    (event,) = api(service, "/api/events")["events"]
-    assert (event["camera"], event["outcome"], event["source"]) == ("cam02", "not_image", "smtp")
-    assert event["note"] == "Test\nThis is a test e-mail"
+    damaged, test = api(service, "/api/events")["events"]
+    assert (test["camera"], test["outcome"], test["source"]) == ("cam02", "not_image", "smtp")
+    assert test["note"] == "Test\nThis is a test e-mail"
+    assert (damaged["outcome"], damaged["original_name"][-7:]) == ("corrupt", "cut.jpg")
     assert aws.sent_emails() == []  # no alert, no error e-mail
 
 

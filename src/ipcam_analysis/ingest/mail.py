@@ -110,27 +110,31 @@ def write_uploads(
     files = [(p.name, p.data) for p in mail.pictures] or [("message.txt", mail.note.encode())]
     burst_id = f"{camera}-{prefix}" if len(files) > 1 else None
     folder.mkdir(parents=True, exist_ok=True)
-    uploads = []
-    for name, data in files:
-        path = folder / f"{prefix}-{name}"
-        _write_durably(path, data)
-        uploads.append(
-            Upload(
-                camera=camera,
-                path=path,
-                received_at=received_at,
-                remote_ip=remote_ip,
-                original_name=path.relative_to(home).as_posix(),
-                source="smtp",
-                remove_when_done=True,
-                home=home,
-                note=mail.note,
-                burst_id=burst_id,
-                burst_size=len(files),
-            )
+    paths = [folder / f"{prefix}-{name}" for name, _ in files]
+    try:
+        for path, (_, data) in zip(paths, files, strict=True):
+            _write_durably(path, data)
+        _sync_folder(folder)
+    except OSError:
+        for path in paths:  # nothing half-written is left for the start-up scan to queue
+            path.unlink(missing_ok=True)
+        raise
+    return [
+        Upload(
+            camera=camera,
+            path=path,
+            received_at=received_at,
+            remote_ip=remote_ip,
+            original_name=path.relative_to(home).as_posix(),
+            source="smtp",
+            remove_when_done=True,
+            home=home,
+            note=mail.note,
+            burst_id=burst_id,
+            burst_size=len(files),
         )
-    _sync_folder(folder)
-    return uploads
+        for path in paths
+    ]
 
 
 def _write_durably(path: Path, data: bytes) -> None:
