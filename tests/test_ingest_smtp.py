@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.ingest.mail import read_mail
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 from tests.support.ftp import CAMERAS
@@ -266,3 +267,15 @@ def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_stre
     assert mail.note == "Bewegung Kanal 2 ü\nAlarm Channel 2"
     (picture,) = mail.pictures
     assert picture.name == "1-CH2_snap.jpg" and picture.data == JPEG[:64]
+
+
+def test_pictures_left_by_a_crash_are_found_again_as_smtp_uploads(start_smtp) -> None:
+    smtp = start_smtp()
+    smtp.fail_with = OSError("the process died here")
+    with connect(smtp) as client:
+        client.login("cam01", CAMERAS["cam01"])
+        with pytest.raises(smtplib.SMTPDataError):
+            client.send_message(camera_mail([("a.jpg", JPEG)]))
+    (left,) = find_leftovers(smtp.settings.root_dir, ["cam01"], set())
+    assert left.source == "smtp" and left.original_name.startswith("smtp/")
+    assert left.path.read_bytes() == JPEG

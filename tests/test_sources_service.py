@@ -77,6 +77,7 @@ def test_a_burst_alerts_once_with_its_strongest_picture(run_service, aws: Moto) 
     for event in events:
         assert event["source"] == "smtp" and event["burst_size"] == 3
         assert event["note"] == "Motion alarm\nChannel: D1"
+    assert api(service, "/", burst=burst).count("3 in one e-mail") == 3  # grouped on the list
     listeners = api(service, "/healthz")["listeners"]
     assert listeners["smtp"]["up"] and listeners["ftp"]["up"]
     page = api(service, f"/events/{by_name['b.jpg']['id']}")

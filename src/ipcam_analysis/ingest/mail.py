@@ -25,6 +25,7 @@ PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # must not fill the database.
 MAX_NOTE_CHARACTERS = 2000
 MAX_PICTURES = 20
+SMTP_FOLDER = "smtp"  # in each camera's home, beside what it uploads by FTP
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _TAGS = re.compile(r"<[^>]*>")
 
@@ -105,7 +106,7 @@ def write_uploads(
     """The pictures as files under `home`/smtp/DAY/ (fsynced: the camera hears 250 only once
     they are queued), or the text as one file when there is no picture: a connection test,
     recorded as "not an image" like an FTP camera's test upload."""
-    folder = home / "smtp" / received_at.strftime("%Y-%m-%d")
+    folder = home / SMTP_FOLDER / received_at.strftime("%Y-%m-%d")
     prefix = f"{received_at:%H%M%S}-{uuid.uuid4().hex[:8]}"
     files = [(p.name, p.data) for p in mail.pictures] or [("message.txt", mail.note.encode())]
     burst_id = f"{camera}-{prefix}" if len(files) > 1 else None
