@@ -99,8 +99,13 @@ def test_tls_required_refuses_login_in_clear(start_smtp, tmp_path: Path) -> None
     assert smtp.wait_for_uploads(1)[0].camera == "cam01"
 
 
-def test_curl_sends_a_snapshot(start_smtp, tmp_path: Path) -> None:
-    smtp = start_smtp()
+@pytest.mark.parametrize("tls", [False, True], ids=["clear", "starttls-required"])
+def test_curl_sends_a_snapshot(start_smtp, tmp_path: Path, tls: bool) -> None:
+    if tls:
+        cert, key = make_certificate(tmp_path)
+        smtp = start_smtp(tls={"mode": "required", "certfile": cert, "keyfile": key})
+    else:
+        smtp = start_smtp()
     mail = tmp_path / "mail.eml"
     # Lines end in CRLF on the wire; curl sends the file as it is.
     mail.write_bytes(camera_mail([("curl.jpg", JPEG)]).as_bytes(policy=policy.SMTP))
@@ -110,6 +115,7 @@ def test_curl_sends_a_snapshot(start_smtp, tmp_path: Path) -> None:
             *("curl", "--silent", "--show-error", f"smtp://{host}:{port}"),
             *("--user", f"cam01:{CAMERAS['cam01']}", "--mail-from", "cam01@cameras.example"),
             *("--mail-rcpt", "owner@example.com", "--upload-file", str(mail)),
+            *(("--ssl-reqd", "--insecure") if tls else ()),  # STARTTLS, self-signed
         ],
         capture_output=True,
         text=True,
