@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Ingest sources: N cameras uploading back to back over FTP, FTPS (AUTH TLS, PROT P, the
-service's self-signed certificate) and HTTP push, while every worker is busy (a fake detector of
+service's self-signed certificate), HTTP push and e-mail (SMTP, one picture per message, AUTH
+LOGIN without TLS as cameras do), while every worker is busy (a fake detector of
 fixed latency, so the queue grows); per source, the uploads accepted per second and the latency
-of the acknowledgement (226/201: from sending STOR or the POST to reading the answer; the answer
-goes out only once the upload's queue row is committed).
+of the acknowledgement (226/201/250: from sending STOR, the POST or DATA to reading the answer;
+the answer goes out only once the upload's queue row is committed).
 
     .venv/bin/python bench/ingest_sources.py                    # 10 cameras, 15 s per source
     .venv/bin/python bench/ingest_sources.py --cameras 50 --seconds 30
@@ -21,7 +22,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
 
-SOURCES = ["ftp", "ftps", "http"]
+SOURCES = ["ftp", "ftps", "http", "smtp"]
 MAX_UPLOADS_PER_CAMERA = 100_000  # a bound; the time limit ends each case first
 
 
@@ -62,6 +63,8 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     sections: dict[str, Any] = {}
     if kind == "http":
         sections["http_ingest"] = {"enabled": True, "host": common.LOOPBACK, "port": 0}
+    if kind == "smtp":
+        sections["smtp_server"] = {"enabled": True, "host": common.LOOPBACK, "port": 0}
     if kind == "ftps":  # the certificate: self-signed, made in the data folder at start
         sections["ftp_server"] = {"tls": {"mode": "required"}}
     load_before = common.load_average()
@@ -69,10 +72,10 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "rekognition",  # replaced by the fake; a cloud detector's place
         workers=args.workers,
         cameras_count=args.cameras,
-        make_detector=common.fake_detectors(args.latency, alerts=False),
+        make_detector=common.FakeDetectors(args.latency, alerts=False),
         sections=sections,
     ) as (service, _mails):
-        address = service.sources["http" if kind == "http" else "ftp"].address
+        address = service.sources["ftp" if kind == "ftps" else kind].address
         with common.Sampler(lambda: service.queue.depth(), 0.5) as sampler:
             run = common.run_cameras(
                 address,

@@ -72,6 +72,7 @@ def main() -> int:
                 "latency": lat,
                 "workers": args.workers,
                 "interval": 0.0,
+                "source": "ftp",
             }
             for size in args.sizes
             for lat in args.latencies
@@ -86,6 +87,7 @@ def main() -> int:
                 "latency": args.sweep_latency,
                 "workers": workers,
                 "interval": args.sweep_interval,
+                "source": "ftp",
             }
             for workers in args.sweep_workers
         ]
@@ -150,6 +152,7 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "snapshot_bytes": len(data),
         "accepted": len(run.accepted),
         "accepted_per_second": round(run.accepted_per_second(), 1),
+        "ack_ms": common.percentiles(run.latencies_ms),
         "processed_per_second": round((marks["end"] - marks["start"]) / args.seconds, 1),
         "max_depth": max(depths, default=0),
         "end_depth": depths[-1] if depths else 0,
@@ -161,7 +164,8 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "queue_depth_every_0.5s": depths,
     }
     print(
-        f"{case}: accepted {result['accepted_per_second']}/s, processed "
+        f"{case}: accepted {result['accepted_per_second']}/s (ack p50"
+        f" {result['ack_ms'].get('p50')} ms, p99 {result['ack_ms'].get('p99')} ms), processed "
         f"{result['processed_per_second']}/s, depth max {result['max_depth']}, "
         f"errors {result['errors']}, load {load_before}",
         file=sys.stderr,
@@ -188,7 +192,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     busy = [
         r["accepted_per_second"]
         for r in results
-        if r["interval"] == 0 and r["end_depth"] > r["workers"]
+        if r["part"] == "matrix" and r["interval"] == 0 and r["end_depth"] > r["workers"]
     ]
     if busy:
         summary["best_accept_rate_while_busy"] = max(busy)
@@ -198,8 +202,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     header = ["part", "cameras", "size", "detector s", "workers", "processes", "accepted/s"]
-    header += ["processed/s"]
-    header += ["max depth", "errors", "load before"]
+    header += ["ack p50 ms", "ack p99 ms", "processed/s", "max depth", "errors", "load before"]
     rows = [
         [
             r["part"],
@@ -209,6 +212,8 @@ def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> Non
             r["workers"],
             r.get("processes", 1),
             r["accepted_per_second"],
+            r["ack_ms"].get("p50", ""),
+            r["ack_ms"].get("p99", ""),
             r["processed_per_second"],
             r["max_depth"],
             r["errors"],

@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.support.aws",
     "tests.support.ftp",
     "tests.support.smtp",
+    "tests.support.mail_camera",
     "tests.support.mqtt",
     "tests.support.webhook",
     "tests.support.service",

@@ -142,3 +142,54 @@ def test_resize_never_enlarges() -> None:
         ).rekognition.image_resize_percent
         == 100
     )
+
+
+SOURCES_CONFIG = """
+ftp_server: {root_dir: uploads, users: {cam01: pw-cam01, cam02: pw-cam02}}
+smtp_server: {enabled: true, port: 2526, tls: {mode: optional, certfile: tls/cert.pem, keyfile: tls/key.pem}}
+alarm_server: {enabled: true}
+cameras:
+  cam01: {smtp_from: Cam01@Cameras.Example, serial_id: a7c81f0e5d6b4c3a}
+  cam02: {smtp_from: [hik@cameras.example, nvr@cameras.example]}
+"""
+
+
+def test_smtp_and_alarm_sources_get_the_cameras_identities(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SOURCES_CONFIG))
+    smtp = config.source_settings()["smtp"]
+    assert smtp.users == config.ftp_server.users and smtp.root_dir == tmp_path / "uploads"
+    assert smtp.senders == {
+        "cam01@cameras.example": "cam01",
+        "hik@cameras.example": "cam02",
+        "nvr@cameras.example": "cam02",
+    }
+    assert smtp.tls.certfile == tmp_path / "tls" / "cert.pem"
+    assert config.event_source_settings()["alarm"].serial_ids == {"a7c81f0e5d6b4c3a": "cam01"}
+    assert config.notifier_settings("cam01")["mqtt"].camera_motion is True
+
+
+def test_sources_are_off_by_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "ftp_server: {users: {cam01: pw}}"))
+    assert list(config.source_settings()) == ["ftp"] and config.event_source_settings() == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("smtp_server: {enabled: true, tls: {mode: required}}", "smtp_server.tls"),
+        ("smtp_server: {max_message_mb: 0}", "smtp_server.max_message_mb"),
+        ("alarm_server: {port: 70000}", "alarm_server.port"),
+        ("cameras: {cam01: {smtp_from: not-an-address}}", "not an e-mail address"),
+        (
+            "cameras: {cam01: {smtp_from: a@b.example}, cam02: {smtp_from: A@B.example}}",
+            "cameras.cam02.smtp_from: a@b.example is camera cam01's already",
+        ),
+        (
+            "cameras: {cam01: {serial_id: abc}, cam02: {serial_id: abc}}",
+            "cameras.cam02.serial_id: abc is camera cam01's already",
+        ),
+    ],
+)
+def test_bad_source_settings_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    users = "ftp_server: {users: {cam01: pw1, cam02: pw2}}\n"
+    assert expected in error_of(tmp_path, users + text)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from ipcam_analysis.config import AppConfig
 from ipcam_analysis.notify import build_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
 from ipcam_analysis.rules import matching_sensors
-from ipcam_analysis.values import Alert, Instance, Label, MatchedLabel
+from ipcam_analysis.values import Alert, CameraEvent, Instance, Label, MatchedLabel
 from tests.support.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
 from tests.support.smtp import HOST, free_port
 from tests.test_annotate import DOG_BOX, PERSON_BOX
@@ -116,6 +117,47 @@ def test_start_announces_online_and_a_device_per_camera(
     assert mqtt_broker.retained(AVAILABILITY) == b"online"
     assert json.loads(mqtt_broker.retained(next(iter(configs)))) == next(iter(configs.values()))
     assert mqtt_broker.retained("ipcam_analysis/front_gate/dog/state") == b"OFF"
+
+
+def test_camera_event_publishes_json_and_camera_motion_for_alert_seconds(
+    mqtt_broker: Broker, start_notifier: StartNotifier
+) -> None:
+    watcher, notifier = start_watched(
+        mqtt_broker, start_notifier, alert_seconds=0.5, camera_motion=True
+    )
+    assert mqtt_broker.retained("ipcam_analysis/front_gate/camera_motion") == b"OFF"
+    motion = notifier.discovery_configs()[
+        "homeassistant/binary_sensor/ipcam_analysis_front_gate/camera_motion/config"
+    ]
+    assert motion["name"] == "Camera motion" and motion["device_class"] == "motion"
+    assert motion["state_topic"] == "ipcam_analysis/front_gate/camera_motion"
+    started = time.monotonic()
+    event = CameraEvent(
+        camera="front gate",
+        remote_ip="192.168.1.20",
+        received_at=datetime(2026, 12, 3, 17, 0, 5, tzinfo=timezone.utc),
+        event="HumanDetect",
+        status="Start",
+        channel=0,
+        serial_id="a7c81f0e5d6b4c3a",
+        camera_time="2026-12-03 17:00:04",
+    )
+
+    outcome = notifier.publish_camera_event(event)
+
+    assert outcome.ok, outcome.detail
+    payload = json.loads(watcher.wait_for("ipcam_analysis/front_gate/camera_event").payload)
+    assert payload == {
+        "camera": "front gate",
+        "time": "2026-12-03T17:00:05+00:00",
+        "event": "HumanDetect",
+        "status": "Start",
+        "channel": 0,
+        "serial_id": "a7c81f0e5d6b4c3a",
+        "camera_time": "2026-12-03 17:00:04",
+    }
+    on = watcher.wait_for("ipcam_analysis/front_gate/camera_motion", "ON", after=started)
+    watcher.wait_for("ipcam_analysis/front_gate/camera_motion", "OFF", after=on.arrived_at)
 
 
 def test_alert_publishes_event_snapshot_and_matching_sensors_then_turns_them_off(

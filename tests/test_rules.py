@@ -1,6 +1,7 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
 from ipcam_analysis.rules import decide
+from ipcam_analysis.rules.bursts import burst_turn
 from ipcam_analysis.values import Box, Instance, Label
 
 PERSON = Label(
@@ -58,3 +59,20 @@ def test_new_labels_mode_as_the_original():
 def test_new_labels_mode_treats_aliases_as_listed():
     decision = decide((PERSON,), ["Human"], new_labels_only=True)
     assert not decision.alert
+
+
+# --- bursts: the pictures of one e-mail alert once
+
+
+def test_a_burst_frame_waits_for_the_others_then_the_strongest_alerts() -> None:
+    assert burst_turn(7, {7: 90.0}, 3, waited_seconds=1).wait
+    decided = {7: 90.0, 8: 0.0, 9: 97.0}
+    assert burst_turn(9, decided, 3, waited_seconds=1).alert
+    quiet = burst_turn(7, decided, 3, waited_seconds=1)
+    assert not quiet.alert and not quiet.wait
+    assert (
+        quiet.reason == "picture 9 of the same e-mail matched more strongly (97.0% against 90.0%)"
+    )
+    # A tie goes to the first picture; a frame that never comes is not waited for forever.
+    assert burst_turn(7, {7: 90.0, 9: 90.0}, 2, waited_seconds=1).alert
+    assert burst_turn(7, {7: 90.0}, 3, waited_seconds=600).alert

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
 
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventStore
+from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventRecord, EventStore
 from ipcam_analysis.store.database import MIGRATIONS
 from ipcam_analysis.store.retention import HistoryConfig
-from ipcam_analysis.values import Label, NotifyOutcome, Upload
+from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload
 from tests.support.aws import Moto, label
 from tests.support.service import DATA, copy_test_image, upload
 from tests.support.web import days_ago, event_record, person, snapshot_of
@@ -249,3 +249,35 @@ def test_queue_reports_its_oldest_pending_upload(tmp_path: Path) -> None:
     assert queue.oldest_pending_age() >= age_seconds  # being worked on still counts
     queue.finish(item.id, "alert")
     assert queue.oldest_pending_age() < 30
+
+
+def camera_event(camera: str, event: str, at: datetime) -> CameraEvent:
+    return CameraEvent(camera, "192.168.1.20", at, event, "Start", 0, "a7c81f0e5d6b4c3a")
+
+
+def test_camera_events_are_listed_and_noted_once_on_the_next_upload(tmp_path: Path) -> None:
+    events = open_store(tmp_path, keep_days=1).camera_events
+    now = datetime.now().astimezone()
+    events.record(camera_event("cam01", "MotionDetect", now - timedelta(seconds=90)))
+    events.record(camera_event("cam01", "HumanDetect", now - timedelta(seconds=5)))
+    events.record(camera_event("cam02", "VideoLoss", now))
+
+    assert [e["event"] for e in events.recent()] == ["VideoLoss", "HumanDetect", "MotionDetect"]
+    assert [e["event"] for e in events.recent("cam01", limit=1)] == ["HumanDetect"]
+    # Only what was reported in the last 30 s, and only once.
+    assert events.take_recent("cam01", now.timestamp()) == "camera reported HumanDetect"
+    assert events.take_recent("cam01", now.timestamp()) == ""
+    assert [e["noted_on_upload"] for e in events.recent("cam01")] == [True, False]
+    # Older than keep_days: gone at the next record.
+    events.record(camera_event("cam02", "VideoLoss", now + timedelta(days=2)))
+    assert [e["event"] for e in events.recent()] == ["VideoLoss"]
+
+
+def test_a_camera_is_found_by_the_address_of_its_last_upload(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    assert store.camera_events.camera_at_address("10.0.0.7") is None
+    for item_id, camera, ip in ((1, "cam01", "10.0.0.7"), (2, "cam02", "10.0.0.8")):
+        upload = Upload(camera, Path(f"{item_id}.jpg"), datetime.now().astimezone(), ip)
+        store.record(EventRecord(item_id, upload, "no_match"))
+    assert store.camera_events.camera_at_address("10.0.0.7") == "cam01"
+    assert store.camera_events.camera_at_address("10.0.0.8") == "cam02"

@@ -211,6 +211,9 @@ def run_child(
     """A worker process: runs until told to stop, and ends at once if the main process dies
     (its command pipe closes), leaving what it held to the next start's recovery."""
     _log_through(logs, level)
+    if config.mqtt.client_id:  # a broker drops a connection whose id another one takes
+        mqtt = config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-{number}"})
+        config = config.model_copy(update={"mqtt": mqtt})
     database = Database(config.data_dir / DATABASE_FILE)
     queue = UploadQueue(database, owner=_owner(number))
     store = EventStore(database, config.data_dir, config.history)

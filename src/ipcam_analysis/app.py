@@ -7,19 +7,27 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 from ipcam_analysis.analysis import Analysis, AnalysisProcesses
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.errors import UserError
-from ipcam_analysis.ingest import SOURCES, LoginThrottle, Source, UploadAdmission
+from ipcam_analysis.ingest import (
+    EVENT_SOURCES,
+    SOURCES,
+    LoginThrottle,
+    Source,
+    UploadAdmission,
+)
 from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
+from ipcam_analysis.notify import MqttConfig, MqttNotifier
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import DATABASE_FILE, Database, EventStore
-from ipcam_analysis.values import Upload
+from ipcam_analysis.values import CameraEvent, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,13 @@ class Service:
         self.analysis = processes or Analysis(
             config, self.database, self.queue, self.store, self.metrics, make_detector
         )
+        # Camera events are published from this process: through the analysis's own MQTT
+        # connection when it runs here, else through one of this process's own.
+        self._event_publishers = (
+            [n for n in self.analysis.notifiers[None] if isinstance(n, MqttNotifier)]
+            if isinstance(self.analysis, Analysis)
+            else _own_mqtt(config)
+        )
         ftp = config.ftp_server
         self.admission = UploadAdmission(
             ftp.max_queued_uploads,
@@ -61,6 +76,8 @@ class Service:
             )
             for kind, settings in config.source_settings().items()
         }
+        for kind, settings in config.event_source_settings().items():
+            self.sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
         self.web: WebServer | None = None
         if config.web.enabled:
             dashboard = DashboardContext(
@@ -75,11 +92,30 @@ class Service:
 
     def _accept_upload(self, upload: Upload) -> int:
         """A source's hook: one committed row, whose id it returns (raises if the database
-        cannot take it). A source acknowledges the upload to the camera only after this."""
+        cannot take it). A source acknowledges the upload to the camera only after this.
+        What the camera reported itself just before (an alarm) goes with it as a note."""
+        reported = self.store.camera_events.take_recent(
+            upload.camera, upload.received_at.timestamp()
+        )
+        if reported:
+            upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
         item_id, queued = self.queue.accept(upload)
         for each in queued:
             self.metrics.uploads.labels(each.camera).inc()
         return item_id
+
+    def _camera_event(self, event: CameraEvent) -> bool:
+        """An event source's hook: record what a camera reported (known by its serial id, else
+        by the address it uploads from) and publish it; False when the camera is unknown."""
+        camera = event.camera or self.store.camera_events.camera_at_address(event.remote_ip)
+        if not camera:
+            return False
+        event = replace(event, camera=camera)
+        self.store.camera_events.record(event)
+        log.info("Camera %s reported %s %s", camera, event.event, event.status)
+        for publisher in self._event_publishers:
+            publisher.publish_camera_event(event)
+        return True
 
     def listener_addresses(self) -> dict[str, tuple[str, int] | None]:
         """Each source's (host, port), or None when it is not listening."""
@@ -95,6 +131,9 @@ class Service:
         self.queue.recover()
         self._enqueue_leftovers()
         self.analysis.start()
+        if not isinstance(self.analysis, Analysis):
+            for publisher in self._event_publishers:
+                publisher.start()
         started: list[Source] = []
         try:
             for source in self.sources.values():
@@ -156,6 +195,9 @@ class Service:
         for source in self.sources.values():
             source.stop()
         self.analysis.stop()
+        if not isinstance(self.analysis, Analysis):
+            for publisher in self._event_publishers:
+                publisher.close()
         self.database.close()
         log.info("Stopped")
 
@@ -175,3 +217,15 @@ class Service:
                 pass
         finally:
             self.stop()
+
+
+def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:
+    """An MQTT connection for the main process, beside the worker processes' own (a client id
+    the user chose gets a suffix: a broker drops a connection whose id another one takes)."""
+    settings = config.notifier_settings()["mqtt"]
+    assert isinstance(settings, MqttConfig)
+    if not settings.host:
+        return []
+    if settings.client_id:
+        settings = settings.model_copy(update={"client_id": f"{settings.client_id}-events"})
+    return [MqttNotifier(settings)]

@@ -19,8 +19,10 @@ from ipcam_analysis.detect.cascade import CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.alarm import AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.ingest.http import HttpIngestConfig
+from ipcam_analysis.ingest.smtp import SmtpServerConfig
 from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
@@ -44,6 +46,22 @@ class CameraConfig(StrictModel):
     notify: list[AppriseUrl] | None = None
     filters: FiltersConfig | None = None
     budget: CallLimits | None = None
+    # A camera that e-mails without logging in is known by its sender address(es).
+    smtp_from: list[str] | None = None
+    serial_id: str | None = None  # what an XMeye camera's alarms carry as SerialID
+
+    @field_validator("smtp_from", mode="before")
+    @classmethod
+    def _one_or_more_senders(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        for address in value or ():
+            if "@" not in address or any(c.isspace() for c in address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class AppConfig(StrictModel):
     worker_processes: int = Field(1, ge=1, le=64)  # above 1: analysis in child processes
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
     http_ingest: HttpIngestConfig = Field(default_factory=HttpIngestConfig)
+    smtp_server: SmtpServerConfig = Field(default_factory=SmtpServerConfig)
+    alarm_server: AlarmServerConfig = Field(default_factory=AlarmServerConfig)
     email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
     notify: list[AppriseUrl] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -138,14 +158,18 @@ class AppConfig(StrictModel):
     @model_validator(mode="after")
     def _filled_keys_left_out(self) -> AppConfig:
         # Filled by source_settings(): a value written here would be silently replaced.
-        http, tls = self.http_ingest.model_fields_set, self.ftp_server.tls.model_fields_set
-        for key, written, source in (
-            ("http_ingest.users", "users" in http, "ftp_server.users"),
-            ("http_ingest.root_dir", "root_dir" in http, "ftp_server.root_dir"),
-            ("ftp_server.tls.self_signed_dir", "self_signed_dir" in tls, "data_dir"),
+        for section, settings, filled in (
+            ("http_ingest", self.http_ingest, {"users": "ftp_server.users", "root_dir": ""}),
+            ("smtp_server", self.smtp_server, {"users": "ftp_server.users", "root_dir": ""}),
+            ("smtp_server", self.smtp_server, {"senders": "cameras.<name>.smtp_from"}),
+            ("alarm_server", self.alarm_server, {"serial_ids": "cameras.<name>.serial_id"}),
+            ("ftp_server.tls", self.ftp_server.tls, {"self_signed_dir": "data_dir"}),
+            ("smtp_server.tls", self.smtp_server.tls, {"self_signed_dir": "data_dir"}),
         ):
-            if written:
-                raise ValueError(f"{key} cannot be set: it is taken from {source}")
+            for key, source in filled.items():
+                if key in settings.model_fields_set:
+                    source = source or f"ftp_server.{key}"
+                    raise ValueError(f"{section}.{key} cannot be set: it is taken from {source}")
         return self
 
     @model_validator(mode="after")
@@ -155,7 +179,30 @@ class AppConfig(StrictModel):
                 raise ValueError(
                     f"cameras.{name}: there is no FTP user {name!r} in ftp_server.users"
                 )
+        # A sender address or serial number must name one camera only.
+        owners: dict[tuple[str, str], str] = {}
+        for name, camera in self.cameras.items():
+            values = [("smtp_from", address.lower()) for address in camera.smtp_from or ()]
+            values += [("serial_id", camera.serial_id)] if camera.serial_id else []
+            for key, value in values:
+                other = owners.setdefault((key, value), name)
+                if other != name:
+                    raise ValueError(f"cameras.{name}.{key}: {value} is camera {other}'s already")
         return self
+
+    @property
+    def smtp_senders(self) -> dict[str, str]:
+        """Sender address (lower case) → camera, for cameras that e-mail without logging in."""
+        return {
+            address.lower(): name
+            for name, camera in self.cameras.items()
+            for address in camera.smtp_from or ()
+        }
+
+    @property
+    def serial_ids(self) -> dict[str, str]:
+        """XMeye serial number → camera."""
+        return {c.serial_id: name for name, c in self.cameras.items() if c.serial_id}
 
     @property
     def camera_names(self) -> list[str]:
@@ -241,6 +288,7 @@ class AppConfig(StrictModel):
                 "cameras": tuple(self.camera_names),
                 "sensor_labels": self.sensor_labels,
                 "dashboard_url": self.web.public_url if self.web.enabled else None,
+                "camera_motion": self.alarm_server.enabled,
             }
         )
         # Already checked when the config was loaded: no second round of Apprise look-ups.
@@ -254,15 +302,32 @@ class AppConfig(StrictModel):
         return () if self.new_labels_only else tuple(self.labels)
 
     def source_settings(self) -> dict[str, BaseModel]:
-        """Each enabled ingest source's settings by kind; the FTP users are every source's
-        cameras, and their files are kept under ftp_server.root_dir until analysed."""
+        """Each enabled upload source's settings by kind: the FTP users are every source's
+        camera identities, their files are kept under ftp_server.root_dir until analysed, and
+        self-signed certificates are made in data_dir/tls."""
         ftp = self.ftp_server
-        tls = ftp.tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
-        sources: dict[str, BaseModel] = {"ftp": ftp.model_copy(update={"tls": tls})}
+        sources: dict[str, BaseModel] = {"ftp": ftp.model_copy(update={"tls": self._tls(ftp.tls)})}
+        identities = {"users": ftp.users, "root_dir": ftp.root_dir}
         if self.http_ingest.enabled:
-            identities = {"users": ftp.users, "root_dir": ftp.root_dir}
             sources["http"] = self.http_ingest.model_copy(update=identities)
+        if self.smtp_server.enabled:
+            sources["smtp"] = self.smtp_server.model_copy(
+                update={
+                    **identities,
+                    "senders": self.smtp_senders,
+                    "tls": self._tls(self.smtp_server.tls),
+                }
+            )
         return sources
+
+    def _tls(self, tls: TlsConfig) -> TlsConfig:
+        return tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
+
+    def event_source_settings(self) -> dict[str, BaseModel]:
+        """Each enabled camera-event source's settings by kind."""
+        if not self.alarm_server.enabled:
+            return {}
+        return {"alarm": self.alarm_server.model_copy(update={"serial_ids": self.serial_ids})}
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
@@ -385,7 +450,7 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
         return p if p.is_absolute() else base / p
 
     log_file = config.log_configuration_file
-    ftp = config.ftp_server
+    ftp, smtp = config.ftp_server, config.smtp_server
     return config.model_copy(
         update={
             "data_dir": resolved(config.data_dir),
@@ -393,6 +458,7 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
             "ftp_server": ftp.model_copy(
                 update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
             ),
+            "smtp_server": smtp.model_copy(update={"tls": _resolved_tls(smtp.tls, base)}),
         }
     )
 

@@ -23,6 +23,7 @@ from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import decide, describe_labels, filter_labels, matching_sensors
+from ipcam_analysis.rules.bursts import already_alerted, burst_turn
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
@@ -46,6 +47,8 @@ from ipcam_analysis.values import (
 )
 
 log = logging.getLogger(__name__)
+
+BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other frames looks again
 
 
 @dataclass
@@ -126,10 +129,10 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
-        if item.decision is not None:  # decided by an earlier attempt; only notifying is left
+        if item.decision is not None:  # decided by an earlier attempt; only alerting is left
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
-            return self._notify(progress)
+            return self._alert(progress)
         return self._decide(progress)
 
     def _detect(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str | None:
@@ -200,7 +203,37 @@ class Pipeline:
             log.info("Alert for %s suppressed: %s", camera.name, "; ".join(progress.filtered))
             self._errors.clear(camera.name)
             return self._finish(progress, SUPPRESSED, "; ".join(progress.filtered))
+        return self._alert(progress)
+
+    def _alert(self, progress: _Progress) -> str:
+        """Notify the decided alert; a frame of a burst first waits for its turn."""
+        if progress.item.upload.burst_id:
+            return self._burst_turn(progress) or self._notify(progress)
         return self._notify(progress)
+
+    def _burst_turn(self, progress: _Progress) -> str | None:
+        """An alerting frame of a burst waits until the burst's other frames are decided; only
+        the strongest alerts. None when this frame is the one to alert."""
+        item, decision = progress.item, progress.decision
+        upload = item.upload
+        assert decision is not None and upload.burst_id is not None
+        strength = max(match.label.confidence for match in decision.matched)
+        self._memory.remember_burst_frame(upload.burst_id, item.id, strength, replace=True)
+        # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
+        strengths, first_decided = self._memory.burst_strengths(upload.burst_id)
+        turn = burst_turn(item.id, strengths, upload.burst_size, time.time() - first_decided)
+        if turn.wait:
+            why = "waiting for the other pictures of the same e-mail"
+            self._queue.hold(item.id, why, BURST_POLL_SECONDS)
+            return RETRY
+        if turn.alert:
+            alerted = self._memory.claim_burst_alert(upload.burst_id, item.id)
+            if alerted == item.id:
+                return None
+            turn = already_alerted(alerted)
+        log.info("Alert for %s suppressed: %s", upload.camera, turn.reason)
+        progress.decision = replace(decision, alert=False)
+        return self._finish(progress, SUPPRESSED, turn.reason)
 
     def _detected(self, item: QueuedItem, detection: Detection) -> None:
         self._metrics.detector_answered(
@@ -274,6 +307,8 @@ class Pipeline:
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
         """Record the event, close the queue item, and remove the upload if configured."""
         item = progress.item
+        if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
+            self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
         self._store.record(
             EventRecord(
                 item_id=item.id,

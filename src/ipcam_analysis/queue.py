@@ -101,7 +101,8 @@ class UploadQueue:
         with self._depth_lock:
             cursor = self._db.execute(
                 "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
-                " home, remove_when_done) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " home, remove_when_done, note, burst_id, burst_size)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     upload.camera,
                     str(upload.path),
@@ -111,6 +112,9 @@ class UploadQueue:
                     upload.source,
                     None if upload.home is None else str(upload.home),
                     upload.remove_when_done,
+                    upload.note,
+                    upload.burst_id,
+                    upload.burst_size,
                 ),
             )
             self._recent_depth += 1
@@ -156,6 +160,9 @@ class UploadQueue:
                 source=row["source"],
                 remove_when_done=bool(row["remove_when_done"]),
                 home=None if row["home"] is None else Path(row["home"]),
+                note=row["note"],
+                burst_id=row["burst_id"],
+                burst_size=row["burst_size"],
             ),
             attempts=row["attempts"],
             detection=detection_from_dict(json.loads(detection)) if detection else None,
@@ -209,6 +216,13 @@ class UploadQueue:
             "UPDATE uploads SET state = 'pending', attempts = attempts + 1, last_error = ?,"
             " next_attempt_at = ? WHERE id = ?",
             (error, time.time() + delay_seconds, item_id),
+        )
+
+    def hold(self, item_id: int, why: str, delay_seconds: float) -> None:
+        """Back to the queue for a while without counting an attempt: it waits for others."""
+        self._db.execute(
+            "UPDATE uploads SET state = 'pending', last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (why, time.time() + delay_seconds, item_id),
         )
 
     def unfinished_paths(self) -> set[str]:

@@ -29,6 +29,27 @@ class Upload:
     # The file is deleted once analysed, with each folder it leaves empty below `home`.
     remove_when_done: bool = False
     home: Path | None = None
+    # What came with the picture: an e-mail's subject and text (Dahua and Hikvision name the
+    # event and channel there), what the camera reported through its alarm channel.
+    note: str = ""
+    # Pictures sent together (one e-mail): each is analysed, the burst alerts at most once.
+    burst_id: str | None = None
+    burst_size: int = 1
+
+
+@dataclass(frozen=True)
+class CameraEvent:
+    """Something a camera reported itself (an XMeye alarm such as HumanDetect); not an upload."""
+
+    camera: str  # "" when the source could not tell which camera it is
+    remote_ip: str
+    received_at: datetime  # local, timezone-aware
+    event: str  # HumanDetect, MotionDetect, VideoLoss...
+    status: str = ""  # Start, Stop
+    channel: int | None = None
+    serial_id: str = ""
+    camera_time: str = ""  # the camera's own clock, as it wrote it
+    details: str = ""  # the camera's whole message, as JSON text
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Where uploads come in: one file per source, each "camera bytes in, Upload out".
 
-SOURCES is the whole registry. A source is built from its own settings, the function that
+SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
+(alarms) instead. A source is built from its own settings, the function that
 queues an upload (it returns only once the queue row is committed), the shared admission check
 (back-pressure, free space) and login throttle. Adding a source is a new file and one line here.
 """
@@ -14,10 +15,12 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.alarm import AlarmIngest, AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.values import Upload
+from ipcam_analysis.values import CameraEvent, Upload
 
 
 class Source(Protocol):
@@ -51,6 +54,35 @@ class SourcePlugin:
 SOURCES: dict[str, SourcePlugin] = {
     "ftp": SourcePlugin(FtpServerConfig, FtpIngest),  # type: ignore[arg-type]
     "http": SourcePlugin(HttpIngestConfig, HttpIngest),  # type: ignore[arg-type]
+    "smtp": SourcePlugin(SmtpServerConfig, SmtpIngest),  # type: ignore[arg-type]
 }
 
-__all__ = ["SOURCES", "LoginThrottle", "Source", "SourcePlugin", "UploadAdmission"]
+
+class EventSourceFactory(Protocol):
+    """A source of what cameras report themselves rather than pictures: `on_camera_event`
+    records one and returns whether it knew the camera."""
+
+    def __call__(
+        self, settings: BaseModel, on_camera_event: Callable[[CameraEvent], bool]
+    ) -> Source: ...
+
+
+@dataclass(frozen=True)
+class EventSourcePlugin:
+    settings: type[BaseModel]
+    implementation: EventSourceFactory
+
+
+EVENT_SOURCES: dict[str, EventSourcePlugin] = {
+    "alarm": EventSourcePlugin(AlarmServerConfig, AlarmIngest),  # type: ignore[arg-type]
+}
+
+__all__ = [
+    "EVENT_SOURCES",
+    "SOURCES",
+    "EventSourcePlugin",
+    "LoginThrottle",
+    "Source",
+    "SourcePlugin",
+    "UploadAdmission",
+]

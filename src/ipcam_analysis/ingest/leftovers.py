@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from ipcam_analysis.ingest.mail import SMTP_FOLDER
 from ipcam_analysis.values import Upload
 
 
@@ -20,12 +21,13 @@ def find_leftovers(
         for path in sorted(home.rglob("*")) if home.is_dir() else ():
             if path.is_file() and str(path) not in queued_paths:
                 received = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+                name = path.relative_to(home)
                 yield Upload(
                     camera,
                     path,
                     received,
-                    original_name=path.relative_to(home).as_posix(),
-                    source=source,
+                    original_name=name.as_posix(),
+                    source="smtp" if name.parts[0] == SMTP_FOLDER else source,
                     remove_when_done=True,
                     home=home,
                 )

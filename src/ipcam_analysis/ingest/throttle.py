@@ -1,10 +1,14 @@
-"""Slows password guessing: each failed login from an address waits longer to be answered."""
+"""Abuse limits shared by the sources: slower answers to failed logins, sessions per address."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+
+MAX_SESSIONS = 256
+MAX_SESSIONS_PER_IP = 20
 
 
 class LoginThrottle:
@@ -47,3 +51,28 @@ class LoginThrottle:
     def failures(self, ip: str) -> int:
         """Failed logins in a row from ip that are still remembered."""
         return self._failures.get(ip, (0, 0.0))[0]
+
+
+class SessionCount:
+    """Open sessions per address and in all, to refuse a flood (SMTP 421, alarms dropped)."""
+
+    def __init__(self) -> None:
+        self._by_ip: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()  # in a row, per address
+
+    def admit(self, ip: str) -> bool:
+        if self._by_ip[ip] >= MAX_SESSIONS_PER_IP or self._by_ip.total() >= MAX_SESSIONS:
+            self._refused[ip] += 1
+            return False
+        self._by_ip[ip] += 1
+        self._refused.pop(ip, None)
+        return True
+
+    def refused_in_a_row(self, ip: str) -> int:
+        """Sessions refused from ip since it was last admitted: log the first, not the flood."""
+        return self._refused[ip]
+
+    def release(self, ip: str) -> None:
+        self._by_ip[ip] -= 1
+        if self._by_ip[ip] <= 0:
+            del self._by_ip[ip]

@@ -15,7 +15,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis import __version__
-from ipcam_analysis.values import Alert, NotifyOutcome
+from ipcam_analysis.values import Alert, CameraEvent, NotifyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ QOS = 1  # at least once: the broker's acknowledgement is how a send knows it go
 KEEPALIVE_SECONDS = 60
 RECONNECT_DELAY_SECONDS = (1, 30)  # paho's backoff between reconnection attempts
 ORIGIN = {"name": "ipcam-analysis", "sw_version": __version__}
+CAMERA_MOTION = "camera_motion"  # the sensor a camera's own alarms (XMeye HumanDetect) turn on
 
 # Topic levels and Home Assistant ids allow only these characters.
 _UNSAFE_IN_TOPIC = re.compile(r"[^A-Za-z0-9_-]+")
@@ -47,6 +48,7 @@ class MqttConfig(BaseModel):
     cameras: tuple[str, ...] = ()
     sensor_labels: tuple[str, ...] = ()
     dashboard_url: str | None = None
+    camera_motion: bool = False  # a "Camera motion" sensor per camera (the alarm server is on)
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -168,6 +170,35 @@ class MqttNotifier:
             )
         return NotifyOutcome(self.name, ok=True, detail=f"published to {self._where}")
 
+    def publish_camera_event(self, event: CameraEvent) -> NotifyOutcome:
+        """What a camera reported itself (an XMeye alarm): the event as JSON on
+        `<prefix>/<camera>/camera_event`, and its "Camera motion" sensor ON for alert_seconds
+        (a "Stop" only lets that time run out)."""
+        if not self._connected.is_set():
+            log.warning("Camera event from %s not published: not connected", event.camera)
+            return self._failure(f"not connected to the MQTT broker {self._where}")
+        payload = {
+            "camera": event.camera,
+            "time": event.received_at.isoformat(),
+            "event": event.event,
+            "status": event.status,
+            "channel": event.channel,
+            "serial_id": event.serial_id,
+            "camera_time": event.camera_time,
+        }
+        deadline = time.monotonic() + self._settings.timeout_seconds
+        messages = [
+            self._publish(
+                self.camera_topic(event.camera, "camera_event"), json.dumps(payload), False
+            )
+        ]
+        if event.status.lower() != "stop":
+            messages += self._turn_on([self._motion_topic(event.camera)])
+        if not all(_acknowledged(message, deadline) for message in messages):
+            log.warning("Camera event from %s not acknowledged by %s", event.camera, self._where)
+            return self._failure(f"the MQTT broker {self._where} did not acknowledge it")
+        return NotifyOutcome(self.name, ok=True, detail=f"published to {self._where}")
+
     def event_json(self, alert: Alert) -> str:
         """The event: camera, time, labels with their confidences and boxes, and links."""
         event_url = None
@@ -228,6 +259,9 @@ class MqttNotifier:
                     },
                 ),
             }
+            if self._settings.camera_motion:
+                motion = {"state_topic": self._motion_topic(camera), "device_class": "motion"}
+                entities[CAMERA_MOTION] = ("binary_sensor", "Camera motion", motion)
             for label in self._sensor_labels:
                 state = self.label_state_topic(camera, label)
                 entities[f"label_{topic_part(label).lower()}"] = (
@@ -245,6 +279,9 @@ class MqttNotifier:
                     **fields,
                 }
         return configs
+
+    def _motion_topic(self, camera: str) -> str:
+        return self.camera_topic(camera, CAMERA_MOTION)
 
     @staticmethod
     def _sensor(state_topic: str) -> dict[str, str]:
@@ -298,6 +335,7 @@ class MqttNotifier:
             active = set(self._off_timers)
         for camera in self._cameras:
             states = [self.camera_topic(camera, "alert")]
+            states += [self._motion_topic(camera)] if self._settings.camera_motion else []
             states += [self.label_state_topic(camera, label) for label in self._sensor_labels]
             for topic in states:
                 self._publish(topic, ON if topic in active else OFF)

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,49 @@ MIGRATIONS: list[str] = [
     ALTER TABLE uploads ADD COLUMN claimed_by TEXT;
     ALTER TABLE camera_frames ADD COLUMN item_id INTEGER;
     """,
+    # E-mailed snapshots: the message's text, and the pictures that came in one message.
+    """
+    ALTER TABLE uploads ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE uploads ADD COLUMN burst_id TEXT;
+    ALTER TABLE uploads ADD COLUMN burst_size INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN burst_id TEXT;
+    ALTER TABLE events ADD COLUMN burst_size INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX events_burst ON events (burst_id, id) WHERE burst_id IS NOT NULL;
+    CREATE TABLE burst_frames (
+        burst_id TEXT NOT NULL,
+        item_id INTEGER NOT NULL,
+        strength REAL NOT NULL,
+        decided_at REAL NOT NULL,
+        alerted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (burst_id, item_id)
+    );
+    """,
+    # What cameras report themselves (XMeye alarms), and where each camera was last seen.
+    """
+    CREATE TABLE camera_events (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        remote_ip TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        channel INTEGER,
+        serial_id TEXT NOT NULL,
+        camera_time TEXT NOT NULL,
+        details TEXT NOT NULL,
+        attached INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX camera_events_camera ON camera_events (camera, id);
+    CREATE INDEX camera_events_received ON camera_events (received_at);
+    ALTER TABLE cameras ADD COLUMN last_remote_ip TEXT;
+    """,
 ]
+
+
+def local_iso(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 in the server's time zone, as the API and pages show it."""
+    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat()
 
 
 class Database:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ipcam_analysis.imaging import encode_jpeg, thumbnail
-from ipcam_analysis.store.database import Database
+from ipcam_analysis.store.camera_events import CameraEventStore
+from ipcam_analysis.store.database import Database, local_iso
 from ipcam_analysis.store.retention import HistoryConfig, Retention
 from ipcam_analysis.values import (
     ALERT,
@@ -54,6 +55,7 @@ class EventFilter:
     camera: str | None = None
     label: str | None = None
     outcome: str | None = None
+    burst: str | None = None  # the pictures of one e-mail
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
     before_id: int | None = None  # paging: events older than this one
@@ -72,7 +74,11 @@ class EventFilter:
             source, order = "event_labels l JOIN events e ON e.id = l.event_id", "l.event_id"
             clauses.append("l.name = ?")
             params.append(self.label)
-        for column, value in (("camera", self.camera), ("outcome", self.outcome)):
+        for column, value in (
+            ("camera", self.camera),
+            ("outcome", self.outcome),
+            ("burst_id", self.burst),
+        ):
             if value:
                 clauses.append(f"e.{column} = ?")
                 params.append(value)
@@ -97,6 +103,7 @@ class EventStore:
         self._db = database
         self.snapshot_dir = data_dir / "snapshots"
         self._retention = Retention(database, self.snapshot_dir, history)
+        self.camera_events = CameraEventStore(database, history.keep_days)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -115,8 +122,8 @@ class EventStore:
             conn.execute(
                 "INSERT OR REPLACE INTO events (id, camera, received_at, original_name, file_size,"
                 " width, height, outcome, reason, detector, detector_ms, cloud_calls, labels,"
-                " triggered, notifications, snapshot, thumbnail, snapshot_bytes, source)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " triggered, notifications, snapshot, thumbnail, snapshot_bytes, source, note, burst_id,"
+                " burst_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.item_id,
                     upload.camera,
@@ -137,6 +144,9 @@ class EventStore:
                     files[1] if files else None,
                     files[2] if files else 0,
                     upload.source,
+                    upload.note,
+                    upload.burst_id,
+                    upload.burst_size,
                 ),
             )
             # One row per label name (the label filter joins on it): a name a detector reports
@@ -162,6 +172,11 @@ class EventStore:
             " ON CONFLICT (name) DO UPDATE SET last_upload = MAX(COALESCE(last_upload, 0), ?)",
             (camera, received, received),
         )
+        if record.upload.remote_ip:  # where its alarms come from too (see camera_events)
+            conn.execute(
+                "UPDATE cameras SET last_remote_ip = ? WHERE name = ? AND last_upload <= ?",
+                (record.upload.remote_ip, camera, received),
+            )
         if record.outcome == ALERT:
             conn.execute("UPDATE cameras SET last_alert = ? WHERE name = ?", (received, camera))
         if record.outcome == ERROR:
@@ -297,11 +312,6 @@ def _outcome_dict(outcome: NotifyOutcome) -> dict[str, Any]:
     return {"notifier": outcome.notifier, "ok": outcome.ok, "detail": outcome.detail}
 
 
-def local_iso(epoch: float | None) -> str | None:
-    """An epoch time as ISO 8601 in the server's time zone, as the API and pages show it."""
-    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat()
-
-
 def _event_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -321,4 +331,7 @@ def _event_dict(row: Any) -> dict[str, Any]:
         "triggered": json.loads(row["triggered"]),
         "notifications": json.loads(row["notifications"]),
         "has_snapshot": bool(row["snapshot"]),
+        "note": row["note"],
+        "burst_id": row["burst_id"],
+        "burst_size": row["burst_size"],
     }

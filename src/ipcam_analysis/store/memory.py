@@ -91,6 +91,43 @@ class FilterMemory:
                 [(camera, match.label.name, now) for match in matched],
             )
 
+    # --- bursts (the pictures of one e-mail) ---------------------------------------------
+
+    def remember_burst_frame(
+        self, burst_id: str, item_id: int, strength: float, *, replace: bool
+    ) -> None:
+        """A frame's strength (its best matched confidence, 0 when it does not alert);
+        `replace=False` keeps a strength recorded before. When it was first decided stays."""
+        update = "UPDATE SET strength = excluded.strength" if replace else "NOTHING"
+        self._db.execute(
+            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at) VALUES (?, ?, ?, ?)"
+            f" ON CONFLICT (burst_id, item_id) DO {update}",
+            (burst_id, item_id, strength, time.time()),
+        )
+
+    def burst_strengths(self, burst_id: str) -> tuple[dict[int, float], float]:
+        """The decided frames' strengths by item id, and when the first was decided."""
+        rows = self._db.query(
+            "SELECT item_id, strength, decided_at FROM burst_frames WHERE burst_id = ?",
+            (burst_id,),
+        )
+        first = min((row[2] for row in rows), default=time.time())
+        return {row[0]: row[1] for row in rows}, first
+
+    def claim_burst_alert(self, burst_id: str, item_id: int) -> int:
+        """The frame that alerts for the burst: this one, unless another claimed it first."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT item_id FROM burst_frames WHERE burst_id = ? AND alerted = 1", (burst_id,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            conn.execute(
+                "UPDATE burst_frames SET alerted = 1 WHERE burst_id = ? AND item_id = ?",
+                (burst_id, item_id),
+            )
+        return item_id
+
     # --- cloud budget --------------------------------------------------------------------
 
     def cloud_calls(self, period: str, camera: str | None = None) -> int:

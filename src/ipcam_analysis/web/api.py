@@ -10,7 +10,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ipcam_analysis.web.context import context_of
-from ipcam_analysis.web.params import BadRequest, days_parameter, event_filter
+from ipcam_analysis.web.params import (
+    BadRequest,
+    camera_event_filter,
+    days_parameter,
+    event_filter,
+)
 from ipcam_analysis.web.summaries import SILENT_AFTER_SECONDS
 
 
@@ -31,6 +36,16 @@ def get_event(request: Request) -> Response:
     if event is None:
         return _error(404, "no such event")
     return JSONResponse(_with_links(event))
+
+
+def list_camera_events(request: Request) -> Response:
+    """What cameras reported themselves (XMeye alarms), newest first."""
+    try:
+        camera, before_id, limit = camera_event_filter(request.query_params)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    events = context_of(request).store.camera_events.recent(camera, before_id, limit)
+    return JSONResponse({"camera_events": events})
 
 
 def list_cameras(request: Request) -> Response:
@@ -75,6 +90,7 @@ routes = [
     Route("/api/events", list_events),
     Route("/api/events/{event_id:int}", get_event),
     Route("/api/cameras", list_cameras),
+    Route("/api/camera_events", list_camera_events),
     Route("/api/usage", get_usage),
     Route("/healthz", healthz),
     Route("/metrics", metrics),

@@ -24,6 +24,7 @@ from ipcam_analysis.web.summaries import (
 
 # Each label's boxes get one of these colours (classes in style.css), in label order.
 BOX_COLOURS = 8
+CAMERA_EVENTS_SHOWN = 20
 
 
 def _clock(iso: str | None) -> str:
@@ -93,6 +94,7 @@ def cameras_page(request: Request) -> Response:
         title="Cameras",
         cameras=context_of(request).cameras(),
         silent_after=describe_duration(SILENT_AFTER_SECONDS),
+        camera_events=context_of(request).store.camera_events.recent(limit=CAMERA_EVENTS_SHOWN),
     )
 
 

@@ -42,7 +42,7 @@ class BadRequest(ValueError):
 
 
 def event_filter(params: Mapping[str, str]) -> EventFilter:
-    """camera, label, outcome, since, until (dates or ISO times), before_id, limit."""
+    """camera, label, outcome, burst, since, until (dates or ISO times), before_id, limit."""
     outcome = _text(params, "outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -50,6 +50,7 @@ def event_filter(params: Mapping[str, str]) -> EventFilter:
         camera=_text(params, "camera"),
         label=_text(params, "label"),
         outcome=outcome,
+        burst=_text(params, "burst"),
         since=_moment(params, "since", end_of_day=False),
         until=_moment(params, "until", end_of_day=True),
         before_id=_integer(params, "before_id", 1, 2**63 - 1),
@@ -96,3 +97,12 @@ def _moment(params: Mapping[str, str], name: str, *, end_of_day: bool) -> float 
         ) from None
     # A time without an offset is the server's local time, like the times the pages show.
     return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def camera_event_filter(params: Mapping[str, str]) -> tuple[str | None, int | None, int]:
+    """camera, before_id and limit of `GET /api/camera_events`."""
+    return (
+        _text(params, "camera"),
+        _integer(params, "before_id", 1, 2**63 - 1),
+        _integer(params, "limit", 1, MAX_LIMIT) or PAGE_SIZE,
+    )

@@ -1,0 +1,100 @@
+"""What cameras report themselves (XMeye alarms): recorded, listed, and noted on the next upload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipcam_analysis.store.database import Database, local_iso
+from ipcam_analysis.values import CameraEvent
+
+NOTE_WITHIN_SECONDS = 30.0  # a camera event is noted on the camera's next upload within this
+
+
+class CameraEventStore:
+    """The camera_events table; old rows go with the event history's keep_days."""
+
+    def __init__(self, database: Database, keep_days: float) -> None:
+        self._db = database
+        self._keep_seconds = keep_days * 86400
+
+    def record(self, event: CameraEvent) -> int:
+        """Store one camera event (its camera already known); returns its id."""
+        received = event.received_at.timestamp()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM camera_events WHERE received_at < ?", (received - self._keep_seconds,)
+            )
+            cursor = conn.execute(
+                "INSERT INTO camera_events (camera, remote_ip, received_at, event, status, channel,"
+                " serial_id, camera_time, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.camera,
+                    event.remote_ip,
+                    received,
+                    event.event,
+                    event.status,
+                    event.channel,
+                    event.serial_id,
+                    event.camera_time,
+                    event.details,
+                ),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def camera_at_address(self, remote_ip: str) -> str | None:
+        """The camera whose latest upload came from this address, if any."""
+        rows = self._db.query(
+            "SELECT name FROM cameras WHERE last_remote_ip = ? ORDER BY last_upload DESC LIMIT 1",
+            (remote_ip,),
+        )
+        return rows[0][0] if rows else None
+
+    def take_recent(self, camera: str, now: float) -> str:
+        """ "camera reported X" for the camera's events of the last NOTE_WITHIN_SECONDS not yet
+        noted on an upload, now marked as noted; "" when there is none."""
+        rows = self._db.query(
+            "SELECT id, event, status FROM camera_events WHERE camera = ? AND received_at >= ?"
+            " AND attached = 0 ORDER BY id",
+            (camera, now - NOTE_WITHIN_SECONDS),
+        )
+        if not rows:
+            return ""
+        marks = ",".join("?" * len(rows))
+        self._db.execute(
+            f"UPDATE camera_events SET attached = 1 WHERE id IN ({marks})",
+            tuple(row["id"] for row in rows),
+        )
+        reported = dict.fromkeys(row["event"] for row in rows)
+        return f"camera reported {', '.join(reported)}"
+
+    def recent(
+        self, camera: str | None = None, before_id: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, for the dashboard and `GET /api/camera_events`."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if camera:
+            clauses.append("camera = ?")
+            params.append(camera)
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._db.query(
+            f"SELECT * FROM camera_events{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [
+            {
+                "id": row["id"],
+                "camera": row["camera"],
+                "remote_ip": row["remote_ip"],
+                "received_at": local_iso(row["received_at"]),
+                "event": row["event"],
+                "status": row["status"],
+                "channel": row["channel"],
+                "serial_id": row["serial_id"],
+                "camera_time": row["camera_time"],
+                "noted_on_upload": bool(row["attached"]),
+            }
+            for row in rows
+        ]
