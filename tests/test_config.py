@@ -176,7 +176,8 @@ def test_sources_are_off_by_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("smtp_server: {enabled: true, tls: {mode: required}}", "smtp_server.tls"),
+        ("smtp_server: {tls: {keyfile: key.pem}}", "smtp_server.tls: keyfile is set"),
+        ("smtp_server: {users: {cam01: pw}}", "smtp_server.users cannot be set"),
         ("smtp_server: {max_message_mb: 0}", "smtp_server.max_message_mb"),
         ("alarm_server: {port: 70000}", "alarm_server.port"),
         ("cameras: {cam01: {smtp_from: not-an-address}}", "not an e-mail address"),
