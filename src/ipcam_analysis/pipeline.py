@@ -23,7 +23,14 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
-from ipcam_analysis.rules import decide, describe_labels, filter_labels, matching_sensors
+from ipcam_analysis.rules import (
+    decide,
+    describe_labels,
+    filter_labels,
+    matching_sensors,
+    merge_same_objects,
+    needed_confidence,
+)
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
@@ -197,6 +204,17 @@ class Pipeline:
         """Filters, then the rule, then the memories (stationary objects, cooldown)."""
         camera, detection = progress.camera, progress.detection
         assert detection is not None
+        # One object, one name, in what is decided, sent and recorded alike.
+        detection = replace(
+            detection,
+            labels=merge_same_objects(
+                detection.labels,
+                lambda label: needed_confidence(
+                    label, camera.filters, camera.min_confidence_percent
+                ),
+            ),
+        )
+        progress.detection = detection
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
