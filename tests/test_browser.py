@@ -162,10 +162,9 @@ def test_dashboard_in_a_real_browser(
     expect(cameras).to_have_count(3)
     expect(cameras.first).to_contain_text("2 uploads today")
     expect(cameras.first).to_contain_text("1 alert today")
-    expect(cameras.last.locator(".warning")).to_have_text("Silent for 3 days")
-    assert cameras.last.locator(".warning").evaluate("e => getComputedStyle(e).color") == (
-        "rgb(185, 28, 28)"  # red
-    )
+    # Three days quiet, but the service started a moment ago: not blamed on the camera yet.
+    expect(cameras.last).to_contain_text("Last seen 3 days ago")
+    expect(cameras.last.locator(".warning")).to_have_count(0)
     page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth)")
     screenshot(page, "cameras")
 

@@ -15,15 +15,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from ipcam_analysis.web.context import context_of
+from ipcam_analysis.web.overlay import overlay_layers
 from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
 from ipcam_analysis.web.summaries import (
     SILENT_AFTER_SECONDS,
     bar_chart,
     describe_duration,
 )
-
-# Each label's boxes get one of these colours (classes in style.css), in label order.
-BOX_COLOURS = 8
 
 
 def _clock(iso: str | None) -> str:
@@ -70,11 +68,7 @@ def event_page(request: Request) -> Response:
     event = context_of(request).store.event(request.path_params["event_id"])
     if event is None:
         raise HTTPException(404, "No such event: it may have been removed by retention.")
-    located = [label for label in event["labels"] if label["instances"]]
-    layers = [
-        {**label, "colour": index % BOX_COLOURS, "triggered": label["name"] in event["triggered"]}
-        for index, label in enumerate(located)
-    ]
+    layers = overlay_layers(event)
     return render(
         request,
         "event.html",
