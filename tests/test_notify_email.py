@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage, MIMEPart
 
@@ -25,6 +28,7 @@ from ipcam_analysis.notify.ses import SesTransport, envelope_sender
 from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
 from ipcam_analysis.values import Alert, MatchedLabel
 from tests.support.aws import REGION, Moto
+from tests.support.service import DATA
 from tests.support.smtp import (
     HOST,
     REFUSED_FOR_NOW,
@@ -37,6 +41,7 @@ from tests.test_annotate import (
     HORSE_BOX,
     PERSON_BOX,
     PERSON_PHOTO,
+    detected,
     matched,
     yellow_share_on_edges,
 )
@@ -132,9 +137,11 @@ def text_of(message: MIMEPart) -> str:
     return body.get_content()
 
 
-def attachment_of(message: MIMEPart) -> MIMEPart:
-    (attachment,) = list(message.iter_attachments())
-    return attachment
+def picture_of(message: MIMEPart) -> MIMEPart:
+    """The message's only image part (a mail client lists it as the one file to save)."""
+    (picture,) = [part for part in message.walk() if part.get_content_maintype() == "image"]
+    assert list(message.iter_attachments()) == [picture]
+    return picture
 
 
 def test_headers_show_sender_name_recipients_and_a_plain_subject(alert_email: EmailMessage) -> None:
@@ -147,22 +154,21 @@ def test_headers_show_sender_name_recipients_and_a_plain_subject(alert_email: Em
     assert alert_email["Subject"] == "⚡ front-gate: Person, Horse at 21:58:03"
 
 
-def test_mime_structure_is_related_html_with_text_twin_and_attachment(
+def test_mime_structure_is_related_html_with_text_twin_and_one_picture(
     alert_email: EmailMessage,
 ) -> None:
     assert parts(alert_email) == [
-        (0, "multipart/mixed"),
-        (1, "multipart/related"),
-        (2, "multipart/alternative"),
-        (3, "text/plain"),
-        (3, "text/html"),
-        (2, "image/jpeg"),
+        (0, "multipart/related"),
+        (1, "multipart/alternative"),
+        (2, "text/plain"),
+        (2, "text/html"),
         (1, "image/jpeg"),
     ]
-    related = next(alert_email.iter_parts())
-    inline = list(related.iter_parts())[1]
+    inline = list(alert_email.iter_parts())[1]
     assert inline["Content-ID"] == "<image01>"
     assert inline.get_content_disposition() == "inline"
+    # One copy, with the name a mail client saves it under.
+    assert inline.get_filename() == "front-gate_2026-11-23_21-58-03.jpg"
 
 
 def test_html_body_has_the_list_the_inline_image_and_every_token(
@@ -177,13 +183,13 @@ def test_html_body_has_the_list_the_inline_image_and_every_token(
 
 def test_text_part_reads_without_html(alert_email: EmailMessage) -> None:
     text = text_of(alert_email)
-    assert "front-gate" in text and "2026-11-23 21:58:03" in text
+    assert "front-gate" in text and "2026-11-23 at 21:58:03" in text
     assert "- Person: 99%" in text and "- Horse: 88%" in text
     assert "<" not in text
 
 
-def test_attachment_is_the_annotated_snapshot(alert_email: EmailMessage) -> None:
-    attachment = attachment_of(alert_email)
+def test_the_picture_is_the_annotated_snapshot(alert_email: EmailMessage) -> None:
+    attachment = picture_of(alert_email)
     assert attachment.get_content_type() == "image/jpeg"
     assert attachment.get_filename() == "front-gate_2026-11-23_21-58-03.jpg"
 
@@ -193,6 +199,99 @@ def test_attachment_is_the_annotated_snapshot(alert_email: EmailMessage) -> None
     assert yellow_share_on_edges(image, PERSON_BOX) > 0.9
     assert yellow_share_on_edges(image, HORSE_BOX) > 0.9
     assert yellow_share_on_edges(image, DOG_BOX) < 0.05  # detected, but not matched
+
+
+ORIGINAL_MESSAGE_HTML = "<p>List of objects:</p>$list<p>$image</p>"  # the seed config's
+
+
+def test_the_original_programs_template_renders_as_before() -> None:
+    settings = email_settings("ses", message_html=ORIGINAL_MESSAGE_HTML)
+    html = html_of(build_alert_email(make_alert(), settings))
+    assert html.rstrip() == (
+        "<html><body><p>List of objects:</p>"
+        "<ul><li><b>Person</b>: 99%</li><li><b>Horse</b>: 88%</li></ul>"
+        '<p><img src="cid:image01" width="320" height="212" alt="snapshot"/></p>'
+        "</body></html>"
+    )
+
+
+def vtest_alert(objects: int | None = None) -> Alert:
+    """A real crowded scene as the local detector saw it (tests/data/local_detections.json),
+    merged and drawn as the pipeline does; `objects` keeps only the most confident few."""
+    found = detected("opencv_vtest_f0150.jpg")
+    if objects is not None:
+        first = found[0].label
+        found = [MatchedLabel(replace(first, instances=first.instances[:objects]), "Person")]
+    annotated = draw_boxes(Image.open(DATA / "opencv_vtest_f0150.jpg"), found)
+    return Alert(
+        "cam01", RECEIVED_AT, tuple(found), encode_jpeg(annotated), annotated.size, "150.jpg", 42
+    )
+
+
+def test_the_default_email_tells_camera_time_and_each_object_in_html() -> None:
+    settings = email_settings("ses", message_html=None)
+    alert = vtest_alert()
+    message = build_alert_email(alert, settings)
+    html = html_of(message)
+
+    assert "Camera <b>cam01</b> saw 7 objects on" in html and "2026-11-23 at 21:58:03" in html
+    rows = re.findall(r"<tr><td><b>(\w+)</b></td><td>(\d+)%</td><td>([^<]*)</td></tr>", html)
+    assert [(name, int(percent)) for name, percent, _ in rows] == [
+        ("Person", 95),
+        ("Person", 86),
+        ("Car", 80),
+        ("Person", 78),
+        ("Person", 66),
+        ("Person", 53),
+        ("Truck", 44),
+    ]
+    assert rows[-1][2] == "top right; also looked like Bus 31%, Car 28%"  # the van, named once
+    (image,) = re.findall(r"<img [^>]*>", html)
+    assert 'src="cid:image01"' in image and "max-width:100%" in image and "height:auto" in image
+    assert "img.snapshot { display: block; width: 100%; max-width: 100%;" in html
+    assert "#42" in html and "150.jpg" in html and "cam01_2026-11-23_21-58-03.jpg" in html
+    text = text_of(message)
+    assert "- Truck: 44%, top right; also looked like Bus 31%, Car 28%" in text
+    assert message["Subject"] == "⚡ cam01: Person, Car, Truck at 21:58:03"
+    # One copy of the picture: the message is the picture plus base64's third and some words.
+    assert len(message.as_bytes()) < 1.45 * len(alert.annotated_jpeg)
+
+
+SPAMASSASSIN = shutil.which("spamassassin")
+
+
+def spam_score(message: EmailMessage) -> tuple[float, str]:
+    """SpamAssassin's score with local rules only (no network, no learning), and its report."""
+    if SPAMASSASSIN is None:
+        pytest.fail(
+            "spamassassin is missing: `make test` installs it (apt-get install spamassassin)"
+        )
+    report = subprocess.run(
+        [SPAMASSASSIN, "-L", "-t"],
+        input=message.as_bytes(),
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout.decode()
+    score = re.search(r"Content analysis details:\s+\((-?[\d.]+) points", report)
+    assert score, report
+    return float(score[1]), report
+
+
+@pytest.mark.parametrize("objects", [1, None])
+def test_spamassassin_scores_a_default_alert_zero_or_less(objects: int | None) -> None:
+    settings = email_settings(
+        "smtp", message_html=None, sender_name="Ipcam Analysis", smtp=smtp_config(25)
+    )
+    message = build_alert_email(vtest_alert(objects), settings)
+    score, report = spam_score(message)
+    assert score <= 0, report
+    # The original's two-copy message with its picture-only HTML, for comparison.
+    old = build_alert_email(
+        vtest_alert(objects),
+        email_settings("smtp", smtp=smtp_config(25), message_html=ORIGINAL_MESSAGE_HTML),
+    )
+    assert "HTML_IMAGE_ONLY_04" in spam_score(old)[1]
 
 
 def test_names_are_escaped_in_html_and_plain_in_subject_and_file_name(mailbox: Mailbox) -> None:
@@ -205,7 +304,7 @@ def test_names_are_escaped_in_html_and_plain_in_subject_and_file_name(mailbox: M
     assert "<li><b>Car &amp; &lt;Truck&gt;</b>: 91%</li>" in html
     assert "Car &amp; &lt;Truck&gt; on" in html  # $labels
     assert message["Subject"] == "⚡ <b>x</b>: Car & <Truck> at 21:58:03"
-    assert attachment_of(message).get_filename() == "_b_x__b__2026-11-23_21-58-03.jpg"
+    assert picture_of(message).get_filename() == "_b_x__b__2026-11-23_21-58-03.jpg"
 
 
 def test_subject_template_with_html_tokens_and_line_breaks_stays_one_plain_line() -> None:
