@@ -75,7 +75,7 @@ def test_new_labels_mode_alerts_on_unlisted_things(run_service, aws: Moto) -> No
     service.wait_idle()
     (message,) = aws.sent_emails()
     html = message.get_body(("html",)).get_content()
-    assert "<b>Car (Vehicle, Transportation)</b>: 93%" in html
+    assert "<tr><td><b>Car (Vehicle, Transportation)</b></td><td>93%</td>" in html
     assert "<b>Person</b>" not in html and "Tree" not in html
 
 

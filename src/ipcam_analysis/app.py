@@ -96,7 +96,15 @@ class Service:
         hostname = socket.gethostname()
         return ErrorReporter(
             memory,
-            (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
+            (
+                (
+                    lambda camera, cause, delivery: email.send_error(
+                        camera, cause, hostname, delivery
+                    )
+                )
+                if email
+                else None
+            ),
             email.send_notice if email else None,
         )
 

@@ -309,9 +309,14 @@ class Pipeline:
                 )
                 failures.append(f"{notifier.name}: {outcome.detail}")
         if retry_causes:
-            return self._failed(progress, "; ".join(retry_causes), transient=True)
+            return self._failed(
+                progress,
+                "; ".join(retry_causes),
+                transient=True,
+                delivery=delivery_status(progress),
+            )
         if failures:
-            self._errors.report(upload.camera, "; ".join(failures))
+            self._errors.report(upload.camera, "; ".join(failures), delivery_status(progress))
         else:
             self._errors.clear(upload.camera)
         self._metrics.alerts.labels(upload.camera).inc()
@@ -350,8 +355,12 @@ class Pipeline:
         remove_upload(item.upload)
         return outcome
 
-    def _failed(self, progress: _Progress, cause: str, *, transient: bool) -> str:
-        """Retry with backoff while it may help and the upload is not too old; else give up loudly."""
+    def _failed(
+        self, progress: _Progress, cause: str, *, transient: bool, delivery: str | None = None
+    ) -> str:
+        """Retry with backoff while it may help and the upload is not too old; else give up loudly.
+
+        `delivery` says what worked when only some channels failed (for the error e-mail)."""
         retry = self._config.retry
         item = progress.item
         attempt = item.attempts + 1
@@ -364,8 +373,21 @@ class Pipeline:
             )
             self._queue.retry_later(item.id, cause, delay)
             if attempt == retry.error_email_after_attempts:
-                self._errors.report(camera, cause)
+                self._errors.report(camera, cause, delivery)
             return RETRY
         log.error("Image processing error for %s: %s", camera, cause)
-        self._errors.report(camera, cause)
+        self._errors.report(camera, cause, delivery)
         return self._finish(progress, ERROR, cause)
+
+
+def delivery_status(progress: _Progress) -> str:
+    """`analysed (Person, Truck); email sent; apprise:tgram failed: connection refused`: what
+    worked and what did not, for an error e-mail that does not cry "failed to process"."""
+    decision = progress.decision
+    names = ", ".join(dict.fromkeys(m.display_name for m in decision.matched)) if decision else ""
+    steps = [f"analysed ({names})" if names else "analysed"]
+    steps += [
+        f"{outcome.notifier} sent" if outcome.ok else f"{outcome.notifier} failed: {outcome.detail}"
+        for outcome in progress.notifications
+    ]
+    return "; ".join(steps)

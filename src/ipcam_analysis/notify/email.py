@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_CID = "image01"  # the original's Content-ID; users' templates may name it
 ERROR_SUBJECT = "Image processing error"
+DELIVERY_SUBJECT = "Alert not delivered by every channel"
 TEST_SUBJECT = "Email test"
 
 
@@ -187,20 +188,22 @@ def _jpeg_part(encoded: str, disposition: str, **params: str) -> MIMEPart:
 
 
 def build_error_email(
-    camera: str, cause: str, settings: EmailConfig, hostname: str
+    camera: str, cause: str, settings: EmailConfig, hostname: str, delivery: str | None = None
 ) -> EmailMessage:
-    """Tells people that images from a camera cannot be processed, and why."""
-    message = _new_message(settings, ERROR_SUBJECT)
-    message.set_content(
-        f"Failed to process an image from camera {camera}.\n"
-        f"Cause: {cause}\n"
-        f"Server: {hostname}\n"
-        "Check the logs for details.\n"
-    )
-    camera, cause, hostname = (html.escape(text) for text in (camera, cause, hostname))
+    """Tells people that images from a camera cannot be processed, and why; or, with `delivery`,
+    that a picture was analysed and alerted on but some channel failed, and which."""
+    if delivery is None:
+        subject, headline = ERROR_SUBJECT, f"Failed to process an image from camera {camera}."
+        status = f"Cause: {cause}"
+    else:
+        subject = DELIVERY_SUBJECT
+        headline = f"An alert from camera {camera} did not reach every channel."
+        status = f"What happened: {delivery}. The failed channels are tried again with backoff."
+    message = _new_message(settings, subject)
+    message.set_content(f"{headline}\n{status}\nServer: {hostname}\nCheck the logs for details.\n")
+    headline, status, hostname = (html.escape(text) for text in (headline, status, hostname))
     message.add_alternative(
-        f"<html><body><p>Failed to process an image from camera <b>{camera}</b>.</p>"
-        f"<p>Cause: {cause}</p><p>Server: {hostname}</p>"
+        f"<html><body><p>{headline}</p><p>{status}</p><p>Server: {hostname}</p>"
         "<p>Check the logs for details.</p></body></html>",
         subtype="html",
     )
@@ -253,8 +256,10 @@ class EmailNotifier(NotifierBase):
     def send(self, alert: Alert) -> NotifyOutcome:
         return self._deliver(build_alert_email(alert, self._settings))
 
-    def send_error(self, camera: str, cause: str, hostname: str) -> NotifyOutcome:
-        return self._deliver(build_error_email(camera, cause, self._settings, hostname))
+    def send_error(
+        self, camera: str, cause: str, hostname: str, delivery: str | None = None
+    ) -> NotifyOutcome:
+        return self._deliver(build_error_email(camera, cause, self._settings, hostname, delivery))
 
     def send_test(self) -> NotifyOutcome:
         return self._deliver(build_test_email(self._settings))
