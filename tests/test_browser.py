@@ -145,6 +145,19 @@ def test_dashboard_in_a_real_browser(
     assert picture and drawn
     assert abs(drawn["x"] - picture["x"] - 0.30 * picture["width"]) < 4  # % of the picture
     assert abs(drawn["height"] - 0.65 * picture["height"]) < 4
+    # Every caption lies inside the picture (none spills onto the Details beside it).
+    captions = page.locator(".viewer svg text")
+    expect(captions).to_have_count(3)
+    for caption in captions.all():
+        box = caption.bounding_box()
+        assert box is not None
+        assert (
+            picture["x"] <= box["x"] and box["x"] + box["width"] <= picture["x"] + picture["width"]
+        )
+        assert (
+            picture["y"] <= box["y"]
+            and box["y"] + box["height"] <= picture["y"] + picture["height"]
+        )
     page.locator(".toggles input[data-layer='0']").uncheck()
     expect(person_box).to_be_hidden()
     expect(page.locator(".viewer svg[data-layer='1'] rect")).to_be_visible()
