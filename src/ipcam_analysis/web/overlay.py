@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ipcam_analysis.imaging import pixel_rect
-from ipcam_analysis.imaging.captions import layout_captions
+from ipcam_analysis.imaging.captions import layout_captions, leader_line
 from ipcam_analysis.values import Box
 
 # Each label's boxes get one of these colours (classes in style.css), in label order.
@@ -50,9 +50,10 @@ def overlay_layers(event: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     planned = layout_captions(rects, sizes, size, FRAME_WIDTH) if size[1] else None
     captions: dict[tuple[int, int], dict[str, Any]] = {}
-    for (_, layer, box, text), rect in zip(found, planned or (), strict=False):
+    for (_, layer, box, text), box_rect, rect in zip(found, rects, planned or (), strict=False):
         left, _, right, bottom = rect
         captions[(layer, box)] = {
+            "leader": leader_line(box_rect, rect),
             "text": text,
             "x": left + padding,
             "y": bottom - padding - round(font * 0.2),  # the baseline, above the descenders
