@@ -47,7 +47,8 @@ def main() -> None:
     common.exit_on_sigterm()
     with tempfile.TemporaryDirectory() as folder:
         figures = measure(Path(folder), args.label)
-    common.print_table(["figure", "value"], [(k, v) for k, v in figures.items() if k != "axe"])
+    shown = [(k, v) for k, v in figures.items() if k not in ("axe", "caption_layout_ms")]
+    common.print_table(["figure", "value"], shown)
     common.write_results(f"user_view-{args.label}", {"figures": figures}, args.output)
 
 
@@ -69,6 +70,7 @@ def measure(work: Path, label: str) -> dict[str, Any]:
         figures = _mail_figures(mails[0], work, label)
         figures["axe"] = _browse(service.web.url.rstrip("/"), event_id, work, label)
     sink.stop()
+    figures["caption_layout_ms"] = _layout_ms()
     figures["axe_serious_or_critical"] = sum(
         count
         for page in figures["axe"].values()
@@ -76,6 +78,36 @@ def measure(work: Path, label: str) -> dict[str, Any]:
         if impact in ("serious", "critical")
     )
     return figures
+
+
+def _layout_ms() -> dict[str, float]:
+    """Median milliseconds to place the captions of each crowded test scene (this version's
+    plan_annotation; an older version has none)."""
+    import json
+    import statistics
+    import time
+
+    from ipcam_analysis.imaging import annotate
+    from ipcam_analysis.values import MatchedLabel, detection_from_dict
+
+    if not hasattr(annotate, "plan_annotation"):
+        return {}
+    from ipcam_analysis.rules import merge_same_objects
+
+    data = ROOT / "tests" / "data"
+    found = {}
+    for name, detection in json.loads((data / "local_detections.json").read_text()).items():
+        labels = merge_same_objects(detection_from_dict(detection).labels, lambda _: 0)
+        matched = [MatchedLabel(label, label.name) for label in labels]
+        size = (768, 576)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            annotate.plan_annotation(size, matched)
+            times.append((time.perf_counter() - started) * 1000)
+        boxes = sum(len(label.instances) for label in labels)
+        found[f"{name} ({boxes} boxes)"] = round(statistics.median(times), 2)
+    return found
 
 
 def _mail_figures(raw: bytes, work: Path, label: str) -> dict[str, Any]:
