@@ -124,6 +124,8 @@ def test_dashboard_in_a_real_browser(
     expect(thumbnail).to_have_attribute("src", f"/snapshots/{newest}_thumb.jpg")
     page.wait_for_function("Array.from(document.images).every(image => image.complete)")
     assert thumbnail.evaluate("image => image.naturalWidth") > 0
+    # Scaled into its card, never cropped: a crop would cut the captions near its edges.
+    assert thumbnail.evaluate("image => getComputedStyle(image).objectFit") == "contain"
     screenshot(page, "events")
 
     # The label filter: only the picture with a dog.
