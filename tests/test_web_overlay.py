@@ -44,3 +44,27 @@ def test_captions_of_a_crowded_event_stay_inside_and_apart(
         left, top, right, bottom = caption["rect"]
         assert left <= caption["x"] and caption["x"] + caption["length"] <= right + 1
         assert top < caption["y"] <= bottom
+
+
+def test_a_picture_too_crowded_for_captions_has_none_and_keeps_its_boxes() -> None:
+    people = [
+        {
+            "box": {
+                "left": 0.02 + 0.16 * (n % 6),
+                "top": 0.02 + 0.19 * (n // 6),
+                "width": 0.14,
+                "height": 0.17,
+            },
+            "confidence": 90 - n,
+            "runner_ups": [],
+        }
+        for n in range(30)
+    ]
+    event = {
+        "labels": [{"name": "Person", "confidence": 90, "instances": people}],
+        "triggered": ["Person"],
+        "width": 320,
+        "height": 240,
+    }
+    (layer,) = overlay_layers(event)
+    assert len(layer["instances"]) == 30 and layer["captions"] == [None] * 30
