@@ -22,7 +22,7 @@ from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
-from ipcam_analysis.values import Upload
+from ipcam_analysis.values import NotifyOutcome, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 from ipcam_analysis.workers import WorkerPool
 
@@ -93,20 +93,14 @@ class Service:
     @staticmethod
     def _error_reporter(config: AppConfig, memory: FilterMemory) -> ErrorReporter:
         email = EmailNotifier.from_settings(config.email_settings())
+        if email is None:
+            return ErrorReporter(memory, None, None)
         hostname = socket.gethostname()
-        return ErrorReporter(
-            memory,
-            (
-                (
-                    lambda camera, cause, delivery: email.send_error(
-                        camera, cause, hostname, delivery
-                    )
-                )
-                if email
-                else None
-            ),
-            email.send_notice if email else None,
-        )
+
+        def send_error(camera: str, cause: str, delivery: str | None) -> NotifyOutcome:
+            return email.send_error(camera, cause, hostname, delivery)
+
+        return ErrorReporter(memory, send_error, email.send_notice)
 
     def _accept_upload(self, upload: Upload) -> int:
         """A source's hook: one committed row, whose id it returns (raises if the database
