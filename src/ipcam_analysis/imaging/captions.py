@@ -9,7 +9,6 @@ no spot left, the picture is too crowded: the caller draws a legend instead of c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 Rect = tuple[int, int, int, int]  # left, top, right, bottom in pixels, inclusive
@@ -62,11 +61,11 @@ def leader_line(box: Rect, caption: Rect) -> tuple[int, int, int, int] | None:
     return caption_x, caption_y, box_x, box_y
 
 
-def _gap(box: Rect, caption: Rect) -> float:
-    """How far a caption is from its box (0 when touching)."""
-    caption_x, box_x = _nearest(caption[0], caption[2], box[0], box[2])
-    caption_y, box_y = _nearest(caption[1], caption[3], box[1], box[3])
-    return math.hypot(caption_x - box_x, caption_y - box_y)
+def _gap(box: Rect, caption: Rect) -> int:
+    """How far a caption is from its box, squared (0 when touching): the sort key of spots."""
+    across = max(box[0] - caption[2], caption[0] - box[2], 0)
+    down = max(box[1] - caption[3], caption[1] - box[3], 0)
+    return across * across + down * down
 
 
 def _nearest(low: int, high: int, other_low: int, other_high: int) -> tuple[int, int]:
