@@ -213,7 +213,8 @@ def assert_readable(plan: AnnotationPlan, picture: tuple[int, int]) -> None:
         for other_index, box in enumerate(plan.boxes):
             if other_index == index:
                 continue
-            assert not any(overlaps(caption, strip) for strip in frame_strips(box, 0))
+            frame = frame_strips(box, plan.line_width)
+            assert not any(overlaps(caption, strip) for strip in frame)
             if not overlaps(own, box):
                 assert not overlaps(caption, box)
 
