@@ -89,11 +89,12 @@ def frame_strips(box: Rect, frame_width: int) -> tuple[Rect, ...]:
     """The four bands a drawn frame covers: from its dark outer edge to `frame_width` inside."""
     left, top, right, bottom = _grown(box, 1)
     reach = frame_width + 1
+    # A box thinner than two frames is all frame: no band reaches past its other side.
     return (
-        (left, top, right, top + reach),
-        (left, bottom - reach, right, bottom),
-        (left, top, left + reach, bottom),
-        (right - reach, top, right, bottom),
+        (left, top, right, min(top + reach, bottom)),
+        (left, max(bottom - reach, top), right, bottom),
+        (left, top, min(left + reach, right), bottom),
+        (max(right - reach, left), top, right, bottom),
     )
 
 
@@ -104,7 +105,7 @@ def _foreign_parts(boxes: Sequence[Rect], index: int, frame_width: int) -> Itera
     for other_index, other in enumerate(boxes):
         if other_index == index:
             continue
-        if overlaps(_grown(other, 1), _grown(own, 1)):
+        if overlaps(other, own):
             yield from frame_strips(other, frame_width)
         else:
             yield _grown(other, 1)
