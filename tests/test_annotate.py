@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from ipcam_analysis.imaging import draw_boxes, encode_jpeg
-from ipcam_analysis.imaging.annotate import place_caption
-from ipcam_analysis.values import Box, Instance, Label, MatchedLabel
+from ipcam_analysis.imaging.annotate import EDGE_COLOUR, AnnotationPlan, plan_annotation
+from ipcam_analysis.imaging.captions import frame_strips, layout_captions, overlaps
+from ipcam_analysis.rules import merge_same_objects
+from ipcam_analysis.values import Box, Instance, Label, MatchedLabel, detection_from_dict
 
 DATA = Path(__file__).parent / "data"
 PERSON_PHOTO = DATA / "darknet_person.jpg"  # 640×424: a person, a dog and a horse
@@ -153,25 +156,39 @@ def test_transparent_parts_become_white() -> None:
     assert result.getpixel((10, 120)) == (255, 255, 255)
 
 
+def caption_height(size: tuple[int, int], box: Box) -> int:
+    (caption,) = plan_annotation(size, [matched("Person", box)]).captions
+    return caption[3] - caption[1] + 1
+
+
 def test_caption_and_lines_grow_with_the_image() -> None:
     box = Box(0.2, 0.2, 0.4, 0.4)
     small = draw_boxes(grey_image((320, 240)), [matched("Person", box)])
     large = draw_boxes(grey_image((1920, 1080)), [matched("Person", box)])
 
-    small_caption, large_caption = (
-        caption_height_below(small, box),
-        caption_height_below(large, box),
-    )
+    small_caption = caption_height((320, 240), box)
+    large_caption = caption_height((1920, 1080), box)
     assert small_caption >= 12  # legible on the smallest snapshot
     assert small_caption <= 0.12 * 240 and large_caption <= 0.12 * 1080
     assert 2.5 <= large_caption / small_caption <= 6
     assert line_width_at_left(large, box) > line_width_at_left(small, box) >= 2
 
 
+def test_a_large_box_takes_its_caption_inside_a_small_one_below() -> None:
+    large, small = Box(0.3, 0.4, 0.4, 0.5), Box(0.05, 0.1, 0.1, 0.1)
+    plan = plan_annotation((320, 240), [matched("Person", large), matched("Cat", small, 50)])
+    (large_rect, small_rect) = plan.boxes
+    inside, below = plan.captions
+    assert large_rect[0] < inside[0] and large_rect[1] < inside[1]
+    assert inside[2] < large_rect[2] and inside[3] < large_rect[3]
+    assert below[1] > small_rect[3]  # just under the small box
+    assert below[1] - small_rect[3] <= 3
+
+
 def test_caption_goes_above_when_the_box_reaches_the_bottom() -> None:
-    box = Box(0.3, 0.6, 0.4, 0.4)
+    box = Box(0.3, 0.9, 0.4, 0.1)  # too low for a caption inside
     result = draw_boxes(grey_image((320, 240)), [matched("Person", box)])
-    x, box_top = round(0.3 * 320) + 2, round(0.6 * 240)
+    x, box_top = round(0.3 * 320) + 2, round(0.9 * 240)
     assert result.getpixel((x, box_top - 4)) != GREY  # caption just above the box
     assert result.getpixel((x, box_top - 40)) == GREY
 
@@ -184,30 +201,112 @@ def test_caption_goes_inside_when_the_box_fills_the_image() -> None:
     assert result.getpixel((160, 120)) == GREY
 
 
-SIDES = st.integers(min_value=1, max_value=2000)
+def assert_readable(plan: AnnotationPlan, picture: tuple[int, int]) -> None:
+    """Every caption inside the picture; none over another caption, over another box's frame,
+    or over a box apart from its own."""
+    width, height = picture
+    for index, caption in enumerate(plan.captions):
+        assert 0 <= caption[0] <= caption[2] < width and 0 <= caption[1] <= caption[3] < height
+        for other in plan.captions[index + 1 :]:
+            assert not overlaps(caption, other)
+        own = plan.boxes[index]
+        for other_index, box in enumerate(plan.boxes):
+            if other_index == index:
+                continue
+            frame = frame_strips(box, plan.line_width)
+            assert not any(overlaps(caption, strip) for strip in frame)
+            if not overlaps(own, box):
+                assert not overlaps(caption, box)
 
 
-@given(
-    image=st.tuples(SIDES, SIDES),
-    caption=st.tuples(SIDES, SIDES),
-    corners=st.tuples(*[st.floats(0, 1)] * 4),
-)
-def test_place_caption_never_leaves_the_image(
-    image: tuple[int, int], caption: tuple[int, int], corners: tuple[float, ...]
+DETECTIONS = json.loads((DATA / "local_detections.json").read_text())
+CROWDED = ["opencv_vtest_f0150.jpg", "opencv_vtest_f0300.jpg", "opencv_vtest_f0750.jpg"]
+
+
+def detected(image: str) -> list[MatchedLabel]:
+    labels = detection_from_dict(DETECTIONS[image]).labels
+    return [MatchedLabel(label, label.name) for label in merge_same_objects(labels, lambda _: 0)]
+
+
+@pytest.mark.parametrize("image", [*CROWDED, "darknet_horses.jpg", "darknet_dog.jpg"])
+@pytest.mark.parametrize("width", [None, 320, 2560])
+def test_crowded_real_scenes_get_captions_that_collide_with_nothing(
+    image: str, width: int | None
+) -> None:
+    photo = Image.open(DATA / image)
+    if width is not None:  # the thumbnail, and a 2560-pixel camera
+        photo = photo.resize((width, round(photo.height * width / photo.width)))
+    found = detected(image)
+
+    plan = plan_annotation(photo.size, found)
+
+    assert len(plan.boxes) == sum(len(match.label.instances) for match in found) >= 5
+    assert len(plan.captions) == len(plan.boxes) or plan.legend
+    assert_readable(plan, photo.size)
+    drawn = draw_boxes(photo, found)
+    assert drawn.size == plan.size
+    for caption in plan.captions:  # drawn where planned: the caption's dark background
+        assert drawn.getpixel((caption[0], caption[1])) == EDGE_COLOUR
+
+
+def test_vtest_frame_150_names_each_object_once_with_a_readable_caption() -> None:
+    plan = plan_annotation((768, 576), detected("opencv_vtest_f0150.jpg"))
+    assert sorted(plan.texts) == [
+        "Car 80%",
+        "Person 53%",
+        "Person 66%",
+        "Person 78%",
+        "Person 86%",
+        "Person 95%",
+        "Truck 44%",
+    ]
+    assert not plan.legend
+
+
+def test_a_picture_too_crowded_for_captions_gets_a_legend_below() -> None:
+    # Thirty people in a 320×240 frame: no room for thirty captions.
+    people = [
+        Instance(Box(0.02 + 0.16 * (n % 6), 0.02 + 0.19 * (n // 6), 0.14, 0.17), 90 - n)
+        for n in range(30)
+    ]
+    crowd = [MatchedLabel(Label("Person", 90, instances=tuple(people)), "Person")]
+    cars = [matched("Car", Box(0.5, 0.5, 0.1, 0.1), 61)]
+
+    plan = plan_annotation((320, 240), crowd + cars)
+
+    assert plan.captions == () and plan.legend == ("Person ×30 (61–90%) · Car 61%",)
+    assert plan.size[0] == 320 and plan.size[1] > 240
+    for rect in plan.legend_rects:  # in the band under the picture, inside the new size
+        assert 240 <= rect[1] <= rect[3] < plan.size[1] and 0 <= rect[0] <= rect[2] < 320
+    drawn = draw_boxes(grey_image((320, 240)), crowd + cars)
+    assert drawn.size == plan.size
+    assert drawn.getpixel((29, 25)) == GREY  # no caption inside the first person's box
+
+
+SIDES = st.integers(min_value=40, max_value=2000)
+BOXES = st.lists(st.tuples(*[st.floats(0, 1)] * 4), min_size=1, max_size=12)
+
+
+@given(image=st.tuples(SIDES, SIDES), corners=BOXES, caption=st.tuples(SIDES, SIDES))
+def test_layout_never_leaves_the_image_nor_collides(
+    image: tuple[int, int], corners: list[tuple[float, ...]], caption: tuple[int, int]
 ) -> None:
     width, height = image
-    caption = (min(caption[0], width), min(caption[1], height))
-    x0, x1 = sorted(round(c * (width - 1)) for c in corners[:2])
-    y0, y1 = sorted(round(c * (height - 1)) for c in corners[2:])
+    caption = (min(caption[0], width // 3), min(caption[1], height // 6))
+    boxes = []
+    for box in corners:
+        x0, x1 = sorted(round(c * (width - 1)) for c in box[:2])
+        y0, y1 = sorted(round(c * (height - 1)) for c in box[2:])
+        boxes.append((x0, y0, x1, y1))
 
-    left, top, right, bottom = place_caption((x0, y0, x1, y1), caption, image)
+    captions = layout_captions(boxes, [caption] * len(boxes), image, frame_width=2)
 
-    assert 0 <= left <= right < width and 0 <= top <= bottom < height
-    assert (right - left + 1, bottom - top + 1) == caption
-    if y1 + caption[1] < height:
-        assert top == y1 + 1  # below the box whenever it fits
-    elif y0 - caption[1] >= 0:
-        assert bottom == y0 - 1  # else above it
+    if captions is not None:
+        texts = ("x",) * len(boxes)
+        assert_readable(AnnotationPlan(image, 2, 12, tuple(boxes), texts, captions), image)
+        assert all(
+            (right - left + 1, bottom - top + 1) == caption for left, top, right, bottom in captions
+        )
 
 
 def test_encode_jpeg_gives_a_decodable_rgb_jpeg() -> None:

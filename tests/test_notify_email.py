@@ -132,9 +132,11 @@ def text_of(message: MIMEPart) -> str:
     return body.get_content()
 
 
-def attachment_of(message: MIMEPart) -> MIMEPart:
-    (attachment,) = list(message.iter_attachments())
-    return attachment
+def picture_of(message: MIMEPart) -> MIMEPart:
+    """The message's only image part (a mail client lists it as the one file to save)."""
+    (picture,) = [part for part in message.walk() if part.get_content_maintype() == "image"]
+    assert list(message.iter_attachments()) == [picture]
+    return picture
 
 
 def test_headers_show_sender_name_recipients_and_a_plain_subject(alert_email: EmailMessage) -> None:
@@ -147,22 +149,21 @@ def test_headers_show_sender_name_recipients_and_a_plain_subject(alert_email: Em
     assert alert_email["Subject"] == "⚡ front-gate: Person, Horse at 21:58:03"
 
 
-def test_mime_structure_is_related_html_with_text_twin_and_attachment(
+def test_mime_structure_is_related_html_with_text_twin_and_one_picture(
     alert_email: EmailMessage,
 ) -> None:
     assert parts(alert_email) == [
-        (0, "multipart/mixed"),
-        (1, "multipart/related"),
-        (2, "multipart/alternative"),
-        (3, "text/plain"),
-        (3, "text/html"),
-        (2, "image/jpeg"),
+        (0, "multipart/related"),
+        (1, "multipart/alternative"),
+        (2, "text/plain"),
+        (2, "text/html"),
         (1, "image/jpeg"),
     ]
-    related = next(alert_email.iter_parts())
-    inline = list(related.iter_parts())[1]
+    inline = list(alert_email.iter_parts())[1]
     assert inline["Content-ID"] == "<image01>"
     assert inline.get_content_disposition() == "inline"
+    # One copy, with the name a mail client saves it under.
+    assert inline.get_filename() == "front-gate_2026-11-23_21-58-03.jpg"
 
 
 def test_html_body_has_the_list_the_inline_image_and_every_token(
@@ -177,13 +178,13 @@ def test_html_body_has_the_list_the_inline_image_and_every_token(
 
 def test_text_part_reads_without_html(alert_email: EmailMessage) -> None:
     text = text_of(alert_email)
-    assert "front-gate" in text and "2026-11-23 21:58:03" in text
+    assert "front-gate" in text and "2026-11-23 at 21:58:03" in text
     assert "- Person: 99%" in text and "- Horse: 88%" in text
     assert "<" not in text
 
 
-def test_attachment_is_the_annotated_snapshot(alert_email: EmailMessage) -> None:
-    attachment = attachment_of(alert_email)
+def test_the_picture_is_the_annotated_snapshot(alert_email: EmailMessage) -> None:
+    attachment = picture_of(alert_email)
     assert attachment.get_content_type() == "image/jpeg"
     assert attachment.get_filename() == "front-gate_2026-11-23_21-58-03.jpg"
 
@@ -205,7 +206,7 @@ def test_names_are_escaped_in_html_and_plain_in_subject_and_file_name(mailbox: M
     assert "<li><b>Car &amp; &lt;Truck&gt;</b>: 91%</li>" in html
     assert "Car &amp; &lt;Truck&gt; on" in html  # $labels
     assert message["Subject"] == "⚡ <b>x</b>: Car & <Truck> at 21:58:03"
-    assert attachment_of(message).get_filename() == "_b_x__b__2026-11-23_21-58-03.jpg"
+    assert picture_of(message).get_filename() == "_b_x__b__2026-11-23_21-58-03.jpg"
 
 
 def test_subject_template_with_html_tokens_and_line_breaks_stays_one_plain_line() -> None:

@@ -13,12 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from paho.mqtt import publish
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.notify import build_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
 from ipcam_analysis.rules import matching_sensors
-from ipcam_analysis.values import Alert, CameraEvent, Instance, Label, MatchedLabel
+from ipcam_analysis.values import Alert, CameraEvent, Instance, Label, MatchedLabel, RunnerUp
 from tests.support.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
 from tests.support.smtp import HOST, free_port
 from tests.test_annotate import DOG_BOX, PERSON_BOX
@@ -160,6 +161,25 @@ def test_camera_event_publishes_json_and_camera_motion_for_alert_seconds(
     watcher.wait_for("ipcam_analysis/front_gate/camera_motion", "OFF", after=on.arrived_at)
 
 
+def test_discovery_is_published_again_when_home_assistant_comes_online(
+    mqtt_broker: Broker, start_notifier: StartNotifier
+) -> None:
+    watcher, notifier = start_watched(mqtt_broker, start_notifier)
+    configs = notifier.discovery_configs()
+    for topic in configs:
+        watcher.wait_for(topic)
+    restarted_at = time.monotonic()
+
+    # What Home Assistant sends on its birth topic when it (re)starts.
+    publish.single("homeassistant/status", "online", hostname=HOST, port=mqtt_broker.port)
+
+    for topic, expected in configs.items():
+        again = watcher.wait_for(topic, after=restarted_at)
+        assert json.loads(again.payload) == expected
+    watcher.wait_for(AVAILABILITY, "online", after=restarted_at)
+    watcher.wait_for("ipcam_analysis/cam01/alert", "OFF", after=restarted_at)
+
+
 def test_alert_publishes_event_snapshot_and_matching_sensors_then_turns_them_off(
     mqtt_broker: Broker, start_notifier: StartNotifier
 ) -> None:
@@ -180,13 +200,13 @@ def test_alert_publishes_event_snapshot_and_matching_sensors_then_turns_them_off
                 "name": "Human",
                 "display_name": "Human",
                 "confidence": 97.5,
-                "boxes": [{**dataclasses.asdict(PERSON_BOX), "confidence": 97.5}],
+                "boxes": [{**dataclasses.asdict(PERSON_BOX), "confidence": 97.5, "runner_ups": []}],
             },
             {
                 "name": "Car",
                 "display_name": "Car",
                 "confidence": 88.25,
-                "boxes": [{**dataclasses.asdict(DOG_BOX), "confidence": 88.25}],
+                "boxes": [{**dataclasses.asdict(DOG_BOX), "confidence": 88.25, "runner_ups": []}],
             },
         ],
         "snapshot_url": "https://nvr.example.net/ipcam/events/42",
@@ -216,6 +236,19 @@ def test_a_new_alert_keeps_the_sensor_on_for_the_full_time_again(
     off = watcher.wait_for(state, "OFF", after=first_on.arrived_at)
     # Only a lower bound: the first alert's timer would have fired a second earlier.
     assert off.arrived_at - second_sent >= alert_seconds
+
+
+def test_the_event_names_a_merged_object_once_with_its_runner_ups() -> None:
+    van = Instance(DOG_BOX, 44.2, (RunnerUp("Bus", 30.8), RunnerUp("Car", 28.0)))
+    truck = Label("Truck", 44.2, ("Vehicle",), instances=(van,), runner_up_names=("Bus", "Car"))
+    alert = make_alert("cam01", (MatchedLabel(truck, "Truck"),))
+    notifier = MqttNotifier(MqttConfig(host=HOST, cameras=("cam01",)))
+    (label,) = json.loads(notifier.event_json(alert))["labels"]
+    assert label["name"] == "Truck"
+    assert label["boxes"][0]["runner_ups"] == [
+        {"name": "Bus", "confidence": 30.8},
+        {"name": "Car", "confidence": 28.0},
+    ]
 
 
 def test_without_a_dashboard_or_event_the_event_has_no_link(

@@ -46,7 +46,8 @@ def test_person_upload_sends_an_alert_email(run_service, aws: Moto, tmp_path: Pa
     assert message["To"] == "owner@example.com"
     assert "cam01" in message["Subject"] and "Person" in message["Subject"]
     html = message.get_body(("html",)).get_content()
-    assert "<b>Person</b>: 99%" in html and "Tree" not in html
+    assert "<tr><td><b>Person</b></td><td>99%</td>" in html and "Tree" not in html
+    assert "Camera <b>cam01</b> saw 1 object on" in html
     image = attachment_image(message)
     assert image.size == Image.open(io.BytesIO(PERSON_JPEG)).size
     # The upload and the dated folders the camera made are gone; the camera's home stays.
@@ -74,7 +75,7 @@ def test_new_labels_mode_alerts_on_unlisted_things(run_service, aws: Moto) -> No
     service.wait_idle()
     (message,) = aws.sent_emails()
     html = message.get_body(("html",)).get_content()
-    assert "<b>Car (Vehicle, Transportation)</b>: 93%" in html
+    assert "<tr><td><b>Car (Vehicle, Transportation)</b></td><td>93%</td>" in html
     assert "<b>Person</b>" not in html and "Tree" not in html
 
 

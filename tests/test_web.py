@@ -136,7 +136,9 @@ def test_api_filters_and_paging(served_store) -> None:
 
 
 def test_cameras_and_usage(served_store) -> None:
-    dashboard = with_events(served_store(rekognition={"price_per_1000_images": 1.5}))
+    dashboard = with_events(
+        served_store(started_at=time.time() - 7 * 86400, rekognition={"price_per_1000_images": 1.5})
+    )
     cameras = {c["name"]: c for c in dashboard.client.get("/api/cameras").json()["cameras"]}
     assert cameras["cam01"]["uploads_today"] == 2 and cameras["cam01"]["alerts_today"] == 1
     assert cameras["cam01"]["last_error"] == "Rekognition: throttled"
@@ -149,6 +151,21 @@ def test_cameras_and_usage(served_store) -> None:
     assert {c["camera"]: c["cloud_calls"] for c in usage["cameras"]} == {"cam01": 1, "cam02": 1}
     assert usage["days"][-1]["day"] == days_ago(0).strftime("%Y-%m-%d")
     assert "<svg" in dashboard.client.get("/usage").text
+
+
+def test_no_camera_is_silent_until_the_service_has_listened_long_enough(served_store) -> None:
+    # Started an hour ago: cam02's two quiet days were (partly) nobody listening.
+    dashboard = with_events(served_store(started_at=time.time() - 3600))
+    cameras = {c["name"]: c for c in dashboard.client.get("/api/cameras").json()["cameras"]}
+    assert not cameras["cam01"]["silent"] and not cameras["cam02"]["silent"]
+    page = dashboard.client.get("/cameras").text
+    assert "Silent for" not in page and "Last seen 2 days ago" in page
+    # A camera configured but never heard from is not red either, right after a start.
+    fresh = served_store(ftp_server={"users": {"cam01": "pw", "porch": "pw"}})
+    cameras = fresh.client.get("/api/cameras").json()["cameras"]
+    assert {camera["name"]: camera["silent"] for camera in cameras}["porch"] is False
+    assert not any(camera["silent"] for camera in cameras)
+    assert 'class="card silent"' not in fresh.client.get("/cameras").text
 
 
 def test_healthz_reports_ftp_queue_and_detector(served_store, tmp_path: Path) -> None:

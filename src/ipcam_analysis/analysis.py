@@ -22,6 +22,7 @@ from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
+from ipcam_analysis.values import NotifyOutcome
 from ipcam_analysis.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,14 @@ class Analysis:
 
 def _error_reporter(config: AppConfig, memory: FilterMemory) -> ErrorReporter:
     email = EmailNotifier.from_settings(config.email_settings())
+    if email is None:
+        return ErrorReporter(memory, None, None)
     hostname = socket.gethostname()
-    return ErrorReporter(
-        memory,
-        (lambda camera, cause: email.send_error(camera, cause, hostname)) if email else None,
-        email.send_notice if email else None,
-    )
+
+    def send_error(camera: str, cause: str, delivery: str | None) -> NotifyOutcome:
+        return email.send_error(camera, cause, hostname, delivery)
+
+    return ErrorReporter(memory, send_error, email.send_notice)
 
 
 class AnalysisProcesses:

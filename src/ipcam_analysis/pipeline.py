@@ -22,7 +22,14 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.queue import QueuedItem, UploadQueue
-from ipcam_analysis.rules import decide, describe_labels, filter_labels, matching_sensors
+from ipcam_analysis.rules import (
+    decide,
+    describe_labels,
+    filter_labels,
+    matching_sensors,
+    merge_same_objects,
+    needed_confidence,
+)
 from ipcam_analysis.rules.bursts import already_alerted, burst_turn
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
@@ -42,6 +49,7 @@ from ipcam_analysis.values import (
     Alert,
     Decision,
     Detection,
+    Label,
     NotifyOutcome,
     Snapshot,
 )
@@ -130,6 +138,8 @@ class Pipeline:
             if outcome is not None:
                 return outcome
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
+            assert progress.detection is not None
+            progress.detection = _one_name_per_object(progress.detection, camera)
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
             return self._alert(progress)
@@ -183,6 +193,7 @@ class Pipeline:
         remembered with the decision in one transaction."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
+        progress.detection = detection = _one_name_per_object(detection, camera)
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
@@ -295,9 +306,14 @@ class Pipeline:
                 )
                 failures.append(f"{notifier.name}: {outcome.detail}")
         if retry_causes:
-            return self._failed(progress, "; ".join(retry_causes), transient=True)
+            return self._failed(
+                progress,
+                "; ".join(retry_causes),
+                transient=True,
+                delivery=delivery_status(progress),
+            )
         if failures:
-            self._errors.report(upload.camera, "; ".join(failures))
+            self._errors.report(upload.camera, "; ".join(failures), delivery_status(progress))
         else:
             self._errors.clear(upload.camera)
         self._metrics.alerts.labels(upload.camera).inc()
@@ -327,8 +343,12 @@ class Pipeline:
         remove_upload(item.upload)
         return outcome
 
-    def _failed(self, progress: _Progress, cause: str, *, transient: bool) -> str:
-        """Retry with backoff while it may help and the upload is not too old; else give up loudly."""
+    def _failed(
+        self, progress: _Progress, cause: str, *, transient: bool, delivery: str | None = None
+    ) -> str:
+        """Retry with backoff while it may help and the upload is not too old; else give up loudly.
+
+        `delivery` says what worked when only some channels failed (for the error e-mail)."""
         retry = self._config.retry
         item = progress.item
         attempt = item.attempts + 1
@@ -341,8 +361,30 @@ class Pipeline:
             )
             self._queue.retry_later(item.id, cause, delay)
             if attempt == retry.error_email_after_attempts:
-                self._errors.report(camera, cause)
+                self._errors.report(camera, cause, delivery)
             return RETRY
         log.error("Image processing error for %s: %s", camera, cause)
-        self._errors.report(camera, cause)
+        self._errors.report(camera, cause, delivery)
         return self._finish(progress, ERROR, cause)
+
+
+def _one_name_per_object(detection: Detection, camera: CameraSettings) -> Detection:
+    """One object, one name, in what is decided, sent and recorded alike."""
+
+    def needed(label: Label) -> float:
+        return needed_confidence(label, camera.filters, camera.min_confidence_percent)
+
+    return replace(detection, labels=merge_same_objects(detection.labels, needed))
+
+
+def delivery_status(progress: _Progress) -> str:
+    """`analysed (Person, Truck); email sent; apprise:tgram failed: connection refused`: what
+    worked and what did not, for an error e-mail that does not cry "failed to process"."""
+    decision = progress.decision
+    names = ", ".join(dict.fromkeys(m.display_name for m in decision.matched)) if decision else ""
+    steps = [f"analysed ({names})" if names else "analysed"]
+    steps += [
+        f"{outcome.notifier} sent" if outcome.ok else f"{outcome.notifier} failed: {outcome.detail}"
+        for outcome in progress.notifications
+    ]
+    return "; ".join(steps)

@@ -63,11 +63,21 @@ class Box:
 
 
 @dataclass(frozen=True)
+class RunnerUp:
+    """Another class the detector gave the same object, less confidently (a van: Truck 44 %,
+    Bus 31 %, Car 28 %); kept in the event's data when the object is merged under one name."""
+
+    name: str
+    confidence: float  # percent
+
+
+@dataclass(frozen=True)
 class Instance:
     """One located object of a label."""
 
     box: Box
     confidence: float  # percent
+    runner_ups: tuple[RunnerUp, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,9 @@ class Label:
     aliases: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     instances: tuple[Instance, ...] = ()
+    # Runner-up classes of merged objects that cleared their confidence threshold: the label
+    # alerts for these names too (rules/objects.py), though it is shown under its own.
+    runner_up_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,9 +188,17 @@ def label_from_dict(data: dict[str, Any]) -> Label:
         aliases=tuple(data.get("aliases", ())),
         categories=tuple(data.get("categories", ())),
         instances=tuple(
-            Instance(Box(**inst["box"]), float(inst["confidence"]))
+            Instance(
+                Box(**inst["box"]),
+                float(inst["confidence"]),
+                tuple(
+                    RunnerUp(other["name"], float(other["confidence"]))
+                    for other in inst.get("runner_ups", ())
+                ),
+            )
             for inst in data.get("instances", ())
         ),
+        runner_up_names=tuple(data.get("runner_up_names", ())),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,7 +106,9 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
     started: list[tuple[WebServer, httpx.Client, Database]] = []
 
     def start(
-        ftp_address: Callable[[], tuple[str, int] | None] = lambda: None, **overrides: Any
+        ftp_address: Callable[[], tuple[str, int] | None] = lambda: None,
+        started_at: float | None = None,
+        **overrides: Any,
     ) -> Dashboard:
         config = AppConfig.model_validate(
             {
@@ -120,7 +123,12 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
         queue = UploadQueue(database)
         store = EventStore(database, config.data_dir, config.history)
         context = DashboardContext(
-            config, store, queue, Metrics(queue.depth), lambda: {"ftp": ftp_address()}
+            config,
+            store,
+            queue,
+            Metrics(queue.depth),
+            lambda: {"ftp": ftp_address()},
+            time.time() if started_at is None else started_at,
         )
         server = WebServer(create_app(context), "127.0.0.1", 0)
         server.start()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ipcam_analysis.imaging.captions import Rect, layout_captions, leader_line
 from ipcam_analysis.imaging.decode import IMAGE_WORK, to_rgb
 from ipcam_analysis.values import Box, MatchedLabel
 
@@ -25,8 +28,6 @@ MIN_FONT_SIZE = 12
 # for 320-pixel thumbnails, 800×488 takes 2.1 ms instead of 5.2 and 1920×1080 3 ms instead of 10.
 SHARP_REDUCING_GAP = 2.0
 FAST_REDUCING_GAP = 1.0
-
-Rect = tuple[int, int, int, int]  # left, top, right, bottom in pixels, inclusive
 
 
 def draw_boxes(
@@ -53,24 +54,119 @@ def _boxed(
         if resize_percent < 100
         else to_rgb(image)
     )
-    short_side = min(canvas.size)
-    line_width = max(MIN_LINE_WIDTH, round(short_side * LINE_WIDTH_FRACTION))
-    font = ImageFont.load_default(size=max(MIN_FONT_SIZE, round(short_side * FONT_SIZE_FRACTION)))
+    plan = plan_annotation(canvas.size, matched)
+    if plan.legend:
+        canvas = _with_legend_band(canvas, plan)
     draw = ImageDraw.Draw(canvas)
-    for match in matched:
-        for instance in match.label.instances:
-            rect = pixel_rect(instance.box, canvas.size)
-            # The dark frame is one pixel wider on each side than the yellow line it surrounds.
-            left, top, right, bottom = rect
-            draw.rectangle(
-                (left - 1, top - 1, right + 1, bottom + 1),
-                outline=EDGE_COLOUR,
-                width=line_width + 2,
-            )
-            draw.rectangle(rect, outline=BOX_COLOUR, width=line_width)
-            caption = f"{match.display_name} {round(instance.confidence)}%"
-            _draw_caption(draw, caption, rect, canvas.size, font, padding=line_width)
+    for rect in plan.boxes:
+        # The dark frame is one pixel wider on each side than the yellow line it surrounds.
+        left, top, right, bottom = rect
+        draw.rectangle(
+            (left - 1, top - 1, right + 1, bottom + 1),
+            outline=EDGE_COLOUR,
+            width=plan.line_width + 2,
+        )
+        draw.rectangle(rect, outline=BOX_COLOUR, width=plan.line_width)
+    # Under the captions, so a leader never crosses a caption's text.
+    for box, rect in zip(plan.boxes, plan.captions, strict=False):
+        line = leader_line(box, rect)
+        if line is not None:
+            draw.line(line, fill=BOX_COLOUR, width=max(1, plan.line_width // 2))
+    font = _font(plan.font_size)
+    for text, rect in zip(plan.texts, plan.captions, strict=True):
+        _draw_caption(draw, text, rect, font, plan.line_width)
+    for text, rect in zip(plan.legend, plan.legend_rects, strict=True):
+        _draw_caption(draw, text, rect, font, plan.line_width)
     return canvas
+
+
+@dataclass(frozen=True)
+class AnnotationPlan:
+    """What is drawn where on a picture of `size`, decided before any pixel is touched.
+
+    Either each box has its caption (`captions`, same order as `boxes` and `texts`), or the
+    picture was too crowded and `legend` lines are written in a band added below it
+    (`legend_rects`; `size` then includes the band).
+    """
+
+    size: tuple[int, int]
+    line_width: int
+    font_size: int
+    boxes: tuple[Rect, ...]
+    texts: tuple[str, ...]
+    captions: tuple[Rect, ...]
+    legend: tuple[str, ...] = ()
+    legend_rects: tuple[Rect, ...] = ()
+
+
+def plan_annotation(size: tuple[int, int], matched: Sequence[MatchedLabel]) -> AnnotationPlan:
+    """Boxes, and captions that collide with nothing, or a legend when they cannot all fit.
+
+    Captions are placed most confident first, so the best spots go to what matters most."""
+    short_side = min(size)
+    line_width = max(MIN_LINE_WIDTH, round(short_side * LINE_WIDTH_FRACTION))
+    font_size = max(MIN_FONT_SIZE, round(short_side * FONT_SIZE_FRACTION))
+    found = sorted(
+        (
+            (-instance.confidence, pixel_rect(instance.box, size), match.display_name)
+            for match in matched
+            for instance in match.label.instances
+        ),
+        key=lambda item: item[0],
+    )
+    boxes = tuple(rect for _, rect, _ in found)
+    texts = tuple(f"{name} {round(-negated)}%" for negated, _, name in found)
+    font = _font(font_size)
+    sizes = [caption_size(text, font, line_width) for text in texts]
+    captions = layout_captions(boxes, sizes, size, line_width)
+    if captions is not None:
+        return AnnotationPlan(size, line_width, font_size, boxes, texts, captions)
+    legend = legend_lines(matched, size[0] - 2 * line_width, font, line_width)
+    rects = []
+    y = size[1] + line_width
+    for text in legend:
+        width, height = caption_size(text, font, line_width)
+        rects.append((line_width, y, line_width + width - 1, y + height - 1))
+        y += height
+    band_size = (size[0], y + line_width)
+    return AnnotationPlan(band_size, line_width, font_size, boxes, (), (), legend, tuple(rects))
+
+
+def legend_lines(
+    matched: Sequence[MatchedLabel],
+    max_width: int,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    padding: int,
+) -> tuple[str, ...]:
+    """`Person ×10 (53–95%) · Truck 44%`, wrapped to lines no wider than `max_width`."""
+    entries = []
+    for match in matched:
+        confidences = sorted(round(i.confidence) for i in match.label.instances) or [
+            round(match.label.confidence)
+        ]
+        count = len(confidences)
+        spread = f"{confidences[0]}–{confidences[-1]}%" if count > 1 else f"{confidences[0]}%"
+        entries.append(
+            f"{match.display_name} ×{count} ({spread})"
+            if count > 1
+            else f"{match.display_name} {spread}"
+        )
+    lines: list[str] = []
+    for entry in entries:
+        joined = f"{lines[-1]} · {entry}" if lines else entry
+        if lines and caption_size(joined, font, padding)[0] <= max_width:
+            lines[-1] = joined
+        else:
+            lines.append(entry)
+    return tuple(lines)
+
+
+def caption_size(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, padding: int
+) -> tuple[int, int]:
+    """A caption's width and height with its padding, from the font's metrics (no drawing)."""
+    left, top, right, bottom = font.getbbox(text)
+    return right - left + 2 * padding, bottom - top + 2 * padding
 
 
 def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
@@ -95,37 +191,30 @@ def pixel_rect(box: Box, size: tuple[int, int]) -> Rect:
     return left, top, right, bottom
 
 
-def place_caption(box: Rect, caption_size: tuple[int, int], image_size: tuple[int, int]) -> Rect:
-    """Where a caption goes: below the box if it fits, else above, else inside; never off-image."""
-    caption_width, caption_height = caption_size
-    image_width, image_height = image_size
-    left, top, _, bottom = box
-    if bottom + 1 + caption_height <= image_height:
-        y = bottom + 1
-    elif top - caption_height >= 0:
-        y = top - caption_height
-    else:
-        y = _clamp(top, 0, max(0, image_height - caption_height))
-    x = _clamp(left, 0, max(0, image_width - caption_width))
-    return x, y, x + caption_width - 1, y + caption_height - 1
-
-
 def _draw_caption(
     draw: ImageDraw.ImageDraw,
-    caption: str,
-    box: Rect,
-    image_size: tuple[int, int],
+    text: str,
+    rect: Rect,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
     padding: int,
 ) -> None:
-    text_left, text_top, text_right, text_bottom = draw.textbbox((0, 0), caption, font=font)
-    size = (text_right - text_left + 2 * padding, text_bottom - text_top + 2 * padding)
-    x, y, right, bottom = place_caption(box, size, image_size)
+    x, y, right, bottom = rect
+    text_left, text_top, _, _ = font.getbbox(text)
     draw.rectangle((x, y, right, bottom), fill=EDGE_COLOUR)
-    # textbbox's offsets are the font's internal leading; subtracting them centres the text.
-    draw.text(
-        (x + padding - text_left, y + padding - text_top), caption, font=font, fill=BOX_COLOUR
-    )
+    # getbbox's offsets are the font's internal leading; subtracting them centres the text.
+    draw.text((x + padding - text_left, y + padding - text_top), text, font=font, fill=BOX_COLOUR)
+
+
+def _with_legend_band(canvas: Image.Image, plan: AnnotationPlan) -> Image.Image:
+    """The picture on top of a dark band tall enough for the legend."""
+    extended = Image.new("RGB", plan.size, EDGE_COLOUR)
+    extended.paste(canvas, (0, 0))
+    return extended
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
 
 
 def _scaled(image: Image.Image, resize_percent: int, reducing_gap: float) -> Image.Image:

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field, model_validator
 
+from ipcam_analysis.notify.alert_body import alert_html, alert_text
 from ipcam_analysis.notify.base import MailError, NotifierBase
 from ipcam_analysis.notify.ses import SesTransport
 from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_CID = "image01"  # the original's Content-ID; users' templates may name it
 ERROR_SUBJECT = "Image processing error"
+DELIVERY_SUBJECT = "Alert not delivered by every channel"
 TEST_SUBJECT = "Email test"
 
 
-DEFAULT_MESSAGE_HTML = "<p>List of objects:</p>$list<p>$image</p>"
 DEFAULT_SUBJECT = "⚡ $camera: detected $labels"
 
 
@@ -39,7 +40,9 @@ class EmailConfig(StrictModel):
     transport: Literal["ses", "smtp", "none"] = "ses"
     sender_email: str | None = None
     sender_name: str = "Ipcam Analysis"
-    message_html: str = DEFAULT_MESSAGE_HTML
+    # None: the default page (camera, time, each object, the picture fitted to the screen,
+    # notify/alert_body.py); a template with $camera, $date, $time, $list, $labels, $image.
+    message_html: str | None = None
     subject: str = DEFAULT_SUBJECT
     recipients: list[str] = Field(default_factory=list)
     smtp: SmtpConfig | None = None
@@ -95,62 +98,67 @@ def render_template(template: str, tokens: dict[str, str]) -> str:
 
 
 def build_alert_email(alert: Alert, settings: EmailConfig) -> EmailMessage:
-    """The alert: HTML with the inline snapshot, a plain-text twin, and the snapshot attached.
+    """The alert: HTML with the snapshot inline, a plain-text twin, and one copy of the picture.
 
-    mixed → [related → [alternative → [text, html], inline image], attached image]: clients that
-    show the HTML find the picture by Content-ID; the others still get the file.
+    related → [alternative → [text, html], inline image]: clients that show the HTML find the
+    picture by Content-ID; the others show or save the inline part by its file name. (The
+    picture used to be attached a second time, byte for byte: 2.75 times its size per mail.)
     """
+    file_name = snapshot_file_name(alert)
+    body = MIMEPart(policy=MAIL_POLICY)
+    body.set_content(alert_text(alert, file_name))
+    body.add_alternative(_alert_html(alert, settings, file_name), subtype="html")
+    # The email API will not turn an alternative into a related part, so it is built around it.
+    message = _new_message(settings, render_template(settings.subject, _subject_tokens(alert)))
+    message.make_related()
+    message.attach(body)
+    # Encoded in one C call: the email package's encoder loops in Python for every 57 bytes
+    # (1 ms per copy at 800×488).
+    inline = _jpeg_part(_base64_lines(alert.annotated_jpeg), "inline", filename=file_name)
+    inline["Content-ID"] = f"<{IMAGE_CID}>"
+    message.attach(inline)
+    return _with_boundaries(message)
+
+
+def snapshot_file_name(alert: Alert) -> str:
+    """`cam01_2026-11-23_21-58-03.jpg`: what a mail client saves the picture as."""
+    camera = _UNSAFE_IN_FILE_NAME.sub("_", alert.camera)
+    return f"{camera}_{alert.received_at:%Y-%m-%d_%H-%M-%S}.jpg"
+
+
+def _alert_html(alert: Alert, settings: EmailConfig, file_name: str) -> str:
+    """The default page, or the user's own `message_html` rendered as the original did."""
+    if settings.message_html is None:
+        return alert_html(alert, file_name, IMAGE_CID)
     found = [(match.display_name, round(match.label.confidence)) for match in alert.matched]
-    plain_list = ", ".join(name for name, _ in found)
     width, height = alert.image_size
-    when = alert.received_at
-    common = {"time": f"{when:%H:%M:%S}", "date": f"{when:%Y-%m-%d}"}
-    html_tokens = {
-        **common,
+    tokens = {
+        **_time_tokens(alert),
         "camera": html.escape(alert.camera),
         "list": "<ul>"
         + "".join(f"<li><b>{html.escape(name)}</b>: {percent}%</li>" for name, percent in found)
         + "</ul>",
         "image": f'<img src="cid:{IMAGE_CID}" width="{width}" height="{height}" alt="snapshot"/>',
-        "labels": html.escape(plain_list),
+        "labels": html.escape(", ".join(name for name, _ in found)),
     }
-    # The subject is plain text: the same tokens without markup.
-    subject_tokens = {
-        **common,
+    return f"<html><body>{render_template(settings.message_html, tokens)}</body></html>"
+
+
+def _subject_tokens(alert: Alert) -> dict[str, str]:
+    """The subject is plain text: the body's tokens without markup."""
+    plain_list = ", ".join(match.display_name for match in alert.matched)
+    return {
+        **_time_tokens(alert),
         "camera": alert.camera,
         "list": plain_list,
         "image": "",
         "labels": plain_list,
     }
-    lines = [f"Camera: {alert.camera}", f"Time: {when:%Y-%m-%d %H:%M:%S}", "Detected:"]
-    lines += [f"- {name}: {percent}%" for name, percent in found]
-    lines.append("The snapshot is attached.")
 
-    body = MIMEPart(policy=MAIL_POLICY)
-    body.set_content("\n".join(lines) + "\n")
-    body.add_alternative(
-        f"<html><body>{render_template(settings.message_html, html_tokens)}</body></html>",
-        subtype="html",
-    )
-    # The email API will not turn an alternative into a related part, so it is built around it.
-    related = MIMEPart(policy=MAIL_POLICY)
-    related.make_related()
-    related.attach(body)
-    # Encoded once for both parts, in one C call: the email package's encoder loops in Python
-    # for every 57 bytes (1 ms per copy at 800×488).
-    picture = _base64_lines(alert.annotated_jpeg)
-    inline = _jpeg_part(picture, "inline")
-    inline["Content-ID"] = f"<{IMAGE_CID}>"
-    related.attach(inline)
 
-    message = _new_message(settings, render_template(settings.subject, subject_tokens))
-    message.make_mixed()
-    message.attach(related)
-    camera = _UNSAFE_IN_FILE_NAME.sub("_", alert.camera)
-    message.attach(
-        _jpeg_part(picture, "attachment", filename=f"{camera}_{when:%Y-%m-%d_%H-%M-%S}.jpg")
-    )
-    return _with_boundaries(message)
+def _time_tokens(alert: Alert) -> dict[str, str]:
+    when = alert.received_at
+    return {"time": f"{when:%H:%M:%S}", "date": f"{when:%Y-%m-%d}"}
 
 
 def _with_boundaries(message: EmailMessage) -> EmailMessage:
@@ -180,20 +188,22 @@ def _jpeg_part(encoded: str, disposition: str, **params: str) -> MIMEPart:
 
 
 def build_error_email(
-    camera: str, cause: str, settings: EmailConfig, hostname: str
+    camera: str, cause: str, settings: EmailConfig, hostname: str, delivery: str | None = None
 ) -> EmailMessage:
-    """Tells people that images from a camera cannot be processed, and why."""
-    message = _new_message(settings, ERROR_SUBJECT)
-    message.set_content(
-        f"Failed to process an image from camera {camera}.\n"
-        f"Cause: {cause}\n"
-        f"Server: {hostname}\n"
-        "Check the logs for details.\n"
-    )
-    camera, cause, hostname = (html.escape(text) for text in (camera, cause, hostname))
+    """Tells people that images from a camera cannot be processed, and why; or, with `delivery`,
+    that a picture was analysed and alerted on but some channel failed, and which."""
+    if delivery is None:
+        subject, headline = ERROR_SUBJECT, f"Failed to process an image from camera {camera}."
+        status = f"Cause: {cause}"
+    else:
+        subject = DELIVERY_SUBJECT
+        headline = f"An alert from camera {camera} did not reach every channel."
+        status = f"What happened: {delivery}. The failed channels are tried again with backoff."
+    message = _new_message(settings, subject)
+    message.set_content(f"{headline}\n{status}\nServer: {hostname}\nCheck the logs for details.\n")
+    headline, status, hostname = (html.escape(text) for text in (headline, status, hostname))
     message.add_alternative(
-        f"<html><body><p>Failed to process an image from camera <b>{camera}</b>.</p>"
-        f"<p>Cause: {cause}</p><p>Server: {hostname}</p>"
+        f"<html><body><p>{headline}</p><p>{status}</p><p>Server: {hostname}</p>"
         "<p>Check the logs for details.</p></body></html>",
         subtype="html",
     )
@@ -246,8 +256,10 @@ class EmailNotifier(NotifierBase):
     def send(self, alert: Alert) -> NotifyOutcome:
         return self._deliver(build_alert_email(alert, self._settings))
 
-    def send_error(self, camera: str, cause: str, hostname: str) -> NotifyOutcome:
-        return self._deliver(build_error_email(camera, cause, self._settings, hostname))
+    def send_error(
+        self, camera: str, cause: str, hostname: str, delivery: str | None = None
+    ) -> NotifyOutcome:
+        return self._deliver(build_error_email(camera, cause, self._settings, hostname, delivery))
 
     def send_test(self) -> NotifyOutcome:
         return self._deliver(build_test_email(self._settings))

@@ -10,7 +10,8 @@ from ipcam_analysis.values import NotifyOutcome
 
 log = logging.getLogger(__name__)
 
-SendError = Callable[[str, str], NotifyOutcome]  # (camera, cause) -> outcome
+# (camera, cause, delivery) -> outcome; delivery: what worked when only channels failed.
+SendError = Callable[[str, str, str | None], NotifyOutcome]
 SendNotice = Callable[[str, str], NotifyOutcome]  # (subject, text) -> outcome
 
 
@@ -38,7 +39,9 @@ class ErrorReporter:
         self._send_error = send_error
         self._send_notice = send_notice
 
-    def report(self, camera: str, cause: str) -> None:
+    def report(self, camera: str, cause: str, delivery: str | None = None) -> None:
+        """E-mail the first failure of a streak. `delivery` (`analysed; email sent; apprise:tgram
+        failed: …`) marks a picture analysed and alerted on, but not through every channel."""
         if self._send_error is None:
             return
         if self._streaks.in_error_streak(camera):
@@ -47,7 +50,7 @@ class ErrorReporter:
                 camera,
             )
             return
-        outcome = self._send_error(camera, cause)
+        outcome = self._send_error(camera, cause, delivery)
         if outcome.ok:
             self._streaks.start_error_streak(camera)
             log.info("Error e-mail sent for %s", camera)

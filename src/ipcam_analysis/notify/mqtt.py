@@ -96,6 +96,9 @@ class MqttNotifier:
         url = settings.dashboard_url
         self._dashboard_url = url.rstrip("/") if url else None
         self.availability_topic = f"{settings.topic_prefix}/availability"
+        # Home Assistant says `online` here when it (re)starts, and asks for discovery again.
+        prefix = settings.discovery_prefix
+        self.home_assistant_status_topic = f"{prefix}/status" if prefix else None
         self._lock = threading.Lock()
         self._off_timers: dict[str, threading.Timer] = {}  # ON state topic → its OFF timer
         self._connected = threading.Event()
@@ -113,6 +116,7 @@ class MqttNotifier:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         self._client = client
 
     def camera_topic(self, camera: str, leaf: str) -> str:
@@ -210,7 +214,12 @@ class MqttNotifier:
                 "display_name": match.display_name,
                 "confidence": match.label.confidence,
                 "boxes": [
-                    {**asdict(instance.box), "confidence": instance.confidence}
+                    {
+                        **asdict(instance.box),
+                        "confidence": instance.confidence,
+                        # Other names the detector gave this object (merged under this one).
+                        "runner_ups": [asdict(other) for other in instance.runner_ups],
+                    }
                     for instance in match.label.instances
                 ],
             }
@@ -350,7 +359,16 @@ class MqttNotifier:
         log.info("Connected to MQTT broker %s", self._where)
         self._problem = ""
         self._announce()
+        if self.home_assistant_status_topic:
+            client.subscribe(self.home_assistant_status_topic, qos=QOS)
         self._connected.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """Home Assistant came online (a restart forgets what was discovered): announce again,
+        as its MQTT discovery documentation asks."""
+        if message.topic == self.home_assistant_status_topic and message.payload == ONLINE.encode():
+            log.info("Home Assistant is online: announcing the cameras again")
+            self._announce()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._problem = "cannot connect"

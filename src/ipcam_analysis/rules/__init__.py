@@ -2,9 +2,15 @@
 budget allows. No I/O: what the store remembers is handed in, what to remember is handed back."""
 
 from ipcam_analysis.rules.budget import BudgetConfig, CallLimits
-from ipcam_analysis.rules.filters import FiltersConfig, StationaryConfig, filter_labels
+from ipcam_analysis.rules.filters import (
+    FiltersConfig,
+    StationaryConfig,
+    filter_labels,
+    needed_confidence,
+)
 from ipcam_analysis.rules.geometry import in_zone, iou, point_in_polygon
 from ipcam_analysis.rules.labels import decide, describe_labels, matching_sensors
+from ipcam_analysis.rules.objects import merge_same_objects
 from ipcam_analysis.rules.windows import TimeWindow, describe_time_windows, in_time_windows
 
 __all__ = [
@@ -21,5 +27,7 @@ __all__ = [
     "in_zone",
     "iou",
     "matching_sensors",
+    "merge_same_objects",
+    "needed_confidence",
     "point_in_polygon",
 ]

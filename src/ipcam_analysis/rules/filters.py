@@ -62,12 +62,8 @@ def filter_labels(
     kept: list[Label] = []
     reasons: list[str] = []
     dropped_names: set[str] = set()
-    thresholds = {name.casefold(): value for name, value in filters.label_confidence.items()}
     for label in labels:
-        names = folded((label.name, *label.parents, *label.aliases))
-        needed = max(
-            [min_confidence_percent or 0, *(thresholds[n] for n in names if n in thresholds)]
-        )
+        needed = needed_confidence(label, filters, min_confidence_percent)
         if label.confidence < needed:
             reasons.append(f"{label.name} {label.confidence:.0f}% below {needed:.0f}%")
             dropped_names.add(label.name.casefold())
@@ -95,6 +91,16 @@ def filter_labels(
         else:
             dropped_names.add(label.name.casefold())
     return _without_orphaned_ancestors(kept, labels, dropped_names, reasons), tuple(reasons)
+
+
+def needed_confidence(
+    label: Label, filters: FiltersConfig, min_confidence_percent: float | None
+) -> float:
+    """The confidence a label needs: the camera's minimum, or higher for a label (or a parent
+    or alias of it) with its own `label_confidence`."""
+    thresholds = {name.casefold(): value for name, value in filters.label_confidence.items()}
+    names = folded((label.name, *label.parents, *label.aliases))
+    return max([min_confidence_percent or 0, *(thresholds[n] for n in names if n in thresholds)])
 
 
 def _without_orphaned_ancestors(

@@ -7,13 +7,18 @@ from collections.abc import Sequence
 from ipcam_analysis.values import Box
 
 
-def iou(first: Box, second: Box) -> float:
-    """Intersection over union of two relative boxes (0: apart, 1: the same box)."""
+def overlap_area(first: Box, second: Box) -> float:
+    """The area two relative boxes share (0 when apart)."""
     left = max(first.left, second.left)
     top = max(first.top, second.top)
     right = min(first.left + first.width, second.left + second.width)
     bottom = min(first.top + first.height, second.top + second.height)
-    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    return max(0.0, right - left) * max(0.0, bottom - top)
+
+
+def iou(first: Box, second: Box) -> float:
+    """Intersection over union of two relative boxes (0: apart, 1: the same box)."""
+    inter = overlap_area(first, second)
     union = first.width * first.height + second.width * second.height - inter
     return inter / union if union > 0 else 0.0
 

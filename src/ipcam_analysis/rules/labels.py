@@ -30,13 +30,22 @@ def decide(labels: Sequence[Label], watched: Sequence[str], new_labels_only: boo
                 matched.append(MatchedLabel(label, shown))
             else:
                 ignored.append(f"{label.name}{known}")
-        elif (
-            folded((label.name, *label.parents, *label.aliases, *label.categories)) & watched_names
-        ):
+        elif folded(_names_of(label)) & watched_names:
             matched.append(MatchedLabel(label, label.name))
         else:
             ignored.append(label.name)
     return Decision(alert=bool(matched), matched=tuple(matched), ignored=tuple(ignored))
+
+
+def _names_of(label: Label) -> tuple[str, ...]:
+    """Every name a label answers to in alarm mode, runner-ups of merged objects included."""
+    return (
+        label.name,
+        *label.parents,
+        *label.aliases,
+        *label.categories,
+        *label.runner_up_names,
+    )
 
 
 def _known_because(label: Label, watched_names: set[str]) -> str | None:

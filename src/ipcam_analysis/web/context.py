@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -32,6 +32,7 @@ class DashboardContext:
     metrics: Metrics
     # Each ingest source's listening address by kind, None when it is not started.
     listeners: Callable[[], dict[str, tuple[str, int] | None]]
+    started_at: float = field(default_factory=time.time)  # epoch seconds: silence counts from it
 
     def events_page(self, filters: EventFilter) -> tuple[list[dict[str, Any]], int | None]:
         """One page of events and the `before_id` of the next (older) page, or None."""
@@ -44,7 +45,8 @@ class DashboardContext:
 
     def cameras(self) -> list[dict[str, Any]]:
         """Every configured camera (and any seen before), with `silent` set."""
-        return camera_states(self.store.cameras(self.config.camera_names))
+        running = time.time() - self.started_at
+        return camera_states(self.store.cameras(self.config.camera_names), running)
 
     def usage(self, days: int) -> dict[str, Any]:
         price = self.config.rekognition.price_per_1000_images

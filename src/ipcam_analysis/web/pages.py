@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from ipcam_analysis.web.context import context_of
+from ipcam_analysis.web.overlay import overlay_layers
 from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
 from ipcam_analysis.web.summaries import (
     SILENT_AFTER_SECONDS,
@@ -22,8 +23,6 @@ from ipcam_analysis.web.summaries import (
     describe_duration,
 )
 
-# Each label's boxes get one of these colours (classes in style.css), in label order.
-BOX_COLOURS = 8
 CAMERA_EVENTS_SHOWN = 20
 
 
@@ -71,11 +70,7 @@ def event_page(request: Request) -> Response:
     event = context_of(request).store.event(request.path_params["event_id"])
     if event is None:
         raise HTTPException(404, "No such event: it may have been removed by retention.")
-    located = [label for label in event["labels"] if label["instances"]]
-    layers = [
-        {**label, "colour": index % BOX_COLOURS, "triggered": label["name"] in event["triggered"]}
-        for index, label in enumerate(located)
-    ]
+    layers = overlay_layers(event)
     return render(
         request,
         "event.html",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -12,13 +13,20 @@ SILENT_AFTER_SECONDS = 24 * 3600
 COUNTS = ("uploads", "alerts", "cloud_calls")
 
 
-def camera_states(cameras: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The store's camera entries with `silent`: no upload yet, or none for SILENT_AFTER_SECONDS."""
+def camera_states(
+    cameras: Iterable[dict[str, Any]], running_seconds: float
+) -> list[dict[str, Any]]:
+    """The store's camera entries with `silent`: no upload for SILENT_AFTER_SECONDS, counted
+    from the service's start at the earliest (`running_seconds` ago). A camera cannot be
+    blamed for what happened while nobody listened, nor be silent minutes after a start."""
     return [
         {
             **camera,
-            "silent": camera["silent_seconds"] is None
-            or camera["silent_seconds"] >= SILENT_AFTER_SECONDS,
+            "silent": min(
+                running_seconds,
+                math.inf if camera["silent_seconds"] is None else camera["silent_seconds"],
+            )
+            >= SILENT_AFTER_SECONDS,
         }
         for camera in cameras
     ]
