@@ -131,13 +131,43 @@ SCENES = [
     (f"{BACKGROUNDS}/mate/nature/GreenMeadow.jpg", MATE, (0.3, 0.95)),
 ]
 
-BIRDS = (
-    "adelaide-rosella albino_peahen blackbird chicken_profile crow crowned_crane cuckoo drake "
-    "duck gander guineafowl helmeted_guineafowl hen heron_greatblue heron_greatblue_flying "
-    "lark little-penguin magellanic_penguin magpie nandou ostrich owl peacock pelican penguin "
-    "pigeon pink_flamingo quetzal rainbow-lorikeet rooster seagull silver-gull tucan turkey "
-    "vulture"
-).split()
+BIRDS = [
+    "adelaide-rosella",
+    "albino_peahen",
+    "blackbird",
+    "chicken_profile",
+    "crow",
+    "crowned_crane",
+    "cuckoo",
+    "drake",
+    "duck",
+    "gander",
+    "guineafowl",
+    "helmeted_guineafowl",
+    "hen",
+    "heron_greatblue",
+    "heron_greatblue_flying",
+    "lark",
+    "little-penguin",
+    "magellanic_penguin",
+    "magpie",
+    "nandou",
+    "ostrich",
+    "owl",
+    "peacock",
+    "pelican",
+    "penguin",
+    "pigeon",
+    "pink_flamingo",
+    "quetzal",
+    "rainbow-lorikeet",
+    "rooster",
+    "seagull",
+    "silver-gull",
+    "tucan",
+    "turkey",
+    "vulture",
+]
 # stamp path, truth: a dingo is a dog; a fox, a lion and a tiger are none of the five
 OTHERS = [
     ("animals/mammals/dogs/dog.png", (0, 0, 1, 0, 0)),

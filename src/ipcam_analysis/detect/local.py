@@ -64,10 +64,12 @@ class LocalModelSettings(StrictModel):
     night_input_sizes: tuple[int, ...] | None = Field(None, min_length=1)
     # A picture whose longer side is at least tile_min_side pixels is also cut into overlapping
     # tiles of about tile_side pixels, each run at the first input size: far-away objects keep
-    # their pixels. Costs one pass per tile (6 at 1920×1080).
+    # their pixels (8 more passes at 1920×1080). A tile sees a patch without its context and
+    # names textures more often, so its boxes must score tile_margin_percent above the threshold.
     tiles: Literal["auto", "off"] = "auto"
     tile_min_side: int = Field(1280, ge=256)
-    tile_side: int = Field(832, ge=128)
+    tile_side: int = Field(640, ge=128)
+    tile_margin_percent: float = Field(10, ge=0, lt=100)
     nms_threshold: float = Field(0.45, gt=0, le=1)  # Darknet's default
     threads: int = Field(2, ge=1, le=64)
     # Where the model converted for onnxruntime is kept; filled with data_dir/models when unset.

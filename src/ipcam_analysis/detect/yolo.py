@@ -104,7 +104,8 @@ class YoloTiny:
         found = self._run(
             np.ascontiguousarray(pixels[tile.top : tile.bottom, tile.left : tile.right]), size
         )
-        keep = ~_touches_inner_edge(found.corners, tile, width, height)
+        sure_enough = found.scores >= self._threshold + self._settings.tile_margin_percent / 100
+        keep = sure_enough & ~_touches_inner_edge(found.corners, tile, width, height)
         scale = np.array([tile.right - tile.left, tile.bottom - tile.top] * 2, np.float32)
         offset = np.array([tile.left, tile.top] * 2, np.float32)
         corners = (found.corners[keep] * scale + offset) / [width, height, width, height]
