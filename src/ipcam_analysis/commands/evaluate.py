@@ -130,16 +130,19 @@ def read_truth(path: Path) -> tuple[list[dict[str, str]], list[str]]:
 
 def format_table(summary: dict[str, Any]) -> str:
     images = summary["images"]
+    # Only a cascade can send a picture to the cloud: what it can find if Rekognition confirms.
+    cascade = summary["detector"].startswith("cascade")
     lines = [
         f"{summary['detector']} on {summary['folder']} ({images} images, {summary['variant']})",
-        f"{'class':<10} {'found/present':>14} {'false alarms/absent':>20} {'sent to cloud':>14}",
+        f"{'class':<10} {'found/present':>14} {'false alarms/absent':>20}"
+        + (f" {'sent to cloud':>14}" if cascade else ""),
     ]
     for name, score in summary["classes"].items():
         present = score["present"]
         found = f"{score['found']}/{present}" + _percent(score["found"], present)
         alarms = f"{score['false_alarms']}/{score['absent']}"
         sent = f"{score['sent_to_cloud']}/{present}" + _percent(score["sent_to_cloud"], present)
-        lines.append(f"{name:<10} {found:>14} {alarms:>20} {sent:>14}")
+        lines.append(f"{name:<10} {found:>14} {alarms:>20}" + (f" {sent:>14}" if cascade else ""))
     lines.append(
         f"per image: median {summary['ms_median']} ms, p90 {summary['ms_p90']} ms; "
         f"peak RSS {summary['peak_rss_mb']} MB; cloud calls {summary['cloud_calls']} "
