@@ -212,17 +212,17 @@ def _touches_inner_edge(corners: np.ndarray, tile: Tile, width: int, height: int
     return (near & inner).any(axis=1)
 
 
+# R, G and B of a greyscale JPEG differ by a few levels at most (chroma rounding); a colour
+# picture, even a dull one, has at least 1 % of its pixels further apart than this.
+_GREY_SPREAD = 6
+
+
 def is_greyscale(pixels: np.ndarray) -> bool:
     """A night (IR) picture: the three channels equal, give or take JPEG's rounding."""
     sample = pixels[:: max(1, pixels.shape[0] // 64), :: max(1, pixels.shape[1] // 64)]
     sample = sample.astype(np.int16)
     spread = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
     return bool(np.percentile(spread, 99) <= _GREY_SPREAD)
-
-
-# R, G and B of a greyscale JPEG differ by a few levels at most (chroma rounding); a colour
-# picture, even a dull one, has at least 1 % of its pixels further apart than this.
-_GREY_SPREAD = 6
 
 
 @dataclass(frozen=True)
