@@ -7,12 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DetectorError, build_detector
-from ipcam_analysis.detect.cascade import CascadeDetector, CascadeDetectorConfig, CloudGate
+from ipcam_analysis.detect.cascade import (
+    CandidateThresholds,
+    CascadeDetector,
+    CascadeDetectorConfig,
+    CloudGate,
+)
 from ipcam_analysis.detect.local import LocalDetector
 from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
+from ipcam_analysis.values import Box, Instance, Label
 from tests.support.aws import REGION, Moto, label
 from tests.support.eval_images import eval_snapshot
 
@@ -25,8 +32,7 @@ DOG = label(
 @pytest.fixture(scope="module")
 def screening() -> Iterator[LocalDetector]:
     """One local stage at the cascade's candidate threshold, shared: loading it takes a while."""
-    settings = CascadeDetectorConfig()
-    detector = LocalDetector(settings, settings.candidate_confidence_percent)
+    detector = LocalDetector(CascadeDetectorConfig(), 15)
     yield detector
     detector.close()
 
@@ -111,3 +117,67 @@ def test_built_from_the_config(aws: Moto) -> None:
     assert detector.detect(eval_snapshot("opencv_tree_f0000.jpg")).cloud_calls == 0
     assert detector.detect(eval_snapshot("skimage_camera.jpg")).cloud_calls == 1
     detector.close()
+
+
+BIRD = label("Bird", 93.0, parents=("Animal",), boxes=((0.4, 0.5, 0.2, 0.3),))
+
+
+def cascade_from_config(labels: list[str], candidates: object) -> CascadeDetector:
+    config = AppConfig.model_validate(
+        {
+            "detector": {"type": "cascade", "candidate_confidence_percent": candidates},
+            "aws_region": REGION,
+            "labels": labels,
+        }
+    )
+    detector = build_detector(config.detector_settings())
+    assert isinstance(detector, CascadeDetector)
+    return detector
+
+
+def test_a_weak_animal_candidate_is_asked_about_only_under_the_animal_threshold(
+    aws: Moto,
+) -> None:
+    # The local detector sees the pelican only weakly (about 8 %): below the usual 15 %.
+    pelican = eval_snapshot("cutout_pelican.jpg")
+    aws.rekognition.labels = [BIRD]
+    assert cascade_from_config(["Animal"], 15).detect(pelican).cloud_calls == 0
+    assert aws.rekognition.calls == 0
+
+    animal_camera = cascade_from_config(["Animal"], {"Animal": 6, "default": 15})
+    detection = animal_camera.detect(pelican)
+    assert (detection.cloud_calls, aws.rekognition.calls) == (1, 1)
+    assert [(lb.name, lb.confidence) for lb in detection.labels] == [("Bird", 93.0)]
+
+    # The same map on a person/vehicle camera costs nothing more: the bird is not watched.
+    person_camera = cascade_from_config(["Person", "Vehicle"], {"Animal": 6, "default": 15})
+    assert person_camera.detect(pelican).cloud_calls == 0
+    assert aws.rekognition.calls == 1
+
+
+def test_each_label_is_held_to_its_own_candidate_threshold() -> None:
+    thresholds = CandidateThresholds.parse({"Animal": 8, "person": 15, "default": 20})
+    assert thresholds.lowest == 8
+    dog = Label("Dog", 12.0, ("Animal", "Pet"), (), (), (Instance(Box(0, 0, 1, 1), 12.0),))
+    human = Label("Human", 12.0)
+    person = Label(
+        "Person",
+        16.0,
+        (),
+        ("Human",),
+        (),
+        (Instance(Box(0, 0, 0.1, 0.1), 16.0), Instance(Box(0.5, 0.5, 0.1, 0.1), 10.0)),
+    )
+    car = Label("Car", 18.0, ("Vehicle", "Transportation"))
+    assert [thresholds.for_label(lb) for lb in (dog, human, person, car)] == [8, 20, 15, 20]
+    kept = thresholds.passing([dog, human, person, car])
+    assert [(lb.name, len(lb.instances)) for lb in kept] == [("Dog", 1), ("Person", 1)]
+    assert CandidateThresholds.parse(12) == CandidateThresholds(12.0)
+
+
+def test_candidate_thresholds_in_the_config_are_checked() -> None:
+    for wrong in ({"Animal": 0}, {"Animal": 120}, {" ": 8}, "cheap"):
+        with pytest.raises(ValidationError):
+            CascadeDetectorConfig(candidate_confidence_percent=wrong)  # type: ignore[arg-type]
+    settings = CascadeDetectorConfig(candidate_confidence_percent={"Animal": 8})
+    assert CandidateThresholds.parse(settings.candidate_confidence_percent).lowest == 8

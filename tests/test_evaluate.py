@@ -81,6 +81,9 @@ def test_cascade_counts_the_cloud_calls_it_would_make(
     summary = json.loads(capsys.readouterr().out)
     assert summary["detector"] == "cascade (local stage only)"
     assert (summary["cloud_calls"], summary["cloud_calls_rekognition_alone"]) == (1, 4)
+    # The person picture goes to the cloud; the dog's does not: this camera watches people.
+    assert summary["classes"]["person"]["sent_to_cloud"] == 1
+    assert summary["classes"]["dog"]["sent_to_cloud"] == 0
 
 
 def test_cascade_with_rekognition(

@@ -61,6 +61,8 @@ class ClassScore:
     found: int = 0
     absent: int = 0
     false_alarms: int = 0
+    # Present and sent to Rekognition: what a cascade can find if Rekognition confirms it.
+    sent_to_cloud: int = 0
     missed_images: list[str] = field(default_factory=list)
     false_alarm_images: list[str] = field(default_factory=list)
 
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             timings.append((time.perf_counter() - started) * 1000)
             cloud_calls += detection.cloud_calls
             for name in classes:
-                _score(scores[name], row, name, decide(detection.labels, [name], False).alert)
+                alerted = decide(detection.labels, [name], False).alert
+                _score(scores[name], row, name, alerted, detection.cloud_calls > 0)
     except UnreadableImage as exc:
         raise UserError(f"{args.folder / row['file']}: {exc}") from None
     finally:
@@ -127,14 +130,19 @@ def read_truth(path: Path) -> tuple[list[dict[str, str]], list[str]]:
 
 def format_table(summary: dict[str, Any]) -> str:
     images = summary["images"]
+    # Only a cascade can send a picture to the cloud: what it can find if Rekognition confirms.
+    cascade = summary["detector"].startswith("cascade")
     lines = [
         f"{summary['detector']} on {summary['folder']} ({images} images, {summary['variant']})",
-        f"{'class':<10} {'found/present':>14} {'false alarms/absent':>20}",
+        f"{'class':<10} {'found/present':>14} {'false alarms/absent':>20}"
+        + (f" {'sent to cloud':>14}" if cascade else ""),
     ]
     for name, score in summary["classes"].items():
-        found = f"{score['found']}/{score['present']}" + _percent(score["found"], score["present"])
+        present = score["present"]
+        found = f"{score['found']}/{present}" + _percent(score["found"], present)
         alarms = f"{score['false_alarms']}/{score['absent']}"
-        lines.append(f"{name:<10} {found:>14} {alarms:>20}")
+        sent = f"{score['sent_to_cloud']}/{present}" + _percent(score["sent_to_cloud"], present)
+        lines.append(f"{name:<10} {found:>14} {alarms:>20}" + (f" {sent:>14}" if cascade else ""))
     lines.append(
         f"per image: median {summary['ms_median']} ms, p90 {summary['ms_p90']} ms; "
         f"peak RSS {summary['peak_rss_mb']} MB; cloud calls {summary['cloud_calls']} "
@@ -148,10 +156,13 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _score(score: ClassScore, row: dict[str, str], name: str, alerted: bool) -> None:
+def _score(
+    score: ClassScore, row: dict[str, str], name: str, alerted: bool, sent_to_cloud: bool
+) -> None:
     if row[name] == "1":
         score.present += 1
         score.found += alerted
+        score.sent_to_cloud += sent_to_cloud
         if not alerted:
             score.missed_images.append(row["file"])
     else:
@@ -171,8 +182,8 @@ class _ScreeningOnly:
 
     def detect(self, snapshot: Snapshot) -> Detection:
         seen = self._local.detect(snapshot)
-        would_call = self._gate.reason(seen.labels) is not None
-        return Detection(self.kind, seen.labels, seen.elapsed_ms, cloud_calls=int(would_call))
+        kept, reason = self._gate.screen(seen.labels)
+        return Detection(self.kind, kept, seen.elapsed_ms, cloud_calls=int(reason is not None))
 
     def close(self) -> None:
         self._local.close()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ipcam_analysis.detect.base import Detector
 from ipcam_analysis.detect.local import LocalDetector, LocalModelSettings
@@ -18,25 +19,86 @@ from ipcam_analysis.values import Detection, Label, Snapshot
 log = logging.getLogger(__name__)
 
 
+Percent = Annotated[float, Field(gt=0, le=100)]
+DEFAULT_CANDIDATE_PERCENT = 15.0
+
+
+@dataclass(frozen=True)
+class CandidateThresholds:
+    """Each label's candidate threshold: its own name's or alias's, else its parents' lowest,
+    else the default."""
+
+    default: float = DEFAULT_CANDIDATE_PERCENT
+    by_name: Mapping[str, float] = field(default_factory=dict)  # case-folded names
+
+    @classmethod
+    def parse(cls, setting: float | Mapping[str, float]) -> CandidateThresholds:
+        if not isinstance(setting, Mapping):
+            return cls(float(setting))
+        by_name = {name.casefold(): float(value) for name, value in setting.items()}
+        return cls(by_name.pop("default", DEFAULT_CANDIDATE_PERCENT), by_name)
+
+    @property
+    def lowest(self) -> float:
+        """What the local stage must report: every label's own threshold is applied later."""
+        return min((self.default, *self.by_name.values()))
+
+    def for_label(self, label: Label) -> float:
+        for name in (label.name, *label.aliases):
+            if name.casefold() in self.by_name:
+                return self.by_name[name.casefold()]
+        parents = [
+            self.by_name[p.casefold()] for p in label.parents if p.casefold() in self.by_name
+        ]
+        return min(parents, default=self.default)
+
+    def passing(self, labels: Sequence[Label]) -> tuple[Label, ...]:
+        """The labels, each with only its instances at or above its own threshold."""
+        kept = []
+        for label in labels:
+            threshold = self.for_label(label)
+            instances = tuple(i for i in label.instances if i.confidence >= threshold)
+            if instances or (not label.instances and label.confidence >= threshold):
+                best = instances[0].confidence if instances else label.confidence
+                kept.append(replace(label, confidence=best, instances=instances))
+        return tuple(kept)
+
+
 class CascadeDetectorConfig(LocalModelSettings):
     """`detector: {type: cascade}`. The cloud's settings and what to watch for are filled from
     the top level (`rekognition:`, `aws_region`, `labels`, `new_labels_only`)."""
 
     type: Literal["cascade"] = "cascade"
     # Below the local detector's 25 %: here it only screens and Rekognition has the last word,
-    # so an unsure sighting costs one cloud call rather than a missed alert.
-    candidate_confidence_percent: float = Field(15, gt=0, le=100)
+    # so an unsure sighting costs one cloud call rather than a missed alert. A map by label or
+    # parent ({Animal: 8, Person: 15, default: 15}) lets an animal camera ask about weak animal
+    # candidates while people and cars stay as cheap.
+    candidate_confidence_percent: Percent | dict[str, Percent] = DEFAULT_CANDIDATE_PERCENT
     cloud: RekognitionConfig = Field(default_factory=RekognitionConfig)
     watched_labels: tuple[str, ...] = ("Person", "Vehicle", "Animal")
     new_labels_only: bool = False
+
+    @field_validator("candidate_confidence_percent")
+    @classmethod
+    def _named_thresholds(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        if isinstance(value, dict) and any(not name.strip() for name in value):
+            raise ValueError("each key must be a label or parent name, or `default`")
+        return value
 
 
 class CloudGate:
     """Decides from the local labels whether an image needs Rekognition, and says why."""
 
-    def __init__(self, watched: Sequence[str], new_labels_only: bool, vocabulary: frozenset[str]):
+    def __init__(
+        self,
+        watched: Sequence[str],
+        new_labels_only: bool,
+        vocabulary: frozenset[str],
+        thresholds: CandidateThresholds | None = None,
+    ):
         self._watched = list(watched)
         self._new_labels_only = new_labels_only
+        self.thresholds = thresholds or CandidateThresholds()
         # A watched label the local model cannot name (Package, Fire, ...) cannot be ruled out
         # locally: every image goes to the cloud rather than never alerting on it.
         self.unknown = (
@@ -51,26 +113,32 @@ class CloudGate:
                 ", ".join(self.unknown),
             )
 
-    def reason(self, local_labels: Sequence[Label]) -> str | None:
-        """Why the cloud must look (for the log), or None when the local answer rules it out.
+    def screen(self, local_labels: Sequence[Label]) -> tuple[tuple[Label, ...], str | None]:
+        """The local labels at their own thresholds, and why the cloud must look (for the log),
+        or None when they rule it out.
 
         A candidate is what would alert if the local labels were the answer: in alarm mode a
         watched label (by name, parent or alias), in new-labels mode anything not listed.
         """
+        kept = self.thresholds.passing(local_labels)
         if self.unknown:
-            return f"watched labels unknown locally: {', '.join(self.unknown)}"
-        matched = decide(local_labels, self._watched, self._new_labels_only).matched
+            return kept, f"watched labels unknown locally: {', '.join(self.unknown)}"
+        matched = decide(kept, self._watched, self._new_labels_only).matched
         if not matched:
-            return None
-        return "candidates " + ", ".join(
+            return kept, None
+        return kept, "candidates " + ", ".join(
             f"{m.label.name} {m.label.confidence:.0f}%" for m in matched
         )
 
 
 def local_stage(settings: CascadeDetectorConfig) -> tuple[LocalDetector, CloudGate]:
-    """A cascade's screening half: a local detector at the candidate threshold, and its gate."""
-    local = LocalDetector(settings, settings.candidate_confidence_percent)
-    gate = CloudGate(settings.watched_labels, settings.new_labels_only, local.vocabulary)
+    """A cascade's screening half: a local detector at the lowest candidate threshold, and the
+    gate that holds each label to its own."""
+    thresholds = CandidateThresholds.parse(settings.candidate_confidence_percent)
+    local = LocalDetector(settings, thresholds.lowest)
+    gate = CloudGate(
+        settings.watched_labels, settings.new_labels_only, local.vocabulary, thresholds
+    )
     return local, gate
 
 
@@ -91,11 +159,10 @@ class CascadeDetector:
 
     def detect(self, snapshot: Snapshot) -> Detection:
         started = time.perf_counter()
-        screened = self._local.detect(snapshot)
-        reason = self._gate.reason(screened.labels)
+        screened, reason = self._gate.screen(self._local.detect(snapshot).labels)
         if reason is None:
             # Nothing here can alert: the local labels are kept for the record only.
-            return Detection(self.kind, screened.labels, _since(started), cloud_calls=0)
+            return Detection(self.kind, screened, _since(started), cloud_calls=0)
         log.debug("Asking Rekognition: %s", reason)
         confirmed = self._cloud.detect(snapshot)
         return Detection(self.kind, confirmed.labels, _since(started), confirmed.cloud_calls)

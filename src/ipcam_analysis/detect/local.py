@@ -60,18 +60,32 @@ class LocalModelSettings(StrictModel):
     # 416 is the network's native size; a second pass at 320 finds what fills the frame
     # (close portraits, a car's rear) that YOLOv3-tiny's largest anchors miss at 416.
     input_sizes: tuple[int, ...] = Field((416, 320), min_length=1)
+    # Greyscale (night IR) pictures: the sizes run on them instead, when set.
+    night_input_sizes: tuple[int, ...] | None = Field(None, min_length=1)
+    # A picture whose longer side is at least tile_min_side pixels is also cut into overlapping
+    # tiles of about tile_side pixels, each run at the first input size: far-away objects keep
+    # their pixels (8 more passes at 1920×1080). A tile sees a patch without its context and
+    # names textures more often, so its boxes must score tile_margin_percent above the threshold.
+    tiles: Literal["auto", "off"] = "auto"
+    tile_min_side: int = Field(1280, ge=256)
+    tile_side: int = Field(640, ge=128)
+    tile_margin_percent: float = Field(10, ge=0, lt=100)
     nms_threshold: float = Field(0.45, gt=0, le=1)  # Darknet's default
     threads: int = Field(2, ge=1, le=64)
     # Where the model converted for onnxruntime is kept; filled with data_dir/models when unset.
     model_cache_dir: Path | None = None
 
-    @field_validator("input_sizes")
+    @field_validator("input_sizes", "night_input_sizes")
     @classmethod
-    def _multiples_of_32(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    def _multiples_of_32(cls, sizes: tuple[int, ...] | None) -> tuple[int, ...] | None:
         # The network downsamples by 32; other sizes would crop the last row and column.
-        if any(size % 32 or not 128 <= size <= 1024 for size in sizes):
+        if sizes and any(size % 32 or not 128 <= size <= 1024 for size in sizes):
             raise ValueError("each input size must be a multiple of 32 between 128 and 1024")
         return sizes
+
+    def sizes_for(self, *, night: bool) -> tuple[int, ...]:
+        """The network sizes to run on a colour or a greyscale (night) picture."""
+        return (self.night_input_sizes or self.input_sizes) if night else self.input_sizes
 
 
 class LocalDetectorConfig(LocalModelSettings):

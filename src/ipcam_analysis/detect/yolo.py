@@ -73,9 +73,16 @@ class YoloTiny:
         cv2.setNumThreads(settings.threads)
 
     def find(self, image: Image.Image) -> list[Sighting]:
-        """Boxes above the threshold in an RGB image, after non-maximum suppression."""
+        """Boxes above the threshold in an RGB image, after non-maximum suppression.
+
+        A greyscale (night IR) picture gets the night settings; a large one is also cut into
+        overlapping tiles, so that a far-away person or a bird at the feeder keeps enough pixels.
+        """
         pixels = np.asarray(image)
-        passes = [self._run(pixels, size) for size in self._settings.input_sizes]
+        night = is_greyscale(pixels)
+        sizes = self._settings.sizes_for(night=night)
+        passes = [self._run(pixels, size) for size in sizes]
+        passes += [self._run_tile(pixels, tile, sizes[0]) for tile in self._tiles(*image.size)]
         found = self._suppressed(_Found.joined(passes), *image.size)
         return [
             Sighting(int(class_id), float(score), *(float(edge) for edge in corners))
@@ -83,6 +90,26 @@ class YoloTiny:
                 found.corners, found.class_ids, found.scores, strict=True
             )
         ]
+
+    def _tiles(self, width: int, height: int) -> list[Tile]:
+        settings = self._settings
+        if settings.tiles == "off" or max(width, height) < settings.tile_min_side:
+            return []
+        return tile_grid(width, height, settings.tile_side, TILE_OVERLAP)
+
+    def _run_tile(self, pixels: np.ndarray, tile: Tile, size: int) -> _Found:
+        """One pass on a tile, boxes relative to the whole image; boxes cut by an inner tile edge
+        are dropped: the object is whole in the neighbouring tile or in the whole-image pass."""
+        height, width = pixels.shape[:2]
+        found = self._run(
+            np.ascontiguousarray(pixels[tile.top : tile.bottom, tile.left : tile.right]), size
+        )
+        sure_enough = found.scores >= self._threshold + self._settings.tile_margin_percent / 100
+        keep = sure_enough & ~_touches_inner_edge(found.corners, tile, width, height)
+        scale = np.array([tile.right - tile.left, tile.bottom - tile.top] * 2, np.float32)
+        offset = np.array([tile.left, tile.top] * 2, np.float32)
+        corners = (found.corners[keep] * scale + offset) / [width, height, width, height]
+        return _Found(corners, found.class_ids[keep], found.scores[keep])
 
     def _run(self, pixels: np.ndarray, size: int) -> _Found:
         """One pass at one network size, boxes relative to the whole image."""
@@ -144,6 +171,58 @@ class YoloTiny:
         )
         keep = np.asarray(keep, int).reshape(-1)
         return _Found(found.corners[keep], found.class_ids[keep], found.scores[keep])
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rectangle of the image in pixels (right and bottom exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+# Neighbouring tiles share a fifth of their side: an object up to that size lies whole in one.
+TILE_OVERLAP = 0.2
+# A box edge this close (relative to the tile) to an inner tile edge counts as cut by it.
+_EDGE_MARGIN = 0.01
+
+
+def tile_grid(width: int, height: int, side: int, overlap: float) -> list[Tile]:
+    """Overlapping tiles of about `side` pixels covering the image, evenly spread."""
+
+    def starts(length: int) -> list[tuple[int, int]]:
+        span = min(side, length)
+        count = max(1, int(np.ceil((length - span * overlap) / (span * (1 - overlap)))))
+        step = (length - span) / (count - 1) if count > 1 else 0
+        return [(round(i * step), round(i * step) + span) for i in range(count)]
+
+    return [
+        Tile(left, top, right, bottom)
+        for top, bottom in starts(height)
+        for left, right in starts(width)
+    ]
+
+
+def _touches_inner_edge(corners: np.ndarray, tile: Tile, width: int, height: int) -> np.ndarray:
+    """Which boxes (relative to the tile) touch a tile edge that is not an image edge."""
+    inner = np.array([tile.left > 0, tile.top > 0, tile.right < width, tile.bottom < height])
+    near = np.column_stack([corners[:, :2] <= _EDGE_MARGIN, corners[:, 2:] >= 1 - _EDGE_MARGIN])
+    return (near & inner).any(axis=1)
+
+
+# R, G and B of a greyscale JPEG differ by a few levels at most (chroma rounding); a colour
+# picture, even a dull one, has at least 1 % of its pixels further apart than this.
+_GREY_SPREAD = 6
+
+
+def is_greyscale(pixels: np.ndarray) -> bool:
+    """A night (IR) picture: the three channels equal, give or take JPEG's rounding."""
+    sample = pixels[:: max(1, pixels.shape[0] // 64), :: max(1, pixels.shape[1] // 64)]
+    sample = sample.astype(np.int16)
+    spread = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
+    return bool(np.percentile(spread, 99) <= _GREY_SPREAD)
 
 
 @dataclass(frozen=True)
