@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -48,11 +49,35 @@ class SmtpSink:
     password: str | None = None
     received: list[ReceivedMail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A slow server: the reply to this command ("RCPT": before the message is handed over;
+    # "DATA": the message is kept, its 250 not yet sent) waits until `release` is set.
+    hold_reply_to: str | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    quits: int = 0  # QUITs answered: the client is done with the session
+    quit_reply: str = "221 Bye"
 
     @property
     def messages(self) -> list[EmailMessage]:
         with self.lock:
             return [mail.message for mail in self.received]
+
+    def hold(self, command: str) -> None:
+        """Hold the next replies to `command` until release() (a server slow to answer)."""
+        self.release.clear()
+        self.holding.clear()
+        self.hold_reply_to = command
+
+    def stop_holding(self) -> None:
+        self.hold_reply_to = None
+        self.release.set()
+
+    async def reply_when_released(self, command: str) -> None:
+        if self.hold_reply_to != command:
+            return
+        self.holding.set()
+        while not self.release.is_set():  # a delay inside the fake server, not a test's wait
+            await asyncio.sleep(0.02)
 
 
 class _Handler:
@@ -64,6 +89,7 @@ class _Handler:
     ) -> str:
         if address in _REFUSALS:
             return _REFUSALS[address]
+        await self._sink.reply_when_released("RCPT")
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -78,7 +104,13 @@ class _Handler:
         )
         with self._sink.lock:
             self._sink.received.append(mail)
+        await self._sink.reply_when_released("DATA")
         return "250 Message accepted"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._sink.lock:
+            self._sink.quits += 1
+        return self._sink.quit_reply
 
 
 def _authenticator(sink: SmtpSink) -> Any:

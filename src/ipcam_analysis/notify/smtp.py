@@ -56,12 +56,14 @@ class SmtpTransport:
             if settings.security == "tls"
             else smtplib.SMTP(*address, timeout=settings.timeout_seconds)
         )
-        with connection as smtp:
+        try:
             if settings.security == "starttls":
-                smtp.starttls(context=context)
+                connection.starttls(context=context)
             if settings.username:
-                smtp.login(settings.username, self._password)
-            return smtp.send_message(message, to_addrs=recipients)
+                connection.login(settings.username, self._password)
+            return connection.send_message(message, to_addrs=recipients)
+        finally:
+            _quit_quietly(connection)
 
     @property
     def _password(self) -> str:
@@ -73,6 +75,15 @@ class SmtpTransport:
         text = f"SMTP server {settings.host}:{settings.effective_port}: {cause}"
         # A server may quote what it was sent; the password must not reach logs or the dashboard.
         return text.replace(self._password, MASK) if self._password else text
+
+
+def _quit_quietly(connection: smtplib.SMTP) -> None:
+    """Once the server has answered 250 to the data, the mail is its: a QUIT that fails or is
+    not answered must not turn that into a failure, which would send it again."""
+    try:
+        connection.quit()
+    except OSError:  # smtplib's errors are OSErrors too
+        connection.close()
 
 
 @functools.cache
