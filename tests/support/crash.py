@@ -64,7 +64,7 @@ class CrashRig:
         return self.folder / "data" / "snapshots"
 
     def start(self, **env: str) -> ServiceProcess:
-        config = base_config(self.folder, workers=1, **self.config_overrides)
+        config = base_config(self.folder, **{"workers": 1, **self.config_overrides})
         config["email"] = {
             **config["email"],
             "transport": "smtp",

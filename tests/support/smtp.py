@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ class ReceivedMail:
     recipients: list[str]
     message: EmailMessage
     login: str | None  # the user the client logged in as, if it did
+    tls: bool  # whether it came over TLS (STARTTLS or implicit)
 
 
 @dataclass
@@ -56,6 +59,9 @@ class SmtpSink:
     release: threading.Event = field(default_factory=threading.Event)
     quits: int = 0  # QUITs answered: the client is done with the session
     quit_reply: str = "221 Bye"
+    max_data_reply_seconds: float = (
+        0.0  # a busy server: each 250 to a message comes after up to this
+    )
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -101,9 +107,12 @@ class _Handler:
             recipients=list(envelope.rcpt_tos),
             message=message_from_bytes(raw, policy=policy.default),
             login=session.auth_data if session.authenticated else None,
+            tls=server.transport is not None
+            and server.transport.get_extra_info("ssl_object") is not None,
         )
         with self._sink.lock:
             self._sink.received.append(mail)
+        await asyncio.sleep(random.uniform(0, self._sink.max_data_reply_seconds))
         await self._sink.reply_when_released("DATA")
         return "250 Message accepted"
 
@@ -136,14 +145,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_sink(*, with_login: bool) -> Iterator[SmtpSink]:
-    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH."""
-    sink = SmtpSink(HOST, free_port())
+def running_sink(
+    *,
+    with_login: bool,
+    port: int | None = None,
+    tls: ssl.SSLContext | None = None,
+    security: str = "starttls",
+) -> Iterator[SmtpSink]:
+    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH; with a
+    `tls` server context it requires STARTTLS (security "starttls") or speaks TLS at once ("tls")."""
+    sink = SmtpSink(HOST, port or free_port())
     options: dict[str, Any] = {}
     if with_login:
         sink.username, sink.password = USERNAME, PASSWORD
         # Plain-text AUTH is fine on loopback; the transport's TLS modes are not what is tested.
         options = {"authenticator": _authenticator(sink), "auth_require_tls": False}
+    if tls is not None and security == "tls":
+        options["ssl_context"] = tls
+    elif tls is not None:
+        options.update(tls_context=tls, require_starttls=True)
     controller = Controller(
         _Handler(sink), hostname=HOST, port=sink.port, ready_timeout=30, **options
     )
