@@ -152,3 +152,27 @@ def test_sigkill_at_a_step_loses_nothing_and_repeats_only_what_it_must(
     assert len({m["Message-ID"] for m in first_alert}) == 1  # a copy is recognisably the same
     assert len(mails) == 1 + step.first_alert_copies
     assert "Alert for cam01 (event 1, " in first.output + second.output
+
+
+def test_sigterm_finishes_the_item_in_progress_and_leaves_the_rest_queued(rig: CrashRig) -> None:
+    rig.moto.rekognition.delay_seconds = 3  # the first upload is in the cloud when SIGTERM comes
+    first = rig.start()
+    names = ["a.jpg", "b.jpg", "c.jpg"]
+    for name in names:
+        upload(first.address(), "cam01", PERSON_JPEG, name)
+    wait_until(lambda: rig.moto.rekognition.calls == 1, what="the first detector call")
+
+    assert first.terminate() == 0  # terminate() bounds the wait: 60 s
+    assert rig.query("SELECT id, state FROM uploads ORDER BY id") == [
+        (1, "done"),
+        (2, "pending"),
+        (3, "pending"),
+    ]
+    assert len(alert_mails(rig.sink)) == 1
+
+    rig.moto.rekognition.delay_seconds = 0
+    second = rig.start()
+    rig.wait_drained()
+    assert second.terminate() == 0
+    tally = rig.tally()
+    assert (tally.lost, tally.events, tally.cloud_calls, tally.emails) == (0, 3, 3, 3)
