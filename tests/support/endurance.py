@@ -122,6 +122,15 @@ def run_load(mode: str, spec: dict[str, Any], spec_dir: Path) -> subprocess.Pope
     )
 
 
+def load_ended(process: subprocess.Popen[str], within: float) -> bool:
+    """Whether the load process ends within `within` seconds (a poll that paces probes)."""
+    try:
+        process.wait(within)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def load_result(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     """What the load's clients saw (see load_client.Tally)."""
     try:
