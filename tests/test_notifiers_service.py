@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from ipcam_analysis.notify.smtp import SmtpConfig
 from tests.support.aws import Moto
 from tests.support.crash import PERSON, PERSON_JPEG
 from tests.support.mqtt import Broker
@@ -57,22 +58,30 @@ def ca_and_server_tls(tmp_path: Path) -> Iterator[tuple[Path, ssl.SSLContext]]:
     yield ca_file, server
 
 
-@pytest.mark.parametrize("security", ["starttls", "tls"])
+@pytest.mark.parametrize(
+    ("security", "trust"),
+    [("starttls", "SSL_CERT_FILE"), ("tls", "SSL_CERT_FILE"), ("tls", "cafile")],
+)
 def test_smtp_with_tls_delivers_the_alert_from_the_running_service(
     tmp_path: Path,
     aws: Moto,
     service_process,
     ca_and_server_tls: tuple[Path, ssl.SSLContext],
     security: str,
+    trust: str,
 ) -> None:
     ca_file, server_tls = ca_and_server_tls
     aws.rekognition.labels = [PERSON]
     with running_sink(with_login=True, tls=server_tls, security=security) as sink:
         email = smtp_email(sink.port, security)
         email["smtp"] |= {"username": sink.username, "password": sink.password}
+        # The service trusts the test CA as a user trusts a private one: the environment's
+        # SSL_CERT_FILE, or the smtp section's cafile.
+        extra_env = {"SSL_CERT_FILE": str(ca_file)} if trust == "SSL_CERT_FILE" else {}
+        if trust == "cafile":
+            email["smtp"] |= {"cafile": str(ca_file)}
         config = write_config(tmp_path, base_config(tmp_path, email=email))
-        # The service trusts the test CA as a user trusts a private one: SSL_CERT_FILE.
-        env = service_environment(aws, SSL_CERT_FILE=str(ca_file))
+        env = service_environment(aws, **extra_env)
         service = service_process(["-c", str(config), "-n"], env)
         upload(service.address(), "cam01", PERSON_JPEG, "tls.jpg")
 
@@ -161,3 +170,12 @@ def test_each_camera_notifies_its_own_targets(
         for path in ("/everyone", "/cam02-only")
     }
     assert titles == {"/everyone": ["cam01: Person"], "/cam02-only": ["cam02: Person"]}
+
+
+@pytest.mark.parametrize(
+    ("cafile", "problem"),
+    [("ca.pem", "must be an absolute path"), ("/nonexistent/ca.pem", "is not a file")],
+)
+def test_an_unusable_cafile_is_a_clear_error(cafile: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        SmtpConfig(host=HOST, cafile=cafile)
