@@ -81,6 +81,10 @@ def test_a_notifier_bug_fails_its_channel_only_then_an_error_event_with_an_email
         retry={"error_email_after_attempts": 2, "give_up_after_hours": 0.002},  # 7 s
     )
     upload(running.address, "cam01", PERSON_JPEG, "bug.jpg")
+    # error_email_after_attempts: the owner hears of it at the 2nd attempt, long before the
+    # upload is given up (give_up_after_hours).
+    wait_until(lambda: error_mails(aws), what="the error e-mail")
+    assert running.outcomes() == []
     running.wait_idle()
     upload(running.address, "cam02", PERSON_JPEG, "after.jpg")
     running.wait_idle()
