@@ -21,11 +21,12 @@ from tests.support.endurance import (
     FixedLatencyDetector,
     StartService,
     jpeg_bytes,
+    load_ended,
     load_result,
     run_load,
 )
 from tests.support.ftp import CAMERAS, StartFtp, upload_with_ftplib
-from tests.support.service import upload
+from tests.support.service import upload, wait_until
 
 ATTACKER = "127.0.0.2"
 GUESSES = 1000
@@ -113,9 +114,23 @@ def test_the_21st_session_from_one_address_is_refused_and_cameras_carry_on(
     assert running.outcomes() == [("while-held.jpg", "no_match")]
 
 
+def guess_once(host: str, port: int, sent: threading.Event) -> float:
+    """One wrong password for cam01 from ATTACKER; `sent` is set once it is on its way; returns
+    how long the answer took."""
+    with ftplib.FTP(source_address=(ATTACKER, 0)) as ftp:
+        ftp.connect(host, port, timeout=20)
+        ftp.sendcmd("USER cam01")
+        ftp.putcmd("PASS guess")
+        started = time.monotonic()
+        sent.set()
+        with pytest.raises(ftplib.error_perm, match=r"^530"):
+            ftp.getresp()
+        return time.monotonic() - started
+
+
 LOAD_SECONDS = 10.0
 LOAD_CLIENTS = 8
-MAX_RESPONSE_SECONDS = 5.0  # generous: the point is an answer, not a speed
+PROBE_EVERY_SECONDS = 0.25
 DASHBOARD_PATHS = ["/", "/api/events", "/cameras", "/usage", "/healthz", "/metrics", "/config"]
 
 
@@ -135,12 +150,10 @@ def test_dashboard_and_api_answer_under_load(run_service: StartService, tmp_path
     }
     load = run_load("http", spec, tmp_path)
 
-    answers: list[float] = []
+    answers: list[float] = []  # figures for the report: a probe's time is not a test
     statuses: Counter[int] = Counter()
-    time.sleep(1)  # let the load build up
-    deadline = time.monotonic() + LOAD_SECONDS - 2
     for number in range(int(LOAD_SECONDS) * 4):
-        if time.monotonic() > deadline:
+        if load_ended(load, PROBE_EVERY_SECONDS):
             break
         connection = http.client.HTTPConnection(host, port, timeout=30)
         started = time.monotonic()
@@ -152,11 +165,9 @@ def test_dashboard_and_api_answer_under_load(run_service: StartService, tmp_path
         connection.close()
         if number == 0:  # a camera is served during the load too
             upload(running.address, "cam02", SNAPSHOT, "during-load.jpg")
-        time.sleep(0.25)
     seen = load_result(load, timeout=LOAD_SECONDS + 60)
 
-    assert statuses == Counter({200: len(answers)})
-    assert max(answers) < MAX_RESPONSE_SECONDS
+    assert answers and statuses == Counter({200: len(answers)})  # every probe answered
     assert seen["errors"] == {}
     assert set(seen["replies"]) == {"200"}
     running.wait_idle()
@@ -175,12 +186,13 @@ def test_guessing_through_the_service_holds_up_the_guesser_only(
     # The service's own throttle: a wrong guess is answered after 3 s, to its address only.
     running = run_service(lambda kind: FixedLatencyDetector(kind))
     host, port = running.address
+    sent = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        guess = pool.submit(guess_passwords, host, port, 1)
-        time.sleep(0.5)  # the guess is in
+        guess = pool.submit(guess_once, host, port, sent)
+        wait_until(sent.is_set, what="the guess to be sent")
         upload(running.address, "cam01", SNAPSHOT, "not-held-up.jpg")
         assert not guess.done()  # the camera was served while the guesser waits
-        [waited] = guess.result(timeout=30)
-    assert waited >= 3.0
+        waited = guess.result(timeout=30)
+    assert waited >= 3.0  # a lower bound: the throttle's delay, which no slowness shortens
     running.wait_idle()
     assert running.outcomes() == [("not-held-up.jpg", "no_match")]

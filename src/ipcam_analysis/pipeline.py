@@ -58,6 +58,15 @@ log = logging.getLogger(__name__)
 
 BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other frames looks again
 
+# An upload that hits an unexpected exception (a bug) is retried this often, then recorded as
+# an error event.
+MAX_INTERNAL_ERRORS = 3
+
+
+def describe_item(item: QueuedItem) -> str:
+    """How every log line names an upload: `cam01 (event 42, 2026/12/03/x.jpg)`."""
+    return f"{item.upload.camera} (event {item.id}, {item.upload.original_name})"
+
 
 @dataclass
 class _Progress:
@@ -103,34 +112,32 @@ class Pipeline:
         upload = item.upload
         camera = self._config.camera(upload.camera)
         progress = _Progress(item, camera, detection=item.detection)
-        log.info("Processing image %s from %s", upload.original_name, upload.camera)
+        about = describe_item(item)
+        log.info("Processing image from %s", about)
         try:
             data = read_upload(upload)
             progress.file_size = len(data)
             progress.snapshot = decode_snapshot(data)
         except FileNotFoundError:
-            log.warning(
-                "Upload %s from %s vanished before analysis", upload.original_name, upload.camera
-            )
+            log.warning("Upload from %s vanished before analysis", about)
             return self._finish(progress, MISSING)
         except NotAnImageError as exc:
             # The camera's FTP "Test" button uploads a small non-image file: not an error.
-            log.info(
-                "Connection test or non-image upload from %s: %s (%s)",
-                upload.camera,
-                upload.original_name,
-                exc,
-            )
+            log.info("Connection test or non-image upload from %s: %s", about, exc)
             return self._finish(progress, NOT_IMAGE, str(exc))
         except CorruptImageError as exc:
-            log.warning("Damaged image from %s: %s (%s)", upload.camera, upload.original_name, exc)
+            log.warning("Damaged image from %s: %s", about, exc)
             return self._finish(progress, CORRUPT, str(exc))
         except OSError as exc:
             return self._failed(progress, f"cannot read the upload ({exc})", transient=True)
 
         windows = camera.time_windows
         if windows and not in_time_windows(windows, upload.received_at):
-            log.info("Image ignored. Not in time window %s.", describe_time_windows(windows))
+            log.info(
+                "Image from %s ignored: not in time window %s",
+                about,
+                describe_time_windows(windows),
+            )
             return self._finish(progress, OUTSIDE_WINDOW)
 
         if progress.detection is None:
@@ -155,8 +162,8 @@ class Pipeline:
         distance = self._gates.repeated_frame(camera, item.id, frame_hash, now)
         if distance is not None:
             log.info(
-                "Same picture as the last one from %s (distance %d): %s not analysed",
-                camera.name,
+                "Same picture as the last one from %s (distance %d): not analysed",
+                describe_item(item),
                 distance,
                 item.upload.original_name,
             )
@@ -200,8 +207,9 @@ class Pipeline:
         progress.filtered.extend(reasons)
         decision = decide(labels, camera.labels, camera.new_labels_only)
         progress.decision = decision
+        about = describe_item(progress.item)
         if not decision.alert:
-            log.info("Nothing of interest from %s in %s", camera.name, item.upload.original_name)
+            log.info("Nothing of interest from %s", describe_item(item))
             self._errors.clear(camera.name)
             return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
         with self._memory.atomically():
@@ -211,7 +219,7 @@ class Pipeline:
             if matched:
                 self._queue.save_decision(item.id, progress.decision, progress.filtered)
         if not matched:
-            log.info("Alert for %s suppressed: %s", camera.name, "; ".join(progress.filtered))
+            log.info("Alert for %s suppressed: %s", about, "; ".join(progress.filtered))
             self._errors.clear(camera.name)
             return self._finish(progress, SUPPRESSED, "; ".join(progress.filtered))
         return self._alert(progress)
@@ -242,7 +250,7 @@ class Pipeline:
             if alerted == item.id:
                 return None
             turn = already_alerted(alerted)
-        log.info("Alert for %s suppressed: %s", upload.camera, turn.reason)
+        log.info("Alert for %s suppressed: %s", describe_item(item), turn.reason)
         progress.decision = replace(decision, alert=False)
         return self._finish(progress, SUPPRESSED, turn.reason)
 
@@ -254,8 +262,9 @@ class Pipeline:
             detection.cloud_calls,
         )
         log.info(
-            "%s answered in %.0f ms: %s",
+            "%s answered for %s in %.0f ms: %s",
             detection.detector,
+            describe_item(item),
             detection.elapsed_ms,
             describe_labels(detection.labels),
         )
@@ -263,10 +272,10 @@ class Pipeline:
     def _notify(self, progress: _Progress) -> str:
         item, snapshot, decision = progress.item, progress.snapshot, progress.decision
         assert snapshot is not None and decision is not None
-        upload = item.upload
+        upload, about = item.upload, describe_item(item)
         log.info(
             "DETECTED LABELS from %s: %s",
-            upload.camera,
+            about,
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
         annotated = draw_boxes(
@@ -291,19 +300,18 @@ class Pipeline:
                     NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
                 )
                 continue
-            outcome = notifier.send(alert)
+            outcome = _send_safely(notifier, alert, about)
             progress.notifications.append(outcome)
             if outcome.ok:
+                # At once: until this commits, a crash means this channel sends it again.
                 self._queue.mark_notified(item.id, notifier.name)
-                log.info("Alert for %s sent by %s %s", upload.camera, notifier.name, outcome.detail)
+                log.info("Alert for %s sent by %s %s", about, notifier.name, outcome.detail)
                 continue
             self._metrics.notification_failures.labels(notifier.name).inc()
             if outcome.retry:
                 retry_causes.append(f"{notifier.name}: {outcome.detail}")
             else:
-                log.error(
-                    "Alert for %s not sent by %s: %s", upload.camera, notifier.name, outcome.detail
-                )
+                log.error("Alert for %s not sent by %s: %s", about, notifier.name, outcome.detail)
                 failures.append(f"{notifier.name}: {outcome.detail}")
         if retry_causes:
             return self._failed(
@@ -343,6 +351,14 @@ class Pipeline:
         remove_upload(item.upload)
         return outcome
 
+    def failed_unexpectedly(self, item: QueuedItem, cause: str) -> str:
+        """After an exception no stage expected (a bug): retried with backoff a few times, then
+        recorded as an error event, with the error e-mail."""
+        progress = _Progress(
+            item, self._config.camera(item.upload.camera), detection=item.detection
+        )
+        return self._failed(progress, cause, transient=item.attempts + 1 < MAX_INTERNAL_ERRORS)
+
     def _failed(
         self, progress: _Progress, cause: str, *, transient: bool, delivery: str | None = None
     ) -> str:
@@ -353,17 +369,17 @@ class Pipeline:
         item = progress.item
         attempt = item.attempts + 1
         age_hours = (time.time() - item.upload.received_at.timestamp()) / 3600
-        camera = item.upload.camera
+        camera, about = item.upload.camera, describe_item(item)
         if transient and age_hours < retry.give_up_after_hours:
             delay = min(retry.first_delay_seconds * 2 ** (attempt - 1), retry.max_delay_seconds)
             log.warning(
-                "%s (image from %s, attempt %d); retrying in %.0f s", cause, camera, attempt, delay
+                "%s (image from %s, attempt %d); retrying in %.0f s", cause, about, attempt, delay
             )
             self._queue.retry_later(item.id, cause, delay)
             if attempt == retry.error_email_after_attempts:
                 self._errors.report(camera, cause, delivery)
             return RETRY
-        log.error("Image processing error for %s: %s", camera, cause)
+        log.error("Image processing error for %s: %s", about, cause)
         self._errors.report(camera, cause, delivery)
         return self._finish(progress, ERROR, cause)
 
@@ -388,3 +404,15 @@ def delivery_status(progress: _Progress) -> str:
         for outcome in progress.notifications
     ]
     return "; ".join(steps)
+
+
+def _send_safely(notifier: Notifier, alert: Alert, about: str) -> NotifyOutcome:
+    """A notifier that raises (a bug, an unforeseen library error) fails its own channel only,
+    and is retried like a network failure; the channels after it still send."""
+    try:
+        return notifier.send(alert)
+    except Exception as exc:
+        log.exception("Unexpected error in notifier %s for %s", notifier.name, about)
+        return NotifyOutcome(
+            notifier.name, ok=False, detail=f"internal error ({type(exc).__name__})", retry=True
+        )

@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.pipeline import Pipeline
+from ipcam_analysis.pipeline import Pipeline, describe_item
 from ipcam_analysis.queue import QueuedItem, UploadQueue
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
-# An upload that hits an unexpected exception (a bug) is retried this often, then set aside.
-MAX_INTERNAL_ERRORS = 3
+INTERNAL_ERROR = "internal error (see the log)"
 # A database or disk that cannot be written (a full disk) is no fault of the upload: it is tried
 # again after this delay, doubling per attempt up to the maximum (a detection the database could
 # not keep is paid for again), for as long as it takes.
@@ -89,15 +88,21 @@ class WorkerPool:
             self._pipeline.process(item, detectors.get)
         except STORAGE_ERRORS as exc:
             delay = min(STORAGE_RETRY_SECONDS * 2**item.attempts, MAX_STORAGE_RETRY_SECONDS)
-            log.error("Cannot record upload %d: %s; trying again in %.0f s", item.id, exc, delay)
+            log.error(
+                "Cannot record upload %s: %s; trying again in %.0f s",
+                describe_item(item),
+                exc,
+                delay,
+            )
             self._give_back(item.id, f"cannot record it ({exc})", delay)
         except Exception:
-            # A bug must not lose the upload: it goes back for a later attempt.
-            log.exception("Unexpected error while processing upload %d", item.id)
-            if item.attempts + 1 >= MAX_INTERNAL_ERRORS:
-                self._queue.finish(item.id, "error", "internal error (see the log)")
-            else:
-                self._give_back(item.id, "internal error (see the log)", 60)
+            # A bug must not lose the upload: retried, then an error event and e-mail.
+            log.exception("Unexpected error while processing upload %s", describe_item(item))
+            try:
+                self._pipeline.failed_unexpectedly(item, INTERNAL_ERROR)
+            except Exception:
+                log.exception("Cannot record the error of upload %s", describe_item(item))
+                self._give_back(item.id, INTERNAL_ERROR, MAX_STORAGE_RETRY_SECONDS)
 
     def _give_back(self, item_id: int, cause: str, delay_seconds: float) -> None:
         """Return the item to the queue; while the database cannot be written, keep trying (a
@@ -107,7 +112,7 @@ class WorkerPool:
                 self._queue.retry_later(item_id, cause, delay_seconds)
                 return
             except STORAGE_ERRORS as exc:
-                log.debug("Cannot give upload %d back yet: %s", item_id, exc)
+                log.debug("Cannot give upload (event %d) back yet: %s", item_id, exc)
                 if self._stopping.wait(STORAGE_RETRY_SECONDS):
                     return
 

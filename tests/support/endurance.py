@@ -10,12 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from ipcam_analysis.app import Service
@@ -124,6 +122,15 @@ def run_load(mode: str, spec: dict[str, Any], spec_dir: Path) -> subprocess.Pope
     )
 
 
+def load_ended(process: subprocess.Popen[str], within: float) -> bool:
+    """Whether the load process ends within `within` seconds (a poll that paces probes)."""
+    try:
+        process.wait(within)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def load_result(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     """What the load's clients saw (see load_client.Tally)."""
     try:
@@ -138,39 +145,3 @@ def load_result(process: subprocess.Popen[str], timeout: float) -> dict[str, Any
 
 def integrity(service: Service) -> str:
     return str(service.database.query("PRAGMA integrity_check")[0][0])
-
-
-@contextmanager
-def small_filesystem(folder: Path, size_mb: int) -> Iterator[Path]:
-    """A tmpfs of `size_mb` mounted on folder (root only), unmounted afterwards."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        # Lazy: a file the service still holds open must not leave the mount behind.
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill_up(folder: Path, leave_bytes: int = 0) -> Path:
-    """Write a new file until the filesystem has at most `leave_bytes` free; returns it."""
-    filler = folder / f"filler-{len(list(folder.glob('filler-*')))}.bin"
-    chunk = b"\0" * 65536
-    with open(filler, "wb", buffering=0) as out:
-        for _ in range(1_000_000):  # bounded by the filesystem's size long before this
-            stats = os.statvfs(folder)
-            free = stats.f_bavail * stats.f_frsize
-            if free <= leave_bytes:
-                break
-            try:
-                out.write(chunk[: max(4096, min(len(chunk), free - leave_bytes))])
-            except OSError:
-                break
-    return filler

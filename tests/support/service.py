@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,10 +135,13 @@ def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningServ
 class ServiceProcess:
     """`ipcam-analysis` as a real process: its console log tells the FTP port."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict[str, str], wrapper: Sequence[str] = ()
+    ) -> None:
+        """`wrapper`: a command the service runs under, such as `fiu-run -x`."""
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [*CLI, *args],
+            [*wrapper, *CLI, *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -189,8 +192,10 @@ def service_environment(moto: Moto, **extra: str) -> dict[str, str]:
 def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     processes: list[ServiceProcess] = []
 
-    def start(args: list[str], env: dict[str, str], cwd: Path | None = None) -> ServiceProcess:
-        process = ServiceProcess(args, cwd or tmp_path, env)
+    def start(
+        args: list[str], env: dict[str, str], cwd: Path | None = None, wrapper: Sequence[str] = ()
+    ) -> ServiceProcess:
+        process = ServiceProcess(args, cwd or tmp_path, env, wrapper)
         processes.append(process)
         return process
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +39,7 @@ class ReceivedMail:
     recipients: list[str]
     message: EmailMessage
     login: str | None  # the user the client logged in as, if it did
+    tls: bool  # whether it came over TLS (STARTTLS or implicit)
 
 
 @dataclass
@@ -48,11 +52,38 @@ class SmtpSink:
     password: str | None = None
     received: list[ReceivedMail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A slow server: the reply to this command ("RCPT": before the message is handed over;
+    # "DATA": the message is kept, its 250 not yet sent) waits until `release` is set.
+    hold_reply_to: str | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    quits: int = 0  # QUITs answered: the client is done with the session
+    quit_reply: str = "221 Bye"
+    max_data_reply_seconds: float = (
+        0.0  # a busy server: each 250 to a message comes after up to this
+    )
 
     @property
     def messages(self) -> list[EmailMessage]:
         with self.lock:
             return [mail.message for mail in self.received]
+
+    def hold(self, command: str) -> None:
+        """Hold the next replies to `command` until release() (a server slow to answer)."""
+        self.release.clear()
+        self.holding.clear()
+        self.hold_reply_to = command
+
+    def stop_holding(self) -> None:
+        self.hold_reply_to = None
+        self.release.set()
+
+    async def reply_when_released(self, command: str) -> None:
+        if self.hold_reply_to != command:
+            return
+        self.holding.set()
+        while not self.release.is_set():  # a delay inside the fake server, not a test's wait
+            await asyncio.sleep(0.02)
 
 
 class _Handler:
@@ -64,6 +95,7 @@ class _Handler:
     ) -> str:
         if address in _REFUSALS:
             return _REFUSALS[address]
+        await self._sink.reply_when_released("RCPT")
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -75,10 +107,19 @@ class _Handler:
             recipients=list(envelope.rcpt_tos),
             message=message_from_bytes(raw, policy=policy.default),
             login=session.auth_data if session.authenticated else None,
+            tls=server.transport is not None
+            and server.transport.get_extra_info("ssl_object") is not None,
         )
         with self._sink.lock:
             self._sink.received.append(mail)
+        await asyncio.sleep(random.uniform(0, self._sink.max_data_reply_seconds))
+        await self._sink.reply_when_released("DATA")
         return "250 Message accepted"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._sink.lock:
+            self._sink.quits += 1
+        return self._sink.quit_reply
 
 
 def _authenticator(sink: SmtpSink) -> Any:
@@ -104,15 +145,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_sink(*, with_login: bool, port: int | None = None) -> Iterator[SmtpSink]:
-    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH; `port`
-    one chosen beforehand (a server that comes up after the service started)."""
+def running_sink(
+    *,
+    with_login: bool,
+    port: int | None = None,
+    tls: ssl.SSLContext | None = None,
+    security: str = "starttls",
+) -> Iterator[SmtpSink]:
+    """An SMTP server for the duration of the block; `with_login` makes it offer AUTH; with a
+    `tls` server context it requires STARTTLS (security "starttls") or speaks TLS at once ("tls")."""
     sink = SmtpSink(HOST, port or free_port())
     options: dict[str, Any] = {}
     if with_login:
         sink.username, sink.password = USERNAME, PASSWORD
         # Plain-text AUTH is fine on loopback; the transport's TLS modes are not what is tested.
         options = {"authenticator": _authenticator(sink), "auth_require_tls": False}
+    if tls is not None and security == "tls":
+        options["ssl_context"] = tls
+    elif tls is not None:
+        options.update(tls_context=tls, require_starttls=True)
     controller = Controller(
         _Handler(sink), hostname=HOST, port=sink.port, ready_timeout=30, **options
     )

@@ -32,6 +32,7 @@ class WebhookSink:
     port: int
     requests: list[WebhookRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refusing: bool = False  # every path answers 500 while set (a target that is down)
 
     def url(self, path: str, *, scheme: str = "json", login: str = "") -> str:
         """An Apprise URL for this server, such as `json://user:pass@127.0.0.1:PORT/path`."""
@@ -49,7 +50,7 @@ def _handler(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
             request = WebhookRequest(self.command, self.path, dict(self.headers), body)
             with sink.lock:
                 sink.requests.append(request)
-            failing = self.path.startswith(FAILING_PATH)
+            failing = sink.refusing or self.path.startswith(FAILING_PATH)
             self.send_response(500 if failing else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -112,6 +112,9 @@ def alert_text(alert: Alert) -> tuple[str, str]:
         f"{match.display_name} {match.label.confidence:.0f}%" for match in alert.matched
     )
     body = f"Camera {alert.camera} at {alert.received_at:%Y-%m-%d %H:%M:%S}\n{confidences}"
+    if alert.event_id is not None:
+        # The same on every attempt: a receiver can tell a copy sent again after a crash.
+        body += f"\nEvent {alert.event_id}"
     return f"{alert.camera}: {names}", body
 
 

@@ -80,6 +80,8 @@ class _HeaderClasses(HeaderRegistry):
 # 8-bit, which some relays still mangle.
 MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_HeaderClasses())
 
+# What a Message-ID's left part may not hold (RFC 5322's dot-atom, kept plain).
+_UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9_-]+")
 # Characters that break a file name on some system or in some mail client.
 _UNSAFE_IN_FILE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
@@ -109,7 +111,8 @@ def build_alert_email(alert: Alert, settings: EmailConfig) -> EmailMessage:
     body.set_content(alert_text(alert, file_name))
     body.add_alternative(_alert_html(alert, settings, file_name), subtype="html")
     # The email API will not turn an alternative into a related part, so it is built around it.
-    message = _new_message(settings, render_template(settings.subject, _subject_tokens(alert)))
+    subject = render_template(settings.subject, _subject_tokens(alert))
+    message = _new_message(settings, subject, alert_message_id(alert))
     message.make_related()
     message.attach(body)
     # Encoded in one C call: the email package's encoder loops in Python for every 57 bytes
@@ -224,15 +227,31 @@ def build_notice_email(subject: str, text: str, settings: EmailConfig) -> EmailM
     return message
 
 
-def _new_message(settings: EmailConfig, subject: str) -> EmailMessage:
+def alert_message_id(alert: Alert) -> str | None:
+    """The left part of the alert's Message-ID, the same on every attempt for the same upload,
+    so that a copy sent again after a crash is recognised as the same message; None for an
+    alert that was not queued (no event id), which gets a random one."""
+    if alert.event_id is None:
+        return None
+    camera = _UNSAFE_IN_MESSAGE_ID.sub("-", alert.camera)
+    return f"ipcam-analysis.event-{alert.event_id}.{camera}.{alert.received_at:%Y%m%d%H%M%S}"
+
+
+def _new_message(
+    settings: EmailConfig, subject: str, message_id: str | None = None
+) -> EmailMessage:
+    """Headers; `message_id`, the left part of a stable Message-ID, or None for a random one."""
     if not settings.sender_email:
         raise ValueError("e-mail is not configured: sender_email is missing")
+    domain = settings.sender_email.rpartition("@")[2] or None
     message = EmailMessage(policy=MAIL_POLICY)
     message["MIME-Version"] = "1.0"
     message["From"] = formataddr((settings.sender_name, settings.sender_email))
     message["To"] = ", ".join(settings.recipients)
     message["Date"] = format_datetime(datetime.now().astimezone())
-    message["Message-ID"] = make_msgid(domain=settings.sender_email.rpartition("@")[2] or None)
+    message["Message-ID"] = (
+        f"<{message_id}@{domain or 'localhost'}>" if message_id else make_msgid(domain=domain)
+    )
     # A line break in a template would otherwise end the header early.
     message["Subject"] = " ".join(subject.split())
     return message
@@ -273,9 +292,15 @@ class EmailNotifier(NotifierBase):
         try:
             self._transport.send(message, recipients)
         except MailError as exc:
-            log.warning("E-mail %r not sent: %s", subject, exc)
+            log.warning("E-mail %r %s not sent: %s", subject, message["Message-ID"], exc)
             return NotifyOutcome(self.name, ok=False, detail=str(exc), retry=exc.transient)
-        log.info("E-mail %r sent to %s through %s", subject, recipients, self._transport.name)
+        log.info(
+            "E-mail %r %s sent to %s through %s",
+            subject,
+            message["Message-ID"],
+            recipients,
+            self._transport.name,
+        )
         return NotifyOutcome(
             self.name, ok=True, detail=f"sent to {len(recipients)} through {self._transport.name}"
         )

@@ -6,9 +6,10 @@ import functools
 import smtplib
 import ssl
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from ipcam_analysis.masking import MASK
 from ipcam_analysis.notify.base import MailError
@@ -22,6 +23,18 @@ class SmtpConfig(StrictModel):
     password: SecretStr | None = None
     security: Literal["none", "starttls", "tls"] = "starttls"
     timeout_seconds: float = Field(30, gt=0)
+    # The certificate (PEM) of a private CA that signed the server's certificate (a NAS, a
+    # home mail server); only it is then trusted. None: the system's CAs (and SSL_CERT_FILE).
+    cafile: Path | None = None
+
+    @field_validator("cafile")
+    @classmethod
+    def _pem_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path to the CA's certificate (a PEM file)")
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
 
     @property
     def effective_port(self) -> int:
@@ -49,19 +62,21 @@ class SmtpTransport:
         self, message: EmailMessage, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
         settings = self._settings
-        context = None if settings.security == "none" else _tls_context()
+        context = None if settings.security == "none" else _tls_context(settings.cafile)
         address = (settings.host, settings.effective_port)
         connection = (
             smtplib.SMTP_SSL(*address, timeout=settings.timeout_seconds, context=context)
             if settings.security == "tls"
             else smtplib.SMTP(*address, timeout=settings.timeout_seconds)
         )
-        with connection as smtp:
+        try:
             if settings.security == "starttls":
-                smtp.starttls(context=context)
+                connection.starttls(context=context)
             if settings.username:
-                smtp.login(settings.username, self._password)
-            return smtp.send_message(message, to_addrs=recipients)
+                connection.login(settings.username, self._password)
+            return connection.send_message(message, to_addrs=recipients)
+        finally:
+            _quit_quietly(connection)
 
     @property
     def _password(self) -> str:
@@ -75,11 +90,20 @@ class SmtpTransport:
         return text.replace(self._password, MASK) if self._password else text
 
 
+def _quit_quietly(connection: smtplib.SMTP) -> None:
+    """Once the server has answered 250 to the data, the mail is its: a QUIT that fails or is
+    not answered must not turn that into a failure, which would send it again."""
+    try:
+        connection.quit()
+    except OSError:  # smtplib's errors are OSErrors too
+        connection.close()
+
+
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One for the process, made at the first TLS connection: loading the system's CA bundle
-    takes 25–40 ms, and contexts are safe to share between threads."""
-    return ssl.create_default_context()
+def _tls_context(cafile: Path | None) -> ssl.SSLContext:
+    """One per CA file for the process, made at the first TLS connection: loading the system's
+    CA bundle takes 25–40 ms, and contexts are safe to share between threads."""
+    return ssl.create_default_context(cafile=cafile)
 
 
 def describe_smtp_error(exc: OSError, settings: SmtpConfig) -> tuple[str, bool]:
