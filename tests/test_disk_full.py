@@ -123,7 +123,8 @@ def test_a_database_that_cannot_be_written_loses_no_accepted_upload(
     tmp_path: Path, aws: Moto, service_process, state: str
 ) -> None:
     """The database's disk becomes full or read-only under the running service (libfiu, no
-    mount): it keeps running, refuses or keeps what it cannot queue, and catches up after."""
+    mount): it keeps running, refuses what it cannot queue (the camera sends it again), and
+    catches up after."""
     faults = FaultInjector(tmp_path / "fiu-ctrl")
     config = write_config(tmp_path, base_config(tmp_path))
     service = service_process(

@@ -179,9 +179,10 @@ def test_an_upload_the_queue_cannot_take_is_answered_451_and_the_server_carries_
     ftp_ingest.fail_with = None
     upload_with_ftplib(ftp_ingest.host, ftp_ingest.port, "cam01", CAMERAS["cam01"], "b.jpg", b"2")
 
+    # Both were handed to the queue; the first was refused there.
     assert [u.original_name for u in ftp_ingest.wait_for_uploads(2)] == ["a.jpg", "b.jpg"]
-    # Kept: the service's queue takes it with a later upload (or the start-up scan does).
-    assert (ftp_ingest.home("cam01") / "a.jpg").read_bytes() == b"1"
+    # Not kept: the camera was told to send it again, and a kept copy would be a duplicate.
+    assert not (ftp_ingest.home("cam01") / "a.jpg").exists()
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.getMessage() == (
         "Could not queue the upload from cam01 (127.0.0.1): a.jpg (queue database is locked)"

@@ -99,9 +99,8 @@ class Service:
         )
         if reported:
             upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
-        item_id, queued = self.queue.accept(upload)
-        for each in queued:
-            self.metrics.uploads.labels(each.camera).inc()
+        item_id = self.queue.put(upload)
+        self.metrics.uploads.labels(upload.camera).inc()
         return item_id
 
     def _camera_event(self, event: CameraEvent) -> bool:

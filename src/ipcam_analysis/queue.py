@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +23,6 @@ from ipcam_analysis.values import (
 )
 
 log = logging.getLogger(__name__)
-
-# Uploads whose row could not be written (a full disk), kept to retry with a later upload;
-# beyond this many, the oldest are left to the start-up scan of the upload folders.
-MAX_UNQUEUED = 1000
 
 
 @dataclass(frozen=True)
@@ -61,40 +56,6 @@ class UploadQueue:
         self._depth_lock = threading.Lock()
         self._recent_depth = 0
         self._depth_counted_at: float | None = None
-        self._unqueued: deque[Upload] = deque(maxlen=MAX_UNQUEUED)
-        self._unqueued_lock = threading.Lock()
-
-    def accept(self, upload: Upload) -> tuple[int, list[Upload]]:
-        """put() for an ingest source; an upload the database cannot take now is kept and queued
-        with a later one. Returns the upload's id once its row is committed, and every upload
-        queued by this call (raises if this one was not)."""
-        try:
-            item_id = self.put(upload)
-        except Exception:
-            with self._unqueued_lock:
-                self._unqueued.append(upload)
-            raise
-        return item_id, [upload, *self._queue_unqueued()]
-
-    def _queue_unqueued(self) -> list[Upload]:
-        """Retry the uploads an earlier accept() could not queue, oldest first."""
-        queued: list[Upload] = []
-        with self._unqueued_lock:
-            while self._unqueued:
-                upload = self._unqueued[0]
-                try:
-                    self.put(upload)
-                except Exception as exc:
-                    log.warning(
-                        "Still cannot queue %d earlier upload(s): %s", len(self._unqueued), exc
-                    )
-                    break
-                self._unqueued.popleft()
-                queued.append(upload)
-                log.info(
-                    "Queued the earlier upload from %s: %s", upload.camera, upload.original_name
-                )
-        return queued
 
     def put(self, upload: Upload) -> int:
         # Insert and count under one lock, so a recount in between never misses this row.

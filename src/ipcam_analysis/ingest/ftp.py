@@ -172,7 +172,7 @@ class CameraFtpHandler(FTPHandler):
             size,
         )
         if queue_upload(upload, self.deliver_upload, log) is None:
-            return NOT_QUEUED_REPLY  # the file stays: the service's queue takes it later
+            return NOT_QUEUED_REPLY  # the camera sends it again
         return None
 
     def on_incomplete_file_received(self, file: str) -> None:

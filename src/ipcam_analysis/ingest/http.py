@@ -214,7 +214,7 @@ class HttpIngest:
                 upload.path.unlink(missing_ok=True)
             raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
         item_id = queue_upload(upload, self._on_upload, log)
-        if item_id is None:  # the file stays, like FTP's: the service's queue takes it later
+        if item_id is None:  # the file is gone: the client sends it again
             raise Refusal(503, "The upload could not be queued for analysis")
         return item_id
 
