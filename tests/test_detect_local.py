@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.config_messages import describe_validation_error
+from ipcam_analysis.config.messages import describe_validation_error
 from ipcam_analysis.detect import build_detector, darknet, weights
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.rules import decide

@@ -1,5 +1,5 @@
 """What a camera's history says about one upload: a repeated frame, the cloud budget, objects still
-there, labels in cooldown. Each is read, decided (by the pure rules) and remembered in one
+there, labels in cooldown, a stronger picture of the same e-mail. Each is read, decided (by the pure rules) and remembered in one
 database transaction, so that with many worker threads, processes or machines a camera's
 decisions are the ones it would get one upload at a time, and a budget is never overspent."""
 
@@ -13,9 +13,10 @@ from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
+from ipcam_analysis.rules.bursts import BurstTurn, already_alerted, burst_turn
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import FilterMemory
-from ipcam_analysis.values import MatchedLabel
+from ipcam_analysis.values import Decision, MatchedLabel, Upload
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,21 @@ class CameraGates:
             boxes = [(object_kind(m.label), i.box) for m in matched for i in m.label.instances]
             self._memory.remember_objects(camera.name, boxes, now)
         return matched, reasons
+
+    def burst_turn(self, upload: Upload, item_id: int, decision: Decision, now: float) -> BurstTurn:
+        """An alerting frame of a burst (the pictures of one e-mail): wait until the burst's
+        other frames are decided, then only the strongest alerts, claimed once."""
+        assert upload.burst_id is not None
+        strength = max(match.label.confidence for match in decision.matched)
+        self._memory.remember_burst_frame(upload.burst_id, item_id, strength, replace=True)
+        # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
+        strengths, first_decided = self._memory.burst_strengths(upload.burst_id)
+        turn = burst_turn(item_id, strengths, upload.burst_size, now - first_decided)
+        if turn.alert:
+            alerted = self._memory.claim_burst_alert(upload.burst_id, item_id)
+            if alerted != item_id:
+                return already_alerted(alerted)
+        return turn
 
 
 def _day(now: float) -> str:

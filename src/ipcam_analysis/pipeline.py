@@ -27,10 +27,8 @@ from ipcam_analysis.rules import (
     describe_labels,
     filter_labels,
     matching_sensors,
-    merge_same_objects,
-    needed_confidence,
+    one_name_per_object,
 )
-from ipcam_analysis.rules.bursts import already_alerted, burst_turn
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
@@ -49,7 +47,6 @@ from ipcam_analysis.values import (
     Alert,
     Decision,
     Detection,
-    Label,
     NotifyOutcome,
     Snapshot,
 )
@@ -61,11 +58,6 @@ BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other fram
 # An upload that hits an unexpected exception (a bug) is retried this often, then recorded as
 # an error event.
 MAX_INTERNAL_ERRORS = 3
-
-
-def describe_item(item: QueuedItem) -> str:
-    """How every log line names an upload: `cam01 (event 42, 2026/12/03/x.jpg)`."""
-    return f"{item.upload.camera} (event {item.id}, {item.upload.original_name})"
 
 
 @dataclass
@@ -112,7 +104,7 @@ class Pipeline:
         upload = item.upload
         camera = self._config.camera(upload.camera)
         progress = _Progress(item, camera, detection=item.detection)
-        about = describe_item(item)
+        about = item.about
         log.info("Processing image from %s", about)
         try:
             data = read_upload(upload)
@@ -146,7 +138,9 @@ class Pipeline:
                 return outcome
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
             assert progress.detection is not None
-            progress.detection = _one_name_per_object(progress.detection, camera)
+            progress.detection = one_name_per_object(
+                progress.detection, camera.filters, camera.min_confidence_percent
+            )
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
             return self._alert(progress)
@@ -163,7 +157,7 @@ class Pipeline:
         if distance is not None:
             log.info(
                 "Same picture as the last one from %s (distance %d): not analysed",
-                describe_item(item),
+                item.about,
                 distance,
                 item.upload.original_name,
             )
@@ -200,16 +194,18 @@ class Pipeline:
         remembered with the decision in one transaction."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
-        progress.detection = detection = _one_name_per_object(detection, camera)
+        progress.detection = detection = one_name_per_object(
+            detection, camera.filters, camera.min_confidence_percent
+        )
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
         progress.filtered.extend(reasons)
         decision = decide(labels, camera.labels, camera.new_labels_only)
         progress.decision = decision
-        about = describe_item(progress.item)
+        about = progress.item.about
         if not decision.alert:
-            log.info("Nothing of interest from %s", describe_item(item))
+            log.info("Nothing of interest from %s", item.about)
             self._errors.clear(camera.name)
             return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
         with self._memory.atomically():
@@ -234,23 +230,15 @@ class Pipeline:
         """An alerting frame of a burst waits until the burst's other frames are decided; only
         the strongest alerts. None when this frame is the one to alert."""
         item, decision = progress.item, progress.decision
-        upload = item.upload
-        assert decision is not None and upload.burst_id is not None
-        strength = max(match.label.confidence for match in decision.matched)
-        self._memory.remember_burst_frame(upload.burst_id, item.id, strength, replace=True)
-        # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
-        strengths, first_decided = self._memory.burst_strengths(upload.burst_id)
-        turn = burst_turn(item.id, strengths, upload.burst_size, time.time() - first_decided)
+        assert decision is not None
+        turn = self._gates.burst_turn(item.upload, item.id, decision, time.time())
         if turn.wait:
             why = "waiting for the other pictures of the same e-mail"
             self._queue.hold(item.id, why, BURST_POLL_SECONDS)
             return RETRY
         if turn.alert:
-            alerted = self._memory.claim_burst_alert(upload.burst_id, item.id)
-            if alerted == item.id:
-                return None
-            turn = already_alerted(alerted)
-        log.info("Alert for %s suppressed: %s", describe_item(item), turn.reason)
+            return None
+        log.info("Alert for %s suppressed: %s", item.about, turn.reason)
         progress.decision = replace(decision, alert=False)
         return self._finish(progress, SUPPRESSED, turn.reason)
 
@@ -264,7 +252,7 @@ class Pipeline:
         log.info(
             "%s answered for %s in %.0f ms: %s",
             detection.detector,
-            describe_item(item),
+            item.about,
             detection.elapsed_ms,
             describe_labels(detection.labels),
         )
@@ -272,7 +260,7 @@ class Pipeline:
     def _notify(self, progress: _Progress) -> str:
         item, snapshot, decision = progress.item, progress.snapshot, progress.decision
         assert snapshot is not None and decision is not None
-        upload, about = item.upload, describe_item(item)
+        upload, about = item.upload, item.about
         log.info(
             "DETECTED LABELS from %s: %s",
             about,
@@ -369,7 +357,7 @@ class Pipeline:
         item = progress.item
         attempt = item.attempts + 1
         age_hours = (time.time() - item.upload.received_at.timestamp()) / 3600
-        camera, about = item.upload.camera, describe_item(item)
+        camera, about = item.upload.camera, item.about
         if transient and age_hours < retry.give_up_after_hours:
             delay = min(retry.first_delay_seconds * 2 ** (attempt - 1), retry.max_delay_seconds)
             log.warning(
@@ -382,15 +370,6 @@ class Pipeline:
         log.error("Image processing error for %s: %s", about, cause)
         self._errors.report(camera, cause, delivery)
         return self._finish(progress, ERROR, cause)
-
-
-def _one_name_per_object(detection: Detection, camera: CameraSettings) -> Detection:
-    """One object, one name, in what is decided, sent and recorded alike."""
-
-    def needed(label: Label) -> float:
-        return needed_confidence(label, camera.filters, camera.min_confidence_percent)
-
-    return replace(detection, labels=merge_same_objects(detection.labels, needed))
 
 
 def delivery_status(progress: _Progress) -> str:

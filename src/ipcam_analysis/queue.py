@@ -39,6 +39,11 @@ class QueuedItem:
     decision: Decision | None = None
     filtered: tuple[str, ...] = ()
 
+    @property
+    def about(self) -> str:
+        """How every log line names an upload: `cam01 (event 42, 2026/12/03/x.jpg)`."""
+        return f"{self.upload.camera} (event {self.id}, {self.upload.original_name})"
+
 
 class UploadQueue:
     """Every accepted upload is a row before the FTP hook returns; workers claim rows in order."""

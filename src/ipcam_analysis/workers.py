@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.pipeline import Pipeline, describe_item
+from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import QueuedItem, UploadQueue
 
 log = logging.getLogger(__name__)
@@ -90,18 +90,18 @@ class WorkerPool:
             delay = min(STORAGE_RETRY_SECONDS * 2**item.attempts, MAX_STORAGE_RETRY_SECONDS)
             log.error(
                 "Cannot record upload %s: %s; trying again in %.0f s",
-                describe_item(item),
+                item.about,
                 exc,
                 delay,
             )
             self._give_back(item.id, f"cannot record it ({exc})", delay)
         except Exception:
             # A bug must not lose the upload: retried, then an error event and e-mail.
-            log.exception("Unexpected error while processing upload %s", describe_item(item))
+            log.exception("Unexpected error while processing upload %s", item.about)
             try:
                 self._pipeline.failed_unexpectedly(item, INTERNAL_ERROR)
             except Exception:
-                log.exception("Cannot record the error of upload %s", describe_item(item))
+                log.exception("Cannot record the error of upload %s", item.about)
                 self._give_back(item.id, INTERNAL_ERROR, MAX_STORAGE_RETRY_SECONDS)
 
     def _give_back(self, item_id: int, cause: str, delay_seconds: float) -> None:

@@ -10,7 +10,7 @@ from ipcam_analysis.rules.filters import (
 )
 from ipcam_analysis.rules.geometry import in_zone, iou, point_in_polygon
 from ipcam_analysis.rules.labels import decide, describe_labels, matching_sensors
-from ipcam_analysis.rules.objects import merge_same_objects
+from ipcam_analysis.rules.objects import merge_same_objects, one_name_per_object
 from ipcam_analysis.rules.windows import TimeWindow, describe_time_windows, in_time_windows
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "matching_sensors",
     "merge_same_objects",
     "needed_confidence",
+    "one_name_per_object",
     "point_in_polygon",
 ]

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from ipcam_analysis.rules.filters import FiltersConfig, needed_confidence
 from ipcam_analysis.rules.geometry import iou, overlap_area
-from ipcam_analysis.values import Box, Instance, Label, RunnerUp
+from ipcam_analysis.values import Box, Detection, Instance, Label, RunnerUp
 
 # Classes a detector confuses for one another. Only these merge: a person on a horse, or a car
 # in front of a bus of a very different size, are two objects.
@@ -138,3 +139,15 @@ def same_object(first: Box, second: Box) -> bool:
 def _group_of(label: Label) -> int | None:
     name = label.name.casefold()
     return next((index for index, group in enumerate(SIBLING_GROUPS) if name in group), None)
+
+
+def one_name_per_object(
+    detection: Detection, filters: FiltersConfig, min_confidence_percent: float | None
+) -> Detection:
+    """The detection with each object under one name, in what is decided, sent and recorded
+    alike; a runner-up keeps matching `labels:` when it clears its own threshold."""
+
+    def needed(label: Label) -> float:
+        return needed_confidence(label, filters, min_confidence_percent)
+
+    return replace(detection, labels=merge_same_objects(detection.labels, needed))

@@ -1,24 +1,21 @@
-"""The configuration: each stage's own settings classes gathered in one model, loaded once from
-YAML, compatible with the original's config.yaml. Resolves per-camera overrides and fills each
-stage's settings with what it needs from the top level, so that a stage never sees AppConfig."""
+"""AppConfig: every stage's own settings class gathered in one model, with the per-camera
+overrides resolved and each stage's settings filled from the top level, so that a stage never
+sees AppConfig."""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from datetime import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from ipcam_analysis.config_messages import describe_validation_error
-from ipcam_analysis.detect import DETECTORS, DetectorConfig, DetectorKind
+from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
+from ipcam_analysis.config.dump import masked, masked_url
+from ipcam_analysis.detect import DETECTORS, DetectorConfig
 from ipcam_analysis.detect.cascade import CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig
-from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.ingest.alarm import AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.ingest.http import HttpIngestConfig
@@ -26,56 +23,10 @@ from ipcam_analysis.ingest.smtp import SmtpServerConfig
 from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
 from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
-from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig, TimeWindow
+from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.retention import HistoryConfig
-
-__all__ = ["AppConfig", "ConfigError", "load_config"]
-
-
-class CameraConfig(StrictModel):
-    """Per-camera overrides of the global settings; anything left out is inherited."""
-
-    labels: list[str] | None = None
-    new_labels_only: bool | None = None
-    time_window: TimeWindows = None  # [] means around the clock
-    detector: DetectorKind | None = None
-    min_confidence_percent: float | None = Field(None, ge=0, le=100)
-    recipients: list[str] | None = None
-    notify: list[AppriseUrl] | None = None
-    filters: FiltersConfig | None = None
-    budget: CallLimits | None = None
-    # A camera that e-mails without logging in is known by its sender address(es).
-    smtp_from: list[str] | None = None
-    serial_id: str | None = None  # what an XMeye camera's alarms carry as SerialID
-
-    @field_validator("smtp_from", mode="before")
-    @classmethod
-    def _one_or_more_senders(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("smtp_from")
-    @classmethod
-    def _addresses(cls, value: list[str] | None) -> list[str] | None:
-        for address in value or ():
-            if "@" not in address or any(c.isspace() for c in address):
-                raise ValueError(f"{address!r} is not an e-mail address")
-        return value
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """The effective settings of one camera: its overrides over the global ones."""
-
-    name: str
-    labels: tuple[str, ...]
-    new_labels_only: bool
-    time_windows: tuple[TimeWindow, ...] | None
-    detector: str
-    min_confidence_percent: float | None
-    filters: FiltersConfig
-    budget: CallLimits
 
 
 class WebConfig(StrictModel):
@@ -346,7 +297,7 @@ class AppConfig(StrictModel):
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
         # Without the keys source_settings() fills: they are not settings.
-        dumped = _masked(
+        dumped = masked(
             self.model_dump(
                 mode="python",
                 exclude={
@@ -355,117 +306,11 @@ class AppConfig(StrictModel):
                 },
             )
         )
-        dumped["notify"] = [_masked_url(url) for url in self.notify]
+        dumped["notify"] = [masked_url(url) for url in self.notify]
         for name, camera in self.cameras.items():
             if camera.notify is not None:
-                dumped["cameras"][name]["notify"] = [_masked_url(url) for url in camera.notify]
+                dumped["cameras"][name]["notify"] = [masked_url(url) for url in camera.notify]
         return dumped
-
-
-def _masked_url(url: str) -> str:
-    """An Apprise URL with its tokens and passwords replaced by ****."""
-    for secret in sorted(secrets_in_url(url)[1:], key=len, reverse=True):
-        url = url.replace(secret, "****")
-    return url
-
-
-def _masked(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return "****" if value.get_secret_value() else ""
-    if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, time):
-        return value.strftime("%H:%M")
-    return value
-
-
-# A real configuration holds a few hundred values; aliases nested in each other multiply.
-MAX_CONFIG_VALUES = 100_000
-
-
-def _expanded_size(data: object) -> int:
-    """How many values `data` holds once YAML aliases are expanded, counted without expanding
-    them: a list or mapping that appears many times (an alias) is counted once and reused."""
-    sizes: dict[int, int] = {}
-
-    def size(value: object) -> int:
-        if isinstance(value, dict):
-            children = [*value.keys(), *value.values()]
-        elif isinstance(value, list):
-            children = value
-        else:
-            return 1
-        known = sizes.get(id(value))
-        if known is None:
-            sizes[id(value)] = 1  # an alias to itself counts once, not forever
-            known = sizes[id(value)] = 1 + sum(size(child) for child in children)
-        return known
-
-    return size(data)
-
-
-def load_config(path: Path) -> AppConfig:
-    """Read, validate and resolve a config file, or raise ConfigError with one line for the user."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    except RecursionError:  # PyYAML builds nested brackets recursively
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a mapping of keys to values")
-    if _expanded_size(data) > MAX_CONFIG_VALUES:
-        raise ConfigError(
-            f"{path}: the configuration expands to more than {MAX_CONFIG_VALUES} values "
-            "(YAML aliases, *name, repeated inside each other?)"
-        )
-    try:
-        config = AppConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc, AppConfig)}") from None
-    return resolve_paths(config, path.resolve().parent)
-
-
-def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
-    """Relative paths in the config mean relative to the config file's folder."""
-
-    def resolved(p: Path) -> Path:
-        return p if p.is_absolute() else base / p
-
-    log_file = config.log_configuration_file
-    ftp, smtp = config.ftp_server, config.smtp_server
-    return config.model_copy(
-        update={
-            "data_dir": resolved(config.data_dir),
-            "log_configuration_file": resolved(log_file) if log_file else None,
-            "ftp_server": ftp.model_copy(
-                update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
-            ),
-            "smtp_server": smtp.model_copy(update={"tls": _resolved_tls(smtp.tls, base)}),
-        }
-    )
-
-
-def _resolved_tls(tls: TlsConfig, base: Path) -> TlsConfig:
-    files = {"certfile": tls.certfile, "keyfile": tls.keyfile}
-    return tls.model_copy(update={k: None if p is None else base / p for k, p in files.items()})
 
 
 def _fields_set(settings: BaseModel) -> dict[str, Any]:
