@@ -34,8 +34,8 @@ system-packages:
 	scripts/install-system-packages
 
 lint: install-test
-	$(BIN)/ruff check src tests bench scripts ipcam_analysis.py
-	$(BIN)/ruff format --check src tests bench scripts ipcam_analysis.py
+	$(BIN)/ruff check src tests harness bench scripts eval ipcam_analysis.py
+	$(BIN)/ruff format --check src tests harness bench scripts eval ipcam_analysis.py
 	# From src/: the root-level ipcam_analysis.py script would shadow the package.
 	cd src && $(abspath $(BIN))/lint-imports --no-cache --config ../pyproject.toml
 

@@ -298,7 +298,7 @@ def timing_sink() -> Iterator[MailArrivals]:
 
 def _serve_moto(connection: Connection, stop: Any, labels: list[dict[str, Any]]) -> None:
     """Moto in server mode, DetectLabels answering `labels`; forgets requests to bound memory."""
-    from tests.support.aws import SCRIPT, start_moto
+    from harness.aws import SCRIPT, start_moto
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
     server, endpoint = start_moto()
@@ -314,7 +314,7 @@ def _serve_moto(connection: Connection, stop: Any, labels: list[dict[str, Any]])
 def moto_rekognition(labels: list[dict[str, Any]]) -> Iterator[str]:
     """Moto (the AWS mock, over HTTP on loopback) in its own process; sets this process's AWS
     environment to it and yields its URL. It stands in for Rekognition: no Amazon figure."""
-    from tests.support.aws import aws_environment
+    from harness.aws import aws_environment
 
     with child_server(_serve_moto, labels) as connection:
         if not connection.poll(CHILD_START_SECONDS):
@@ -332,7 +332,7 @@ def moto_rekognition(labels: list[dict[str, Any]]) -> Iterator[str]:
 
 def rekognition_person() -> list[dict[str, Any]]:
     """The DetectLabels answer moto gives: PERSON, as Rekognition writes it."""
-    from tests.support.aws import label
+    from harness.aws import label
 
     box = PERSON.instances[0].box
     return [label("Person", 96.0, boxes=((box.left, box.top, box.width, box.height),))]
@@ -747,7 +747,7 @@ def process_cpu_seconds(pid: int) -> float:
 def service_process(settings: dict[str, Any], work: Path) -> Iterator[int]:
     """`ipcam-analysis -c config.yaml` as its own process (the console script's main); yields its
     PID once the FTP port answers. Needs a fixed `ftp_server.port` in the settings."""
-    from tests.support.service import ServiceProcess
+    from harness.service import ServiceProcess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     service = ServiceProcess(["-c", str(write_config(settings, work))], work, env)

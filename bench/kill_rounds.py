@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.support.aws import SCRIPT, Moto, start_moto  # noqa: E402
-from tests.support.crash import PERSON, PERSON_JPEG, CrashRig  # noqa: E402
-from tests.support.service import upload  # noqa: E402
-from tests.support.smtp import running_sink  # noqa: E402
+from harness.aws import SCRIPT, Moto, start_moto  # noqa: E402
+from harness.crash import PERSON, PERSON_JPEG, CrashRig  # noqa: E402
+from harness.service import upload  # noqa: E402
+from harness.smtp import running_sink  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "kill_rounds.json"
 CLOUD_SECONDS = 0.3

@@ -1,12 +1,13 @@
-"""Shared fixtures: each lives in tests/support/ and starts a real server on a loopback port."""
+"""Shared fixtures: each lives in harness/ (beside tests/, as bench/ uses it too) and starts a
+real server on a loopback port."""
 
 pytest_plugins = [
-    "tests.support.aws",
-    "tests.support.ftp",
-    "tests.support.smtp",
-    "tests.support.mail_camera",
-    "tests.support.mqtt",
-    "tests.support.webhook",
-    "tests.support.service",
-    "tests.support.web",
+    "harness.aws",
+    "harness.ftp",
+    "harness.smtp",
+    "harness.mail_camera",
+    "harness.mqtt",
+    "harness.webhook",
+    "harness.service",
+    "harness.web",
 ]

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.ingest.ftp import LOGGED_LOGIN_FAILURES, LoginThrottle
-from tests.support.endurance import (
+from harness.endurance import (
     FixedLatencyDetector,
     StartService,
     jpeg_bytes,
@@ -25,8 +24,9 @@ from tests.support.endurance import (
     load_result,
     run_load,
 )
-from tests.support.ftp import CAMERAS, StartFtp, upload_with_ftplib
-from tests.support.service import upload, wait_until
+from harness.ftp import CAMERAS, StartFtp, upload_with_ftplib
+from harness.service import upload, wait_until
+from ipcam_analysis.ingest.ftp import LOGGED_LOGIN_FAILURES, LoginThrottle
 
 ATTACKER = "127.0.0.2"
 GUESSES = 1000

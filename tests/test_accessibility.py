@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
+from harness.aws import Moto
+from harness.service import PASSWORDS, upload
 from ipcam_analysis.store import EventFilter
-from tests.support.aws import Moto
-from tests.support.service import PASSWORDS, upload
 from tests.test_browser import ROOT, SCENES, UPLOADS, browser  # noqa: F401 (the fixture)
 
 AXE = ROOT / ".cache" / "axe-core" / "node_modules" / "axe-core" / "axe.min.js"

@@ -6,11 +6,11 @@ import io
 
 from PIL import Image
 
+from harness.service import DATA, upload, wait_until
+from harness.smtp import HOST, SmtpSink
 from ipcam_analysis.imaging.annotate import plan_annotation
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import MatchedLabel, label_from_dict
-from tests.support.service import DATA, upload, wait_until
-from tests.support.smtp import HOST, SmtpSink
 from tests.test_annotate import assert_readable
 
 

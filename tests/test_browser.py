@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from harness.aws import Moto, label
+from harness.service import DATA, PASSWORDS, copy_test_image, upload
+from harness.web import days_ago
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import Upload
-from tests.support.aws import Moto, label
-from tests.support.service import DATA, PASSWORDS, copy_test_image, upload
-from tests.support.web import days_ago
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The background-networking flags stop chromium from calling home on a closed network.

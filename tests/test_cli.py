@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.aws import Moto, label
-from tests.support.service import (
+from harness.aws import Moto, label
+from harness.service import (
     CLI,
     DATA,
     PASSWORDS,

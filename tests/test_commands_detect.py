@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from harness.eval_images import EVAL_IMAGES
 from ipcam_analysis.commands import detect
 from ipcam_analysis.config import AppConfig
-from tests.support.eval_images import EVAL_IMAGES
 
 CONFIG = AppConfig.model_validate({"detector": {"type": "local"}})
 PERSON = EVAL_IMAGES / "opencv_basketball1.jpg"

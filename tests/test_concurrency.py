@@ -4,10 +4,10 @@ at a time."""
 
 from __future__ import annotations
 
+from harness.aws import Moto, label
+from harness.service import DATA, RunningService, upload, wait_until
+from harness.smtp import free_port, running_sink
 from ipcam_analysis.store import EventFilter
-from tests.support.aws import Moto, label
-from tests.support.service import DATA, RunningService, upload, wait_until
-from tests.support.smtp import free_port, running_sink
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 IN_FLIGHT = 8

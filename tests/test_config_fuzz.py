@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from harness.endurance import REPOSITORY
+from harness.service import CLI
 from ipcam_analysis.cli import EXIT_CONFIG, EXIT_OK, main
 from ipcam_analysis.config import AppConfig
-from tests.support.endurance import REPOSITORY
-from tests.support.service import CLI
 
 EXAMPLE = (REPOSITORY / "config.example.yaml").read_text(encoding="utf-8")
 ORIGINAL = (REPOSITORY / "tests" / "data" / "seed" / "config.original-format.yaml").read_text(

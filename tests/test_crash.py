@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.aws import Moto
-from tests.support.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
-from tests.support.service import upload, wait_until
-from tests.support.smtp import SmtpSink
+from harness.aws import Moto
+from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
+from harness.service import upload, wait_until
+from harness.smtp import SmtpSink
 
 FIRST = 1  # the queue id of the first upload, the one the kill interrupts
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from tests.support.aws import Moto
-from tests.support.service import upload, wait_until
-from tests.support.smtp import free_port
+from harness.aws import Moto
+from harness.service import upload, wait_until
+from harness.smtp import free_port
 from tests.test_service import PERSON, PERSON_JPEG
 
 DELIVERY_SUBJECT = "Alert not delivered by every channel"

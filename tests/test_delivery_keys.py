@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from harness.smtp import SmtpSink
+from harness.webhook import WebhookSink
 from ipcam_analysis.notify.email import EmailNotifier, build_alert_email
 from ipcam_analysis.notify.smtp import SmtpTransport
-from tests.support.smtp import SmtpSink
-from tests.support.webhook import WebhookSink
 from tests.test_notify_apprise import only_notifier
 from tests.test_notify_email import email_settings, make_alert, smtp_config
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from harness.aws import REGION, Moto, label
+from harness.eval_images import eval_snapshot
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DetectorError, build_detector
 from ipcam_analysis.detect.cascade import (
@@ -20,8 +22,6 @@ from ipcam_analysis.detect.cascade import (
 from ipcam_analysis.detect.local import LocalDetector
 from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
 from ipcam_analysis.values import Box, Instance, Label
-from tests.support.aws import REGION, Moto, label
-from tests.support.eval_images import eval_snapshot
 
 PERSON = label("Person", 98.5, aliases=("Human",), boxes=((0.05, 0.1, 0.5, 0.9),))
 DOG = label(

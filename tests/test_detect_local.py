@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from harness.eval_images import EVAL_IMAGES, centre_inside, eval_snapshot, overlap
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.config.messages import describe_validation_error
 from ipcam_analysis.detect import build_detector, darknet, weights
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.rules import decide
 from ipcam_analysis.values import Box, Detection, Label
-from tests.support.eval_images import EVAL_IMAGES, centre_inside, eval_snapshot, overlap
 
 # Regions read off the photos by eye, relative to the image.
 CAMERAMAN = Box(0.0, 0.13, 0.63, 0.87)  # skimage_camera.jpg

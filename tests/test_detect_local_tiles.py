@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
+from harness.eval_images import centre_inside, eval_snapshot, overlap
 from ipcam_analysis.detect import yolo
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.values import Box, Detection
-from tests.support.eval_images import centre_inside, eval_snapshot, overlap
 
 # Regions read off the pictures by eye, relative to the image.
 FAR_PIGEON = Box(0.835, 0.8, 0.05, 0.07)  # far_pigeon.jpg (1920×1080): a pigeon 60 px tall

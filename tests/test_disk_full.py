@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.store import DATABASE_FILE
-from tests.support.aws import Moto
-from tests.support.endurance import (
+from harness.aws import Moto
+from harness.endurance import (
     MB,
     FixedLatencyDetector,
     StartService,
     integrity,
     jpeg_bytes,
 )
-from tests.support.fiu import DATABASE_WRITES, ERRORS, FaultInjector
-from tests.support.ftp import CAMERAS, StartFtp, upload_with_ftplib
-from tests.support.service import (
+from harness.fiu import DATABASE_WRITES, ERRORS, FaultInjector
+from harness.ftp import CAMERAS, StartFtp, upload_with_ftplib
+from harness.service import (
     RunningService,
     base_config,
     service_environment,
@@ -32,6 +31,7 @@ from tests.support.service import (
     wait_until,
     write_config,
 )
+from ipcam_analysis.store import DATABASE_FILE
 
 SNAPSHOT = jpeg_bytes(padding=400_000)
 MAX_UPLOADS = 40  # bounds each upload loop; the disk is full long before

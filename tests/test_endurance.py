@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.ingest.admission import QUEUE_FULL_REPLY, UploadAdmission
-from tests.support.endurance import (
+from harness.endurance import (
     MB,
     FixedLatencyDetector,
     PeakMemory,
@@ -23,8 +22,9 @@ from tests.support.endurance import (
     load_result,
     run_load,
 )
-from tests.support.ftp import login_with_ftplib
-from tests.support.service import PASSWORDS, wait_until
+from harness.ftp import login_with_ftplib
+from harness.service import PASSWORDS, wait_until
+from ipcam_analysis.ingest.admission import QUEUE_FULL_REPLY, UploadAdmission
 
 ADMISSION_LOGGER = "ipcam_analysis.ingest.admission"
 

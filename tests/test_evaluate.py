@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.aws import REGION, Moto, label
+from harness.eval_images import EVAL_IMAGES
 from ipcam_analysis.commands import evaluate
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.errors import UserError
-from tests.support.aws import REGION, Moto, label
-from tests.support.eval_images import EVAL_IMAGES
 
 SUBSET = [
     "opencv_basketball1.jpg",  # person

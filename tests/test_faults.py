@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.aws import Moto
+from harness.crash import PERSON, PERSON_JPEG
+from harness.endurance import FixedLatencyDetector
+from harness.service import RunningService, upload, wait_until
+from harness.webhook import WebhookSink
 from ipcam_analysis.notify.apprise import AppriseNotifier
 from ipcam_analysis.pipeline import MAX_INTERNAL_ERRORS
 from ipcam_analysis.values import Alert, Detection, NotifyOutcome, Snapshot
-from tests.support.aws import Moto
-from tests.support.crash import PERSON, PERSON_JPEG
-from tests.support.endurance import FixedLatencyDetector
-from tests.support.service import RunningService, upload, wait_until
-from tests.support.webhook import WebhookSink
 
 ERROR_SUBJECTS = ("Image processing error", "Alert not delivered by every channel")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from harness.aws import Moto, label
+from harness.service import DATA, RunningService, upload
 from ipcam_analysis.cli import main
 from ipcam_analysis.store import EventFilter
-from tests.support.aws import Moto, label
-from tests.support.service import DATA, RunningService, upload
 
 EVAL = Path(__file__).resolve().parents[1] / "eval" / "images"
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.service import wait_until
 from ipcam_analysis.ingest.alarm import (
     MAX_MESSAGE_BYTES,
     AlarmIngest,
@@ -23,7 +24,6 @@ from ipcam_analysis.ingest.alarm import (
 )
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 from ipcam_analysis.values import CameraEvent
-from tests.support.service import wait_until
 
 SERIAL = "a7c81f0e5d6b4c3a"
 HUMAN = {

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import trustme
 
+from harness.ftp import CAMERAS, WAIT_SECONDS, RunningFtp, StartFtp, login_with_ftplib
+from harness.service import base_config, wait_until, write_config
 from ipcam_analysis.config import ConfigError, load_config
 from ipcam_analysis.ingest.ftp import FtpIngestError
 from ipcam_analysis.ingest.tls import TlsCertificateError, TlsConfig, fingerprint
-from tests.support.ftp import CAMERAS, WAIT_SECONDS, RunningFtp, StartFtp, login_with_ftplib
-from tests.support.service import base_config, wait_until, write_config
 
 SNAPSHOT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 

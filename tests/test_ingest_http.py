@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.service import DATA, wait_until
 from ipcam_analysis.ingest import UploadAdmission
 from ipcam_analysis.ingest.http import MAX_CONNECTIONS, HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
-from tests.support.service import DATA, wait_until
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
 JPEG = (DATA / "darknet_person.jpg").read_bytes()

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from ipcam_analysis.ingest.leftovers import find_leftovers
-from ipcam_analysis.ingest.mail import read_mail
-from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
-from tests.support.ftp import CAMERAS
-from tests.support.mail_camera import (
+from harness.ftp import CAMERAS
+from harness.mail_camera import (
     CAM02_SENDER,
     RunningSmtp,
     camera_mail,
     make_certificate,
 )
-from tests.support.service import DATA, wait_until
+from harness.service import DATA, wait_until
+from ipcam_analysis.ingest.leftovers import find_leftovers
+from ipcam_analysis.ingest.mail import read_mail
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 OTHER_JPEG = (DATA / "skimage_coffee.jpg").read_bytes()

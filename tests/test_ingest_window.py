@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.endurance import FixedLatencyDetector, StartService, jpeg_bytes
+from harness.service import PASSWORDS, RunningService, wait_until
 from ipcam_analysis.store import DATABASE_FILE
-from tests.support.endurance import FixedLatencyDetector, StartService, jpeg_bytes
-from tests.support.service import PASSWORDS, RunningService, wait_until
 
 SNAPSHOT = jpeg_bytes()
 

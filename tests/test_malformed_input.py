@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from harness.endurance import MB, FixedLatencyDetector, PeakMemory, StartService, jpeg_bytes
+from harness.service import PASSWORDS, RunningService, upload
 from ipcam_analysis.imaging import CorruptImageError, NotAnImageError, decode_snapshot
-from tests.support.endurance import MB, FixedLatencyDetector, PeakMemory, StartService, jpeg_bytes
-from tests.support.service import PASSWORDS, RunningService, upload
 
 MAX_RSS_GROWTH = 768 * MB  # one 36 MP picture peaks at about 330 MB while it is decoded
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from ipcam_analysis.notify.smtp import SmtpConfig
-from tests.support.aws import Moto
-from tests.support.crash import PERSON, PERSON_JPEG
-from tests.support.mqtt import Broker
-from tests.support.service import (
+from harness.aws import Moto
+from harness.crash import PERSON, PERSON_JPEG
+from harness.mqtt import Broker
+from harness.service import (
     RunningService,
     base_config,
     service_environment,
@@ -24,8 +23,9 @@ from tests.support.service import (
     wait_until,
     write_config,
 )
-from tests.support.smtp import HOST, free_port, running_sink
-from tests.support.webhook import WebhookSink
+from harness.smtp import HOST, free_port, running_sink
+from harness.webhook import WebhookSink
+from ipcam_analysis.notify.smtp import SmtpConfig
 
 
 def smtp_email(port: int, security: str) -> dict[str, object]:

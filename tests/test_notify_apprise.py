@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.smtp import SmtpSink, free_port
+from harness.webhook import FAILING_PATH, WebhookSink
 from ipcam_analysis.config import AppConfig, ConfigError, load_config
 from ipcam_analysis.notify import AppriseConfig, build_apprise_notifiers, build_notifiers
 from ipcam_analysis.notify.apprise import AppriseNotifier
 from ipcam_analysis.values import NotifyOutcome
-from tests.support.smtp import SmtpSink, free_port
-from tests.support.webhook import FAILING_PATH, WebhookSink
 from tests.test_notify_email import make_alert
 
 WEBHOOK_PASSWORD = "Hook-S3cret-7781"

@@ -12,6 +12,14 @@ from email.message import EmailMessage, MIMEPart
 import pytest
 from PIL import Image
 
+from harness.aws import REGION, Moto
+from harness.smtp import (
+    HOST,
+    REFUSED_FOR_NOW,
+    REFUSED_PERMANENTLY,
+    SmtpSink,
+    free_port,
+)
 from ipcam_analysis.imaging import draw_boxes, encode_jpeg
 from ipcam_analysis.notify.base import MailError
 from ipcam_analysis.notify.email import (
@@ -24,14 +32,6 @@ from ipcam_analysis.notify.email import (
 from ipcam_analysis.notify.ses import SesTransport, envelope_sender
 from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
 from ipcam_analysis.values import Alert, MatchedLabel
-from tests.support.aws import REGION, Moto
-from tests.support.smtp import (
-    HOST,
-    REFUSED_FOR_NOW,
-    REFUSED_PERMANENTLY,
-    SmtpSink,
-    free_port,
-)
 from tests.test_annotate import (
     DOG_BOX,
     HORSE_BOX,

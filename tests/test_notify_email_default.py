@@ -12,10 +12,10 @@ from email.message import EmailMessage
 import pytest
 from PIL import Image
 
+from harness.service import DATA
 from ipcam_analysis.imaging import draw_boxes, encode_jpeg
 from ipcam_analysis.notify.email import build_alert_email
 from ipcam_analysis.values import Alert, MatchedLabel
-from tests.support.service import DATA
 from tests.test_annotate import detected
 from tests.test_notify_email import (
     RECEIVED_AT,

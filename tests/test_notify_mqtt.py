@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from paho.mqtt import publish
 
+from harness.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
+from harness.smtp import HOST, free_port
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.notify import build_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
 from ipcam_analysis.rules import matching_sensors
 from ipcam_analysis.values import Alert, CameraEvent, Instance, Label, MatchedLabel, RunnerUp
-from tests.support.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
-from tests.support.smtp import HOST, free_port
 from tests.test_annotate import DOG_BOX, PERSON_BOX
 from tests.test_notify_email import make_alert
 

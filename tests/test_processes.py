@@ -8,8 +8,8 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from tests.support.aws import Moto, label
-from tests.support.service import (
+from harness.aws import Moto, label
+from harness.service import (
     DATA,
     base_config,
     service_environment,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.support.aws import Moto, label
-from tests.support.proxy import OutageProxy
-from tests.support.service import DATA, RunningService, upload, wait_until
+from harness.aws import Moto, label
+from harness.proxy import OutageProxy
+from harness.service import DATA, RunningService, upload, wait_until
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, aliases=("Human",), boxes=((0.25, 0.2, 0.2, 0.6),))

@@ -11,12 +11,9 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from ipcam_analysis.ingest.http import MAX_CONNECTIONS
-from ipcam_analysis.store import DATABASE_FILE
-from ipcam_analysis.web.auth import hash_password
-from tests.support.aws import Moto, label
-from tests.support.endurance import FixedLatencyDetector
-from tests.support.service import (
+from harness.aws import Moto, label
+from harness.endurance import FixedLatencyDetector
+from harness.service import (
     DATA,
     PASSWORDS,
     RunningService,
@@ -27,6 +24,9 @@ from tests.support.service import (
     wait_until,
     write_config,
 )
+from ipcam_analysis.ingest.http import MAX_CONNECTIONS
+from ipcam_analysis.store import DATABASE_FILE
+from ipcam_analysis.web.auth import hash_password
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, boxes=((0.25, 0.2, 0.2, 0.6),))

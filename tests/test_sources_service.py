@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.aws import Moto, label
-from tests.support.mail_camera import camera_mail
-from tests.support.mqtt import Broker
-from tests.support.service import (
+from harness.aws import Moto, label
+from harness.mail_camera import camera_mail
+from harness.mqtt import Broker
+from harness.service import (
     DATA,
     PASSWORDS,
     RunningService,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from harness.aws import Moto, label
+from harness.service import DATA, copy_test_image, upload
+from harness.web import days_ago, event_record, person, snapshot_of
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventRecord, EventStore
 from ipcam_analysis.store.database import MIGRATIONS
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload
-from tests.support.aws import Moto, label
-from tests.support.service import DATA, copy_test_image, upload
-from tests.support.web import days_ago, event_record, person, snapshot_of
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 EVERY_OUTCOME = ("alert", "no_match", "outside_window", "not_image", "corrupt", "missing", "error")

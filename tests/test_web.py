@@ -12,15 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ipcam_analysis.errors import ConfigError
-from ipcam_analysis.store import EventFilter
-from ipcam_analysis.values import Label, NotifyOutcome, Upload
-from ipcam_analysis.web import WebServer, WebServerError
-from ipcam_analysis.web.app import SECURITY_HEADERS
-from ipcam_analysis.web.auth import PasswordHash, hash_password
-from tests.support.aws import Moto, label
-from tests.support.service import DATA, upload
-from tests.support.web import (
+from harness.aws import Moto, label
+from harness.service import DATA, upload
+from harness.web import (
     Dashboard,
     basic_auth,
     days_ago,
@@ -29,6 +23,12 @@ from tests.support.web import (
     raw_get,
     snapshot_of,
 )
+from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.store import EventFilter
+from ipcam_analysis.values import Label, NotifyOutcome, Upload
+from ipcam_analysis.web import WebServer, WebServerError
+from ipcam_analysis.web.app import SECURITY_HEADERS
+from ipcam_analysis.web.auth import PasswordHash, hash_password
 
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from harness.service import DATA
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
@@ -32,7 +33,6 @@ from ipcam_analysis.values import (
     Upload,
 )
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
-from tests.support.service import DATA
 
 PERSON_BOX = Box(0.25, 0.2, 0.2, 0.6)
 

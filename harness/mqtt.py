@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.smtp import HOST, free_port
+from harness.smtp import HOST, free_port
 
 USERNAME = "home-assistant"
 PASSWORD = "Broker-Passw0rd-2291"

@@ -1,7 +1,7 @@
 """Load from a second process, so the service's own process (and its GIL) only serves.
 
-    python -m tests.support.load_client ftp-storm SPEC.json   # cameras uploading, see FtpStorm
-    python -m tests.support.load_client http SPEC.json        # dashboard and API requests
+    python -m harness.load_client ftp-storm SPEC.json   # cameras uploading, see FtpStorm
+    python -m harness.load_client http SPEC.json        # dashboard and API requests
 
 Each prints one JSON line with what its clients saw; every loop is bounded by the spec's seconds.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 from ipcam_analysis.imaging import decode_snapshot
 from ipcam_analysis.values import Box, Snapshot
 
-EVAL_IMAGES = Path(__file__).resolve().parents[2] / "eval" / "images"
+EVAL_IMAGES = Path(__file__).resolve().parents[1] / "eval" / "images"
 
 
 def eval_snapshot(name: str, *, greyscale: bool = False) -> Snapshot:

@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from tests.support.aws import Moto, label
-from tests.support.service import (
+from harness.aws import Moto, label
+from harness.service import (
     DATA,
     ServiceProcess,
     base_config,
@@ -20,7 +20,7 @@ from tests.support.service import (
     wait_until,
     write_config,
 )
-from tests.support.smtp import SmtpSink
+from harness.smtp import SmtpSink
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))

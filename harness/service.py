@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.aws import REGION, Moto, aws_environment
+from harness.ftp import upload_with_ftplib
 from ipcam_analysis.app import Service
 from ipcam_analysis.config import load_config
-from tests.support.aws import REGION, Moto, aws_environment
-from tests.support.ftp import upload_with_ftplib
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 PASSWORDS = {"cam01": "pw-cam01-secret", "cam02": "pw-cam02-secret"}
 CLI = [sys.executable, "-m", "ipcam_analysis.cli"]
 
@@ -182,7 +182,7 @@ def service_environment(moto: Moto, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(aws_environment(moto.endpoint))
     env["PYTHONPATH"] = os.pathsep.join(
-        str(p) for p in (Path(__file__).resolve().parents[2] / "src",)
+        str(p) for p in (Path(__file__).resolve().parents[1] / "src",)
     )
     env.update(extra)
     return env

@@ -16,11 +16,11 @@ from typing import Any
 
 from PIL import Image
 
+from harness.service import RunningService
 from ipcam_analysis.app import Service
 from ipcam_analysis.values import Detection, Snapshot
-from tests.support.service import RunningService
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
@@ -108,12 +108,12 @@ def jpeg_bytes(width: int = 320, height: int = 240, padding: int = 0) -> bytes:
 
 
 def run_load(mode: str, spec: dict[str, Any], spec_dir: Path) -> subprocess.Popen[str]:
-    """Start tests/support/load_client.py in a second process; finish it with `load_result`."""
+    """Start harness/load_client.py in a second process; finish it with `load_result`."""
     spec_file = spec_dir / f"{mode}-load.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPOSITORY), str(REPOSITORY / "src")])}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.load_client", mode, str(spec_file)],
+        [sys.executable, "-m", "harness.load_client", mode, str(spec_file)],
         cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.mqtt import system_command
+from harness.mqtt import system_command
 
 # SQLite writes its database and WAL with pwrite(); logs and uploaded files go through write(),
 # so the service can still be watched while its database cannot be written.

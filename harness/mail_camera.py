@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from harness.ftp import CAMERAS
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
-from tests.support.ftp import CAMERAS
 
 HOST = "127.0.0.1"
 CAM02_SENDER = "ipc-cam02@cameras.example"  # cam02 e-mails without logging in
