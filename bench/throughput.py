@@ -12,6 +12,10 @@ e-mailed over SMTP to a real aiosmtpd sink on loopback (`--no-alerts`: the detec
     .venv/bin/python bench/throughput.py                      # both parts, 15 s per case
     .venv/bin/python bench/throughput.py --part sweep --seconds 20 --no-alerts
     .venv/bin/python bench/throughput.py --part processes --seconds 20   # 1, 2, 4 worker processes
+    .venv/bin/python bench/throughput.py --part processes --local-detector --workers 1
+
+With --local-detector the processes part runs the real local detector (one onnxruntime thread
+per detector) instead of the fake one: does CPU-bound analysis grow with processes?
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ def main() -> int:
         default=[1, 2, 4],
         help="worker_processes in the processes part (each with --workers threads)",
     )
+    parser.add_argument(
+        "--local-detector",
+        action="store_true",
+        help="the processes part with the real local detector (1 onnxruntime thread each)",
+    )
     parser.add_argument("--no-alerts", action="store_true", help="the detector finds nothing")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
@@ -101,6 +110,7 @@ def main() -> int:
                 "workers": args.workers,
                 "processes": processes,
                 "interval": args.sweep_interval,
+                "detector": "local" if args.local_detector else "fake",
             }
             for processes in args.processes
         ]
@@ -118,12 +128,16 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One case: a fresh service, the cameras for args.seconds, the queue sampled twice a second."""
     data = common.snapshot_jpeg(common.SIZES[case["size"]])
     load_before = common.load_average()
+    local = case.get("detector") == "local"
     with common.in_process_service(
-        "rekognition",  # replaced by the fake; a cloud detector's place
+        "local" if local else "rekognition",  # a cloud detector's place, for the fake
         workers=case["workers"],
         cameras_count=case["cameras"],
-        make_detector=common.FakeDetectors(case["latency"], alerts=not args.no_alerts),
+        make_detector=None
+        if local
+        else common.FakeDetectors(case["latency"], alerts=not args.no_alerts),
         worker_processes=case.get("processes", 1),
+        sections={"detector": {"threads": 1}} if local else None,
     ) as (service, mails):
 
         def done() -> int:
