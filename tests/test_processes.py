@@ -4,9 +4,12 @@ processes share the queue, and one killed with SIGKILL is replaced without losin
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 from pathlib import Path
+
+import httpx
 
 from harness.aws import Moto, label
 from harness.service import (
@@ -77,4 +80,9 @@ def test_a_killed_worker_process_is_replaced_and_loses_nothing(
     )
     assert children[0] not in replaced
     assert len(aws.sent_emails()) == UPLOADS  # the killed one had sent nothing yet
+    # The dashboard (main process) knows the worker processes' detectors answer.
+    dashboard = re.search(r"Dashboard: (http://\S+)", process.output)
+    assert dashboard is not None
+    health = httpx.get(dashboard.group(1).rstrip("/") + "/healthz", timeout=30).json()
+    assert health["status"] == "ok" and health["detector"]["last_success"] is not None
     assert process.terminate() == 0

@@ -222,6 +222,16 @@ class UploadQueue:
             return None
         return max(0.0, time.time() - datetime.fromisoformat(rows[0][0]).timestamp())
 
+    def last_analysed_at(self) -> float | None:
+        """When the newest upload with a detection was finished (epoch seconds): what any
+        process's workers last got from a detector."""
+        # Newest first by id, stopping at the first match, instead of scanning for a maximum.
+        rows = self._db.query(
+            "SELECT finished_at FROM uploads WHERE state = 'done' AND detection IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        return rows[0][0] if rows else None
+
     def seconds_until_next_due(self) -> float | None:
         row = self._db.query("SELECT MIN(next_attempt_at) FROM uploads WHERE state = 'pending'")[0][
             0

@@ -62,7 +62,8 @@ class DashboardContext:
             for kind, address in self.listeners().items()
         }
         down = [kind for kind, state in listeners.items() if not state["up"]]
-        last_success = self.metrics.last_detector_success
+        # This process's detectors, else (analysis in worker processes) the queue's record.
+        last_success = self.metrics.last_detector_success or self.queue.last_analysed_at()
         oldest = self.queue.oldest_pending_age()
         report = {
             "status": "ok" if not down else f"{down[0]}_down",
