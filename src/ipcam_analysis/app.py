@@ -76,8 +76,10 @@ class Service:
             )
             for kind, settings in config.source_settings().items()
         }
-        for kind, settings in config.event_source_settings().items():
+        event_sources = config.event_source_settings()
+        for kind, settings in event_sources.items():
             self.sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
+        self._takes_camera_events = bool(event_sources)
         self.web: WebServer | None = None
         if config.web.enabled:
             dashboard = DashboardContext(
@@ -94,8 +96,12 @@ class Service:
         """A source's hook: one committed row, whose id it returns (raises if the database
         cannot take it). A source acknowledges the upload to the camera only after this.
         What the camera reported itself just before (an alarm) goes with it as a note."""
-        reported = self.store.camera_events.take_recent(
-            upload.camera, upload.received_at.timestamp()
+        # Only with an alarm source: otherwise there is nothing to look up on this hot path (the
+        # FTP hook runs in the server's one IO thread).
+        reported = (
+            self.store.camera_events.take_recent(upload.camera, upload.received_at.timestamp())
+            if self._takes_camera_events
+            else ""
         )
         if reported:
             upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
