@@ -67,8 +67,8 @@ class UploadQueue:
         with self._depth_lock:
             cursor = self._db.execute(
                 "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
-                " home, remove_when_done, note, burst_id, burst_size)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " home, remove_when_done, note, burst_id, burst_size, stored_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     upload.camera,
                     str(upload.path),
@@ -81,6 +81,7 @@ class UploadQueue:
                     upload.note,
                     upload.burst_id,
                     upload.burst_size,
+                    upload.stored_key,
                 ),
             )
             self._recent_depth += 1
@@ -129,6 +130,7 @@ class UploadQueue:
                 note=row["note"],
                 burst_id=row["burst_id"],
                 burst_size=row["burst_size"],
+                stored_key=row["stored_key"],
             ),
             attempts=row["attempts"],
             detection=detection_from_dict(json.loads(detection)) if detection else None,

@@ -35,6 +35,8 @@ class Upload:
     # Pictures sent together (one e-mail): each is analysed, the burst alerts at most once.
     burst_id: str | None = None
     burst_size: int = 1
+    # Where the picture is in shared storage (storage.url); None: at `path` on this machine.
+    stored_key: str | None = None
 
 
 @dataclass(frozen=True)

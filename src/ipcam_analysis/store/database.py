@@ -168,6 +168,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX camera_events_received ON camera_events (received_at);
     ALTER TABLE cameras ADD COLUMN last_remote_ip TEXT;
     """,
+    # Many nodes: a claim holds an item only while its owner renews the lease; the picture may
+    # live in shared storage (S3) rather than on this machine's disk.
+    """
+    ALTER TABLE uploads ADD COLUMN lease_until REAL;
+    ALTER TABLE uploads ADD COLUMN stored_key TEXT;
+    CREATE INDEX uploads_working ON uploads (state, lease_until);
+    """,
 ]
 
 
