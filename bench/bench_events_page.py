@@ -31,7 +31,7 @@ import httpx
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import Database, EventRecord, EventStore
+from ipcam_analysis.store import EventRecord, EventStore, SqliteDatabase
 from ipcam_analysis.values import Detection, Label, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
@@ -97,7 +97,7 @@ def main() -> int:
 
 def fill(path: Path, count: int, rng: random.Random) -> date:
     """`count` events over the last DAYS days, oldest first; returns the first day."""
-    Database(path).close()  # the real schema, by the real migrations
+    SqliteDatabase(path).close()  # the real schema, by the real migrations
     start = time.time() - DAYS * 86400
     step = DAYS * 86400 / count
     label_rows: list[tuple[int, str, float, int]] = []
@@ -198,7 +198,7 @@ def measure(
             "detector": {"type": "local"},
         }
     )
-    database = Database(data_dir / "ipcam_analysis.db")
+    database = SqliteDatabase(data_dir / "ipcam_analysis.db")
     queue = UploadQueue(database)
     store = EventStore(database, data_dir, config.history)
     context = DashboardContext(config, store, queue, Metrics(queue.depth), dict)

@@ -20,7 +20,7 @@ from harness.service import DATA
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import Database, EventRecord, EventStore
+from ipcam_analysis.store import Database, EventRecord, EventStore, open_database
 from ipcam_analysis.values import (
     Box,
     Decision,
@@ -119,7 +119,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
                 **overrides,
             }
         )
-        database = Database(config.data_dir / "ipcam_analysis.db")
+        database = open_database(config.database, config.data_dir)
         queue = UploadQueue(database)
         store = EventStore(database, config.data_dir, config.history)
         context = DashboardContext(

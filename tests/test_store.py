@@ -13,9 +13,10 @@ from harness.aws import Moto, label
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import THUMBNAIL_WIDTH, Database, EventFilter, EventRecord, EventStore
-from ipcam_analysis.store.database import MIGRATIONS
+from ipcam_analysis.store import THUMBNAIL_WIDTH, EventFilter, EventRecord, EventStore
+from ipcam_analysis.store.database import SqliteDatabase
 from ipcam_analysis.store.retention import HistoryConfig
+from ipcam_analysis.store.schema import MIGRATIONS
 from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -23,7 +24,7 @@ EVERY_OUTCOME = ("alert", "no_match", "outside_window", "not_image", "corrupt", 
 
 
 def open_store(tmp_path: Path, **history: float) -> EventStore:
-    database = Database(tmp_path / "data" / "ipcam_analysis.db")
+    database = SqliteDatabase(tmp_path / "data" / "ipcam_analysis.db")
     return EventStore(database, tmp_path / "data", HistoryConfig(**history))
 
 
@@ -144,7 +145,7 @@ def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: 
     assert len(files) == 6 and store.snapshot_bytes == sum(p.stat().st_size for p in files)
     # The running total is read back from the database after a restart.
     reopened = EventStore(
-        Database(tmp_path / "data" / "ipcam_analysis.db"), tmp_path / "data", HistoryConfig()
+        SqliteDatabase(tmp_path / "data" / "ipcam_analysis.db"), tmp_path / "data", HistoryConfig()
     )
     assert reopened.snapshot_bytes == store.snapshot_bytes
 
@@ -186,14 +187,14 @@ def test_camera_state_and_usage(tmp_path: Path) -> None:
 
 
 def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
-    database = Database(tmp_path / "new.db")
+    database = SqliteDatabase(tmp_path / "new.db")
     assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
     tables = {
         row[0] for row in database.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
     assert {"uploads", "events", "event_labels", "cameras"} <= tables
     database.close()
-    assert Database(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    assert SqliteDatabase(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
 
 
 def test_a_version_1_database_is_upgraded_and_its_queued_upload_survives(
@@ -239,7 +240,7 @@ def test_real_uploads_are_recorded_with_their_outcome(run_service, aws: Moto) ->
 
 def test_queue_reports_its_oldest_pending_upload(tmp_path: Path) -> None:
     age_seconds = 90
-    queue = UploadQueue(Database(tmp_path / "q.db"))
+    queue = UploadQueue(SqliteDatabase(tmp_path / "q.db"))
     assert queue.oldest_pending_age() is None
     received = datetime.fromtimestamp(time.time() - age_seconds).astimezone()
     queue.put(Upload("cam01", tmp_path / "a.jpg", received))

@@ -21,7 +21,7 @@ from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import DATABASE_FILE, Database, EventStore, FilterMemory
+from ipcam_analysis.store import Database, EventStore, FilterMemory, open_database
 from ipcam_analysis.values import NotifyOutcome
 from ipcam_analysis.workers import WorkerPool
 
@@ -151,9 +151,9 @@ class AnalysisProcesses:
 
     def _give_back(self, number: int) -> None:
         """The uploads a dead child was working on go back to the queue."""
-        database = Database(self._config.data_dir / DATABASE_FILE)
+        database = open_database(self._config.database, self._config.data_dir)
         try:
-            UploadQueue(database).recover(owner=_owner(number))
+            UploadQueue(database).recover(_owner(self._config, number))
         finally:
             database.close()
 
@@ -217,8 +217,10 @@ def run_child(
     if config.mqtt.client_id:  # a broker drops a connection whose id another one takes
         mqtt = config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-{number}"})
         config = config.model_copy(update={"mqtt": mqtt})
-    database = Database(config.data_dir / DATABASE_FILE)
-    queue = UploadQueue(database, owner=_owner(number))
+    database = open_database(config.database, config.data_dir)
+    queue = UploadQueue(
+        database, owner=_owner(config, number), lease_seconds=config.database.lease_seconds
+    )
     store = EventStore(database, config.data_dir, config.history)
     analysis = Analysis(config, database, queue, store, Metrics(queue.depth), make_detector)
     analysis.start()
@@ -234,9 +236,9 @@ def run_child(
     database.close()
 
 
-def _owner(number: int) -> str:
+def _owner(config: AppConfig, number: int) -> str:
     """What a process's claims are marked with, to give them back if it dies."""
-    return f"analysis-{number}"
+    return f"{config.node_name}/analysis-{number}"
 
 
 def _log_through(logs: Any, level: int) -> None:

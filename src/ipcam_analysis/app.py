@@ -26,7 +26,7 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import MqttConfig, MqttNotifier
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
-from ipcam_analysis.store import DATABASE_FILE, Database, EventStore
+from ipcam_analysis.store import EventStore, open_database
 from ipcam_analysis.values import CameraEvent, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
@@ -43,13 +43,18 @@ class Service:
     ) -> None:
         """`make_detector(kind)` replaces the configured detectors (benchmarks use a fake one)."""
         self.config = config
-        self.database = Database(config.data_dir / DATABASE_FILE)
+        self.database = open_database(config.database, config.data_dir)
         processes = (
             AnalysisProcesses(config, config.worker_processes, make_detector)
             if config.worker_processes > 1
             else None
         )
-        self.queue = UploadQueue(self.database, on_put=processes.wake if processes else None)
+        self.queue = UploadQueue(
+            self.database,
+            owner=f"{config.node_name}/main",
+            on_put=processes.wake if processes else None,
+            lease_seconds=config.database.lease_seconds,
+        )
         self.store = EventStore(self.database, config.data_dir, config.history)
         self.metrics = Metrics(self.queue.depth)
         self.analysis = processes or Analysis(
@@ -133,7 +138,7 @@ class Service:
         return found
 
     def start(self) -> None:
-        self.queue.recover()
+        self.queue.recover(f"{self.config.node_name}/")
         self._enqueue_leftovers()
         self.analysis.start()
         if not isinstance(self.analysis, Analysis):

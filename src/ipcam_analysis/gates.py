@@ -38,7 +38,7 @@ class CameraGates:
         """The distance to the camera's previous frame when this one repeats it (then it is not
         analysed); otherwise None, and this frame becomes the one the next is compared to."""
         max_distance = camera.filters.duplicate_hash_distance
-        with self._memory.atomically():
+        with self._memory.atomically(camera_key(camera.name)):
             last = self._memory.last_frame(camera.name)
             # A retried upload is not a repeat of itself.
             if last is not None and last[1] != item_id:
@@ -52,7 +52,7 @@ class CameraGates:
         """Counts one paid call against every cap before it is made, if all allow it; each
         warning is sent once per period."""
         notices: list[str] = []
-        with self._memory.atomically():
+        with self._memory.atomically(BUDGET_KEY):
             allowed = True
             for limit in limits_for(camera.name, self._budget, camera.budget, now):
                 used = self._memory.cloud_calls(limit.period, limit.camera)
@@ -88,7 +88,7 @@ class CameraGates:
         self, camera: CameraSettings, matched: tuple[MatchedLabel, ...], now: float
     ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
         """Drop objects still where they were alerted and labels in cooldown, and remember what
-        is left as alerted. Call inside `FilterMemory.atomically()` together with saving the
+        is left as alerted. Call inside `FilterMemory.atomically(camera_key(...))` together with saving the
         decision, so that a crash keeps both or neither."""
         reasons: list[str] = []
         stationary = camera.filters.stationary
@@ -125,6 +125,14 @@ class CameraGates:
             if alerted != item_id:
                 return already_alerted(alerted)
         return turn
+
+
+BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total
+
+
+def camera_key(camera: str) -> str:
+    """What decisions about one camera lock (see FilterMemory.atomically)."""
+    return f"camera {camera}"
 
 
 def _day(now: float) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
-from ipcam_analysis.gates import CameraGates
+from ipcam_analysis.gates import CameraGates, camera_key
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
@@ -208,7 +208,7 @@ class Pipeline:
             log.info("Nothing of interest from %s", item.about)
             self._errors.clear(camera.name)
             return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
-        with self._memory.atomically():
+        with self._memory.atomically(camera_key(camera.name)):
             matched, reasons = self._gates.drop_repeats(camera, decision.matched, time.time())
             progress.filtered.extend(reasons)
             progress.decision = replace(decision, alert=bool(matched), matched=matched)

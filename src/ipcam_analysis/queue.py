@@ -1,4 +1,6 @@
-"""The durable upload queue in SQLite: put, claim, remember progress, finish, retry, recover."""
+"""The durable upload queue in the database: put, claim (with a lease its owner renews), remember
+progress, finish, retry, recover. An item whose owner died (a killed process, a lost node) is
+claimed again once its lease runs out."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from ipcam_analysis.values import (
 )
 
 log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0  # a claim not renewed for this long is another worker's to take
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,18 @@ class UploadQueue:
     """Every accepted upload is a row before the FTP hook returns; workers claim rows in order."""
 
     def __init__(
-        self, database: Database, owner: str = "", on_put: Callable[[], None] | None = None
+        self,
+        database: Database,
+        owner: str = "",
+        on_put: Callable[[], None] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
-        """`owner` names this process's claims; `on_put()` tells other processes that claim
-        from the same database that there is work."""
+        """`owner` names this process's claims (node/process); `on_put()` tells other processes
+        that claim from the same database that there is work."""
         self._db = database
         self._wakeup = threading.Condition()
         self._owner = owner
+        self.lease_seconds = lease_seconds
         self._on_put = on_put
         # recent_depth(): the last count, when it was made, plus the puts since.
         self._depth_lock = threading.Lock()
@@ -65,7 +74,7 @@ class UploadQueue:
     def put(self, upload: Upload) -> int:
         # Insert and count under one lock, so a recount in between never misses this row.
         with self._depth_lock:
-            cursor = self._db.execute(
+            item_id = self._db.insert(
                 "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
                 " home, remove_when_done, note, burst_id, burst_size, stored_key)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -89,31 +98,52 @@ class UploadQueue:
             self._wakeup.notify()
         if self._on_put is not None:
             self._on_put()
-        return int(cursor.lastrowid or 0)
+        return item_id
 
-    def recover(self, owner: str | None = None) -> int:
-        """After a crash, items that were being worked on (by `owner`, or by anyone) go back."""
-        where, params = ("", ()) if owner is None else (" AND claimed_by = ?", (owner,))
+    def recover(self, owner_prefix: str = "") -> int:
+        """After a crash, items that were being worked on by owners whose names start with
+        `owner_prefix` (this node's, one dead process's) go back at once, without waiting for
+        their leases to run out."""
         cursor = self._db.execute(
-            f"UPDATE uploads SET state = 'pending' WHERE state = 'working'{where}", params
+            "UPDATE uploads SET state = 'pending' WHERE state = 'working'"
+            " AND substr(COALESCE(claimed_by, ''), 1, ?) = ?",
+            (len(owner_prefix), owner_prefix),
         )
         if cursor.rowcount:
             log.info("Resuming %d upload(s) interrupted by the last shutdown", cursor.rowcount)
         return cursor.rowcount
 
     def claim(self) -> QueuedItem | None:
-        """The oldest item that is due, now marked as being worked on; None if nothing is due."""
+        """The oldest item whose lease ran out (its worker died), else the oldest item that is
+        due, now held by this owner; None if nothing is due. Workers on other nodes pass over
+        a row being claimed (skip_locked) instead of waiting for it."""
+        now = time.time()
         with self._db.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT 1",
-                (time.time(),),
-            ).fetchone()
+            row = (
+                conn.execute(
+                    "SELECT * FROM uploads WHERE state = 'working' AND lease_until < ?"
+                    f" ORDER BY lease_until, id LIMIT 1{self._db.skip_locked}",
+                    (now,),
+                ).fetchone()
+                or conn.execute(
+                    "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= ?"
+                    f" ORDER BY next_attempt_at, id LIMIT 1{self._db.skip_locked}",
+                    (now,),
+                ).fetchone()
+            )
             if row is None:
                 return None
+            if row["state"] == "working":
+                log.warning(
+                    "Taking over %s (event %d): its worker %s stopped renewing its claim",
+                    row["camera"],
+                    row["id"],
+                    row["claimed_by"],
+                )
             conn.execute(
-                "UPDATE uploads SET state = 'working', claimed_by = ? WHERE id = ?",
-                (self._owner, row["id"]),
+                "UPDATE uploads SET state = 'working', claimed_by = ?, lease_until = ?"
+                " WHERE id = ?",
+                (self._owner, now + self.lease_seconds, row["id"]),
             )
         detection, decided = row["detection"], json.loads(row["decision"] or "null")
         return QueuedItem(
@@ -138,6 +168,13 @@ class UploadQueue:
             decision=decision_from_dict(decided["decision"]) if decided else None,
             filtered=tuple(decided["filtered"]) if decided else (),
         )
+
+    def renew_leases(self) -> int:
+        """Extend every claim this owner holds (called well within the lease by its pool)."""
+        return self._db.execute(
+            "UPDATE uploads SET lease_until = ? WHERE state = 'working' AND claimed_by = ?",
+            (time.time() + self.lease_seconds, self._owner),
+        ).rowcount
 
     def wait_for_work(self, timeout: float) -> None:
         """Sleep until something is put, or the timeout (used to pick up due retries)."""
@@ -166,6 +203,7 @@ class UploadQueue:
     def mark_notified(self, item_id: int, notifier: str) -> None:
         """Recorded right after a notifier succeeds, so a restart never sends it twice."""
         with self._db.transaction() as conn:
+            self._db.lock(f"upload {item_id}")
             row = conn.execute("SELECT notified FROM uploads WHERE id = ?", (item_id,)).fetchone()
             done = sorted({*json.loads(row["notified"]), notifier})
             conn.execute(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import QueuedItem, UploadQueue
+from ipcam_analysis.store import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,6 @@ INTERNAL_ERROR = "internal error (see the log)"
 # not keep is paid for again), for as long as it takes.
 STORAGE_RETRY_SECONDS = 5.0
 MAX_STORAGE_RETRY_SECONDS = 60.0
-STORAGE_ERRORS = (sqlite3.OperationalError, OSError)
 
 
 class WorkerPool:
@@ -51,6 +50,9 @@ class WorkerPool:
             )
             thread.start()
             self._threads.append(thread)
+        renewal = threading.Thread(target=self._renew_leases, name="lease-renewal", daemon=True)
+        renewal.start()
+        self._threads.append(renewal)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; items in progress finish (or, past the timeout, resume at next start)."""
@@ -58,6 +60,15 @@ class WorkerPool:
         self._queue.wake_all()
         for thread in self._threads:
             thread.join(timeout)
+
+    def _renew_leases(self) -> None:
+        """Keep this process's claims while it lives, however long a cloud call takes; when it
+        dies, they run out and another worker (here or on another node) takes them."""
+        while not self._stopping.wait(self._queue.lease_seconds / 3):
+            try:
+                self._queue.renew_leases()
+            except STORAGE_ERRORS as exc:
+                log.warning("Cannot renew this worker's claims: %s", exc)
 
     def _run(self, detectors: WorkerDetectors) -> None:
         try:

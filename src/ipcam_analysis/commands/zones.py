@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.imaging import to_rgb
-from ipcam_analysis.store import DATABASE_FILE, Database, EventStore
+from ipcam_analysis.store import DATABASE_FILE, EventStore, open_database
 
 ZONE_FILL = (255, 40, 40, 90)
 ZONE_EDGE = (255, 40, 40, 255)
@@ -63,10 +63,9 @@ def draw_zones(picture: Image.Image, zones: list[list[tuple[float, float]]]) -> 
 
 
 def _latest_snapshot(config: AppConfig, camera: str) -> Path | None:
-    database_path = config.data_dir / DATABASE_FILE
-    if not database_path.exists():
-        return None
-    database = Database(database_path)
+    if not config.database.url and not (config.data_dir / DATABASE_FILE).exists():
+        return None  # nothing received yet: no database to create for a look
+    database = open_database(config.database, config.data_dir)
     try:
         store = EventStore(database, config.data_dir, config.history)
         state = next((c for c in store.cameras([camera]) if c["name"] == camera), None)

@@ -3,6 +3,7 @@ relative paths resolved against the file's folder."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,9 @@ from ipcam_analysis.ingest.tls import TlsConfig
 
 # A real configuration holds a few hundred values; aliases nested in each other multiply.
 MAX_CONFIG_VALUES = 100_000
+# Settings the environment overrides: containers, systemd units and test runs set them, and a
+# database password need not sit in config.yaml.
+ENVIRONMENT_OVERRIDES = {"IPCAM_DATABASE_URL": ("database", "url")}
 
 
 def _expanded_size(data: object) -> int:
@@ -66,11 +70,20 @@ def load_config(path: Path) -> AppConfig:
             f"{path}: the configuration expands to more than {MAX_CONFIG_VALUES} values "
             "(YAML aliases, *name, repeated inside each other?)"
         )
+    _override_from_environment(data)
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc, AppConfig)}") from None
     return resolve_paths(config, path.resolve().parent)
+
+
+def _override_from_environment(data: dict[str, object]) -> None:
+    for variable, (section, key) in ENVIRONMENT_OVERRIDES.items():
+        value = os.environ.get(variable)
+        if value:
+            settings = data.get(section)
+            data[section] = {**(settings if isinstance(settings, dict) else {}), key: value}
 
 
 def resolve_paths(config: AppConfig, base: Path) -> AppConfig:

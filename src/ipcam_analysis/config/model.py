@@ -5,6 +5,7 @@ sees AppConfig."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.database import DatabaseSettings
 from ipcam_analysis.store.retention import HistoryConfig
 
 
@@ -79,6 +81,10 @@ class AppConfig(StrictModel):
     log_configuration_file: Path | None = None
     aws_region: str | None = None
     data_dir: Path = Path("data")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    # Names this machine's claims, its metrics and /healthz when several share the database;
+    # each node needs its own (the host name by default).
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
     workers: int = Field(8, ge=1, le=128)  # analysis threads per worker process
     worker_processes: int = Field(1, ge=1, le=64)  # above 1: analysis in child processes
     ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
@@ -289,6 +295,8 @@ class AppConfig(StrictModel):
             found.append(self.web.password_hash.get_secret_value())
         if self.mqtt.password:
             found.append(self.mqtt.password.get_secret_value())
+        if self.database.password:
+            found.append(self.database.password)
         camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
         for url in [*self.notify, *camera_urls]:
             found += secrets_in_url(url)
@@ -307,6 +315,8 @@ class AppConfig(StrictModel):
             )
         )
         dumped["notify"] = [masked_url(url) for url in self.notify]
+        if self.database.password:
+            dumped["database"]["url"] = self.database.url.replace(self.database.password, "****")
         for name, camera in self.cameras.items():
             if camera.notify is not None:
                 dumped["cameras"][name]["notify"] = [masked_url(url) for url in camera.notify]

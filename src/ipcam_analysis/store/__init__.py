@@ -2,7 +2,15 @@
 pictures, and the SQL of what the filters remember. No decisions are made here."""
 
 from ipcam_analysis.store.camera_events import CameraEventStore
-from ipcam_analysis.store.database import DATABASE_FILE, Database, local_iso
+from ipcam_analysis.store.database import (
+    DATABASE_FILE,
+    STORAGE_ERRORS,
+    Database,
+    DatabaseSettings,
+    SqliteDatabase,
+    local_iso,
+    open_database,
+)
 from ipcam_analysis.store.events import (
     PAGE_SIZE,
     THUMBNAIL_WIDTH,
@@ -15,12 +23,16 @@ from ipcam_analysis.store.memory import FilterMemory
 __all__ = [
     "DATABASE_FILE",
     "PAGE_SIZE",
+    "STORAGE_ERRORS",
     "THUMBNAIL_WIDTH",
     "CameraEventStore",
     "Database",
+    "DatabaseSettings",
     "EventFilter",
     "EventRecord",
     "EventStore",
     "FilterMemory",
+    "SqliteDatabase",
     "local_iso",
+    "open_database",
 ]

@@ -24,7 +24,7 @@ class CameraEventStore:
             conn.execute(
                 "DELETE FROM camera_events WHERE received_at < ?", (received - self._keep_seconds,)
             )
-            cursor = conn.execute(
+            return self._db.insert(
                 "INSERT INTO camera_events (camera, remote_ip, received_at, event, status, channel,"
                 " serial_id, camera_time, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -39,7 +39,6 @@ class CameraEventStore:
                     event.details,
                 ),
             )
-        return int(cursor.lastrowid or 0)
 
     def camera_at_address(self, remote_ip: str) -> str | None:
         """The camera whose latest upload came from this address, if any."""

@@ -1,181 +1,49 @@
-"""The one SQLite database in data_dir (WAL: one writer, a reader per thread) and its schema."""
+"""The database: SQLite in data_dir by default (WAL: one writer, a reader per thread), or a shared
+PostgreSQL server for many nodes (`store/postgres.py`). Every query is written once, in SQL both
+engines take: `?` placeholders, ON CONFLICT upserts, no engine-specific functions."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import Field, field_validator
+
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "ipcam_analysis.db"  # in data_dir
+Params = Sequence[Any] | dict[str, Any]
+# A database or disk that cannot be written, or a database server out of reach: no fault of the
+# upload, which is tried again later.
+STORAGE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError, OSError)
 
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE uploads (
-        id INTEGER PRIMARY KEY,
-        camera TEXT NOT NULL,
-        path TEXT NOT NULL,
-        original_name TEXT NOT NULL,
-        remote_ip TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL DEFAULT 0,
-        last_error TEXT,
-        detection TEXT,
-        notified TEXT NOT NULL DEFAULT '[]',
-        outcome TEXT,
-        finished_at REAL
-    );
-    CREATE INDEX uploads_ready ON uploads (state, next_attempt_at);
-    CREATE TABLE camera_error_streaks (
-        camera TEXT PRIMARY KEY,
-        since REAL NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        camera TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        original_name TEXT NOT NULL,
-        file_size INTEGER,
-        width INTEGER,
-        height INTEGER,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        detector TEXT,
-        detector_ms REAL,
-        cloud_calls INTEGER NOT NULL DEFAULT 0,
-        labels TEXT NOT NULL DEFAULT '[]',
-        triggered TEXT NOT NULL DEFAULT '[]',
-        notifications TEXT NOT NULL DEFAULT '[]',
-        snapshot TEXT,
-        thumbnail TEXT,
-        snapshot_bytes INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX events_camera ON events (camera, id);
-    CREATE INDEX events_outcome ON events (outcome, id);
-    CREATE INDEX events_received ON events (received_at);
-    -- Size retention takes the oldest events that still have pictures.
-    CREATE INDEX events_with_snapshot ON events (id) WHERE snapshot IS NOT NULL;
-    CREATE TABLE event_labels (
-        event_id INTEGER NOT NULL,
-        name TEXT NOT NULL COLLATE NOCASE,
-        confidence REAL NOT NULL,
-        triggered INTEGER NOT NULL
-    );
-    CREATE INDEX event_labels_name ON event_labels (name, event_id);
-    CREATE UNIQUE INDEX event_labels_event ON event_labels (event_id, name);
-    CREATE TABLE cameras (
-        name TEXT PRIMARY KEY,
-        last_upload REAL,
-        last_alert REAL,
-        last_error TEXT,
-        last_error_at REAL,
-        last_snapshot_event INTEGER
-    );
-    """,
-    """
-    CREATE TABLE camera_frames (
-        camera TEXT PRIMARY KEY,
-        hash TEXT NOT NULL,
-        seen_at REAL NOT NULL
-    );
-    CREATE TABLE stationary_objects (
-        id INTEGER PRIMARY KEY,
-        camera TEXT NOT NULL,
-        label TEXT NOT NULL COLLATE NOCASE,
-        left REAL NOT NULL,
-        top REAL NOT NULL,
-        width REAL NOT NULL,
-        height REAL NOT NULL,
-        alerted_at REAL NOT NULL,
-        last_seen REAL NOT NULL
-    );
-    CREATE INDEX stationary_camera ON stationary_objects (camera, label);
-    CREATE TABLE cooldowns (
-        camera TEXT NOT NULL,
-        label TEXT NOT NULL COLLATE NOCASE,
-        last_alert REAL NOT NULL,
-        PRIMARY KEY (camera, label)
-    );
-    CREATE TABLE cloud_calls (
-        day TEXT NOT NULL,
-        camera TEXT NOT NULL,
-        calls INTEGER NOT NULL,
-        PRIMARY KEY (day, camera)
-    );
-    CREATE TABLE budget_notices (
-        period TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        level TEXT NOT NULL,
-        PRIMARY KEY (period, scope, level)
-    );
-    """,
-    """
-    ALTER TABLE uploads ADD COLUMN source TEXT NOT NULL DEFAULT 'ftp';
-    ALTER TABLE uploads ADD COLUMN home TEXT;
-    ALTER TABLE uploads ADD COLUMN remove_when_done INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'ftp';
-    """,
-    """
-    ALTER TABLE uploads ADD COLUMN decision TEXT;
-    ALTER TABLE uploads ADD COLUMN claimed_by TEXT;
-    ALTER TABLE camera_frames ADD COLUMN item_id INTEGER;
-    """,
-    # E-mailed snapshots: the message's text, and the pictures that came in one message.
-    """
-    ALTER TABLE uploads ADD COLUMN note TEXT NOT NULL DEFAULT '';
-    ALTER TABLE uploads ADD COLUMN burst_id TEXT;
-    ALTER TABLE uploads ADD COLUMN burst_size INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT '';
-    ALTER TABLE events ADD COLUMN burst_id TEXT;
-    ALTER TABLE events ADD COLUMN burst_size INTEGER NOT NULL DEFAULT 1;
-    CREATE INDEX events_burst ON events (burst_id, id) WHERE burst_id IS NOT NULL;
-    CREATE TABLE burst_frames (
-        burst_id TEXT NOT NULL,
-        item_id INTEGER NOT NULL,
-        strength REAL NOT NULL,
-        decided_at REAL NOT NULL,
-        alerted INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (burst_id, item_id)
-    );
-    """,
-    # What cameras report themselves (XMeye alarms), and where each camera was last seen.
-    """
-    CREATE TABLE camera_events (
-        id INTEGER PRIMARY KEY,
-        camera TEXT NOT NULL,
-        remote_ip TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        event TEXT NOT NULL,
-        status TEXT NOT NULL,
-        channel INTEGER,
-        serial_id TEXT NOT NULL,
-        camera_time TEXT NOT NULL,
-        details TEXT NOT NULL,
-        attached INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX camera_events_camera ON camera_events (camera, id);
-    CREATE INDEX camera_events_received ON camera_events (received_at);
-    ALTER TABLE cameras ADD COLUMN last_remote_ip TEXT;
-    """,
-    # Many nodes: a claim holds an item only while its owner renews the lease; the picture may
-    # live in shared storage (S3) rather than on this machine's disk.
-    """
-    ALTER TABLE uploads ADD COLUMN lease_until REAL;
-    ALTER TABLE uploads ADD COLUMN stored_key TEXT;
-    CREATE INDEX uploads_working ON uploads (state, lease_until);
-    """,
-]
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What a transaction hands out: sqlite3's connection, or psycopg's behind an adapter."""
+
+    def execute(self, sql: str, params: Params = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> Any: ...
 
 
 def local_iso(epoch: float | None) -> str | None:
@@ -183,12 +51,138 @@ def local_iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat()
 
 
-class Database:
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT of `columns` that replaces the other columns of a row with the same `key`."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+class DatabaseSettings(StrictModel):
+    """`database:` where the queue, the history and what the filters remember live."""
+
+    # postgresql://user:password@host:5432/name, shared by every node; unset: SQLite in data_dir.
+    # The environment variable IPCAM_DATABASE_URL overrides it (keeps the password out of YAML).
+    url: str | None = None
+    pool_size: int = Field(10, ge=2, le=200)  # connections per process (PostgreSQL)
+    # A worker renews its claims every third of this; a dead worker's items wait this long.
+    lease_seconds: float = Field(30, ge=3, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_only(cls, url: str | None) -> str | None:
+        if url and urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must start with postgresql:// (leave it out for SQLite in data_dir)")
+        return url or None
+
+    @property
+    def password(self) -> str | None:
+        return urlsplit(self.url).password if self.url else None
+
+
+def open_database(settings: DatabaseSettings, data_dir: Path) -> Database:
+    """The shared PostgreSQL database when `database.url` is set, else the SQLite file."""
+    if settings.url:
+        from ipcam_analysis.store.postgres import PostgresDatabase  # only where it is used
+
+        return PostgresDatabase(settings.url, settings.pool_size)
+    return SqliteDatabase(data_dir / DATABASE_FILE)
+
+
+class Database(ABC):
+    """Statements from any thread. Inside `transaction()`, this thread's execute() and query()
+    join it (so its reads see its own writes), and a nested transaction() is part of the outer
+    one."""
+
+    # Appended to a claim's SELECT: lets workers on other nodes pass over a claimed row.
+    skip_locked = ""
+
+    def __init__(self) -> None:
+        self._active = threading.local()  # this thread's open transaction, if any
+
+    @property
+    def _joined(self) -> Connection | None:
+        return getattr(self._active, "conn", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Statements that commit together or not at all."""
+        if self._joined is not None:
+            yield self._joined
+            return
+        with self._begin() as conn:
+            self._active.conn = conn
+            try:
+                yield conn
+            finally:
+                self._active.conn = None
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        """One write statement, committed when it returns (or with the transaction it joins)."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params)
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        """An INSERT into a table with an `id` key; the new row's id."""
+        with self.transaction() as conn:
+            return self._inserted_id(conn, sql, params)
+
+    def query(self, sql: str, params: Params = ()) -> list[Any]:
+        """Rows (by name or position) of a read that sees every commit made before it starts."""
+        if self._joined is not None:
+            return self._joined.execute(sql, params).fetchall()
+        return self._read(sql, params)
+
+    @abstractmethod
+    def lock(self, key: str) -> None:
+        """Inside a transaction: wait for, then hold until commit, the lock named `key`, so
+        transactions deciding about the same thing (a camera, the budget) take turns."""
+
+    def migrate(self) -> None:
+        with self.transaction() as conn:
+            version = self._schema_version(conn)
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                log.info("Upgrading the database schema to version %d", number)
+                for statement in self._ddl(script).split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                self._set_schema_version(conn, number)
+
+    def schema_version(self) -> int:
+        with self.transaction() as conn:
+            return self._schema_version(conn)
+
+    @abstractmethod
+    def _begin(self) -> AbstractContextManager[Connection]: ...
+
+    @abstractmethod
+    def _read(self, sql: str, params: Params) -> list[Any]: ...
+
+    @abstractmethod
+    def _inserted_id(self, conn: Connection, sql: str, params: Params) -> int: ...
+
+    @abstractmethod
+    def _schema_version(self, conn: Connection) -> int: ...
+
+    @abstractmethod
+    def _set_schema_version(self, conn: Connection, number: int) -> None: ...
+
+    def _ddl(self, script: str) -> str:
+        return script
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SqliteDatabase(Database):
     """One write connection shared under a lock (SQLite has one writer at a time anyway) and a
     read connection per thread, so the dashboard never waits behind the workers' writes (WAL
     lets readers see the last commit while a write is under way)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
@@ -196,7 +190,6 @@ class Database:
         # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commits.
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._readers = threading.local()
-        self._in_transaction = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.migrate()
@@ -208,48 +201,33 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    def migrate(self) -> None:
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                log.info("Upgrading the database schema to version %d", number)
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run statements atomically on the writer; IMMEDIATE takes the write lock up front, so
-        no other thread or process writes in between. Inside it, this thread's execute() and
-        query() join it (so its reads see its own writes), and a nested transaction() is part
-        of the outer one."""
+    def _begin(self) -> Iterator[Connection]:
+        # IMMEDIATE takes the write lock up front: no other thread or process writes in between,
+        # so every transaction is already serialised and lock() has nothing to add.
         with self._lock:
-            if getattr(self._in_transaction, "active", False):
-                yield self._writer
-                return
             self._writer.execute("BEGIN IMMEDIATE")
-            self._in_transaction.active = True
             try:
                 yield self._writer
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
-            finally:
-                self._in_transaction.active = False
             self._writer.execute("COMMIT")
 
-    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        """One write statement, committed when it returns."""
-        with self._lock:
+    def lock(self, key: str) -> None:
+        """Nothing to add: BEGIN IMMEDIATE already lets one transaction run at a time."""
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        if self._joined is not None:
+            return self._joined.execute(sql, params)
+        with self._lock:  # autocommit: one statement needs no BEGIN/COMMIT round
             return self._writer.execute(sql, params)
 
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        """A read on this thread's own connection: it sees every commit made before it starts
-        (inside a transaction, on the writer: the transaction's own writes too)."""
-        if getattr(self._in_transaction, "active", False):
-            with self._lock:
-                return self._writer.execute(sql, params).fetchall()
+    def _inserted_id(self, conn: Connection, sql: str, params: Params) -> int:
+        cursor = conn.execute(sql, params)
+        return int(getattr(cursor, "lastrowid", 0) or 0)
+
+    def _read(self, sql: str, params: Params) -> list[Any]:
         return self._reader().execute(sql, params).fetchall()
 
     def _reader(self) -> sqlite3.Connection:
@@ -261,6 +239,12 @@ class Database:
             with self._readers_lock:
                 self._all_readers.append(conn)
         return conn
+
+    def _schema_version(self, conn: Connection) -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _set_schema_version(self, conn: Connection, number: int) -> None:
+        conn.execute(f"PRAGMA user_version = {number}")
 
     def close(self) -> None:
         with self._readers_lock:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ipcam_analysis.store.database import Database
+from ipcam_analysis.store.database import Database, upsert
 from ipcam_analysis.values import Box, MatchedLabel, RememberedObject
 
 
@@ -18,11 +18,13 @@ class FilterMemory:
         self._db = database
 
     @contextmanager
-    def atomically(self) -> Iterator[None]:
-        """What is read and written inside happens as one step: no other worker thread,
-        process or node reads or writes the database in between (a camera's decisions stay
-        what they would be one upload at a time)."""
+    def atomically(self, *about: str) -> Iterator[None]:
+        """What is read and written inside happens as one step, and no other worker thread,
+        process or node decides `about` the same things (a camera, the budget) in between, so
+        a camera's decisions stay what they would be one upload at a time."""
         with self._db.transaction():
+            for key in sorted(about):  # one order everywhere: no two wait for each other
+                self._db.lock(key)
             yield
 
     # --- repeated frames ---------------------------------------------------------------
@@ -34,8 +36,7 @@ class FilterMemory:
 
     def remember_frame(self, camera: str, frame_hash: int, item_id: int, now: float) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO camera_frames (camera, hash, seen_at, item_id)"
-            " VALUES (?, ?, ?, ?)",
+            upsert("camera_frames", ("camera", "hash", "seen_at", "item_id"), ("camera",)),
             (camera, f"{frame_hash:064x}", now, item_id),
         )
 
@@ -69,7 +70,7 @@ class FilterMemory:
         """(kind, box) of each alerted object."""
         with self._db.transaction() as conn:
             conn.executemany(
-                "INSERT INTO stationary_objects (camera, label, left, top, width, height,"
+                'INSERT INTO stationary_objects (camera, label, "left", top, width, height,'
                 " alerted_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (camera, kind, box.left, box.top, box.width, box.height, now, now)
@@ -87,7 +88,7 @@ class FilterMemory:
     def remember_alert(self, camera: str, matched: tuple[MatchedLabel, ...], now: float) -> None:
         with self._db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO cooldowns (camera, label, last_alert) VALUES (?, ?, ?)",
+                upsert("cooldowns", ("camera", "label", "last_alert"), ("camera", "label")),
                 [(camera, match.label.name, now) for match in matched],
             )
 
@@ -117,6 +118,7 @@ class FilterMemory:
     def claim_burst_alert(self, burst_id: str, item_id: int) -> int:
         """The frame that alerts for the burst: this one, unless another claimed it first."""
         with self._db.transaction() as conn:
+            self._db.lock(f"burst {burst_id}")
             row = conn.execute(
                 "SELECT item_id FROM burst_frames WHERE burst_id = ? AND alerted = 1", (burst_id,)
             ).fetchone()
@@ -142,7 +144,8 @@ class FilterMemory:
     def first_budget_notice(self, period: str, scope: str, level: str) -> bool:
         """True the first time this notice is asked for in its period."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO budget_notices (period, scope, level) VALUES (?, ?, ?)",
+            "INSERT INTO budget_notices (period, scope, level) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (period, scope, level),
         )
         return cursor.rowcount == 1
@@ -151,7 +154,7 @@ class FilterMemory:
         """Add paid calls (negative: give back a reservation)."""
         self._db.execute(
             "INSERT INTO cloud_calls (day, camera, calls) VALUES (?, ?, ?)"
-            " ON CONFLICT (day, camera) DO UPDATE SET calls = calls + excluded.calls",
+            " ON CONFLICT (day, camera) DO UPDATE SET calls = cloud_calls.calls + excluded.calls",
             (day, camera, calls),
         )
 
@@ -170,7 +173,7 @@ class FilterMemory:
 
     def start_error_streak(self, camera: str) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO camera_error_streaks (camera, since) VALUES (?, ?)",
+            upsert("camera_error_streaks", ("camera", "since"), ("camera",)),
             (camera, time.time()),
         )
 
