@@ -1,4 +1,4 @@
-"""Moto in server mode over HTTP, with DetectLabels answers set by the test."""
+"""Moto in server mode over HTTP (Rekognition, SES, S3), with DetectLabels answers set by the test."""
 
 from __future__ import annotations
 

@@ -9,5 +9,7 @@ pytest_plugins = [
     "harness.mqtt",
     "harness.webhook",
     "harness.service",
+    # After harness.service, which it imports: a plugin imported earlier is not assert-rewritten.
+    "harness.postgres",
     "harness.web",
 ]
