@@ -306,4 +306,7 @@ def test_the_running_service_serves_its_dashboard(run_service, aws: Moto, capsys
         health = client.get("/healthz").json()
         assert health["ftp"]["up"] and health["queue"]["depth"] == 0
         assert health["detector"]["last_success"] is not None
-        assert 'ipcam_cloud_calls_total{camera="cam01"} 1.0' in client.get("/metrics").text
+        node = service.service.config.node_name
+        assert health["node"] == node and health["roles"] == ["ingest", "worker", "web"]
+        metric = f'ipcam_cloud_calls_total{{camera="cam01",node="{node}"}} 1.0'
+        assert metric in client.get("/metrics").text

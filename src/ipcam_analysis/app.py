@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import FrameType
 
@@ -27,7 +27,7 @@ from ipcam_analysis.notify import MqttConfig, MqttNotifier
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import EventStore, open_database
-from ipcam_analysis.values import CameraEvent, Upload
+from ipcam_analysis.values import ROLES, CameraEvent, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,18 @@ class Service:
     """The running product. `start()` returns once the sources listen; `stop()` is graceful."""
 
     def __init__(
-        self, config: AppConfig, make_detector: Callable[[str], Detector] | None = None
+        self,
+        config: AppConfig,
+        make_detector: Callable[[str], Detector] | None = None,
+        roles: Iterable[str] = ROLES,
     ) -> None:
         """`make_detector(kind)` replaces the configured detectors (benchmarks use a fake one)."""
         self.config = config
+        self.roles = tuple(role for role in ROLES if role in set(roles))
         self.database = open_database(config.database, config.data_dir)
         processes = (
             AnalysisProcesses(config, config.worker_processes, make_detector)
-            if config.worker_processes > 1
+            if config.worker_processes > 1 and "worker" in self.roles
             else None
         )
         self.queue = UploadQueue(
@@ -56,17 +60,39 @@ class Service:
             lease_seconds=config.database.lease_seconds,
         )
         self.store = EventStore(self.database, config.data_dir, config.history)
-        self.metrics = Metrics(self.queue.depth)
-        self.analysis = processes or Analysis(
-            config, self.database, self.queue, self.store, self.metrics, make_detector
-        )
-        # Camera events are published from this process: through the analysis's own MQTT
-        # connection when it runs here, else through one of this process's own.
+        self.metrics = Metrics(self.queue.depth, config.node_name)
+        self.analysis: Analysis | AnalysisProcesses | None = None
+        if "worker" in self.roles:
+            self.analysis = processes or Analysis(
+                config, self.database, self.queue, self.store, self.metrics, make_detector
+            )
+        self.sources: dict[str, Source] = self._sources() if "ingest" in self.roles else {}
+        self._takes_camera_events = "ingest" in self.roles and bool(config.event_source_settings())
+        # Camera events are published where they arrive: through the analysis's own MQTT
+        # connection when it runs in this process, else through one of this process's own.
         self._event_publishers = (
             [n for n in self.analysis.notifiers[None] if isinstance(n, MqttNotifier)]
             if isinstance(self.analysis, Analysis)
             else _own_mqtt(config)
+            if self._takes_camera_events
+            else []
         )
+        self.web: WebServer | None = None
+        if config.web.enabled:
+            dashboard = DashboardContext(
+                config,
+                self.store,
+                self.queue,
+                self.metrics,
+                self.listener_addresses,
+                roles=self.roles,
+            )
+            self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
+        self._stopped = threading.Event()
+
+    def _sources(self) -> dict[str, Source]:
+        """The listeners cameras send to, each feeding the queue through `_accept_upload`."""
+        config = self.config
         ftp = config.ftp_server
         self.admission = UploadAdmission(
             ftp.max_queued_uploads,
@@ -75,23 +101,15 @@ class Service:
             [ftp.root_dir, config.data_dir],
         )
         throttle = LoginThrottle()
-        self.sources: dict[str, Source] = {
+        sources: dict[str, Source] = {
             kind: SOURCES[kind].implementation(
                 settings, self._accept_upload, login_throttle=throttle, admission=self.admission
             )
             for kind, settings in config.source_settings().items()
         }
-        event_sources = config.event_source_settings()
-        for kind, settings in event_sources.items():
-            self.sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
-        self._takes_camera_events = bool(event_sources)
-        self.web: WebServer | None = None
-        if config.web.enabled:
-            dashboard = DashboardContext(
-                config, self.store, self.queue, self.metrics, self.listener_addresses
-            )
-            self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
-        self._stopped = threading.Event()
+        for kind, settings in config.event_source_settings().items():
+            sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
+        return sources
 
     @property
     def ftp(self) -> Source:
@@ -138,9 +156,12 @@ class Service:
         return found
 
     def start(self) -> None:
-        self.queue.recover(f"{self.config.node_name}/")
-        self._enqueue_leftovers()
-        self.analysis.start()
+        if self.analysis is not None:
+            # Claims this node held when it stopped go back now, not when their leases end.
+            self.queue.recover(f"{self.config.node_name}/")
+            self.analysis.start()
+        if "ingest" in self.roles:
+            self._enqueue_leftovers()
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.start()
@@ -152,14 +173,9 @@ class Service:
         except UserError:
             for source in started:
                 source.stop()
-            self.analysis.stop()
+            self._stop_analysis()
             raise
-        log.info(
-            "Ready: %d worker(s) in %d process(es), detector %s",
-            self.config.workers,
-            self.config.worker_processes,
-            self.config.detector.type,
-        )
+        self._log_ready()
         for camera, password in self.config.ftp_server.users.items():
             if password.get_secret_value() == EXAMPLE_PASSWORD:
                 log.warning("Camera %s still has the example config's password: change it", camera)
@@ -168,13 +184,29 @@ class Service:
         if self.web is not None:
             self._start_dashboard(self.web)
 
+    def _log_ready(self) -> None:
+        config = self.config
+        if self.analysis is not None:
+            log.info(
+                "Ready: %d worker(s) in %d process(es), detector %s",
+                config.workers,
+                config.worker_processes,
+                config.detector.type,
+            )
+        if self.roles != ROLES:
+            log.info("Node %s runs: %s", config.node_name, ", ".join(self.roles))
+
+    def _stop_analysis(self) -> None:
+        if self.analysis is not None:
+            self.analysis.stop()
+
     def _start_dashboard(self, web: WebServer) -> None:
         try:
             web.start()
         except UserError:
             for source in self.sources.values():
                 source.stop()
-            self.analysis.stop()
+            self._stop_analysis()
             raise
         log.info("Dashboard: %s", web.url)
         # Printed too: whatever the log settings, the link is what a person starting it looks for.
@@ -204,7 +236,7 @@ class Service:
             self.web.stop()
         for source in self.sources.values():
             source.stop()
-        self.analysis.stop()
+        self._stop_analysis()
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.close()

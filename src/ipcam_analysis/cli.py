@@ -14,6 +14,7 @@ import yaml
 from ipcam_analysis import __version__
 from ipcam_analysis.config import AppConfig, load_config
 from ipcam_analysis.errors import ConfigError, UserError
+from ipcam_analysis.values import ROLES
 
 log = logging.getLogger("ipcam_analysis")
 
@@ -84,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the configuration, print it with secrets masked, and exit",
     )
+    parser.add_argument(
+        "--role",
+        type=_roles,
+        default=ROLES,
+        metavar="ROLES",
+        help="what this node runs, comma-separated: ingest (the listeners cameras send to),"
+        " worker (the analysis), web (the dashboard); default: all three. Nodes sharing a"
+        " PostgreSQL database (database.url) can each run some",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _subcommands().items():
@@ -144,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         from ipcam_analysis.commands import check_aws
 
         return check_aws.run(config)
-    return _serve(config)
+    return _serve(config, args.role)
 
 
 def _load_for(args: argparse.Namespace, path: Path) -> AppConfig:
@@ -154,11 +164,21 @@ def _load_for(args: argparse.Namespace, path: Path) -> AppConfig:
     return load_config(path)
 
 
-def _serve(config: AppConfig) -> int:
+def _roles(text: str) -> tuple[str, ...]:
+    roles = tuple(role.strip() for role in text.split(",") if role.strip())
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown or not roles:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown) or 'nothing'}: the roles are {', '.join(ROLES)}"
+        )
+    return roles
+
+
+def _serve(config: AppConfig, roles: tuple[str, ...]) -> int:
     from ipcam_analysis.app import Service
 
     print("IP Camera Analysis started", flush=True)
-    service = Service(config)
+    service = Service(config, roles=roles)
     service.run_until_signalled()
     return EXIT_OK
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 DETECTOR_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -13,7 +14,10 @@ DETECTOR_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 class Metrics:
     """One registry per service, so several services in one process (tests) do not mix."""
 
-    def __init__(self, queue_depth: Callable[[], float]) -> None:
+    def __init__(self, queue_depth: Callable[[], float], node: str = "") -> None:
+        """`node` labels every sample, so one Prometheus tells the nodes sharing a database
+        apart (their queue depth is the shared queue's)."""
+        self._node = node
         self.registry = CollectorRegistry()
         registry = self.registry
         self.uploads = Counter(
@@ -57,4 +61,14 @@ class Metrics:
         self.last_detector_success = time.time()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self)  # type: ignore[arg-type]
+
+    def collect(self) -> Iterator[Metric]:
+        """The registry's metrics, each sample with this node's label."""
+        for metric in self.registry.collect():
+            if self._node:
+                metric.samples = [
+                    sample._replace(labels={**sample.labels, "node": self._node})
+                    for sample in metric.samples
+                ]
+            yield metric

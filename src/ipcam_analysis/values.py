@@ -16,6 +16,11 @@ NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
 RETRY = "retry"  # not final: the item is back in the queue
 
 
+# What a node runs (`--role`): the listeners cameras send to, the analysis, the dashboard. Every
+# node serves /healthz and /metrics (with web.enabled).
+ROLES = ("ingest", "worker", "web")
+
+
 @dataclass(frozen=True)
 class Upload:
     """A file a camera finished uploading, as recorded in the queue."""

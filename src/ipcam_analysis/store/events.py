@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -307,12 +308,21 @@ class EventStore:
         now = time.time() if now is None else now
         start = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
         start -= timedelta(days=days - 1)
+        # The local days' bounds come from here: this node's time zone, whatever the database
+        # server's, and days of 23 or 25 hours where the clocks change.
+        midnights = [start + timedelta(days=n) for n in range(days + 1)]
+        bounds = [
+            (day.strftime("%Y-%m-%d"), day.timestamp(), following.timestamp())
+            for day, following in itertools.pairwise(midnights)
+        ]
+        local_days = " UNION ALL ".join(["SELECT ? AS day, ? AS starts, ? AS ends"] * days)
         rows = self._db.query(
-            "SELECT date(received_at, 'unixepoch', 'localtime') AS day, camera,"
-            " COUNT(*) AS uploads, SUM(outcome = 'alert') AS alerts,"
-            " SUM(cloud_calls) AS cloud_calls FROM events WHERE received_at >= ?"
-            " GROUP BY day, camera ORDER BY day, camera",
-            (start.timestamp(),),
+            f"SELECT d.day AS day, e.camera AS camera, COUNT(*) AS uploads,"
+            " SUM(CASE WHEN e.outcome = 'alert' THEN 1 ELSE 0 END) AS alerts,"
+            f" SUM(e.cloud_calls) AS cloud_calls FROM ({local_days}) d JOIN events e"
+            " ON e.received_at >= d.starts AND e.received_at < d.ends"
+            " GROUP BY d.day, e.camera ORDER BY d.day, e.camera",
+            [value for bound in bounds for value in bound],
         )
         return [dict(row) for row in rows]
 

@@ -86,12 +86,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+monitoring_routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
 routes = [
     Route("/api/events", list_events),
     Route("/api/events/{event_id:int}", get_event),
     Route("/api/cameras", list_cameras),
     Route("/api/camera_events", list_camera_events),
     Route("/api/usage", get_usage),
-    Route("/healthz", healthz),
-    Route("/metrics", metrics),
+    *monitoring_routes,
 ]

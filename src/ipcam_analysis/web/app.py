@@ -33,7 +33,8 @@ OPEN_PATHS = frozenset({"/healthz"})
 
 
 def create_app(context: DashboardContext) -> Starlette:
-    """The ASGI app; a config with a password_hash puts every page but /healthz behind a login."""
+    """The ASGI app; a config with a password_hash puts every page but /healthz behind a login.
+    A node without the web role serves only /healthz and /metrics."""
     web = context.config.web
     middleware = [Middleware(SecurityHeadersMiddleware)]
     if web.password_hash is not None:
@@ -46,11 +47,15 @@ def create_app(context: DashboardContext) -> Starlette:
             )
         )
     app = Starlette(
-        routes=[
-            *pages.routes,
-            *api.routes,
-            Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), "static"),
-        ],
+        routes=(
+            [
+                *pages.routes,
+                *api.routes,
+                Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), "static"),
+            ]
+            if "web" in context.roles
+            else api.monitoring_routes
+        ),
         middleware=middleware,
         exception_handlers={HTTPException: _http_error},
     )

@@ -33,6 +33,7 @@ class DashboardContext:
     # Each ingest source's listening address by kind, None when it is not started.
     listeners: Callable[[], dict[str, tuple[str, int] | None]]
     started_at: float = field(default_factory=time.time)  # epoch seconds: silence counts from it
+    roles: tuple[str, ...] = ("ingest", "worker", "web")  # what this node runs (--role)
 
     def events_page(self, filters: EventFilter) -> tuple[list[dict[str, Any]], int | None]:
         """One page of events and the `before_id` of the next (older) page, or None."""
@@ -67,6 +68,8 @@ class DashboardContext:
         oldest = self.queue.oldest_pending_age()
         report = {
             "status": "ok" if not down else f"{down[0]}_down",
+            "node": self.config.node_name,
+            "roles": list(self.roles),
             "listeners": listeners,
             **listeners,  # each at the top level too, as `ftp` always was
             "queue": {
