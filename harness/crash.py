@@ -4,7 +4,6 @@ what its database and the sinks say afterwards (for tests/test_crash.py and benc
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.aws import Moto, label
+from harness.backends import query_database
 from harness.service import (
     DATA,
     ServiceProcess,
@@ -85,8 +85,7 @@ class CrashRig:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read of the service's database, as another program would make it."""
-        with sqlite3.connect(self.database, timeout=30) as conn:
-            return conn.execute(sql, params).fetchall()
+        return query_database(self.folder / "data", sql, params)
 
     def detection_saved(self, item_id: int) -> bool:
         rows = self.query("SELECT detection FROM uploads WHERE id = ?", (item_id,))

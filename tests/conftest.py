@@ -11,5 +11,7 @@ pytest_plugins = [
     "harness.service",
     # After harness.service, which it imports: a plugin imported earlier is not assert-rewritten.
     "harness.postgres",
+    "harness.backends",
+    "harness.nodes",
     "harness.web",
 ]

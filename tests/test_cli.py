@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from harness.aws import Moto, label
+from harness.backends import query_database
 from harness.service import (
     CLI,
     DATA,
@@ -165,9 +165,8 @@ def test_sigkill_with_items_queued_loses_nothing_and_sends_once(
     wait_until(lambda: aws.rekognition.calls >= 1, what="analysis to start")
     first.kill()
 
-    database = tmp_path / "data" / "ipcam_analysis.db"
-    with sqlite3.connect(database) as conn:
-        pending = conn.execute("SELECT COUNT(*) FROM uploads WHERE state != 'done'").fetchone()[0]
+    data = tmp_path / "data"
+    ((pending,),) = query_database(data, "SELECT COUNT(*) FROM uploads WHERE state != 'done'")
     assert pending >= 4  # the kill came while most uploads were still queued
 
     aws.rekognition.delay_seconds = 0
@@ -175,8 +174,7 @@ def test_sigkill_with_items_queued_loses_nothing_and_sends_once(
     second.address()
 
     def all_done() -> bool:
-        with sqlite3.connect(database) as conn:
-            rows = conn.execute("SELECT state, outcome, notified FROM uploads").fetchall()
+        rows = query_database(data, "SELECT state, outcome, notified FROM uploads")
         return len(rows) == 6 and all(r == ("done", "alert", '["email"]') for r in rows)
 
     wait_until(all_done, 60, "every upload to be processed")

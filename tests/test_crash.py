@@ -6,10 +6,9 @@ a copy sent again carries the same Message-ID."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.aws import Moto
+from harness.backends import write_lock_held
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.service import upload, wait_until
 from harness.smtp import SmtpSink
@@ -31,17 +31,6 @@ def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
     yield crash_rig
     smtp_sink.stop_holding()
     crash_rig.stop_all()
-
-
-@contextmanager
-def write_lock_held(database: Path) -> Iterator[None]:
-    """What a backup or a `sqlite3` shell writing to the database does to the service."""
-    with closing(sqlite3.connect(database, isolation_level=None)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ def while_the_server_holds_its_250(rig: CrashRig, stack: ExitStack) -> None:
 
 def after_delivery_before_it_is_marked(rig: CrashRig, stack: ExitStack) -> None:
     wait_until(rig.sink.holding.is_set, what="the mail server to hold its 250")
-    stack.enter_context(write_lock_held(rig.database))
+    stack.enter_context(write_lock_held(rig.folder / "data"))
     rig.sink.stop_holding()
     wait_until(lambda: rig.sink.quits == 1, what="the service to end the mail session")
     assert rig.notified(FIRST) == []
@@ -102,7 +91,7 @@ def while_the_event_is_recorded(rig: CrashRig, stack: ExitStack) -> None:
     stack.callback(snapshot.unlink)
     rig.sink.stop_holding()
     wait_until(lambda: rig.notified(FIRST) == ["email"], what="the alert to be marked sent")
-    stack.enter_context(write_lock_held(rig.database))
+    stack.enter_context(write_lock_held(rig.folder / "data"))
     reader = threading.Thread(target=snapshot.read_bytes, daemon=True)
     reader.start()  # lets the picture through; the thumbnail follows, then the locked write
     wait_until(lambda: (folder / f"{FIRST}_thumb.jpg").exists(), what="the thumbnail")

@@ -41,6 +41,10 @@ SQLITE_MESSAGES = {"full": "database or disk is full", "read-only": "disk I/O er
 FILLER_MB, MARGIN_MB = 48, 24
 
 
+# About the SQLite file and the local disk under it.
+pytestmark = pytest.mark.sqlite_only
+
+
 def upload_until_refused(running: RunningService) -> tuple[list[str], str]:
     """Upload as cam01 until the server refuses; the names it took and the refusal."""
     accepted: list[str] = []

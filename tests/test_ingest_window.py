@@ -21,6 +21,10 @@ from ipcam_analysis.store import DATABASE_FILE
 SNAPSHOT = jpeg_bytes()
 
 
+# It stalls the queue by holding the SQLite file's write lock.
+pytestmark = pytest.mark.sqlite_only
+
+
 @contextmanager
 def write_lock_held(database: Path) -> Iterator[None]:
     """Another connection holds SQLite's write lock (readers still read) until the block ends."""

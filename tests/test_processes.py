@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from harness.aws import Moto, label
+from harness.backends import query_database
 from harness.service import (
     DATA,
     base_config,
@@ -37,9 +38,8 @@ def analysis_processes(pid: int) -> list[int]:
     return found
 
 
-def finished(database: Path) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(database) as conn:
-        return conn.execute("SELECT state, outcome, notified FROM uploads").fetchall()
+def finished(data: Path) -> list[tuple[Any, ...]]:
+    return query_database(data, "SELECT state, outcome, notified FROM uploads")
 
 
 def test_a_killed_worker_process_is_replaced_and_loses_nothing(
@@ -63,7 +63,7 @@ def test_a_killed_worker_process_is_replaced_and_loses_nothing(
     os.kill(children[0], signal.SIGKILL)  # while it waits for the slow cloud
     aws.rekognition.delay_seconds = 0
 
-    database = tmp_path / "data" / "ipcam_analysis.db"
+    database = tmp_path / "data"
     wait_until(
         lambda: (
             len(rows := finished(database)) == UPLOADS

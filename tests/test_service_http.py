@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ftplib
 import socket
-import sqlite3
 import threading
 from contextlib import ExitStack
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from harness.aws import Moto, label
+from harness.backends import query_database
 from harness.endurance import FixedLatencyDetector
 from harness.service import (
     DATA,
@@ -25,7 +25,6 @@ from harness.service import (
     write_config,
 )
 from ipcam_analysis.ingest.http import MAX_CONNECTIONS
-from ipcam_analysis.store import DATABASE_FILE
 from ipcam_analysis.web.auth import hash_password
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -166,7 +165,5 @@ def test_sigkill_right_after_the_201_loses_nothing(tmp_path, aws: Moto, service_
     second.address()
     wait_until(lambda: len(aws.sent_emails()) == 1, 60, "the alert after the restart")
     assert second.terminate() == 0
-    database = tmp_path / "data" / DATABASE_FILE
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT original_name, source, outcome FROM events").fetchall()
+    rows = query_database(tmp_path / "data", "SELECT original_name, source, outcome FROM events")
     assert rows == [("killed.jpg", "http", "alert")]

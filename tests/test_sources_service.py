@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
-import sqlite3
 from typing import Any
 
 import httpx
 import pytest
 
 from harness.aws import Moto, label
+from harness.backends import query_database
 from harness.mail_camera import camera_mail
 from harness.mqtt import Broker
 from harness.service import (
@@ -178,11 +178,9 @@ def test_sigkill_after_the_250_loses_no_picture(tmp_path, aws: Moto, service_pro
     aws.rekognition.delay_seconds = 0
     second = service_process(["-c", str(path), "-n"], env)
     second.address()
-    database = tmp_path / "data" / "ipcam_analysis.db"
 
     def outcomes() -> list[str] | None:
-        with sqlite3.connect(database) as conn:
-            rows = conn.execute("SELECT state, outcome FROM uploads ORDER BY id").fetchall()
+        rows = query_database(tmp_path / "data", "SELECT state, outcome FROM uploads ORDER BY id")
         done = len(rows) == 3 and all(state == "done" for state, _ in rows)
         return sorted(outcome for _, outcome in rows) if done else None
 

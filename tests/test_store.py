@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from harness.aws import Moto, label
+from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import THUMBNAIL_WIDTH, EventFilter, EventRecord, EventStore
-from ipcam_analysis.store.database import SqliteDatabase
+from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.schema import MIGRATIONS
 from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload
@@ -23,9 +26,13 @@ PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 EVERY_OUTCOME = ("alert", "no_match", "outside_window", "not_image", "corrupt", "missing", "error")
 
 
+def open_this_database(tmp_path: Path) -> Database:
+    """The test's backend: SQLite in tmp_path/data, or its PostgreSQL database."""
+    return open_database(DatabaseSettings(url=os.environ.get(DATABASE_URL)), tmp_path / "data")
+
+
 def open_store(tmp_path: Path, **history: float) -> EventStore:
-    database = SqliteDatabase(tmp_path / "data" / "ipcam_analysis.db")
-    return EventStore(database, tmp_path / "data", HistoryConfig(**history))
+    return EventStore(open_this_database(tmp_path), tmp_path / "data", HistoryConfig(**history))
 
 
 def test_every_outcome_is_an_event_with_what_was_learned(tmp_path: Path) -> None:
@@ -144,9 +151,7 @@ def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: 
     files = list(store.snapshot_dir.rglob("*.jpg"))
     assert len(files) == 6 and store.snapshot_bytes == sum(p.stat().st_size for p in files)
     # The running total is read back from the database after a restart.
-    reopened = EventStore(
-        SqliteDatabase(tmp_path / "data" / "ipcam_analysis.db"), tmp_path / "data", HistoryConfig()
-    )
+    reopened = EventStore(open_this_database(tmp_path), tmp_path / "data", HistoryConfig())
     assert reopened.snapshot_bytes == store.snapshot_bytes
 
 
@@ -157,9 +162,7 @@ def test_snapshot_files_are_found_through_the_database_only(tmp_path: Path) -> N
     secret.write_text("not a picture")
     # Even a database row pointing outside the snapshot folder is not served.
     for outside in ("../../secret.txt", str(secret)):
-        with sqlite3.connect(tmp_path / "data" / "ipcam_analysis.db") as tampering:
-            tampering.execute("UPDATE events SET snapshot = ? WHERE id = 1", (outside,))
-        tampering.close()
+        store._db.execute("UPDATE events SET snapshot = ? WHERE id = 1", (outside,))
         assert store.snapshot_file(1) is None
     assert store.snapshot_file(2) is None
 
@@ -186,6 +189,7 @@ def test_camera_state_and_usage(tmp_path: Path) -> None:
     assert days[(days_ago(3).strftime("%Y-%m-%d"), "cam01")]["cloud_calls"] == 1
 
 
+@pytest.mark.sqlite_only
 def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
     database = SqliteDatabase(tmp_path / "new.db")
     assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
@@ -197,6 +201,7 @@ def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
     assert SqliteDatabase(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
 
 
+@pytest.mark.sqlite_only
 def test_a_version_1_database_is_upgraded_and_its_queued_upload_survives(
     tmp_path: Path, run_service, aws: Moto
 ) -> None:
@@ -240,7 +245,7 @@ def test_real_uploads_are_recorded_with_their_outcome(run_service, aws: Moto) ->
 
 def test_queue_reports_its_oldest_pending_upload(tmp_path: Path) -> None:
     age_seconds = 90
-    queue = UploadQueue(SqliteDatabase(tmp_path / "q.db"))
+    queue = UploadQueue(open_this_database(tmp_path))
     assert queue.oldest_pending_age() is None
     received = datetime.fromtimestamp(time.time() - age_seconds).astimezone()
     queue.put(Upload("cam01", tmp_path / "a.jpg", received))

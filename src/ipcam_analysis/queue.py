@@ -94,6 +94,7 @@ class UploadQueue:
                 ),
             )
             self._recent_depth += 1
+        self._db.announce_put()
         with self._wakeup:
             self._wakeup.notify()
         if self._on_put is not None:
@@ -180,6 +181,10 @@ class UploadQueue:
         """Sleep until something is put, or the timeout (used to pick up due retries)."""
         with self._wakeup:
             self._wakeup.wait(timeout)
+
+    def wait_for_puts(self, stopping: threading.Event) -> None:
+        """Wake this process's idle workers on every put, here or on another node."""
+        self._db.wait_for_puts(self.wake_all, stopping)
 
     def wake_all(self) -> None:
         with self._wakeup:

@@ -50,9 +50,13 @@ class WorkerPool:
             )
             thread.start()
             self._threads.append(thread)
-        renewal = threading.Thread(target=self._renew_leases, name="lease-renewal", daemon=True)
-        renewal.start()
-        self._threads.append(renewal)
+        for name, target in (
+            ("lease-renewal", self._renew_leases),
+            ("put-listener", lambda: self._queue.wait_for_puts(self._stopping)),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; items in progress finish (or, past the timeout, resume at next start)."""

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -136,6 +136,14 @@ class Database(ABC):
         return self._read(sql, params)
 
     @abstractmethod
+    def announce_put(self) -> None:
+        """Tell other nodes' workers that an upload was queued."""
+
+    def wait_for_puts(self, on_put: Callable[[], None], stopping: threading.Event) -> None:
+        """Call `on_put()` whenever another node announces a put, until `stopping` is set."""
+        stopping.wait()
+
+    @abstractmethod
     def lock(self, key: str) -> None:
         """Inside a transaction: wait for, then hold until commit, the lock named `key`, so
         transactions deciding about the same thing (a camera, the budget) take turns."""
@@ -216,6 +224,9 @@ class SqliteDatabase(Database):
 
     def lock(self, key: str) -> None:
         """Nothing to add: BEGIN IMMEDIATE already lets one transaction run at a time."""
+
+    def announce_put(self) -> None:
+        """No other node: the processes of this machine are told through their own pipes."""
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         if self._joined is not None:

@@ -5,8 +5,10 @@ and advisory locks for per-camera decisions."""
 from __future__ import annotations
 
 import functools
+import logging
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -18,8 +20,12 @@ from psycopg_pool import ConnectionPool
 
 from ipcam_analysis.store.database import Connection, Cursor, Database, Params
 
+log = logging.getLogger(__name__)
+
 POOL_SIZE = 10  # connections per process: its worker threads, the dashboard, the sources
 MIGRATION_LOCK = "ipcam-analysis schema"  # two nodes starting together migrate once
+PUTS_CHANNEL = "ipcam_uploads"  # LISTEN/NOTIFY: workers on every node wake on a put
+RECONNECT_SECONDS = 5.0
 
 # SQLite's types and keywords in the schema, as PostgreSQL spells them.
 _DDL = [
@@ -115,6 +121,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, pool_size: int = POOL_SIZE) -> None:
         super().__init__()
+        self._url = url
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -138,6 +145,22 @@ class PostgresDatabase(Database):
     def _inserted_id(self, conn: Connection, sql: str, params: Params) -> int:
         assert isinstance(conn, _Adapted)
         return conn.insert(sql, params)
+
+    def announce_put(self) -> None:
+        self.execute(f"NOTIFY {PUTS_CHANNEL}")
+
+    def wait_for_puts(self, on_put: Callable[[], None], stopping: threading.Event) -> None:
+        # Workers poll the queue anyway; this only spares a waiting upload the poll interval.
+        while not stopping.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {PUTS_CHANNEL}")
+                    while not stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            on_put()
+            except psycopg.OperationalError as exc:
+                log.warning("Not told of new uploads by the database (%s); polling", exc)
+                stopping.wait(RECONNECT_SECONDS)
 
     def lock(self, key: str) -> None:
         # Held until the transaction ends, so a node killed mid-decision holds nothing.
