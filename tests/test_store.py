@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,9 +27,21 @@ PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 EVERY_OUTCOME = ("alert", "no_match", "outside_window", "not_image", "corrupt", "missing", "error")
 
 
+OPENED: list[Database] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_databases() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def open_this_database(tmp_path: Path) -> Database:
     """The test's backend: SQLite in tmp_path/data, or its PostgreSQL database."""
-    return open_database(DatabaseSettings(url=os.environ.get(DATABASE_URL)), tmp_path / "data")
+    database = open_database(DatabaseSettings(url=os.environ.get(DATABASE_URL)), tmp_path / "data")
+    OPENED.append(database)
+    return database
 
 
 def open_store(tmp_path: Path, **history: float) -> EventStore:
