@@ -18,6 +18,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import field_validator
 
 from ipcam_analysis import aws
@@ -51,6 +52,11 @@ class StorageSettings(StrictModel):
                 "leave storage.url out to keep pictures in data_dir)"
             )
         _no_credentials(parts.netloc)
+        if ":" in parts.netloc:
+            raise ValueError(
+                f"{url!r}: a bucket name has no port (the store's address goes in "
+                "storage.endpoint_url)"
+            )
         return url
 
     @field_validator("endpoint_url")
@@ -226,8 +232,7 @@ class S3Storage:
                 cause = "no such bucket"
             raise UserError(f"storage.url: cannot use {self} ({cause})") from None
         except BotoCoreError as exc:
-            cause, _ = aws.describe_aws_error(exc)
-            log.warning("Shared storage %s cannot be reached yet: %s", self, cause)
+            log.warning("Shared storage %s: %s; uploads are refused until it is", self, _cause(exc))
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -235,5 +240,11 @@ class S3Storage:
         try:
             yield
         except (ClientError, BotoCoreError) as exc:
-            cause, _ = aws.describe_aws_error(exc)
-            raise StorageError(f"{self}: {doing} ({cause})") from None
+            raise StorageError(f"{self}: {doing} ({_cause(exc)})") from None
+
+
+def _cause(exc: Exception) -> str:
+    # botocore's own text repeats the whole URL of the request.
+    if isinstance(exc, BotoConnectionError):
+        return "cannot be reached"
+    return aws.describe_aws_error(exc)[0]

@@ -29,9 +29,13 @@ def share_upload(storage: Storage, upload: Upload) -> Upload:
 
 def release_local_copy(upload: Upload) -> None:
     """Once queued with a shared copy, the received file is not needed here any more (when
-    its source asked for received files to be removed)."""
+    its source asked for received files to be removed). Never raises: the upload is queued,
+    and a camera told otherwise would send it again."""
     if upload.stored_key and upload.remove_when_done:
-        remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
+        try:
+            remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
+        except (OSError, ValueError) as exc:
+            log.warning("Cannot remove %s, queued from shared storage: %s", upload.path, exc)
 
 
 def forget_shared_copy(storage: Storage, upload: Upload) -> None:
