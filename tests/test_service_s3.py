@@ -1,6 +1,7 @@
 """The whole service with `storage.url: s3://bucket/prefix` (moto's S3 in server mode): a
-camera's FTP upload goes through the bucket to the e-mail and the dashboard, and an S3 outage
-at ingest refuses the upload instead of acknowledging and losing it."""
+camera's FTP upload goes through the bucket to the e-mail and the dashboard (on one node, and
+from an ingest node to a worker node sharing PostgreSQL), retention deletes snapshot objects,
+and an S3 outage at ingest refuses the upload instead of acknowledging and losing it."""
 
 from __future__ import annotations
 
@@ -65,11 +66,8 @@ def test_an_upload_goes_through_the_bucket_to_the_email_and_the_dashboard(
         return [PERSON]
 
     aws.rekognition.answer = held_cloud
-    one_event_mb = len(PERSON_JPEG) * 1.5 / 1024 / 1024  # the picture and its thumbnail fit
     service = run_service(
-        storage={"url": f"s3://{BUCKET}/site-a"},
-        history={"max_snapshots_mb": one_event_mb},
-        worker_processes=worker_processes,
+        storage={"url": f"s3://{BUCKET}/site-a"}, worker_processes=worker_processes
     )
     upload(service.address, "cam01", PERSON_JPEG, CAMERA_PATH)
     # Acknowledged once in the bucket and queued; the received file and its folders are gone.
@@ -96,8 +94,19 @@ def test_an_upload_goes_through_the_bucket_to_the_email_and_the_dashboard(
     small = httpx.get(picture_url(service, first, thumbnail=True), timeout=30)
     assert small.status_code == 200 and small.headers["content-type"] == "image/jpeg"
 
+
+def test_retention_deletes_snapshot_objects(run_service, aws: Moto, s3: object) -> None:
+    aws.rekognition.labels = [PERSON]
+    one_event_mb = len(PERSON_JPEG) * 1.5 / 1024 / 1024  # the picture and its thumbnail fit
+    service = run_service(
+        storage={"url": f"s3://{BUCKET}/site-a"}, history={"max_snapshots_mb": one_event_mb}
+    )
+    upload(service.address, "cam01", PERSON_JPEG, "first.jpg")
+    service.wait_idle()
+    (first,) = event_ids(service)
+    assert httpx.get(picture_url(service, first), timeout=30).content == PERSON_JPEG
     # A second picture goes beyond max_snapshots_mb: the first one's objects are deleted.
-    upload(service.address, "cam01", PERSON_JPEG, "2026-11-23/001/jpg/10/24/02[M][0@0][0].jpg")
+    upload(service.address, "cam01", PERSON_JPEG, "second.jpg")
     service.wait_idle()
     first_gone, second = event_ids(service)
     snapshots = keys_in(s3, "site-a/snapshots/")
@@ -134,3 +143,43 @@ def test_an_s3_outage_at_ingest_refuses_the_upload_until_it_is_back(
     assert len(attached_picture(aws)) > 0
     assert len(keys_in(s3, "site-b/snapshots/")) == 2
     wait_until(lambda: not keys_in(s3, "site-b/uploads/"), what="the upload object deleted")
+
+
+@pytest.mark.postgresql_only
+def test_a_worker_on_another_node_reads_the_upload_from_the_bucket(
+    run_service, aws: Moto, s3: object, tmp_path: Path
+) -> None:
+    """Two nodes sharing PostgreSQL (IPCAM_DATABASE_URL) and the bucket, nothing else: one
+    receives, one analyses."""
+    aws.rekognition.labels = [PERSON]
+
+    def node(name: str, roles: tuple[str, ...]) -> RunningService:
+        return run_service(
+            roles=roles,
+            node_name=name,
+            data_dir=str(tmp_path / name / "data"),
+            ftp_server={"root_dir": str(tmp_path / name / "ftp")},
+            storage={"url": f"s3://{BUCKET}/farm"},
+        )
+
+    worker = node("barn-worker", ("worker", "web"))
+    ingest = node("barn-ingest", ("ingest", "web"))
+    upload(ingest.address, "cam01", PERSON_JPEG, CAMERA_PATH)
+    # Gone from the receiving node before the camera's 226: the worker can only read the bucket.
+    assert not any((tmp_path / "barn-ingest" / "ftp" / "cam01").iterdir())
+    worker.wait_idle()
+
+    assert worker.outcomes() == [(CAMERA_PATH, "alert")]
+    assert len(attached_picture(aws)) > 0
+    (event,) = event_ids(worker)
+    assert [key.rsplit("/", 1)[1] for key in keys_in(s3, "farm/snapshots/")] == [
+        f"{event}.jpg",
+        f"{event}_thumb.jpg",
+    ]
+    wait_until(lambda: not keys_in(s3, "farm/uploads/"), what="the upload object deleted")
+    # Neither node keeps a picture of its own; each one's dashboard shows it.
+    for name in ("barn-ingest", "barn-worker"):
+        assert not (tmp_path / name / "data" / "snapshots").exists()
+    for running in (ingest, worker):
+        picture = httpx.get(picture_url(running, event), timeout=30)
+        assert picture.status_code == 200 and picture.content == PERSON_JPEG
