@@ -1,10 +1,12 @@
 """The suite on both backends: every test that keeps state (it uses tmp_path) runs on the embedded
-SQLite file and local folders, and again on PostgreSQL (a fresh database per test on the
-session's throw-away server) as nodes sharing a database use it. The service under test finds
-its database through IPCAM_DATABASE_URL, as a container or a systemd unit would give it.
+one (SQLite file and local folders), and again on PostgreSQL + S3 as nodes sharing them use it:
+a fresh database per test on the session's throw-away PostgreSQL server, and a fresh prefix in
+a bucket on moto's S3. The service under test finds them through IPCAM_DATABASE_URL and
+IPCAM_STORAGE_URL, as a container or a systemd unit would give them.
 
-`pytest --backend sqlite` (or `postgresql`) runs one; tests marked `sqlite_only` are about the
-SQLite file itself (its locks, a full disk under it, its schema upgrades)."""
+`pytest --backend sqlite` (or `postgresql-s3`) runs one; tests marked `embedded_only` are about
+the embedded backend itself (SQLite's locks, its schema upgrades, a full disk under it, files in
+local folders)."""
 
 from __future__ import annotations
 
@@ -15,14 +17,18 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 
+from harness.aws import REGION
 from ipcam_analysis.store import DATABASE_FILE
 from ipcam_analysis.store.postgres import postgres_sql
 
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", "postgresql-s3")
 DATABASE_URL = "IPCAM_DATABASE_URL"
+STORAGE_URL = "IPCAM_STORAGE_URL"
+BUCKET = "ipcam-tests"
 TABLES = (
     *("uploads", "events", "event_labels", "cameras", "camera_frames", "stationary_objects"),
     *("cooldowns", "cloud_calls", "budget_notices", "burst_frames", "camera_error_streaks"),
@@ -40,8 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sqlite_only: about the SQLite file itself")
-    config.addinivalue_line("markers", "postgresql_only: about nodes sharing a server")
+    config.addinivalue_line("markers", "embedded_only: about SQLite or local folders themselves")
+    config.addinivalue_line("markers", "shared_only: about nodes sharing PostgreSQL and S3")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -50,22 +56,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     chosen = metafunc.config.getoption("--backend")
     backends = BACKENDS if chosen == "all" else (chosen,)
     if "tmp_path" not in metafunc.fixturenames or metafunc.definition.get_closest_marker(
-        "sqlite_only"
+        "embedded_only"
     ):
         backends = ("sqlite",)
-    if metafunc.definition.get_closest_marker("postgresql_only"):
-        backends = ("postgresql",)
+    if metafunc.definition.get_closest_marker("shared_only"):
+        backends = ("postgresql-s3",)
     metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     name = getattr(request, "param", "sqlite")
-    if name == "postgresql":
+    if name == "postgresql-s3":
         monkeypatch.setenv(DATABASE_URL, request.getfixturevalue("postgres_url"))
+        aws = request.getfixturevalue("aws")  # a clean moto, boto3 pointed at it
+        boto3.client("s3", region_name=REGION).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        monkeypatch.setenv(STORAGE_URL, f"s3://{BUCKET}/{request.node.name[:60]}")
+        # S3 by its own endpoint: a test cutting AWS_ENDPOINT_URL (a cloud outage) keeps it.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws.endpoint)
     else:
         monkeypatch.delenv(DATABASE_URL, raising=False)
+        monkeypatch.delenv(STORAGE_URL, raising=False)
     return name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A case marked `embedded_only` through its parameters is not run on the shared backend
+    (deselected, as a function so marked is never parametrised with it)."""
+    shared = [
+        item
+        for item in items
+        if item.get_closest_marker("embedded_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("backend") == "postgresql-s3"  # type: ignore[attr-defined]
+    ]
+    if shared:
+        config.hook.pytest_deselected(items=shared)
+        items[:] = [item for item in items if item not in shared]
 
 
 def query_database(data_dir: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -42,7 +42,7 @@ FILLER_MB, MARGIN_MB = 48, 24
 
 
 # About the SQLite file and the local disk under it.
-pytestmark = pytest.mark.sqlite_only
+pytestmark = pytest.mark.embedded_only
 
 
 def upload_until_refused(running: RunningService) -> tuple[list[str], str]:

@@ -99,6 +99,7 @@ def test_a_notifier_bug_fails_its_channel_only_then_an_error_event_with_an_email
     assert "email sent" in text
 
 
+@pytest.mark.embedded_only  # a file in a local folder; with S3 the picture is in the bucket
 def test_a_file_that_vanishes_before_analysis_is_a_missing_event(
     run_service, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ SNAPSHOT = jpeg_bytes()
 
 
 # It stalls the queue by holding the SQLite file's write lock.
-pytestmark = pytest.mark.sqlite_only
+pytestmark = pytest.mark.embedded_only
 
 
 @contextmanager

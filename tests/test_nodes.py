@@ -19,7 +19,7 @@ from harness.service import DATA, upload, wait_until
 PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 UPLOADS_PER_CAMERA = 6
-pytestmark = pytest.mark.postgresql_only
+pytestmark = pytest.mark.shared_only
 
 
 def rows(cluster: Cluster, sql: str) -> list[tuple]:

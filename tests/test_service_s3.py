@@ -25,7 +25,9 @@ CAMERA_PATH = "2026-11-23/001/jpg/10/23/45[M][0@0][0].jpg"
 
 
 @pytest.fixture
-def s3(aws: Moto) -> object:
+def s3(aws: Moto, monkeypatch: pytest.MonkeyPatch) -> object:
+    # These tests name their own bucket: the suite's shared backend must not override it.
+    monkeypatch.delenv("IPCAM_STORAGE_URL", raising=False)
     client = boto3.client("s3", region_name=REGION)
     client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return client
@@ -145,7 +147,7 @@ def test_an_s3_outage_at_ingest_refuses_the_upload_until_it_is_back(
     wait_until(lambda: not keys_in(s3, "site-b/uploads/"), what="the upload object deleted")
 
 
-@pytest.mark.postgresql_only
+@pytest.mark.shared_only
 def test_a_worker_on_another_node_reads_the_upload_from_the_bucket(
     run_service, aws: Moto, s3: object, tmp_path: Path
 ) -> None:

@@ -218,7 +218,7 @@ def test_camera_state_and_usage(tmp_path: Path) -> None:
     assert days[(days_ago(3).strftime("%Y-%m-%d"), "cam01")]["cloud_calls"] == 1
 
 
-@pytest.mark.sqlite_only
+@pytest.mark.embedded_only
 def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
     database = SqliteDatabase(tmp_path / "new.db")
     assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
@@ -230,7 +230,7 @@ def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
     assert SqliteDatabase(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
 
 
-@pytest.mark.sqlite_only
+@pytest.mark.embedded_only
 def test_a_version_1_database_is_upgraded_and_its_queued_upload_survives(
     tmp_path: Path, run_service, aws: Moto
 ) -> None:
