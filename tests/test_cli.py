@@ -52,6 +52,12 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, aws: Moto) -> None:
     (tmp_path / "broken.yaml").write_text("ftp_server: [\n")
     line = assert_one_line_error(run_cli(["-c", "broken.yaml"], env, tmp_path), 2)
     assert "YAML" in line
+    path = write_config(tmp_path, base_config(tmp_path))
+    result = run_cli(["-c", str(path), "--role", "ingest,cook"], env, tmp_path)
+    assert result.returncode == 2  # argparse's usage, then its one error line
+    assert result.stderr.splitlines()[-1].endswith(
+        "--role: cook: the roles are ingest, worker, web"
+    )
 
 
 def test_check_config_prints_effective_config_with_secrets_masked(

@@ -310,3 +310,16 @@ def test_the_running_service_serves_its_dashboard(run_service, aws: Moto, capsys
         assert health["node"] == node and health["roles"] == ["ingest", "worker", "web"]
         metric = f'ipcam_cloud_calls_total{{camera="cam01",node="{node}"}} 1.0'
         assert metric in client.get("/metrics").text
+
+
+def test_a_node_without_the_web_role_serves_only_its_health_and_metrics(run_service) -> None:
+    service = run_service(roles=("ingest",))
+    upload(service.address, "cam01", (DATA / "darknet_person.jpg").read_bytes(), "queued.jpg")
+    url = service.service.web.url
+    with httpx.Client(base_url=url, timeout=30) as client:
+        health = client.get("/healthz").json()
+        assert health["roles"] == ["ingest"] and health["ftp"]["up"]
+        assert health["queue"]["depth"] == 1  # queued here, for the worker nodes
+        assert 'ipcam_uploads_total{camera="cam01",node=' in client.get("/metrics").text
+        assert client.get("/api/events").status_code == 404
+        assert client.get("/").status_code == 404
