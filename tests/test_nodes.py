@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ftplib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +16,8 @@ from harness.backends import query_database
 from harness.nodes import Cluster
 from harness.postgres import PostgresServer
 from harness.service import DATA, upload, wait_until
+from ipcam_analysis.store.postgres import PostgresDatabase
+from ipcam_analysis.store.schema import MIGRATIONS
 
 PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -121,3 +124,21 @@ def test_a_database_outage_refuses_uploads_and_loses_none(
     upload(address, "cam01", PERSON_JPEG, "during-outage.jpg")  # the camera's retry
     service.wait_idle()
     assert service.outcomes() == [("during-outage.jpg", "alert")]
+
+
+def test_nodes_starting_together_create_the_schema_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four nodes opening a new database at the same moment: one migrates, the others wait for
+    it under the advisory lock and find the schema ready."""
+    with ThreadPoolExecutor(4) as pool:
+        databases = list(pool.map(lambda _: PostgresDatabase(postgres_url), range(4)))
+    try:
+        versions = {database.schema_version() for database in databases}
+        assert versions == {len(MIGRATIONS)}
+        assert databases[0].query("SELECT COUNT(*) FROM schema_version") == [(1,)]
+        upgrades = [r for r in caplog.records if "schema to version 1" in r.getMessage()]
+        assert len(upgrades) == 1
+    finally:
+        for database in databases:
+            database.close()
