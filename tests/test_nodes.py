@@ -6,6 +6,7 @@ twice, and per-camera decisions (cooldown, budget) stay exact across the nodes."
 from __future__ import annotations
 
 import ftplib
+import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -131,6 +132,7 @@ def test_nodes_starting_together_create_the_schema_once(
 ) -> None:
     """Four nodes opening a new database at the same moment: one migrates, the others wait for
     it under the advisory lock and find the schema ready."""
+    caplog.set_level(logging.INFO, "ipcam_analysis")
     with ThreadPoolExecutor(4) as pool:
         databases = list(pool.map(lambda _: PostgresDatabase(postgres_url), range(4)))
     try:
