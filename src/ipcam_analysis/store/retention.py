@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOTS = "snapshots"  # the folder (or key prefix) of the kept pictures
 AGE_SWEEP_SECONDS = 600  # how often old events are looked for; size is checked on every write
+# How often the pictures' total is read back from the database: other processes and nodes
+# writing to the same history are counted within this.
+RECOUNT_SECONDS = 60
 
 
 class HistoryConfig(StrictModel):
@@ -32,6 +35,7 @@ class HistoryConfig(StrictModel):
 @dataclass
 class _SnapshotBudget:
     total_bytes: int = 0
+    counted_at: float = 0.0  # monotonic time of the last count from the database
     last_age_sweep: float | None = None  # None: sweep at the first write after start-up
 
 
@@ -45,8 +49,14 @@ class Retention:
         self._lock = threading.Lock()
         # One retention pass at a time: two workers finishing together must not both delete.
         self._retention_lock = threading.Lock()
-        total = database.query("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events")[0][0]
-        self._budget = _SnapshotBudget(total_bytes=int(total))
+        self._budget = _SnapshotBudget()
+        self._recount()
+
+    def _recount(self) -> None:
+        total = self._db.query("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events")[0][0]
+        with self._lock:
+            self._budget.total_bytes = int(total)
+            self._budget.counted_at = time.monotonic()
 
     def added(self, size_bytes: int) -> None:
         """Pictures of this many bytes were written (negative: removed)."""
@@ -71,6 +81,8 @@ class Retention:
                 cutoff = now - self._history.keep_days * 86400
                 self._delete_snapshots("received_at < ?", (cutoff,), delete_events=True)
                 self._budget.last_age_sweep = time.monotonic()
+            if time.monotonic() - self._budget.counted_at > RECOUNT_SECONDS:
+                self._recount()
             self._trim_to_size()
 
     def _trim_to_size(self) -> None:
