@@ -452,10 +452,15 @@ FINISHED_SINCE_SQL = (
 )
 
 
+def epoch_of(received_at: str) -> float:
+    """The uploads table's received_at (ISO 8601 with its offset) as epoch seconds."""
+    return datetime.fromisoformat(received_at).timestamp()
+
+
 def finish_latencies(rows: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
     """(finished_at, milliseconds from received to finished) of FINISHED_SINCE_SQL's rows."""
     return [
-        (float(finished), (float(finished) - datetime.fromisoformat(received).timestamp()) * 1000)
+        (float(finished), (float(finished) - epoch_of(received)) * 1000)
         for received, finished in rows
     ]
 
