@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ipcam_analysis.store import Database, DatabaseSettings, open_database
 
 NODE_SCRIPT = common.ROOT / "bench" / "node.py"
 STOP_SECONDS = 60.0
+DRAIN_SECONDS = 0.1
 BUCKET = "ipcam-bench"
 DATABASE_URL = "IPCAM_DATABASE_URL"
 STORAGE_URL = "IPCAM_STORAGE_URL"  # read by the service once the S3 storage work is merged
@@ -148,6 +150,7 @@ def servers(backend: str, storage: str) -> Iterator[Servers]:
     """The timing SMTP sink, and a throw-away PostgreSQL server and moto's S3 when asked."""
     with ExitStack() as stack:
         shared = Servers(stack.enter_context(common.timing_sink()))
+        stack.enter_context(draining(shared.mails))
         if backend == "postgresql":
             from harness.postgres import PostgresServer
 
@@ -165,6 +168,25 @@ def servers(backend: str, storage: str) -> Iterator[Servers]:
             )
             shared.storage_url = f"s3://{BUCKET}"
         yield shared
+
+
+@contextmanager
+def draining(mails: common.MailArrivals) -> Iterator[None]:
+    """Count the sink's messages in a thread (read `mails.count`): undrained, the sink blocks
+    after 278 (its pipe to this process is full) and with it every worker's e-mail."""
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.wait(DRAIN_SECONDS):
+            mails.drain()
+
+    thread = threading.Thread(target=drain, name="mail-drain", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 @dataclass

@@ -282,7 +282,8 @@ class MailArrivals:
         return float(arrived)
 
     def drain(self) -> int:
-        """Count what arrived without waiting; returns the total so far."""
+        """Count what arrived without waiting; returns the total so far. Call it often: the
+        sink blocks (and with it the service's e-mails) once 278 arrivals wait in the pipe."""
         while self._connection.poll(0):
             self._connection.recv()
             self.count += 1

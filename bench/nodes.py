@@ -102,11 +102,10 @@ def measure(
     """Fresh nodes, the cameras uploading every `interval` s for `seconds`; what they did."""
     load_before = common.load_average()
     with cluster.deployment(shared, layout, f"case-{time.monotonic_ns()}") as nodes:
-        shared.mails.drain()
         start: dict[str, Any] = {}
 
         def on_start(_: float) -> None:
-            start.update(done=nodes.done(), mails=shared.mails.drain(), cpu=nodes.cpu_seconds())
+            start.update(done=nodes.done(), mails=shared.mails.count, cpu=nodes.cpu_seconds())
             start.update(jiffies=cluster.machine_jiffies(), since=time.time())
 
         run = common.run_cameras(
@@ -120,7 +119,7 @@ def measure(
             spread=True,
         )
         until, done, depth = time.time(), nodes.done(), nodes.depth()
-        cpu, jiffies, mails = nodes.cpu_seconds(), cluster.machine_jiffies(), shared.mails.drain()
+        cpu, jiffies, mails = nodes.cpu_seconds(), cluster.machine_jiffies(), shared.mails.count
         finished = [ms for at, ms in nodes.finished_since(start["since"]) if at <= until]
     elapsed = until - start["since"]
     result = {

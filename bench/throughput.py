@@ -16,6 +16,10 @@ e-mailed over SMTP to a real aiosmtpd sink on loopback (`--no-alerts`: the detec
 
 With --local-detector the processes part runs the real local detector (one onnxruntime thread
 per detector) instead of the fake one: does CPU-bound analysis grow with processes?
+
+Each case also gives the p50/p99 latency from an upload's received_at to its finished_at (after
+the e-mail reached the sink), of the uploads finished in the window, read from the database (as
+bench/nodes.py does): while the cameras offer more than the workers take, mostly queue wait.
 """
 
 from __future__ import annotations
