@@ -31,7 +31,7 @@ import httpx
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import EventRecord, EventStore, SqliteDatabase
+from ipcam_analysis.store import EventRecord, EventStore, LocalStorage, SqliteDatabase
 from ipcam_analysis.values import Detection, Label, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
@@ -200,7 +200,7 @@ def measure(
     )
     database = SqliteDatabase(data_dir / "ipcam_analysis.db")
     queue = UploadQueue(database)
-    store = EventStore(database, data_dir, config.history)
+    store = EventStore(database, LocalStorage(data_dir), config.history)
     context = DashboardContext(config, store, queue, Metrics(queue.depth), dict)
     server = WebServer(create_app(context), "127.0.0.1", 0)
     server.start()

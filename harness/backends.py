@@ -23,6 +23,11 @@ from ipcam_analysis.store.postgres import postgres_sql
 
 BACKENDS = ("sqlite", "postgresql")
 DATABASE_URL = "IPCAM_DATABASE_URL"
+TABLES = (
+    *("uploads", "events", "event_labels", "cameras", "camera_frames", "stationary_objects"),
+    *("cooldowns", "cloud_calls", "budget_notices", "burst_frames", "camera_error_streaks"),
+    "camera_events",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,7 +86,8 @@ def write_lock_held(data_dir: Path) -> Iterator[None]:
     url = os.environ.get(DATABASE_URL)
     if url:
         with psycopg.connect(url) as conn, conn.transaction():
-            conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            # Every table the service writes, as SQLite's one write lock covers them all.
+            conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN EXCLUSIVE MODE")
             yield
         return
     with closing(sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)) as conn:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from harness.service import RunningService
 from ipcam_analysis.app import Service
+from ipcam_analysis.store import SqliteDatabase
 from ipcam_analysis.values import Detection, Snapshot
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -144,4 +145,14 @@ def load_result(process: subprocess.Popen[str], timeout: float) -> dict[str, Any
 
 
 def integrity(service: Service) -> str:
-    return str(service.database.query("PRAGMA integrity_check")[0][0])
+    """SQLite's own check, or on PostgreSQL amcheck over every index of the schema: "ok"."""
+    database = service.database
+    if isinstance(database, SqliteDatabase):
+        return str(database.query("PRAGMA integrity_check")[0][0])
+    database.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+    database.query(
+        "SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid ="
+        " i.indexrelid JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid ="
+        " c.relnamespace WHERE a.amname = 'btree' AND n.nspname = 'public'"
+    )  # raises on a corrupt index
+    return "ok"

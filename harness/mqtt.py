@@ -174,9 +174,12 @@ class Broker:
         return watcher
 
     def retained(self, topic: str) -> bytes:
-        """What the broker keeps for `topic`, as a client connecting now receives it."""
-        message = self.watch().wait_for(topic)
-        assert message.retain, f"{topic} is not retained"
+        """What the broker keeps for `topic`, as a client connecting now receives it (a client
+        that subscribed while it was being published gets it live, unflagged: ask again)."""
+
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (message := self.watch().wait_for(topic)).retain is False:
+            assert time.monotonic() < deadline, f"{topic} is not retained"
         return message.payload
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from harness.aws import REGION, Moto, aws_environment
 from harness.ftp import upload_with_ftplib
 from ipcam_analysis.app import Service
 from ipcam_analysis.config import load_config
+from ipcam_analysis.values import ROLES
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 PASSWORDS = {"cam01": "pw-cam01-secret", "cam02": "pw-cam02-secret"}
@@ -115,14 +116,17 @@ class RunningService:
 @pytest.fixture
 def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningService]]:
     """Start the service in this process from a config built with `base_config` overrides;
-    `make_detector(kind)` replaces its detectors (a fake one with a fixed latency, say)."""
+    `make_detector(kind)` replaces its detectors (a fake one with a fixed latency, say), `roles`
+    are those of `--role` (several nodes can run in one test)."""
     started: list[Service] = []
 
     def start(
-        make_detector: Callable[[str], Any] | None = None, **overrides: Any
+        make_detector: Callable[[str], Any] | None = None,
+        roles: Iterable[str] = ROLES,
+        **overrides: Any,
     ) -> RunningService:
         config = load_config(write_config(tmp_path, base_config(tmp_path, **overrides)))
-        service = Service(config, make_detector=make_detector)
+        service = Service(config, make_detector=make_detector, roles=roles)
         service.start()
         started.append(service)
         return RunningService(service)

@@ -20,7 +20,7 @@ from harness.service import DATA
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import Database, EventRecord, EventStore, open_database
+from ipcam_analysis.store import Database, EventRecord, EventStore, LocalStorage, open_database
 from ipcam_analysis.values import (
     Box,
     Decision,
@@ -121,7 +121,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
         )
         database = open_database(config.database, config.data_dir)
         queue = UploadQueue(database)
-        store = EventStore(database, config.data_dir, config.history)
+        store = EventStore(database, LocalStorage(config.data_dir), config.history)
         context = DashboardContext(
             config,
             store,

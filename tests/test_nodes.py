@@ -5,13 +5,15 @@ twice, and per-camera decisions (cooldown, budget) stay exact across the nodes."
 
 from __future__ import annotations
 
+import ftplib
 from collections import Counter
 
 import pytest
 
-from harness.aws import label
+from harness.aws import Moto, label
 from harness.backends import query_database
 from harness.nodes import Cluster
+from harness.postgres import PostgresServer
 from harness.service import DATA, upload, wait_until
 
 PERSON = label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))
@@ -99,3 +101,23 @@ def test_cooldown_and_budget_stay_exact_across_worker_nodes(cluster: Cluster) ->
         "⚡ cam02: detected Person": 3,
         "ipcam-analysis: Cloud budget for cam02": 1,  # its warning, once for all the nodes
     }
+
+
+def test_a_database_outage_refuses_uploads_and_loses_none(
+    run_service, aws: Moto, postgres_server: PostgresServer
+) -> None:
+    """PostgreSQL stopped: the camera's upload is refused (it sends it again) rather than
+    acknowledged and lost; once the server is back, the same upload goes through and alerts."""
+    aws.rekognition.labels = [PERSON]
+    service = run_service()
+    service.service.database.query("SELECT 1")  # connected before the outage
+    address = service.address
+    postgres_server.stop()
+    try:
+        with pytest.raises(ftplib.Error, match=r"^4"):
+            upload(address, "cam01", PERSON_JPEG, "during-outage.jpg")
+    finally:
+        postgres_server.start()
+    upload(address, "cam01", PERSON_JPEG, "during-outage.jpg")  # the camera's retry
+    service.wait_idle()
+    assert service.outcomes() == [("during-outage.jpg", "alert")]

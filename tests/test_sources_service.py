@@ -143,9 +143,10 @@ def test_an_alarm_is_recorded_published_and_noted_on_the_next_upload(
         lambda: len(events := api(service, "/api/camera_events")["camera_events"]) == 2 and events,
         what="two camera events",
     )
-    assert [(e["camera"], e["event"]) for e in reported] == [
-        ("cam02", "MotionDetect"),
+    # Two connections are served at once: either may be recorded first.
+    assert sorted((e["camera"], e["event"]) for e in reported) == [
         ("cam01", "HumanDetect"),
+        ("cam02", "MotionDetect"),
     ]
     watcher.wait_for("ipcam_analysis/cam01/camera_event")
     watcher.wait_for("ipcam_analysis/cam01/camera_motion", "ON")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import THUMBNAIL_WIDTH, EventFilter, EventRecord, EventStore
+from ipcam_analysis.store import (
+    THUMBNAIL_WIDTH,
+    EventFilter,
+    EventRecord,
+    EventStore,
+    LocalStorage,
+)
 from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.schema import MIGRATIONS
@@ -26,13 +33,31 @@ PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 EVERY_OUTCOME = ("alert", "no_match", "outside_window", "not_image", "corrupt", "missing", "error")
 
 
+OPENED: list[Database] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_databases() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def open_this_database(tmp_path: Path) -> Database:
     """The test's backend: SQLite in tmp_path/data, or its PostgreSQL database."""
-    return open_database(DatabaseSettings(url=os.environ.get(DATABASE_URL)), tmp_path / "data")
+    database = open_database(DatabaseSettings(url=os.environ.get(DATABASE_URL)), tmp_path / "data")
+    OPENED.append(database)
+    return database
 
 
 def open_store(tmp_path: Path, **history: float) -> EventStore:
-    return EventStore(open_this_database(tmp_path), tmp_path / "data", HistoryConfig(**history))
+    return EventStore(
+        open_this_database(tmp_path), LocalStorage(tmp_path / "data"), HistoryConfig(**history)
+    )
+
+
+def snapshot_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "snapshots"
 
 
 def test_every_outcome_is_an_event_with_what_was_learned(tmp_path: Path) -> None:
@@ -73,8 +98,8 @@ def test_every_outcome_is_an_event_with_what_was_learned(tmp_path: Path) -> None
     assert store.event(7)["reason"] == "Rekognition unreachable"
     assert not store.event(4)["has_snapshot"]  # not an image: nothing to keep
     # The camera's own JPEG bytes are kept; the thumbnail is small and boxed.
-    assert store.snapshot_file(1).read_bytes() == PERSON_JPEG
-    thumbnail = Image.open(store.snapshot_file(1, thumbnail=True))
+    assert store.snapshot(1).read_bytes() == PERSON_JPEG
+    thumbnail = Image.open(store.snapshot(1, thumbnail=True))
     assert thumbnail.format == "JPEG" and thumbnail.width == THUMBNAIL_WIDTH
 
 
@@ -87,7 +112,7 @@ def test_recording_an_upload_again_replaces_its_event(tmp_path: Path) -> None:
     (event,) = store.events(EventFilter())
     assert event["outcome"] == "alert" and event["reason"] is None
     assert [e["id"] for e in store.events(EventFilter(label="person"))] == [5]
-    size = sum(path.stat().st_size for path in store.snapshot_dir.rglob("*.jpg"))
+    size = sum(path.stat().st_size for path in snapshot_dir(tmp_path).rglob("*.jpg"))
     assert store.snapshot_bytes == size
 
 
@@ -133,9 +158,11 @@ def test_retention_by_age_removes_old_events_and_their_files(tmp_path: Path) -> 
     store.enforce_retention(time.time(), force_age_sweep=True)
     assert [e["id"] for e in store.events(EventFilter())] == [3]
     assert store.events(EventFilter(label="Person")) == []
-    day_folders = sorted(p.name for p in store.snapshot_dir.iterdir())
+    day_folders = sorted(p.name for p in snapshot_dir(tmp_path).iterdir())
     assert day_folders == [days_ago(1).strftime("%Y-%m-%d")]  # emptied day folders are gone
-    assert store.snapshot_bytes == sum(p.stat().st_size for p in store.snapshot_dir.rglob("*.jpg"))
+    assert store.snapshot_bytes == sum(
+        p.stat().st_size for p in snapshot_dir(tmp_path).rglob("*.jpg")
+    )
 
 
 def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: Path) -> None:
@@ -147,11 +174,13 @@ def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: 
     kept = [e["id"] for e in store.events(EventFilter()) if e["has_snapshot"]]
     assert kept == [8, 7, 6]
     assert len(store.events(EventFilter())) == 8  # the events stay, without pictures
-    assert store.snapshot_file(1) is None
-    files = list(store.snapshot_dir.rglob("*.jpg"))
+    assert store.snapshot(1) is None
+    files = list(snapshot_dir(tmp_path).rglob("*.jpg"))
     assert len(files) == 6 and store.snapshot_bytes == sum(p.stat().st_size for p in files)
     # The running total is read back from the database after a restart.
-    reopened = EventStore(open_this_database(tmp_path), tmp_path / "data", HistoryConfig())
+    reopened = EventStore(
+        open_this_database(tmp_path), LocalStorage(tmp_path / "data"), HistoryConfig()
+    )
     assert reopened.snapshot_bytes == store.snapshot_bytes
 
 
@@ -163,8 +192,8 @@ def test_snapshot_files_are_found_through_the_database_only(tmp_path: Path) -> N
     # Even a database row pointing outside the snapshot folder is not served.
     for outside in ("../../secret.txt", str(secret)):
         store._db.execute("UPDATE events SET snapshot = ? WHERE id = 1", (outside,))
-        assert store.snapshot_file(1) is None
-    assert store.snapshot_file(2) is None
+        assert store.snapshot(1) is None
+    assert store.snapshot(2) is None
 
 
 def test_camera_state_and_usage(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.pipeline import Pipeline
 from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import Database, EventStore, FilterMemory, open_database
+from ipcam_analysis.store import Database, EventStore, FilterMemory, open_database, open_storage
 from ipcam_analysis.values import NotifyOutcome
 from ipcam_analysis.workers import WorkerPool
 
@@ -221,7 +221,9 @@ def run_child(
     queue = UploadQueue(
         database, owner=_owner(config, number), lease_seconds=config.database.lease_seconds
     )
-    store = EventStore(database, config.data_dir, config.history)
+    store = EventStore(
+        database, open_storage(config.storage_settings(), config.data_dir), config.history
+    )
     analysis = Analysis(config, database, queue, store, Metrics(queue.depth), make_detector)
     analysis.start()
     while True:

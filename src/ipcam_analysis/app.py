@@ -26,7 +26,8 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import MqttConfig, MqttNotifier
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
-from ipcam_analysis.store import EventStore, open_database
+from ipcam_analysis.store import EventStore, open_database, open_storage
+from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
 from ipcam_analysis.values import ROLES, CameraEvent, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
@@ -59,7 +60,8 @@ class Service:
             on_put=processes.wake if processes else None,
             lease_seconds=config.database.lease_seconds,
         )
-        self.store = EventStore(self.database, config.data_dir, config.history)
+        self.storage = open_storage(config.storage_settings(), config.data_dir)
+        self.store = EventStore(self.database, self.storage, config.history)
         self.metrics = Metrics(self.queue.depth, config.node_name)
         self.analysis: Analysis | AnalysisProcesses | None = None
         if "worker" in self.roles:
@@ -128,8 +130,20 @@ class Service:
         )
         if reported:
             upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
-        item_id = self.queue.put(upload)
+        item_id = self._queue_upload(upload)
         self.metrics.uploads.labels(upload.camera).inc()
+        return item_id
+
+    def _queue_upload(self, upload: Upload) -> int:
+        """With shared storage, the picture goes there first, then the row that names it;
+        the file received here is removed only once both are done."""
+        upload = share_upload(self.storage, upload)
+        try:
+            item_id = self.queue.put(upload)
+        except Exception:
+            forget_shared_copy(self.storage, upload)
+            raise
+        release_local_copy(upload)
         return item_id
 
     def _camera_event(self, event: CameraEvent) -> bool:
@@ -156,6 +170,9 @@ class Service:
         return found
 
     def start(self) -> None:
+        self.storage.check()
+        if self.storage.shared:
+            log.info("Uploads in flight and snapshots are kept in %s", self.storage)
         if self.analysis is not None:
             # Claims this node held when it stopped go back now, not when their leases end.
             self.queue.recover(f"{self.config.node_name}/")
@@ -221,7 +238,11 @@ class Service:
         queued = self.queue.unfinished_paths()
         found = 0
         for upload in find_leftovers(settings.root_dir, self.config.camera_names, queued):
-            self.queue.put(upload)
+            try:
+                self._queue_upload(upload)
+            except OSError as exc:  # shared storage unreachable: the file waits for next start
+                log.warning("Cannot queue %s found on disk: %s", upload.path, exc)
+                continue
             found += 1
         if found:
             log.info("Queued %d upload(s) found on disk from before the last shutdown", found)

@@ -47,10 +47,24 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def client(service: str, region: str | None) -> Any:
-    """A boto3 client; `AWS_ENDPOINT_URL`, profiles and credentials come from boto3's environment."""
+# S3-compatible stores (MinIO, Garage, Ceph) do not all take the checksums botocore sends by
+# default since 1.36; the ones S3 requires are still sent.
+_S3_CONFIG = _BOTO_CONFIG.merge(
+    BotoConfig(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+)
+
+
+def client(service: str, region: str | None, endpoint_url: str | None = None) -> Any:
+    """A boto3 client; `AWS_ENDPOINT_URL`, profiles and credentials come from boto3's
+    environment (`endpoint_url`, when given, wins over `AWS_ENDPOINT_URL`)."""
+    config = _S3_CONFIG if service == "s3" else _BOTO_CONFIG
     with _SESSION_LOCK:
-        return _session().client(service, region_name=region, config=_BOTO_CONFIG)
+        return _session().client(
+            service, region_name=region, endpoint_url=endpoint_url, config=config
+        )
 
 
 def describe_aws_error(exc: Exception) -> tuple[str, bool]:

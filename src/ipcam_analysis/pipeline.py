@@ -107,7 +107,7 @@ class Pipeline:
         about = item.about
         log.info("Processing image from %s", about)
         try:
-            data = read_upload(upload)
+            data = read_upload(self._store.storage, upload)
             progress.file_size = len(data)
             progress.snapshot = decode_snapshot(data)
         except FileNotFoundError:
@@ -336,7 +336,7 @@ class Pipeline:
         )
         self._queue.finish(item.id, outcome, reason)
         self._metrics.outcomes.labels(item.upload.camera, outcome).inc()
-        remove_upload(item.upload)
+        remove_upload(self._store.storage, item.upload)
         return outcome
 
     def failed_unexpectedly(self, item: QueuedItem, cause: str) -> str:

@@ -122,7 +122,8 @@ class UploadQueue:
         with self._db.transaction() as conn:
             row = (
                 conn.execute(
-                    "SELECT * FROM uploads WHERE state = 'working' AND lease_until < ?"
+                    # No lease at all: claimed before leases existed (schema 8), by a process gone.
+                    "SELECT * FROM uploads WHERE state = 'working' AND COALESCE(lease_until, 0) < ?"
                     f" ORDER BY lease_until, id LIMIT 1{self._db.skip_locked}",
                     (now,),
                 ).fetchone()

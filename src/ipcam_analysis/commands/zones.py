@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.imaging import to_rgb
-from ipcam_analysis.store import DATABASE_FILE, EventStore, open_database
+from ipcam_analysis.store import DATABASE_FILE, EventStore, open_database, open_storage
 
 ZONE_FILL = (255, 40, 40, 90)
 ZONE_EDGE = (255, 40, 40, 255)
@@ -37,15 +38,16 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             file=sys.stderr,
         )
         return 1
+    shown = source if isinstance(source, Path) else f"the latest snapshot of {args.camera}"
     try:
-        picture = to_rgb(Image.open(source))
+        picture = to_rgb(Image.open(source if isinstance(source, Path) else io.BytesIO(source)))
     except OSError as exc:
-        print(f"Cannot read {source}: {exc}", file=sys.stderr)
+        print(f"Cannot read {shown}: {exc}", file=sys.stderr)
         return 1
     zones = config.camera(args.camera).filters.zones
     output = args.output or Path(f"zones-{args.camera}.jpg")
     draw_zones(picture, zones).save(output, "JPEG", quality=90)
-    print(f"{len(zones)} zone(s) of {args.camera} drawn over {source} into {output}")
+    print(f"{len(zones)} zone(s) of {args.camera} drawn over {shown} into {output}")
     return 0
 
 
@@ -62,14 +64,15 @@ def draw_zones(picture: Image.Image, zones: list[list[tuple[float, float]]]) -> 
     return Image.alpha_composite(picture.convert("RGBA"), overlay).convert("RGB")
 
 
-def _latest_snapshot(config: AppConfig, camera: str) -> Path | None:
+def _latest_snapshot(config: AppConfig, camera: str) -> Path | bytes | None:
     if not config.database.url and not (config.data_dir / DATABASE_FILE).exists():
         return None  # nothing received yet: no database to create for a look
     database = open_database(config.database, config.data_dir)
     try:
-        store = EventStore(database, config.data_dir, config.history)
+        storage = open_storage(config.storage_settings(), config.data_dir)
+        store = EventStore(database, storage, config.history)
         state = next((c for c in store.cameras([camera]) if c["name"] == camera), None)
         event = state and state["last_snapshot_event"]
-        return store.snapshot_file(event) if event else None
+        return store.snapshot(event) if event else None
     finally:
         database.close()

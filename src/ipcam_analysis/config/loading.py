@@ -13,12 +13,16 @@ from ipcam_analysis.config.messages import describe_validation_error
 from ipcam_analysis.config.model import AppConfig
 from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.ingest.tls import TlsConfig
+from ipcam_analysis.store.storage import STORAGE_URL_VARIABLE
 
 # A real configuration holds a few hundred values; aliases nested in each other multiply.
 MAX_CONFIG_VALUES = 100_000
 # Settings the environment overrides: containers, systemd units and test runs set them, and a
 # database password need not sit in config.yaml.
-ENVIRONMENT_OVERRIDES = {"IPCAM_DATABASE_URL": ("database", "url")}
+ENVIRONMENT_OVERRIDES = {
+    "IPCAM_DATABASE_URL": ("database", "url"),
+    STORAGE_URL_VARIABLE: ("storage", "url"),
+}
 
 
 def _expanded_size(data: object) -> int:
@@ -74,7 +78,11 @@ def load_config(path: Path) -> AppConfig:
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc, AppConfig)}") from None
+        problem = describe_validation_error(exc, AppConfig)
+        for variable, (section, key) in ENVIRONMENT_OVERRIDES.items():
+            if problem.startswith(f"{section}.{key}:") and os.environ.get(variable):
+                problem += f" (set by {variable})"
+        raise ConfigError(f"{path}: {problem}") from None
     return resolve_paths(config, path.resolve().parent)
 
 

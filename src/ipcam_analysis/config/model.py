@@ -29,6 +29,7 @@ from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database import DatabaseSettings
 from ipcam_analysis.store.retention import HistoryConfig
+from ipcam_analysis.store.storage import StorageSettings
 
 
 class WebConfig(StrictModel):
@@ -97,6 +98,7 @@ class AppConfig(StrictModel):
     rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
@@ -225,6 +227,10 @@ class AppConfig(StrictModel):
         if isinstance(self.detector, RekognitionConfig):
             settings = settings.model_copy(update=_fields_set(self.detector))
         return settings
+
+    def storage_settings(self) -> StorageSettings:
+        """The `storage:` section, in aws_region unless it names its own."""
+        return self.storage.model_copy(update={"region": self.storage.region or self.aws_region})
 
     def email_settings(self, camera: str | None = None) -> EmailConfig:
         """The e-mail settings, with the camera's own recipients when it has them."""

@@ -1,5 +1,6 @@
 """Everything kept: the database (one writer, parallel readers), the event history with its
-pictures, and the SQL of what the filters remember. No decisions are made here."""
+pictures, where pictures are kept (files or S3), and the SQL of what the filters remember. No
+decisions are made here."""
 
 from ipcam_analysis.store.camera_events import CameraEventStore
 from ipcam_analysis.store.database import (
@@ -19,6 +20,13 @@ from ipcam_analysis.store.events import (
     EventStore,
 )
 from ipcam_analysis.store.memory import FilterMemory
+from ipcam_analysis.store.storage import (
+    LocalStorage,
+    Storage,
+    StorageError,
+    StorageSettings,
+    open_storage,
+)
 
 __all__ = [
     "DATABASE_FILE",
@@ -32,7 +40,12 @@ __all__ = [
     "EventRecord",
     "EventStore",
     "FilterMemory",
+    "LocalStorage",
     "SqliteDatabase",
+    "Storage",
+    "StorageError",
+    "StorageSettings",
     "local_iso",
     "open_database",
+    "open_storage",
 ]

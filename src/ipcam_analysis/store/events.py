@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 from ipcam_analysis.imaging import encode_jpeg, thumbnail
 from ipcam_analysis.store.camera_events import CameraEventStore
 from ipcam_analysis.store.database import Database, local_iso, upsert
-from ipcam_analysis.store.retention import HistoryConfig, Retention
+from ipcam_analysis.store.retention import HistoryConfig, Retention, snapshot_key
+from ipcam_analysis.store.storage import Storage
 from ipcam_analysis.values import (
     ALERT,
     ERROR,
@@ -106,10 +108,11 @@ class EventFilter:
 class EventStore:
     """Writes events as the pipeline finishes uploads; reads them for the dashboard and the API."""
 
-    def __init__(self, database: Database, data_dir: Path, history: HistoryConfig) -> None:
+    def __init__(self, database: Database, storage: Storage, history: HistoryConfig) -> None:
+        """`storage` keeps the pictures under `snapshots/` (and uploads in flight when shared)."""
         self._db = database
-        self.snapshot_dir = data_dir / "snapshots"
-        self._retention = Retention(database, self.snapshot_dir, history)
+        self.storage = storage
+        self._retention = Retention(database, storage, history)
         self.camera_events = CameraEventStore(database, history.keep_days)
 
     # --- writing -------------------------------------------------------------------------
@@ -200,26 +203,25 @@ class EventStore:
 
     def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int] | None:
         """The event's picture (the camera's own JPEG bytes when it sent a JPEG) and a thumbnail
-        with the triggering boxes; paths are relative to the snapshot folder."""
+        with the triggering boxes; the names kept are relative to `snapshots/`."""
         snapshot = record.snapshot
         assert snapshot is not None
         day = record.upload.received_at.strftime("%Y-%m-%d")
-        folder = self.snapshot_dir / day
         full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
         matched = record.decision.matched if record.decision else ()
         full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
         small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
+        keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
         try:
-            with self._retention.folders_lock:
-                folder.mkdir(parents=True, exist_ok=True)
-                (self.snapshot_dir / full_name).write_bytes(full)
-                (self.snapshot_dir / thumb_name).write_bytes(small)
+            self.storage.write(keys[0], full)
+            self.storage.write(keys[1], small)
         except OSError as exc:
-            # A full disk must not stop alerts: the event is kept without its picture (and
-            # without a part written before the disk filled, which nothing would ever remove).
-            for name in (full_name, thumb_name):
-                (self.snapshot_dir / name).unlink(missing_ok=True)
-            log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, exc.strerror)
+            # A full disk or a storage outage must not stop alerts: the event is kept without
+            # its picture (and without a part written before, which nothing would ever remove).
+            with suppress(OSError):
+                self.storage.delete(keys)
+            cause = exc.strerror or str(exc)
+            log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, cause)
             return None
         return full_name, thumb_name, len(full) + len(small)
 
@@ -242,17 +244,25 @@ class EventStore:
         rows = self._db.query("SELECT * FROM events WHERE id = ?", (event_id,))
         return _event_dict(rows[0]) if rows else None
 
-    def snapshot_file(self, event_id: int, *, thumbnail: bool = False) -> Path | None:
-        """The picture of an event, found through the database only: no client-given path is
-        ever joined to the file system."""
+    def snapshot(self, event_id: int, *, thumbnail: bool = False) -> Path | bytes | None:
+        """The picture of an event: its file on this machine, or its bytes from shared storage;
+        None when it has none. Found through the database only: no client-given path is ever
+        joined to a folder or a key. Raises OSError when shared storage cannot be reached."""
         column = "thumbnail" if thumbnail else "snapshot"
         rows = self._db.query(f"SELECT {column} FROM events WHERE id = ?", (event_id,))
         if not rows or not rows[0][0]:
             return None
-        path = (self.snapshot_dir / rows[0][0]).resolve()
-        if not path.is_relative_to(self.snapshot_dir.resolve()) or not path.is_file():
+        try:
+            key = snapshot_key(rows[0][0])
+        except FileNotFoundError:
             return None
-        return path
+        if not self.storage.shared:
+            path = self.storage.local_path(key)
+            return path if path is not None and path.is_file() else None
+        try:
+            return self.storage.read(key)
+        except FileNotFoundError:
+            return None
 
     def cameras(self, names: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
         """One entry per configured camera (and any camera seen before), with today's counts."""

@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ipcam_analysis.errors import UserError
 from ipcam_analysis.store.database import Connection, Cursor, Database, Params
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ POOL_SIZE = 10  # connections per process: its worker threads, the dashboard, th
 MIGRATION_LOCK = "ipcam-analysis schema"  # two nodes starting together migrate once
 PUTS_CHANNEL = "ipcam_uploads"  # LISTEN/NOTIFY: workers on every node wake on a put
 RECONNECT_SECONDS = 5.0
+WAIT_SECONDS = 3.0  # for a connection from the pool
+START_SECONDS = 30.0  # for the database at start-up
 
 # SQLite's types and keywords in the schema, as PostgreSQL spells them.
 _DDL = [
@@ -127,10 +131,23 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=pool_size,
             configure=_configure,
+            # After an outage, a connection the server dropped is replaced, not handed out.
+            check=ConnectionPool.check_connection,
+            # A statement waits this long for a connection: an outage makes an FTP upload
+            # fail (the camera sends it again) instead of stalling every camera's session.
+            timeout=WAIT_SECONDS,
             open=False,
             name="ipcam-analysis",
         )
-        self._pool.open(wait=True, timeout=30)
+        try:
+            self._pool.open(wait=True, timeout=START_SECONDS)
+        except PoolTimeout as exc:
+            self._pool.close()
+            where = urlsplit(url)
+            raise UserError(
+                f"Cannot reach the database at {where.hostname}:{where.port or 5432}"
+                f"{where.path} ({exc})"
+            ) from None
         self.migrate()
 
     @contextmanager

@@ -6,17 +6,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database import Database
+from ipcam_analysis.store.storage import Storage, checked_key
 
 log = logging.getLogger(__name__)
 
+SNAPSHOTS = "snapshots"  # the folder (or key prefix) of the kept pictures
 AGE_SWEEP_SECONDS = 600  # how often old events are looked for; size is checked on every write
 
 
@@ -36,16 +38,13 @@ class _SnapshotBudget:
 class Retention:
     """Keeps the history within its age and size; one pass at a time."""
 
-    def __init__(self, database: Database, snapshot_dir: Path, history: HistoryConfig) -> None:
+    def __init__(self, database: Database, storage: Storage, history: HistoryConfig) -> None:
         self._db = database
-        self.snapshot_dir = snapshot_dir
+        self._storage = storage
         self._history = history
         self._lock = threading.Lock()
         # One retention pass at a time: two workers finishing together must not both delete.
         self._retention_lock = threading.Lock()
-        # Folder creation and removal are serialised so a sweep never removes a day folder
-        # between a writer's mkdir and its write.
-        self.folders_lock = threading.Lock()
         total = database.query("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM events")[0][0]
         self._budget = _SnapshotBudget(total_bytes=int(total))
 
@@ -92,21 +91,31 @@ class Retention:
                 if freed >= over:
                     break
             placeholders = ",".join("?" * len(chosen))
-            self._delete_snapshots(f"id IN ({placeholders})", tuple(chosen), delete_events=False)
+            if not self._delete_snapshots(
+                f"id IN ({placeholders})", tuple(chosen), delete_events=False
+            ):
+                break
             over -= freed
 
     def _delete_snapshots(
         self, where: str, params: tuple[Any, ...], *, delete_events: bool
-    ) -> None:
+    ) -> bool:
+        """False when the pictures could not be deleted: their rows stay for the next pass."""
         rows = self._db.query(
             f"SELECT id, snapshot, thumbnail, snapshot_bytes FROM events WHERE {where}", params
         )
         if not rows:
-            return
+            return True
+        keys = []
         for row in rows:
-            for name in (row["snapshot"], row["thumbnail"]):
-                if name:
-                    (self.snapshot_dir / name).unlink(missing_ok=True)
+            for name in filter(None, (row["snapshot"], row["thumbnail"])):
+                with suppress(FileNotFoundError):  # a name no writer made: nothing to delete
+                    keys.append(snapshot_key(name))
+        try:
+            self._storage.delete(keys)
+        except OSError as exc:
+            log.warning("History retention postponed: %s", exc)
+            return False
         ids = [row["id"] for row in rows]
         with self._db.transaction() as conn:
             for start in range(0, len(ids), 500):
@@ -123,11 +132,14 @@ class Retention:
                     )
         with self._lock:
             self._budget.total_bytes -= sum(row["snapshot_bytes"] for row in rows)
-        with self.folders_lock:
-            for folder in self.snapshot_dir.glob("*/"):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
         if delete_events:
             log.info("History retention: %d event(s) past keep_days removed", len(rows))
         else:
             log.info("History retention: %d snapshot(s) removed to fit max_snapshots_mb", len(rows))
+        return True
+
+
+def snapshot_key(name: str) -> str:
+    """Where a snapshot named in the events table (`2026-11-23/42.jpg`) is kept; raises
+    FileNotFoundError for a name the store never writes (`..`, absolute)."""
+    return checked_key(f"{SNAPSHOTS}/{name}")

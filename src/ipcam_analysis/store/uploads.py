@@ -1,23 +1,71 @@
-"""Uploads in flight: the files cameras sent, read for analysis and removed once handled."""
+"""Uploads in flight: the files cameras sent, copied to shared storage when there is one, read
+for analysis and removed once handled."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
+from ipcam_analysis.store.storage import Storage
 from ipcam_analysis.values import Upload
 
+log = logging.getLogger(__name__)
 
-def read_upload(upload: Upload) -> bytes:
+UPLOADS = "uploads"  # the key prefix of uploads in shared storage
+
+
+def share_upload(storage: Storage, upload: Upload) -> Upload:
+    """With shared storage, the picture copied to `uploads/<unique>/<name>`, where any node's
+    workers read it; done before the queue row is committed, so a camera's upload is
+    acknowledged only once stored. Raises OSError when the storage cannot take it."""
+    if not storage.shared:
+        return upload
+    key = f"{UPLOADS}/{uuid.uuid4().hex}/{upload.path.name}"
+    storage.write(key, upload.path.read_bytes())
+    return replace(upload, stored_key=key)
+
+
+def release_local_copy(upload: Upload) -> None:
+    """Once queued with a shared copy, the received file is not needed here any more (when
+    its source asked for received files to be removed). Never raises: the upload is queued,
+    and a camera told otherwise would send it again."""
+    if upload.stored_key and upload.remove_when_done:
+        try:
+            remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
+        except (OSError, ValueError) as exc:
+            log.warning("Cannot remove %s, queued from shared storage: %s", upload.path, exc)
+
+
+def forget_shared_copy(storage: Storage, upload: Upload) -> None:
+    """The shared copy of an upload that could not be queued (the camera sends it again)."""
+    if upload.stored_key:
+        try:
+            storage.delete([upload.stored_key])
+        except OSError as exc:
+            log.warning("Cannot delete %s: %s", upload.stored_key, exc)
+
+
+def read_upload(storage: Storage, upload: Upload) -> bytes:
+    """The picture's bytes; FileNotFoundError when it is gone, another OSError when the
+    storage cannot be reached (try again later)."""
+    if upload.stored_key:
+        return storage.read(upload.stored_key)
     return upload.path.read_bytes()
 
 
-def remove_upload(upload: Upload) -> None:
-    """Delete a handled upload when its source asked for it (`remove_files`), then each folder
-    it leaves empty up to, but not including, its home.
+def remove_upload(storage: Storage, upload: Upload) -> None:
+    """Delete a handled upload: its shared copy, or the received file when its source asked
+    for it (`remove_files`), then each folder it leaves empty up to, but not including, its home.
 
     Cameras upload into dated trees (2026-11-23/001/jpg/10/23/...) that would otherwise pile up.
     """
-    if upload.remove_when_done:
+    if upload.stored_key:
+        # The item is finished: a copy left behind by an outage is only storage, never
+        # analysed again (an expiry rule on `uploads/` clears such rare leftovers).
+        forget_shared_copy(storage, upload)
+    elif upload.remove_when_done:
         remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
 
 

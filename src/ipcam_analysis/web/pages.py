@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from ipcam_analysis.web.summaries import (
     bar_chart,
     describe_duration,
 )
+
+log = logging.getLogger(__name__)
 
 CAMERA_EVENTS_SHOWN = 20
 
@@ -125,14 +128,19 @@ def thumbnail(request: Request) -> Response:
 
 def _picture(request: Request, *, thumbnail: bool) -> Response:
     # The route only matches a number: the file is looked up by event id, never by a path.
-    path = context_of(request).store.snapshot_file(
-        request.path_params["event_id"], thumbnail=thumbnail
-    )
-    if path is None:
+    try:
+        picture = context_of(request).store.snapshot(
+            request.path_params["event_id"], thumbnail=thumbnail
+        )
+    except OSError as exc:  # shared storage unreachable: the picture is still there
+        log.warning("Cannot serve a picture: %s", exc)
+        raise HTTPException(503, "The picture cannot be read right now; try again.") from None
+    if picture is None:
         raise HTTPException(404, "No picture for this event.")
-    return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
-    )
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if isinstance(picture, Path):
+        return FileResponse(picture, media_type="image/jpeg", headers=headers)
+    return Response(picture, media_type="image/jpeg", headers=headers)
 
 
 def _bad_request(request: Request, problem: BadRequest) -> Response:
