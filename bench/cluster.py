@@ -26,7 +26,7 @@ STOP_SECONDS = 60.0
 DRAIN_SECONDS = 0.1
 BUCKET = "ipcam-bench"
 DATABASE_URL = "IPCAM_DATABASE_URL"
-STORAGE_URL = "IPCAM_STORAGE_URL"  # read by the service once the S3 storage work is merged
+STORAGE_URL = "IPCAM_STORAGE_URL"
 
 
 # ---- where the CPU went --------------------------------------------------------------------
@@ -299,8 +299,9 @@ def cores_used(
     before: dict[str, float], after: dict[str, float], seconds: float
 ) -> dict[str, float]:
     """Cores used over `seconds` between two Deployment.cpu_seconds(): by each node, PostgreSQL,
-    everything the bench runs ("all"), and of that the cameras and the SMTP sink."""
+    everything the bench runs ("all"), and of that the rest: the cameras, the SMTP sink, moto
+    (with --storage s3) and the bench itself."""
     used = {name: round((after[name] - before.get(name, 0.0)) / seconds, 2) for name in after}
     parts = sum(v for name, v in used.items() if name != "all")
-    used["cameras and sink"] = round(used["all"] - parts, 2)
+    used["cameras, sink, moto"] = round(used["all"] - parts, 2)
     return used

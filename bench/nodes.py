@@ -22,11 +22,11 @@ node with every role and 1, 2, 4 `worker_processes` instead, for comparison.
     .venv/bin/python bench/nodes.py                          # fake 0.2 s cloud
     .venv/bin/python bench/nodes.py --local-detector         # real local detector
     .venv/bin/python bench/nodes.py --backend sqlite         # worker processes of one node
-    .venv/bin/python bench/nodes.py --storage s3             # needs the S3 storage work merged
+    .venv/bin/python bench/nodes.py --storage s3             # pictures in moto's S3
 
-`--storage s3` sets IPCAM_STORAGE_URL to a bucket on a moto server the bench starts: the nodes
-keep uploads and snapshots there once the service reads `storage.url` (the S3 storage work);
-before that merge the variable is ignored and the figures are local files'.
+`--storage s3` sets IPCAM_STORAGE_URL to a bucket (a prefix per run) on a moto server the bench
+starts in a child process: the nodes keep uploads in flight and snapshots there (`storage.url`,
+merged in 4f222b4; a service before it ignores the variable and keeps local files).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def print_results(results: list[dict[str, Any]], backend: str, summary: dict[str
     unit = "worker nodes" if backend == "postgresql" else "worker processes"
     header = [unit, "pass", "offered/s", "accepted/s", "alerts/s", "finish p50 ms"]
     header += ["finish p99 ms", "226 p99 ms", "busy cores", "ingest", "workers", "postgresql"]
-    header += ["cameras+sink", "others", "errors", "load before"]
+    header += ["cameras+sink+moto", "others", "errors", "load before"]
     rows = []
     for r in results:
         cores = r["cores"]
@@ -186,7 +186,7 @@ def print_results(results: list[dict[str, Any]], backend: str, summary: dict[str
                 cores.get("ingest", ""),
                 round(worker_cores, 2),
                 cores.get("postgresql", ""),
-                cores["cameras and sink"],
+                cores["cameras, sink, moto"],
                 others,
                 r["errors"],
                 " ".join(map(str, r["load_before"])),

@@ -18,7 +18,7 @@ per --window (30 s): uploads received and finished, and the p50/p99 latency of t
 
     .venv/bin/python bench/sim500.py --minutes 1                     # a smoke run
     .venv/bin/python bench/sim500.py --backend postgresql --worker-nodes 2
-    .venv/bin/python bench/sim500.py --backend postgresql --storage s3   # needs the S3 work
+    .venv/bin/python bench/sim500.py --backend postgresql --storage s3   # moto's S3
 """
 
 from __future__ import annotations
