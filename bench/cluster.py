@@ -225,6 +225,17 @@ class Deployment:
         """(finished_at, ms received → finished) of the uploads finished since `since`."""
         return common.finish_latencies(self.database.query(common.FINISHED_SINCE_SQL, (since,)))
 
+    def transactions(self) -> int | None:
+        """Transactions PostgreSQL has counted in this database so far (None on SQLite): per
+        upload, the round trips between the nodes and the server."""
+        if not self.postgres_pid:
+            return None
+        rows = self.database.query(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+        return int(rows[0][0])
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds so far of each node (with its worker processes), of PostgreSQL, and of
         everything this benchmark runs ("all": the cameras and the SMTP sink too)."""

@@ -107,6 +107,7 @@ def measure(
         def on_start(_: float) -> None:
             start.update(done=nodes.done(), mails=shared.mails.count, cpu=nodes.cpu_seconds())
             start.update(jiffies=cluster.machine_jiffies(), since=time.time())
+            start.update(transactions=nodes.transactions())
 
         run = common.run_cameras(
             nodes.address,
@@ -121,6 +122,7 @@ def measure(
         until, done, depth = time.time(), nodes.done(), nodes.depth()
         cpu, jiffies, mails = nodes.cpu_seconds(), cluster.machine_jiffies(), shared.mails.count
         finished = [ms for at, ms in nodes.finished_since(start["since"]) if at <= until]
+        transactions = nodes.transactions()
     elapsed = until - start["since"]
     result = {
         "worker_nodes": layout.worker_nodes,
@@ -135,6 +137,13 @@ def measure(
         "finish_ms": common.percentiles(finished),
         "ack_ms": common.percentiles(run.latencies_ms),
         "end_depth": depth,
+        # PostgreSQL's count (flushed by each backend about once a second): the bench's own
+        # few reads are included.
+        "transactions_per_upload": round(
+            (transactions - start["transactions"]) / (done - start["done"]), 1
+        )
+        if transactions is not None and done > start["done"]
+        else None,
         "errors": len(run.errors),
         "first_errors": run.errors[:3],
         "cores": cluster.cores_used(start["cpu"], cpu, elapsed),
