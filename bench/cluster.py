@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,6 @@ class Deployment:
     database: Database
     nodes: list[Node]
     postgres_pid: int | None = None
-    marks: dict[str, Any] = field(default_factory=dict)
 
     def depth(self) -> int:
         rows = self.database.query(
