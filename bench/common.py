@@ -282,7 +282,8 @@ class MailArrivals:
         return float(arrived)
 
     def drain(self) -> int:
-        """Count what arrived without waiting; returns the total so far."""
+        """Count what arrived without waiting; returns the total so far. Call it often: the
+        sink blocks (and with it the service's e-mails) once 278 arrivals wait in the pipe."""
         while self._connection.poll(0):
             self._connection.recv()
             self.count += 1
@@ -440,6 +441,29 @@ def queue_counts(database: Path) -> tuple[int, int]:
 
 def database_of(work: Path) -> Path:
     return work / "data" / DATABASE_FILE
+
+
+# Uploads finished since a moment: when the source received each one (ISO text, taken as the
+# file is complete, just before its row commits and the camera's 226/201/250) and when a worker
+# closed it (epoch seconds, after the notifiers' servers accepted the alert and the event was
+# recorded). Both come from the same machine's clock.
+FINISHED_SINCE_SQL = (
+    "SELECT received_at, finished_at FROM uploads"
+    " WHERE state = 'done' AND finished_at IS NOT NULL AND finished_at >= ?"
+)
+
+
+def epoch_of(received_at: str) -> float:
+    """The uploads table's received_at (ISO 8601 with its offset) as epoch seconds."""
+    return datetime.fromisoformat(received_at).timestamp()
+
+
+def finish_latencies(rows: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
+    """(finished_at, milliseconds from received to finished) of FINISHED_SINCE_SQL's rows."""
+    return [
+        (float(finished), (float(finished) - epoch_of(received)) * 1000)
+        for received, finished in rows
+    ]
 
 
 # ---- the cameras ---------------------------------------------------------------------------
@@ -613,8 +637,10 @@ def _upload_group(
     per_camera: int,
     interval: float,
     kind: str,
+    offsets: list[float],
 ) -> None:
-    """A child process: one thread per camera uploading until the deadline or its count."""
+    """A child process: one thread per camera uploading until the deadline or its count, each
+    camera's first upload `offsets[i]` seconds after the start."""
     ready.wait(CHILD_START_SECONDS)
     started = time.monotonic()
     deadline = started + seconds
@@ -624,9 +650,9 @@ def _upload_group(
     lock = threading.Lock()
     upload = UPLOADERS[kind]
 
-    def camera_loop(camera: Camera) -> None:
+    def camera_loop(camera: Camera, offset: float) -> None:
         for number in range(per_camera):
-            slot = started + number * interval
+            slot = started + offset + number * interval
             if slot > time.monotonic():
                 time.sleep(slot - time.monotonic())
             if time.monotonic() >= deadline:
@@ -642,7 +668,10 @@ def _upload_group(
                 accepted.append(at)
                 latencies.append(latency)
 
-    threads = [threading.Thread(target=camera_loop, args=(c,), daemon=True) for c in group]
+    threads = [
+        threading.Thread(target=camera_loop, args=(c, offset), daemon=True)
+        for c, offset in zip(group, offsets, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -661,19 +690,24 @@ def run_cameras(
     processes: int = 2,
     on_start: Callable[[float], None] | None = None,
     kind: str = "ftp",
+    spread: bool = False,
 ) -> UploadRun:
     """Cameras uploading `data` concurrently from child processes (as cameras are other
     machines, they do not share the service's interpreter lock), over `kind` (an UPLOADERS
     key): each one every `interval` seconds (0: as fast as the server answers), at most
-    `per_camera` times, for `seconds`."""
+    `per_camera` times, for `seconds`. With `spread`, the cameras' first uploads are spread
+    evenly over the first interval (a steady rate, as independent cameras give), rather than
+    all at once."""
     processes = max(1, min(processes, len(group)))
     ready = SPAWN.Barrier(processes + 1)
     children = []
+    step = interval / len(group) if spread else 0.0
     for index in range(processes):
         parent_end, child_end = SPAWN.Pipe()
         args = (child_end, ready, address, list(group[index::processes]), data, seconds)
+        offsets = [step * number for number in range(index, len(group), processes)]
         process = SPAWN.Process(
-            target=_upload_group, args=(*args, per_camera, interval, kind), daemon=True
+            target=_upload_group, args=(*args, per_camera, interval, kind, offsets), daemon=True
         )
         process.start()
         children.append((process, parent_end))

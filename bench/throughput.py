@@ -16,12 +16,17 @@ e-mailed over SMTP to a real aiosmtpd sink on loopback (`--no-alerts`: the detec
 
 With --local-detector the processes part runs the real local detector (one onnxruntime thread
 per detector) instead of the fake one: does CPU-bound analysis grow with processes?
+
+Each case also gives the p50/p99 latency from an upload's received_at to its finished_at (after
+the e-mail reached the sink), of the uploads finished in the window, read from the database (as
+bench/nodes.py does): while the cameras offer more than the workers take, mostly queue wait.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +151,7 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         def sample() -> dict[str, int]:
             return {"depth": service.queue.depth(), "done": done(), "mails": mails.drain()}
 
-        marks: dict[str, int] = {}
+        marks: dict[str, float] = {}
         with common.Sampler(sample, 0.5) as sampler:
             run = common.run_cameras(
                 service.ftp.address,
@@ -156,11 +161,13 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 per_camera=MAX_UPLOADS_PER_CAMERA,
                 interval=case["interval"],
                 processes=2,
-                on_start=lambda _: marks.update(start=done()),
+                on_start=lambda _: marks.update(start=done(), since=time.time()),
             )
             marks["end"] = done()
+            finished = service.database.query(common.FINISHED_SINCE_SQL, (marks["since"],))
         depths = [s["depth"] for _, s in sampler.samples]
         mails.drain()
+    latencies = [ms for _, ms in common.finish_latencies(finished)]
     result = {
         **case,
         "snapshot_bytes": len(data),
@@ -168,6 +175,9 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "accepted_per_second": round(run.accepted_per_second(), 1),
         "ack_ms": common.percentiles(run.latencies_ms),
         "processed_per_second": round((marks["end"] - marks["start"]) / args.seconds, 1),
+        # Received → finished (e-mail accepted by the sink), of the uploads finished in the
+        # window: while the offered load exceeds the workers, mostly the wait in the queue.
+        "finish_ms": common.percentiles(latencies),
         "max_depth": max(depths, default=0),
         "end_depth": depths[-1] if depths else 0,
         "mails": mails.count,
@@ -180,7 +190,9 @@ def measure(case: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"{case}: accepted {result['accepted_per_second']}/s (ack p50"
         f" {result['ack_ms'].get('p50')} ms, p99 {result['ack_ms'].get('p99')} ms), processed "
-        f"{result['processed_per_second']}/s, depth max {result['max_depth']}, "
+        f"{result['processed_per_second']}/s (received → finished p50"
+        f" {result['finish_ms'].get('p50')} ms, p99 {result['finish_ms'].get('p99')} ms), depth max"
+        f" {result['max_depth']}, "
         f"errors {result['errors']}, load {load_before}",
         file=sys.stderr,
     )
@@ -216,7 +228,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     header = ["part", "cameras", "size", "detector s", "workers", "processes", "accepted/s"]
-    header += ["ack p50 ms", "ack p99 ms", "processed/s", "max depth", "errors", "load before"]
+    header += ["ack p50 ms", "ack p99 ms", "processed/s", "finish p50 ms", "finish p99 ms"]
+    header += ["max depth", "errors", "load before"]
     rows = [
         [
             r["part"],
@@ -229,6 +242,8 @@ def print_results(results: list[dict[str, Any]], summary: dict[str, Any]) -> Non
             r["ack_ms"].get("p50", ""),
             r["ack_ms"].get("p99", ""),
             r["processed_per_second"],
+            r["finish_ms"].get("p50", ""),
+            r["finish_ms"].get("p99", ""),
             r["max_depth"],
             r["errors"],
             " ".join(map(str, r["load_before"])),
