@@ -161,4 +161,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE uploads ADD COLUMN stored_key TEXT;
     CREATE INDEX uploads_working ON uploads (state, lease_until);
     """,
+    # The claim's ORDER BY read from the index at any queue depth: without the id in it,
+    # PostgreSQL sorted every waiting row for each claim (bench/claim_cost.py).
+    """
+    CREATE INDEX uploads_due ON uploads (state, next_attempt_at, id);
+    DROP INDEX uploads_ready;
+    """,
 ]
