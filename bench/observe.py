@@ -62,12 +62,16 @@ class Observed:
             "cpu_wait_ms_per_alert": round(self.cpu["waiting"] * 1000 / count),
             "moto_cores": round(self.cpu["moto_on_cpu"] / seconds, 2),
             "machine_busy_share": round(self.cpu["machine_busy"], 2),
-            # What the rest of the machine used meanwhile: other users of this shared VM.
-            "others_cores": round(
-                self.cpu["machine_busy"] * (os.cpu_count() or 1)
-                - (self.cpu["on_cpu"] + self.cpu["moto_on_cpu"] + self.cpu["bench_on_cpu"])
-                / seconds,
-                2,
+            # What the rest of the machine used meanwhile: other users of this shared VM (the
+            # two clocks' rounding can take a few hundredths below zero: that is none).
+            "others_cores": max(
+                0.0,
+                round(
+                    self.cpu["machine_busy"] * (os.cpu_count() or 1)
+                    - (self.cpu["on_cpu"] + self.cpu["moto_on_cpu"] + self.cpu["bench_on_cpu"])
+                    / seconds,
+                    2,
+                ),
             ),
             "errors": self.load.errors[:5],
         }
