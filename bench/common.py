@@ -8,6 +8,7 @@ A benchmark script adds the repository root and src to sys.path, then imports th
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.policy
 import ftplib
 import http.client
@@ -101,6 +102,14 @@ def reference_loop_ms() -> float:
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, as `uptime` shows them."""
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat: two readings give how
+    busy the machine was in between, whoever used it."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 # ---- statistics and output -----------------------------------------------------------------
@@ -430,13 +439,19 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, poll: floa
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
 
 
-def queue_counts(database: Path) -> tuple[int, int]:
-    """(unfinished, done) uploads, read from the service's database by a separate connection."""
+def upload_states(database: Path) -> dict[str, int]:
+    """How many uploads are in each state (pending, working, done), read from the service's
+    database by a separate read-only connection."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
-        unfinished, done = connection.execute(
-            "SELECT SUM(state != 'done'), SUM(state = 'done') FROM uploads"
-        ).fetchone()
-    return int(unfinished or 0), int(done or 0)
+        rows = connection.execute("SELECT state, COUNT(*) FROM uploads GROUP BY state").fetchall()
+    return {str(state): int(count) for state, count in rows}
+
+
+def queue_counts(database: Path) -> tuple[int, int]:
+    """(unfinished, done) uploads (see upload_states)."""
+    states = upload_states(database)
+    done = states.get("done", 0)
+    return sum(states.values()) - done, done
 
 
 def database_of(work: Path) -> Path:
@@ -775,6 +790,41 @@ def process_cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2 :].split()  # the name may hold spaces
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (from /proc/PID/task/*/children)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            pids += process_tree(int(child))
+    return pids
+
+
+def thread_count(pid: int) -> int:
+    """The threads of a process (0 once it ended)."""
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return 0
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """Seconds on a CPU (user + system, threads that ended included) and seconds runnable but
+    waiting for a CPU (the cores were busy; the threads still running only: a lower bound),
+    summed over the process and its descendants (/proc/PID/stat, /proc/PID/task/TID/schedstat)."""
+    on_cpu = waiting = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            on_cpu += process_cpu_seconds(member)
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                waiting += int((task / "schedstat").read_text().split()[1]) / 1e9
+    return on_cpu, waiting
 
 
 @contextmanager
