@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
 
-from harness.aws import Moto, label
+from harness.aws import REGION, Moto, label
 from harness.backends import query_database
 from harness.nodes import Cluster
 from harness.postgres import PostgresServer
@@ -67,6 +69,11 @@ def test_a_killed_worker_node_loses_nothing_and_nothing_is_sent_twice(cluster: C
     mails = cluster.moto.sent_emails()
     copies = Counter(mail["Message-ID"] for mail in mails)  # one id per event
     assert len(mails) == 2 * UPLOADS_PER_CAMERA and max(copies.values()) == 1, copies
+    # The nodes share only the database and the bucket (IPCAM_STORAGE_URL): the pictures are there.
+    bucket, prefix = os.environ["IPCAM_STORAGE_URL"].removeprefix("s3://").split("/", 1)
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket, Prefix=prefix)
+    snapshots = [o["Key"] for o in listed.get("Contents", []) if "/snapshots/" in o["Key"]]
+    assert len(snapshots) == 2 * len(events)  # each event's picture and thumbnail
 
 
 def test_cooldown_and_budget_stay_exact_across_worker_nodes(cluster: Cluster) -> None:
