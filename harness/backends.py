@@ -46,7 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "embedded_only: about SQLite or local folders themselves")
+    config.addinivalue_line(
+        "markers", "embedded_only: about SQLite or local folders themselves, or keeps nothing"
+    )
     config.addinivalue_line("markers", "shared_only: about nodes sharing PostgreSQL and S3")
 
 

@@ -30,6 +30,10 @@ ORIGINAL = (REPOSITORY / "tests" / "data" / "seed" / "config.original-format.yam
 EXAMPLE_CHAR_STRIDE = int(os.environ.get("IPCAM_CONFIG_CUT_STRIDE", "4"))
 
 
+# Configuration only, nothing kept: one backend is enough.
+pytestmark = pytest.mark.embedded_only
+
+
 def check_config(document: str, folder: Path) -> tuple[int, str]:
     """`ipcam-analysis --check-config -c FILE` in this process: exit code and stderr."""
     path = folder / "config.yaml"
