@@ -47,8 +47,7 @@ def main() -> int:
     ftp = service.sources.get("ftp")
     print("READY", *(ftp.address if ftp else ()), flush=True)
     try:
-        while not stop.wait(1.0):
-            pass
+        stop.wait()  # set by SIGTERM or SIGINT
     finally:
         service.stop()
     return 0

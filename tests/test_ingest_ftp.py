@@ -26,7 +26,7 @@ from harness.ftp import (
 )
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, FtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.store.uploads import remove_file_and_empty_folders
+from ipcam_analysis.store.storage import remove_file_and_empty_folders
 
 XM_PATH = "2026-11-23/001/jpg/10/23/45[M][0@0][0].jpg"
 JPEG_BYTES = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"

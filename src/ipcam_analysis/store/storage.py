@@ -150,20 +150,11 @@ class LocalStorage:
 
     def delete(self, keys: Sequence[str]) -> None:
         """Each file, then each folder it leaves empty (the day folders of snapshots)."""
-        root = self.root.resolve()
         with self._folders_lock:
             for key in keys:
                 path = self.local_path(key)
-                if path is None:
-                    continue
-                path.unlink(missing_ok=True)
-                for folder in path.parents:
-                    if folder == root:
-                        break
-                    try:
-                        folder.rmdir()
-                    except OSError:
-                        break  # not empty (or gone)
+                if path is not None:
+                    remove_file_and_empty_folders(path, self.root)
 
     def check(self) -> None:
         """Nothing to check: folders are made as needed."""
@@ -248,3 +239,20 @@ def _cause(exc: Exception) -> str:
     if isinstance(exc, BotoConnectionError):
         return "cannot be reached"
     return aws.describe_aws_error(exc)[0]
+
+
+def remove_file_and_empty_folders(path: Path, home: Path) -> None:
+    home = home.resolve()
+    target = path.resolve()
+    if home not in target.parents:
+        raise ValueError(f"{path} is not inside the camera folder {home}")
+    target.unlink(missing_ok=True)
+    for folder in target.parents:
+        if folder == home:
+            break
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # removed by a concurrent clean-up of a sibling upload
+        except OSError:
+            break  # not empty: another upload is still there (or being written)

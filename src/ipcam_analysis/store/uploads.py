@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
-from ipcam_analysis.store.storage import Storage
+from ipcam_analysis.store.storage import Storage, remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 log = logging.getLogger(__name__)
@@ -67,20 +66,3 @@ def remove_upload(storage: Storage, upload: Upload) -> None:
         forget_shared_copy(storage, upload)
     elif upload.remove_when_done:
         remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
-
-
-def remove_file_and_empty_folders(path: Path, home: Path) -> None:
-    home = home.resolve()
-    target = path.resolve()
-    if home not in target.parents:
-        raise ValueError(f"{path} is not inside the camera folder {home}")
-    target.unlink(missing_ok=True)
-    for folder in target.parents:
-        if folder == home:
-            break
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue  # removed by a concurrent clean-up of a sibling upload
-        except OSError:
-            break  # not empty: another upload is still there (or being written)
