@@ -7,20 +7,25 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+from paho.mqtt import publish
 
 from harness.aws import Moto, label
 from harness.backends import query_database
+from harness.mqtt import Broker, MqttWatcher
 from harness.service import (
     CLI,
     DATA,
     PASSWORDS,
     base_config,
+    free_port,
     service_environment,
     upload,
     wait_until,
     write_config,
 )
+from ipcam_analysis.app import NO_ALERT_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = DATA / "seed"
@@ -219,3 +224,72 @@ def test_test_aws_tests_smtp_when_that_is_the_transport(
     assert "Testing email SMTP settings" in result.stdout and "Test OK" in result.stdout
     (message,) = wait_until(lambda: smtp_sink.messages, 30, "the test e-mail")
     assert message["Subject"] == "Email test"
+
+
+AVAILABILITY = "ipcam_analysis/availability"
+PERSON_SENSOR = "ipcam_analysis/cam01/person/state"
+
+
+def published_after(broker: Broker, watcher: MqttWatcher, after: float) -> list[str]:
+    """The topics published since `after`, made certain by a message of the test's own sent
+    last: the broker passes on what it received in order."""
+    publish.single("test/fence", "1", qos=1, hostname=broker.host, port=broker.port)
+    fence = watcher.wait_for("test/fence", after=after)
+    return [m.topic for m in watcher.arrived_after(after) if m.arrived_at < fence.arrived_at]
+
+
+def test_a_second_instance_says_one_line_and_leaves_the_running_one_online(
+    tmp_path: Path, aws: Moto, service_process, mqtt_broker: Broker
+) -> None:
+    """Started again by mistake (same config), or with its own data_dir on a port taken: the
+    second one says why in one line, exits 1, and publishes nothing in the first one's name."""
+    aws.rekognition.labels = [PERSON]
+    port = free_port()
+    mqtt = {"host": mqtt_broker.host, "port": mqtt_broker.port, "alert_seconds": 3600}
+    path = write_config(tmp_path, base_config(tmp_path, ftp_server={"port": port}, mqtt=mqtt))
+    env = service_environment(aws)
+    first = service_process(["-c", str(path), "-n"], env)
+    upload(first.address(), "cam01", PERSON_JPEG, "person.jpg")
+    watcher = mqtt_broker.watch()
+    watcher.wait_for(AVAILABILITY, "online")
+    watcher.wait_for(PERSON_SENSOR, "ON")
+    before = time.monotonic()
+
+    same = run_cli(["-c", str(path)], env, tmp_path)
+    line = assert_one_line_error(same, 1)
+    assert line == (
+        "Another ipcam-analysis is already running with data_dir"
+        f" {tmp_path / 'data'} (pid {first.process.pid})"
+    )
+    assert same.stdout == ""
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = base_config(elsewhere, ftp_server={"port": port}, mqtt=mqtt)
+    taken = run_cli(["-c", str(write_config(elsewhere, other))], env, elsewhere)
+    line = assert_one_line_error(taken, 1)
+    assert line.startswith(f"Error: cannot listen for FTP on 127.0.0.1:{port}: ")
+    assert line.endswith("Address already in use")
+    assert taken.stdout == ""
+
+    assert published_after(mqtt_broker, watcher, before) == []
+    assert mqtt_broker.retained(AVAILABILITY) == b"online"
+    assert mqtt_broker.retained(PERSON_SENSOR) == b"ON"
+    assert NO_ALERT_CHANNEL not in first.output
+    assert first.terminate() == 0
+
+
+@pytest.mark.parametrize("console_log", [False, True])
+def test_without_an_alert_channel_the_console_says_so_once(
+    tmp_path: Path, aws: Moto, service_process, console_log: bool
+) -> None:
+    config = base_config(tmp_path, email={"transport": "none", "recipients": []})
+    path = write_config(tmp_path, config)
+    args = ["-c", str(path), *(["-n"] if console_log else [])]
+    process = service_process(args, service_environment(aws))
+    wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
+    assert process.terminate() == 0
+    (line,) = [line for line in process.lines if "alert channel" in line]
+    assert line.endswith(NO_ALERT_CHANNEL)
+    log_file = (tmp_path / "data" / "ipcam_analysis.log").read_text(encoding="utf-8")
+    assert f"WARNING - {NO_ALERT_CHANNEL}" in log_file

@@ -70,6 +70,25 @@ def test_duplicate_frames_skip_the_detector(run_service, aws: Moto) -> None:
     assert aws.rekognition.calls == 2  # the repeated frame never reached the cloud
 
 
+def test_the_same_jpeg_twice_is_a_duplicate_not_an_error(run_service, aws: Moto) -> None:
+    """The service as the CLI builds it (its log file, its secret masking): the repeated frame's
+    log line once broke the masking filter, and the upload ended as an error with an e-mail."""
+    aws.rekognition.labels = [label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))]
+    service = run_service(filters={"duplicate_hash_distance": 6})
+    for name in ("a.jpg", "b.jpg"):
+        upload(service.address, "cam01", PERSON_JPEG, name)
+        service.wait_idle()
+    first, second = events(service)
+    assert (first["outcome"], second["outcome"]) == ("alert", "duplicate")
+    assert second["reason"] == "same picture as the last one (distance 0)"
+    assert [mail["Subject"] for mail in aws.sent_emails()] == ["⚡ cam01: detected Person"]
+    log_file = service.service.config.data_dir / "ipcam_analysis.log"
+    assert (
+        f"Same picture as the last one from cam01 (event {second['id']}, b.jpg) (distance 0):"
+        " not analysed"
+    ) in log_file.read_text(encoding="utf-8")
+
+
 def test_cooldown_survives_a_restart(run_service, aws: Moto) -> None:
     aws.rekognition.labels = [label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))]
     overrides = {"filters": {"cooldown_seconds": 3600}}

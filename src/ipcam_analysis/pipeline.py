@@ -159,7 +159,6 @@ class Pipeline:
                 "Same picture as the last one from %s (distance %d): not analysed",
                 item.about,
                 distance,
-                item.upload.original_name,
             )
             return self._finish(
                 progress, DUPLICATE, f"same picture as the last one (distance {distance})"
