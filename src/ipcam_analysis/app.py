@@ -257,10 +257,6 @@ class Service:
         ):
             _tell_console(logging.WARNING, NO_ALERT_CHANNEL)
 
-    def _stop_analysis(self) -> None:
-        if self.analysis is not None:
-            self.analysis.stop()
-
     def _find_leftovers(self) -> list[Upload]:
         """Files left in the upload folders by a crash (with `remove_files`, every file there
         that the queue does not hold is unhandled by definition)."""
@@ -294,7 +290,8 @@ class Service:
             self.web.stop()
         for source in self.sources.values():
             source.stop()
-        self._stop_analysis()
+        if self.analysis is not None:
+            self.analysis.stop()
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.close()
