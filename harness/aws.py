@@ -174,10 +174,9 @@ def iam_user(aws: Moto) -> Iterator[Callable[[list[str]], dict[str, str]]]:
     """`iam_user(actions)`: the environment of an IAM user whose policy allows only `actions`,
     with moto enforcing IAM on every request from then on, as AWS does (moto runs in this
     process, so its setting is this process's; it is restored after the test)."""
+    import boto3
     from moto import settings
     from moto.core.responses import ActionAuthenticatorMixin
-
-    import boto3
 
     from ipcam_analysis.aws import _session as aws_session
 
