@@ -12,8 +12,8 @@ from ipcam_analysis.store.database import Database, upsert
 from ipcam_analysis.values import Box, MatchedLabel, RememberedObject
 
 # burst_frames.alerted: 0 for a frame that did not decide for its burst, else its verdict.
-ALERTED, SUPPRESSED = 1, -1
-_BURST_VERDICTS = {ALERTED: True, SUPPRESSED: False}
+_ALERTED, _SUPPRESSED = 1, -1
+_BURST_VERDICTS = {_ALERTED: True, _SUPPRESSED: False}
 
 
 class FilterMemory:
@@ -127,7 +127,7 @@ class FilterMemory:
         """The frame that decided for the burst, and whether the burst alerted with it."""
         self._db.execute(
             "UPDATE burst_frames SET alerted = ? WHERE burst_id = ? AND item_id = ?",
-            (ALERTED if alerted else SUPPRESSED, burst_id, item_id),
+            (_ALERTED if alerted else _SUPPRESSED, burst_id, item_id),
         )
 
     # --- cloud budget --------------------------------------------------------------------
