@@ -4,18 +4,22 @@ sequence, duplicate frames, cooldown and cloud budget across restarts, zones, pe
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
 from harness.aws import Moto, label
+from harness.mail_camera import camera_mail
 from harness.service import DATA, RunningService, upload
 from ipcam_analysis.cli import main
 from ipcam_analysis.store import EventFilter
+from tests.test_sources_service import send_mail
 
 EVAL = Path(__file__).resolve().parents[1] / "eval" / "images"
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 COFFEE_JPEG = (DATA / "skimage_coffee.jpg").read_bytes()
+# People, by the local detector (tests/data/local_detections.json): 91.1 %, 94.4 %, 98.5 %.
+BURST = ("opencv_vtest_f0300.jpg", "darknet_person.jpg", "opencv_vtest_f0750.jpg")
 
 
 def events(service: RunningService) -> list[dict]:
@@ -175,3 +179,29 @@ def test_zones_command_draws_them_over_the_latest_snapshot(
     x = drawn.width * 3 // 4  # outside: unchanged (within JPEG noise)
     assert abs(drawn.getpixel((x, y))[0] - original.getpixel((x, y))[0]) < 20
     assert main(["zones", "nobody", "-c", str(tmp_path / "config.yaml")]) == 1
+
+
+def test_a_burst_is_one_decision_made_before_the_cooldown(run_service, aws: Moto) -> None:
+    """Three pictures of people in one e-mail, the most confident last, and a cooldown: the
+    burst alerts once, with that picture; the cooldown it starts does not silence its own
+    burst, and the others name the picture that alerted."""
+    service = run_service(
+        detector={"type": "local"},
+        labels=["Person"],
+        filters={"cooldown_seconds": 3600},
+        smtp_server={"enabled": True, "host": "127.0.0.1", "port": 0},
+    )
+    send_mail(service, camera_mail([(name, (DATA / name).read_bytes()) for name in BURST]))
+    service.wait_idle(timeout=120)
+    by_picture = {
+        PurePosixPath(e["original_name"]).name.split("-", 3)[-1]: e for e in events(service)
+    }
+    best = by_picture[BURST[2]]
+    assert best["outcome"] == "alert" and best["triggered"] == ["Person"]
+    (message,) = aws.sent_emails()
+    text = message.get_body(("plain",)).get_content()
+    assert best["original_name"] in text and f"#{best['id']}" in text
+    alerted = f"{PurePosixPath(best['original_name']).name} (event {best['id']})"
+    for name in BURST[:2]:
+        assert by_picture[name]["outcome"] == "suppressed"
+        assert by_picture[name]["reason"] == f"part of the burst alerted with {alerted}"

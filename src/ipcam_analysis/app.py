@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import FrameType
@@ -117,7 +117,7 @@ class Service:
         self._lock = DataDirLock(config.data_dir)
 
     def _sources(self) -> dict[str, Source]:
-        """The listeners cameras send to, each feeding the queue through `_accept_upload`."""
+        """The listeners cameras send to, each feeding the queue through `_accept_uploads`."""
         config = self.config
         ftp = config.ftp_server
         self.admission = UploadAdmission(
@@ -129,7 +129,7 @@ class Service:
         throttle = LoginThrottle()
         sources: dict[str, Source] = {
             kind: SOURCES[kind].implementation(
-                settings, self._accept_upload, login_throttle=throttle, admission=self.admission
+                settings, self._accept_uploads, login_throttle=throttle, admission=self.admission
             )
             for kind, settings in config.source_settings().items()
         }
@@ -141,34 +141,45 @@ class Service:
     def ftp(self) -> Source:
         return self.sources["ftp"]
 
-    def _accept_upload(self, upload: Upload) -> int:
-        """A source's hook: one committed row, whose id it returns (raises if the database
-        cannot take it). A source acknowledges the upload to the camera only after this.
-        What the camera reported itself just before (an alarm) goes with it as a note."""
+    def _accept_uploads(self, uploads: Sequence[Upload]) -> list[int]:
+        """A source's hook: the uploads received together as committed rows, all or none,
+        whose ids it returns (raises if the database cannot take them). A source acknowledges
+        them to the camera only after this. What the camera reported itself just before (an
+        alarm) goes with them as a note."""
         # Only with an alarm source: otherwise there is nothing to look up on this hot path (the
         # FTP hook runs in the server's one IO thread).
         reported = (
-            self.store.camera_events.take_recent(upload.camera, upload.received_at.timestamp())
-            if self._takes_camera_events
+            self.store.camera_events.take_recent(
+                uploads[0].camera, uploads[0].received_at.timestamp()
+            )
+            if self._takes_camera_events and uploads
             else ""
         )
         if reported:
-            upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
-        item_id = self._queue_upload(upload)
-        self.metrics.uploads.labels(upload.camera).inc()
-        return item_id
+            uploads = [
+                replace(upload, note="\n".join(filter(None, (reported, upload.note))))
+                for upload in uploads
+            ]
+        item_ids = self._queue_uploads(uploads)
+        for upload in uploads:
+            self.metrics.uploads.labels(upload.camera).inc()
+        return item_ids
 
-    def _queue_upload(self, upload: Upload) -> int:
-        """With shared storage, the picture goes there first, then the row that names it;
-        the file received here is removed only once both are done."""
-        upload = share_upload(self.storage, upload)
+    def _queue_uploads(self, uploads: Sequence[Upload]) -> list[int]:
+        """With shared storage, the pictures go there first, then the rows that name them (one
+        transaction); the files received here are removed only once all are done."""
+        shared: list[Upload] = []
         try:
-            item_id = self.queue.put(upload)
+            for upload in uploads:
+                shared.append(share_upload(self.storage, upload))
+            item_ids = self.queue.put_many(shared)
         except Exception:
-            forget_shared_copy(self.storage, upload)
+            for upload in shared:
+                forget_shared_copy(self.storage, upload)
             raise
-        release_local_copy(upload)
-        return item_id
+        for upload in shared:
+            release_local_copy(upload)
+        return item_ids
 
     def _camera_event(self, event: CameraEvent) -> bool:
         """An event source's hook: record what a camera reported (known by its serial id, else
@@ -272,7 +283,7 @@ class Service:
             if not _unchanged_since_listed(upload):
                 continue  # received again since: its source queues the new one
             try:
-                self._queue_upload(upload)
+                self._queue_uploads([upload])
             except OSError as exc:  # shared storage unreachable: the file waits for next start
                 log.warning("Cannot queue %s found on disk: %s", upload.path, exc)
                 continue
