@@ -348,3 +348,25 @@ def test_misspelt_label_is_one_warning_suggesting_the_right_one(
     mentions = [line for line in process.lines if "Persn" in line]
     assert len(mentions) == 1, process.output
     assert "WARNING" in mentions[0] and "Person" in mentions[0].replace("Persn", ""), mentions
+
+
+def headings(document: Path) -> set[str]:
+    """The anchors GitHub makes of a Markdown file's headings (outside code blocks)."""
+    text = re.sub(r"```.*?```", "", document.read_text(encoding="utf-8"), flags=re.DOTALL)
+    titles = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") for title in titles}
+
+
+def test_readme_and_docs_links_lead_somewhere() -> None:
+    """A new user follows the README's links into docs/: every file and heading they name exists."""
+    broken = []
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", document.read_text(encoding="utf-8"), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https://, mailto:
+            file, _, anchor = target.partition("#")
+            linked = (document.parent / file).resolve() if file else document
+            if not linked.exists() or (anchor and anchor not in headings(linked)):
+                broken.append(f"{document.relative_to(ROOT)}: {target}")
+    assert not broken, broken
