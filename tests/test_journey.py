@@ -190,10 +190,9 @@ def test_quick_start_picture_alerts_by_email_console_dashboard_and_mqtt(journey:
     assert mail["To"] == EXAMPLE["email"]["recipients"][0]
     assert "Person" in mail.get_body(("plain",)).get_content()
     assert "Person" in mail.get_body(("html",)).get_content()
-    images = [part for part in mail.walk() if part.get_content_maintype() == "image"]
-    assert images and all(part.get_filename().startswith("cam01_") for part in images)
-    for part in images:
-        assert_is_jpeg(part.get_content())
+    (image,) = [part for part in mail.walk() if part.get_content_maintype() == "image"]
+    assert re.fullmatch(r"cam01_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.jpg", image.get_filename())
+    assert_is_jpeg(image.get_content())
 
     assert journey.broker.retained(AVAILABILITY) == b"online"
     assert_is_jpeg(journey.broker.retained("ipcam_analysis/cam01/snapshot"))
@@ -320,6 +319,7 @@ def test_burst_of_three_pictures_alerts_once_naming_the_alerting_picture(
     send_camera_mail(journey, BURST_CAMERA, BURST_PASSWORD, message)
     events = [journey.decided(name, camera=BURST_CAMERA)[0] for name in names]
     assert {event["burst_size"] for event in events} == {3}
+    assert "3 in one e-mail" in journey.api(f"/?camera={BURST_CAMERA}").text
     alerts = [event for event in events if event["outcome"] == "alert"]
     assert len(alerts) == 1, [(e["original_name"], e["outcome"], e["reason"]) for e in events]
     (alert,) = alerts
