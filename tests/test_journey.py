@@ -326,7 +326,9 @@ def test_burst_of_three_pictures_alerts_once_naming_the_alerting_picture(
     for event in events:
         if event is not alert:
             assert event["outcome"] == "suppressed", event
-            assert f"picture {alert['id']}" in event["reason"], event
+            assert event["reason"].startswith("part of the burst alerted with "), event
+            alert_file = Path(alert["original_name"]).name
+            assert f"{alert_file} (event {alert['id']})" in event["reason"], event
     wait_until(lambda: alert_mails(journey, BURST_CAMERA), WAIT_SECONDS, "the burst's alert")
     assert len(alert_mails(journey, BURST_CAMERA)) == 1
 
