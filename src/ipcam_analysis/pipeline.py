@@ -173,7 +173,7 @@ class Pipeline:
             else:
                 kind = self._config.budget.on_exhausted
         try:
-            progress.detection = detectors(kind).detect(snapshot)
+            progress.detection = detectors(kind).detect(snapshot, camera.watched)
         except BaseException as exc:
             # A call that failed is not paid for: the reservation goes back.
             self._gates.settle_cloud_calls(camera.name, reserved, 0, now)

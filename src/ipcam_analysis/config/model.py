@@ -30,6 +30,7 @@ from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database import DatabaseSettings
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.storage import StorageSettings
+from ipcam_analysis.values import WatchedLabels
 
 
 class WebConfig(StrictModel):
@@ -187,6 +188,10 @@ class AppConfig(StrictModel):
             budget=own.budget or CallLimits(),
         )
 
+    def watched_labels(self) -> WatchedLabels:
+        """What the global `labels` watch: for the tools, which analyse pictures of no camera."""
+        return WatchedLabels(tuple(self.labels), self.new_labels_only)
+
     def detector_kinds(self) -> list[str]:
         """The kinds the cameras use, the configured one first."""
         kinds = [self.detector.type, *(self.camera(n).detector for n in self.camera_names)]
@@ -212,12 +217,7 @@ class AppConfig(StrictModel):
         if kind == "cascade":
             own = configured if isinstance(configured, CascadeDetectorConfig) else None
             return (own or CascadeDetectorConfig()).model_copy(
-                update={
-                    **shared,
-                    "cloud": rekognition,
-                    "watched_labels": tuple(self.labels),
-                    "new_labels_only": self.new_labels_only,
-                }
+                update={**shared, "cloud": rekognition}
             )
         return configured if configured.type == kind else DETECTORS[kind].settings()
 

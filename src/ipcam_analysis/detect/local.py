@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import weights
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 if TYPE_CHECKING:
     from ipcam_analysis.detect.yolo import Sighting
@@ -135,7 +135,8 @@ class LocalDetector:
             for word in (name, *parents, *aliases)
         )
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
+        """Everything it sees, whatever the camera watches."""
         started = time.perf_counter()
         image = snapshot.image if snapshot.image.mode == "RGB" else snapshot.image.convert("RGB")
         labels = self._labels_from(self._network.find(image))
