@@ -267,7 +267,9 @@ class Pipeline:
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
         annotated = draw_boxes(
-            snapshot.image, decision.matched, self._config.rekognition.image_resize_percent
+            snapshot.image,
+            decision.matched,
+            self._config.rekognition_settings().image_resize_percent,
         )
         alert = Alert(
             camera=upload.camera,
