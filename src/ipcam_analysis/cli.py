@@ -13,6 +13,7 @@ import yaml
 
 from ipcam_analysis import __version__
 from ipcam_analysis.config import AppConfig, load_config
+from ipcam_analysis.config.warnings import config_warnings
 from ipcam_analysis.errors import ConfigError, UserError
 from ipcam_analysis.values import ROLES
 
@@ -139,8 +140,11 @@ def _run(args: argparse.Namespace) -> int:
         return int(command.run(args, None))  # e.g. hash-password, which helps write the config
     config_path = Path(args.config)
     config = _load_for(args, config_path)
+    warnings = config_warnings(config)
     if args.check_config:
         print(yaml.safe_dump(config.masked_dump(), sort_keys=False, allow_unicode=True), end="")
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
         print(f"Configuration OK: {config_path.resolve()}", file=sys.stderr)
         return EXIT_OK
 
@@ -148,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(config, console=args.enable_console_log, level=args.log_level)
     log.info("Loading configuration from %s", config_path.resolve())
+    for warning in warnings:
+        log.warning("%s", warning)
     if command is not None:
         return int(command.run(args, config))
     if args.test_aws:

@@ -54,6 +54,24 @@ REKOGNITION_STYLE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+def _rekognition_style(coco_names: Path) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Each class of the model's names file, in order, as (name, parents, aliases)."""
+    names = [n for n in coco_names.read_text(encoding="utf-8").splitlines() if n.strip()]
+    return [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in names]
+
+
+def label_names() -> frozenset[str]:
+    """Every name, parent and alias the local detector answers, as it writes them; without
+    the model files (a Rekognition-only install), those of the classes renamed above."""
+    try:
+        labels = _rekognition_style(weights.verified_in(None, weights.COCO_NAMES))
+    except weights.ModelFilesError:
+        labels = list(REKOGNITION_STYLE.values())
+    return frozenset(
+        word for name, parents, aliases in labels for word in (name, *parents, *aliases)
+    )
+
+
 class LocalModelSettings(StrictModel):
     """How YOLOv3-tiny runs; shared by `local` and `cascade`."""
 
@@ -118,8 +136,7 @@ class LocalDetector:
         self._network = YoloTiny(
             cfg, weights_file, settings, min_confidence_percent / 100, settings.model_cache_dir
         )
-        coco_names = [n for n in names.read_text(encoding="utf-8").splitlines() if n.strip()]
-        self._labels = [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in coco_names]
+        self._labels = _rekognition_style(names)
         log.debug("Local detector ready in %.0f ms", (time.perf_counter() - started) * 1000)
 
     @classmethod
