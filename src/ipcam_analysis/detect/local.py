@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ def _rekognition_style(coco_names: Path) -> list[tuple[str, tuple[str, ...], tup
     return [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in names]
 
 
+@functools.cache
 def label_names() -> frozenset[str]:
     """Every name, parent and alias the local detector answers, as it writes them; without
     the model files (a Rekognition-only install), those of the classes renamed above."""
