@@ -105,11 +105,11 @@ class CloudGate:
         kept = self.thresholds.passing(local_labels)
         # A watched label the local model cannot name (Package, Fire, ...) cannot be ruled out
         # locally: every image goes to the cloud rather than never alerting on it.
-        unknown = [
-            name
-            for name in watched.names
-            if not watched.new_labels_only and name.casefold() not in self._vocabulary
-        ]
+        unknown = (
+            []
+            if watched.new_labels_only
+            else [name for name in watched.names if name.casefold() not in self._vocabulary]
+        )
         if unknown:
             return kept, f"watched labels unknown locally: {', '.join(unknown)}"
         names = watched.folded
