@@ -45,7 +45,7 @@ from ipcam_analysis.config import AppConfig, resolve_paths
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.logsetup import remove_logging
 from ipcam_analysis.store import DATABASE_FILE
-from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -203,7 +203,7 @@ class FakeDetector:
         self._latency = latency_seconds
         self._labels = (PERSON,) if alerts else ()
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         started = time.perf_counter()
         if self._latency:
             time.sleep(self._latency)

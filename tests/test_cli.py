@@ -293,3 +293,83 @@ def test_without_an_alert_channel_the_console_says_so_once(
     assert line.endswith(NO_ALERT_CHANNEL)
     log_file = (tmp_path / "data" / "ipcam_analysis.log").read_text(encoding="utf-8")
     assert f"WARNING - {NO_ALERT_CHANNEL}" in log_file
+
+
+def check_config(tmp_path: Path, aws: Moto, **overrides: object) -> subprocess.CompletedProcess:
+    path = write_config(tmp_path, base_config(tmp_path, **overrides))
+    return run_cli(["--check-config", "-c", str(path)], service_environment(aws), tmp_path)
+
+
+def test_check_config_prints_the_values_in_force(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(
+        tmp_path,
+        aws,
+        ftp_server={"root_dir": "uploads"},
+        smtp_server={"enabled": True, "port": 0},
+        detector={"type": "local", "model_cache_dir": "models"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["ftp_server"]["root_dir"] == str(tmp_path / "uploads")
+    # The SMTP source keeps its files under ftp_server.root_dir: no second, wrong root_dir.
+    assert not {"root_dir", "users", "senders"} & set(shown["smtp_server"])
+    assert "self_signed_dir" not in shown["smtp_server"]["tls"]
+    assert shown["detector"]["model_cache_dir"] == str(tmp_path / "models")
+    assert "region" not in shown["rekognition"] and "region" not in shown["email"]
+
+    result = check_config(
+        tmp_path, aws, detector={"type": "rekognition", "image_resize_percent": 50}
+    )
+    shown = yaml.safe_load(result.stdout)
+    assert shown["rekognition"]["image_resize_percent"] == 50
+    assert shown["rekognition"]["min_confidence_percent"] == 80  # from the rekognition section
+    assert shown["detector"]["min_confidence_percent"] == 80
+
+
+def test_keys_the_config_fills_itself_are_refused(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(tmp_path, aws, mqtt={"host": "127.0.0.1", "sensor_labels": ["Cat"]})
+    line = assert_one_line_error(result, 2)
+    assert line == (
+        f"Configuration error: {tmp_path / 'config.yaml'}: "
+        "mqtt.sensor_labels cannot be set: it is taken from labels"
+    )
+
+
+def test_smtp_username_without_password_is_refused(tmp_path: Path, aws: Moto) -> None:
+    email = {
+        "transport": "smtp",
+        "sender_email": "a@example.com",
+        "recipients": ["b@example.com"],
+        "smtp": {"host": "127.0.0.1", "username": "camera-alerts"},
+    }
+    line = assert_one_line_error(check_config(tmp_path, aws, email=email), 2)
+    assert line.endswith(
+        "config.yaml: email.smtp: username is set without password: set both, or neither "
+        "for a server that takes mail without a login"
+    )
+
+
+def test_unknown_labels_are_warned_with_the_nearest_names(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(
+        tmp_path,
+        aws,
+        labels=["Persn", "Vehicle"],
+        detector={"type": "local"},
+        cameras={
+            "cam01": {"labels": ["Dgo"]},
+            "cam02": {"labels": ["Package"], "detector": "cascade"},
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[:-1] == [
+        "Warning: labels: 'Persn' is not a label the local detector knows (nearest: Person)",
+        "Warning: cameras.cam01.labels: 'Dgo' is not a label the local detector knows "
+        "(nearest: Dog)",
+        "Warning: cameras.cam02.labels: 'Package' is not a label the local detector knows "
+        "(none close): the cascade asks Rekognition about every picture",
+    ]
+    # Rekognition answers thousands of labels: only a near miss of a known one is suspect.
+    result = check_config(tmp_path, aws, labels=["Persn", "Package"])
+    assert result.stderr.splitlines()[:-1] == [
+        "Warning: labels: 'Persn' is not a label Rekognition is known to give (nearest: Person)"
+    ]

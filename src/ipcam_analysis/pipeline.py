@@ -174,7 +174,7 @@ class Pipeline:
             else:
                 kind = self._config.budget.on_exhausted
         try:
-            progress.detection = detectors(kind).detect(snapshot)
+            progress.detection = detectors(kind).detect(snapshot, camera.watched)
         except BaseException as exc:
             # A call that failed is not paid for: the reservation goes back.
             self._gates.settle_cloud_calls(camera.name, reserved, 0, now)
@@ -266,7 +266,9 @@ class Pipeline:
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
         annotated = draw_boxes(
-            snapshot.image, decision.matched, self._config.rekognition.image_resize_percent
+            snapshot.image,
+            decision.matched,
+            self._config.rekognition_settings().image_resize_percent,
         )
         alert = Alert(
             camera=upload.camera,
