@@ -136,11 +136,12 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
+        assert progress.detection is not None
+        # What is decided, sent and recorded (and what `ipcam-analysis detect` prints).
+        progress.detection = one_name_per_object(
+            progress.detection, camera.filters, camera.min_confidence_percent
+        )
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
-            assert progress.detection is not None
-            progress.detection = one_name_per_object(
-                progress.detection, camera.filters, camera.min_confidence_percent
-            )
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
             return self._alert(progress)
@@ -194,9 +195,6 @@ class Pipeline:
         remembered with the decision in one transaction."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
-        progress.detection = detection = one_name_per_object(
-            detection, camera.filters, camera.min_confidence_percent
-        )
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
