@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from playwright.sync_api import Page, expect
 
 from harness.service import DATA
 from ipcam_analysis.config import AppConfig
@@ -159,6 +160,18 @@ def raw_get(
 def basic_auth(username: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def wait_for_pictures(page: Page) -> None:
+    """Wait until every picture on the page has loaded, and check that none is broken.
+
+    Polled by Playwright's assertions on each picture: `wait_for_function` evaluates its string
+    with `eval` in the page, which the dashboard's Content-Security-Policy forbids as soon as the
+    first check is not already true (a thumbnail still loading)."""
+    for picture in page.locator("img").all():
+        expect(picture).to_have_js_property("complete", True)
+        loaded_width = picture.evaluate("image => image.naturalWidth")
+        assert loaded_width > 0, f"{picture.get_attribute('src')} did not load"
 
 
 def days_ago(days: float) -> datetime:
