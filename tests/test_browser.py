@@ -128,6 +128,9 @@ def test_dashboard_in_a_real_browser(
     expect(cards).to_have_count(len(UPLOADS) + 1)
     expect(cards.first).to_contain_text("cam01")
     expect(cards.first).to_contain_text("Alert")
+    # What was seen, and why it alerted.
+    expect(cards.first).to_contain_text("Seen: Person 99%, Dog 94%, Horse 96%, Field 88%")
+    expect(cards.first).to_contain_text("Alerted on Person, Dog")
     thumbnail = cards.first.locator("img")
     expect(thumbnail).to_have_attribute("src", f"/snapshots/{newest}_thumb.jpg")
     wait_for_pictures(page)

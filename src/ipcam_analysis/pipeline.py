@@ -28,6 +28,7 @@ from ipcam_analysis.rules import (
     filter_labels,
     matching_sensors,
     one_name_per_object,
+    why_not_alerted,
 )
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
@@ -205,7 +206,9 @@ class Pipeline:
         if not decision.alert:
             log.info("Nothing of interest from %s", item.about)
             self._errors.clear(camera.name)
-            return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
+            unwatched = why_not_alerted(decision, camera.new_labels_only)
+            reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
+            return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
         with self._memory.atomically(camera_key(camera.name)):
             matched, reasons = self._gates.drop_repeats(camera, decision.matched, time.time())
             progress.filtered.extend(reasons)
