@@ -1,6 +1,6 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
-from ipcam_analysis.rules import decide
+from ipcam_analysis.rules import decide, why_not_alerted
 from ipcam_analysis.rules.bursts import BurstFrame, burst_turn
 from ipcam_analysis.values import Box, Instance, Label
 
@@ -42,6 +42,7 @@ def test_alarm_mode_without_a_match_does_not_alert():
     decision = decide((TREE, PLANT), ["Person"], new_labels_only=False)
     assert not decision.alert
     assert decision.ignored == ("Tree", "Plant")
+    assert why_not_alerted(decision, new_labels_only=False) == "not in labels: Tree, Plant"
 
 
 def test_new_labels_mode_as_the_original():
@@ -54,6 +55,10 @@ def test_new_labels_mode_as_the_original():
     ]
     assert "Tree (ignored parent: Plant)" in decision.ignored
     assert "Person" in decision.ignored
+    why = why_not_alerted(decision, new_labels_only=True)
+    assert why and why.startswith("already known: ") and "Tree (ignored parent: Plant)" in why
+    assert why_not_alerted(decide((TREE,), ["Person"], False), False) == "not in labels: Tree"
+    assert why_not_alerted(decide((PERSON,), ["Person"], False), False) is None
 
 
 def test_new_labels_mode_treats_aliases_as_listed():

@@ -29,6 +29,7 @@ from ipcam_analysis.rules import (
     filter_labels,
     matching_sensors,
     one_name_per_object,
+    why_not_alerted,
 )
 from ipcam_analysis.rules.bursts import DECIDES
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
@@ -138,11 +139,12 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
+        assert progress.detection is not None
+        # What is decided, sent and recorded (and what `ipcam-analysis detect` prints).
+        progress.detection = one_name_per_object(
+            progress.detection, camera.filters, camera.min_confidence_percent
+        )
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
-            assert progress.detection is not None
-            progress.detection = one_name_per_object(
-                progress.detection, camera.filters, camera.min_confidence_percent
-            )
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
             return self._notify(progress)
@@ -196,9 +198,6 @@ class Pipeline:
         remembered with the decision in one transaction."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
-        progress.detection = detection = one_name_per_object(
-            detection, camera.filters, camera.min_confidence_percent
-        )
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
@@ -208,7 +207,9 @@ class Pipeline:
         if not decision.alert:
             log.info("Nothing of interest from %s", item.about)
             self._errors.clear(camera.name)
-            return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
+            unwatched = why_not_alerted(decision, camera.new_labels_only)
+            reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
+            return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
         upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
