@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.loop import ServerThread
-from ipcam_analysis.ingest.mail import read_mail, write_uploads
+from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
 from ipcam_analysis.settings import StrictModel
@@ -39,6 +39,7 @@ UNKNOWN_SENDER = (
     " or list this address as the camera's smtp_from"
 )
 NOT_QUEUED = "451 4.3.0 The pictures could not be queued; try again later"
+UNREADABLE = "554 5.6.0 The message cannot be read ({}); not queued, do not send it again"
 
 
 class SmtpServerConfig(StrictModel):
@@ -146,6 +147,9 @@ class CameraMailHandler:
         loop = asyncio.get_running_loop()
         try:
             ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)
+        except UnreadableMail as exc:  # sent again, it would fail again: refused for good
+            log.warning("E-mail from %s (%s) refused: %s", camera, ip, exc)
+            return UNREADABLE.format(exc)
         except Exception as exc:  # the loop serves every camera: it must survive this
             log.error(
                 "Could not queue the e-mail from %s (%s): %s",
