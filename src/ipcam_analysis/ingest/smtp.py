@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakSet
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 from pydantic import Field, SecretStr
 
 from ipcam_analysis.errors import UserError
@@ -22,7 +22,7 @@ from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 
@@ -33,7 +33,7 @@ IDLE_TIMEOUT_SECONDS = 60
 MAX_RECIPIENTS = 20
 QUEUE_THREADS = 4  # parse, write and queue messages off the IO loop
 LOGGED_LOGIN_FAILURES = 10  # then every hundredth, as for FTP
-TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections from your address; try again later\r\n"
+TOO_MANY_SESSIONS = b"421 4.3.2 The server is busy (too many connections); try again later\r\n"
 UNKNOWN_SENDER = (
     "550 5.7.1 Unknown sender: log in with the camera's name and password,"
     " or list this address as the camera's smtp_from"
@@ -220,6 +220,21 @@ class CameraSmtp(SMTP):
                     peer_ip(self.session),
                 )
         super().connection_lost(error)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd logs a traceback for each; a camera's failed STARTTLS is one line.
+        ip = peer_ip(self.session) if self.session is not None else ""
+        if isinstance(error, TLSSetupException):
+            log.warning("STARTTLS with %s failed: %s", ip, tls_failure(error))
+            return "454 4.7.0 TLS not available"  # the connection is closed anyway
+        log.error(
+            "SMTP session with %s failed: %s: %s",
+            ip,
+            type(error).__name__,
+            error,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return "500 5.0.0 Error: the server could not handle this"
 
     async def push(self, status: bytes | str) -> None:
         text = status.decode() if isinstance(status, bytes) else status
