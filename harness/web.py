@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 
 from harness.service import DATA
 from ipcam_analysis.config import AppConfig
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import Database, EventRecord, EventStore, LocalStorage, open_database
@@ -110,6 +111,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
     def start(
         ftp_address: Callable[[], tuple[str, int] | None] = lambda: None,
         started_at: float | None = None,
+        login_throttle: LoginThrottle | None = None,
         **overrides: Any,
     ) -> Dashboard:
         config = AppConfig.model_validate(
@@ -132,7 +134,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
             lambda: {"ftp": ftp_address()},
             time.time() if started_at is None else started_at,
         )
-        server = WebServer(create_app(context), "127.0.0.1", 0)
+        server = WebServer(create_app(context, login_throttle), "127.0.0.1", 0)
         server.start()
         client = httpx.Client(base_url=server.url.rstrip("/"), timeout=30)
         started.append((server, client, database))

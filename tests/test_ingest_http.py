@@ -6,7 +6,9 @@ import base64
 import logging
 import socket
 import subprocess
+import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from harness.service import DATA, wait_until
 from ipcam_analysis.ingest import UploadAdmission
 from ipcam_analysis.ingest.http import MAX_CONNECTIONS, HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
@@ -363,3 +366,51 @@ def test_concurrent_uploads_get_distinct_ids_and_files(http_ingest: RunningHttp)
     assert answers == [201] * 8
     assert len({u.path for u in http_ingest.uploads}) == 8
     assert len(http_ingest.kept_files()) == 8
+
+
+def test_a_raw_body_that_is_no_image_is_415_whatever_its_type_says(
+    http_ingest: RunningHttp, tmp_path: Path
+) -> None:
+    fake = tmp_path / "not-a-picture.jpg"
+    fake.write_bytes(b"<html>camera test page</html>")
+    for kind in ("image/jpeg", "image/png"):
+        status, body = curl(
+            *("-u", f"cam01:{CAMERAS['cam01']}", "-H", f"Content-Type: {kind}"),
+            *("--data-binary", f"@{fake}", http_ingest.url),
+        )
+        assert (status, body) == (415, "The body holds no JPEG or PNG image\n")
+    assert http_ingest.uploads == [] and http_ingest.kept_files() == []
+
+
+# Removes every empty day folder of cam01's HTTP uploads, every millisecond, as the clean-up
+# after an analysed upload does (remove_file_and_empty_folders), only more often.
+CLEANER = """
+import os, sys, time
+while True:
+    for folder in os.listdir(sys.argv[1]) if os.path.isdir(sys.argv[1]) else ():
+        try:
+            os.rmdir(os.path.join(sys.argv[1], folder))
+        except OSError:
+            pass
+    time.sleep(0.001)
+"""
+
+
+def test_uploads_survive_the_clean_up_removing_their_day_folder(http_ingest: RunningHttp) -> None:
+    home = http_ingest.root / "cam01"
+    statuses = []
+    with (
+        subprocess.Popen([sys.executable, "-c", CLEANER, str(home / "http")]) as cleaner,
+        httpx.Client(auth=("cam01", CAMERAS["cam01"]), timeout=30) as client,
+    ):
+        try:
+            for _ in range(300):
+                response = client.post(
+                    http_ingest.url, content=JPEG, headers={"Content-Type": "image/jpeg"}
+                )
+                statuses.append(response.status_code)
+                if response.status_code == 201:  # analysed at once: its folder is empty again
+                    remove_file_and_empty_folders(http_ingest.uploads[-1].path, home)
+        finally:
+            cleaner.kill()
+    assert Counter(statuses) == {201: 300}

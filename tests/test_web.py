@@ -27,6 +27,7 @@ from harness.web import (
     snapshot_of,
 )
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import Label, NotifyOutcome, Upload
 from ipcam_analysis.web import WebServer, WebServerError
@@ -194,8 +195,13 @@ def test_healthz_reports_ftp_queue_and_detector(served_store, tmp_path: Path) ->
 
 
 def test_login_is_required_everywhere_but_healthz(served_store) -> None:
+    # Each failure is answered later than the one before: quickly here (3 s to 30 s by default).
+    throttle = LoginThrottle(first_delay_seconds=0.001, max_delay_seconds=0.01)
     dashboard = with_events(
-        served_store(web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH})
+        served_store(
+            web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH},
+            login_throttle=throttle,
+        )
     )
     client = dashboard.client
     paths = ("/", "/events/2", "/cameras", "/usage", "/config", "/api/events", "/api/events/2")

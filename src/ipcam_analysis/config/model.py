@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
-from ipcam_analysis.config.dump import masked, masked_url
+from ipcam_analysis.config.dump import (
+    database_url_secrets,
+    masked,
+    masked_database_url,
+    masked_url,
+)
 from ipcam_analysis.detect import DETECTORS, DetectorConfig
 from ipcam_analysis.detect.cascade import CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
@@ -311,8 +316,8 @@ class AppConfig(StrictModel):
             found.append(self.web.password_hash.get_secret_value())
         if self.mqtt.password:
             found.append(self.mqtt.password.get_secret_value())
-        if self.database.password:
-            found.append(self.database.password)
+        if self.database.url:
+            found += database_url_secrets(self.database.url)
         camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
         for url in [*self.notify, *camera_urls]:
             found += secrets_in_url(url)
@@ -330,8 +335,8 @@ class AppConfig(StrictModel):
         )
         dumped["storage"]["region"] = self.storage_settings().region
         dumped["notify"] = [masked_url(url) for url in self.notify]
-        if self.database.password:
-            dumped["database"]["url"] = self.database.url.replace(self.database.password, "****")
+        if self.database.url:
+            dumped["database"]["url"] = masked_database_url(self.database.url)
         for name, camera in self.cameras.items():
             if camera.notify is not None:
                 dumped["cameras"][name]["notify"] = [masked_url(url) for url in camera.notify]

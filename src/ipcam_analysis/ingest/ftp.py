@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 
@@ -235,6 +236,16 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
         # speak the server's TLS must show in the log.
         log.warning("TLS handshake with %s failed after AUTH TLS", self.remote_ip)
         super().handle_failed_ssl_handshake()
+
+    def handle_error(self) -> None:
+        # A TLS error mid-session (a renegotiation refused, a bad record) is the client's
+        # doing: one line and the session closed, not pyftpdlib's "unhandled exception".
+        error = sys.exc_info()[1]
+        if not isinstance(error, SSL.Error):
+            super().handle_error()
+            return
+        log.warning("TLS error with %s: %s; connection closed", self.remote_ip, tls_failure(error))
+        self.close()
 
     def source_kind(self) -> str:
         return "ftps" if self._ssl_established and self._prot else "ftp"

@@ -42,6 +42,7 @@ MAX_CONNECTIONS = 64
 RETRY_AFTER_SECONDS = 30
 LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
 MAX_NAME_LENGTH = 120
+FOLDER_ATTEMPTS = 5  # see _write_new_file
 REALM = 'Basic realm="ipcam-analysis uploads", charset="UTF-8"'
 
 
@@ -171,12 +172,12 @@ class HttpIngest:
             shown = _printable(content_type) or "none"
             raise Refusal(415, f"Not an image type: {shown} (send image/jpeg or image/png)")
         body = await self._read_body(request)
-        if content_type in IMAGE_TYPES:
-            return Picture(body, IMAGE_TYPES[content_type], None)
-        data, sent_name = await _form_file(request, body)
+        raw = content_type in IMAGE_TYPES
+        data, sent_name = (body, None) if raw else await _form_file(request, body)
+        # What the bytes are, whatever the client says they are.
         suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
         if suffix is None:
-            raise Refusal(415, "The file field holds no JPEG or PNG image")
+            raise Refusal(415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image")
         return Picture(data, suffix, sent_name)
 
     async def _read_body(self, request: Request) -> bytes:
@@ -204,11 +205,7 @@ class HttpIngest:
     def _write_and_queue(self, upload: Upload, data: bytes) -> int:
         """Write and fsync the file, then queue it; the id once its row is committed."""
         try:
-            upload.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(upload.path, "xb") as file:  # a unique name: never over another upload
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+            _write_new_file(upload.path, data)
         except OSError as exc:  # a full disk, a folder that cannot be made
             with suppress(OSError):
                 upload.path.unlink(missing_ok=True)
@@ -217,6 +214,25 @@ class HttpIngest:
         if item_id is None:  # the file is gone: the client sends it again
             raise Refusal(503, "The upload could not be queued for analysis")
         return item_id
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write and fsync `path`, a unique name (never over another upload), in its day folder.
+    The clean-up after an analysed upload removes that folder when it is empty: if it does so
+    between the mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
+    for attempt in range(1, FOLDER_ATTEMPTS + 1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
+        except FileNotFoundError:
+            if attempt == FOLDER_ATTEMPTS:
+                raise
+            continue
+        with file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        return
 
 
 async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakSet
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 from pydantic import Field, SecretStr
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
-from ipcam_analysis.ingest.mail import read_mail, write_uploads
+from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.settings import StrictModel
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,13 @@ IDLE_TIMEOUT_SECONDS = 60
 MAX_RECIPIENTS = 20
 QUEUE_THREADS = 4  # parse, write and queue messages off the IO loop
 LOGGED_LOGIN_FAILURES = 10  # then every hundredth, as for FTP
-TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections from your address; try again later\r\n"
+TOO_MANY_SESSIONS = b"421 4.3.2 The server is busy (too many connections); try again later\r\n"
 UNKNOWN_SENDER = (
     "550 5.7.1 Unknown sender: log in with the camera's name and password,"
     " or list this address as the camera's smtp_from"
 )
 NOT_QUEUED = "451 4.3.0 The pictures could not be queued; try again later"
+UNREADABLE = "554 5.6.0 The message cannot be read ({}); not queued, do not send it again"
 
 
 class SmtpServerConfig(StrictModel):
@@ -146,6 +147,9 @@ class CameraMailHandler:
         loop = asyncio.get_running_loop()
         try:
             ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)
+        except UnreadableMail as exc:  # sent again, it would fail again: refused for good
+            log.warning("E-mail from %s (%s) refused: %s", camera, ip, exc)
+            return UNREADABLE.format(exc)
         except Exception as exc:  # the loop serves every camera: it must survive this
             log.error(
                 "Could not queue the e-mail from %s (%s): %s",
@@ -218,6 +222,21 @@ class CameraSmtp(SMTP):
                     peer_ip(self.session),
                 )
         super().connection_lost(error)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd logs a traceback for each; a camera's failed STARTTLS is one line.
+        ip = peer_ip(self.session) if self.session is not None else ""
+        if isinstance(error, TLSSetupException):
+            log.warning("STARTTLS with %s failed: %s", ip, tls_failure(error))
+            return "454 4.7.0 TLS not available"  # the connection is closed anyway
+        log.error(
+            "SMTP session with %s failed: %s: %s",
+            ip,
+            type(error).__name__,
+            error,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return "500 5.0.0 Error: the server could not handle this"
 
     async def push(self, status: bytes | str) -> None:
         text = status.decode() if isinstance(status, bytes) else status

@@ -9,6 +9,13 @@ from collections.abc import Callable
 
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_IP = 20
+LOGGED_FAILURES_IN_A_ROW = 10  # failed logins from one address logged one by one, then 1 in 100
+
+
+def worth_logging(failures_in_a_row: int) -> bool:
+    """Whether to log a failed login: the first ones from an address, then every hundredth, so
+    a guesser's flood does not become the whole log."""
+    return failures_in_a_row <= LOGGED_FAILURES_IN_A_ROW or failures_in_a_row % 100 == 0
 
 
 class LoginThrottle:

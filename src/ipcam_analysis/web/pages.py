@@ -163,10 +163,10 @@ def _query(params: dict[str, Any]) -> str:
 
 routes = [
     Route("/", events_page, name="events"),
-    Route("/events/{event_id:int}", event_page, name="event"),
+    Route("/events/{event_id:event_id}", event_page, name="event"),
     Route("/cameras", cameras_page, name="cameras"),
     Route("/usage", usage_page, name="usage"),
     Route("/config", config_page, name="config"),
-    Route("/snapshots/{event_id:int}.jpg", snapshot, name="snapshot"),
-    Route("/snapshots/{event_id:int}_thumb.jpg", thumbnail, name="thumbnail"),
+    Route("/snapshots/{event_id:event_id}.jpg", snapshot, name="snapshot"),
+    Route("/snapshots/{event_id:event_id}_thumb.jpg", thumbnail, name="thumbnail"),
 ]
