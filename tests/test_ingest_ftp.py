@@ -127,6 +127,27 @@ def test_probing_commands_are_allowed_and_reading_back_is_not(start_ftp: StartFt
                 ftp.sendcmd(refused)
 
 
+def test_a_kept_file_written_again_leaves_the_queued_picture_as_received(
+    start_ftp: StartFtp,
+) -> None:
+    """Without `remove_files`, the user's file keeps the camera's name and its latest bytes,
+    whatever a STOR brings, resumed (REST) or not; each queued upload holds what it was sent."""
+    ftp_ingest = start_ftp(remove_files=False)
+    home = ftp_ingest.home("cam01")
+    with ftp_ingest.login() as ftp:
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"first"))
+        ftp.voidcmd("TYPE I")
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"+more"), rest=len(b"first"))
+        assert (home / "a.jpg").read_bytes() == b"first+more"
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"second"))
+
+    queued = ftp_ingest.wait_for_uploads(3)
+    assert [upload.original_name for upload in queued] == ["a.jpg"] * 3
+    assert [upload.path.read_bytes() for upload in queued] == [b"first", b"first+more", b"second"]
+    assert (home / "a.jpg").read_bytes() == b"second"
+    assert [path.name for path in home.iterdir()] == ["a.jpg"]
+
+
 def test_two_cameras_upload_concurrently(ftp_ingest: RunningFtp) -> None:
     def camera_uploads(camera: str, worker: int) -> None:
         for shot in range(3):

@@ -111,7 +111,7 @@ def _detach_from_queue(filename: str, *, truncating: bool) -> None:
     if truncating:
         os.unlink(filename)
         return
-    own = Path(filename).with_name(in_flight_name(Path(filename).name))  # APPE, REST + STOR
+    own = Path(filename).with_name(in_flight_name(Path(filename).name))  # REST + STOR resumes it
     shutil.copyfile(filename, own)
     os.replace(own, filename)
 
