@@ -15,7 +15,7 @@ from PIL import Image
 
 from harness.aws import Moto, label
 from harness.service import DATA, PASSWORDS, RunningService, upload, wait_until
-from ipcam_analysis.ingest.ftp_files import SPOOL_FOLDER, in_flight_name, spool_copy
+from ipcam_analysis.ingest.ftp_files import SPOOL_FOLDER, in_flight_path, spool_copy
 from ipcam_analysis.store import EventFilter
 
 # Told apart by the cloud fake by their sizes, whatever the detector sends of them.
@@ -108,7 +108,8 @@ def test_a_received_file_never_queued_is_found_at_start_under_the_camera_name(
     received = home / "2026-11-23" / "snapshot.jpg"
     received.parent.mkdir(parents=True)
     if remove_files:
-        left = received.with_name(in_flight_name(received.name))
+        left = in_flight_path(received)
+        left.parent.mkdir()
     else:  # the user's file, and the spool's link to it
         received.write_bytes(PERSON_JPEG)
         left = spool_copy(received, home)

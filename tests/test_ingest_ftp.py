@@ -71,8 +71,8 @@ def test_ftplib_uploads_nested_paths_and_odd_names(
     assert upload.camera == "cam01"
     assert upload.original_name == remote_path
     sent = ftp_ingest.home("cam01") / remote_path
-    # Beside it, under a name of its own: the camera's next picture may come under that name.
-    assert upload.path.parent == sent.parent and upload.path.name.endswith(f"-{sent.name}")
+    # In a folder of its own beside it: the camera's next picture may come under that name.
+    assert (upload.path.parent.parent, upload.path.name) == (sent.parent, sent.name)
     assert upload.path.read_bytes() == JPEG_BYTES
     assert upload.remote_ip == "127.0.0.1"
     assert upload.received_at.tzinfo is not None
@@ -207,7 +207,9 @@ def test_an_upload_the_queue_cannot_take_is_answered_451_and_the_server_carries_
     # Both were handed to the queue; the first was refused there.
     assert [u.original_name for u in ftp_ingest.wait_for_uploads(2)] == ["a.jpg", "b.jpg"]
     # Not kept: the camera was told to send it again, and a kept copy would be a duplicate.
-    assert not (ftp_ingest.home("cam01") / "a.jpg").exists()
+    home = ftp_ingest.home("cam01")
+    assert [path.name for path in home.rglob("*") if path.is_file()] == ["b.jpg"]
+    assert len(list(home.iterdir())) == 1  # b.jpg's own folder; a.jpg's went with it
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.getMessage() == (
         "Could not queue the upload from cam01 (127.0.0.1): a.jpg (queue database is locked)"
@@ -259,7 +261,7 @@ def test_a_camera_cannot_leave_its_home(ftp_ingest: RunningFtp) -> None:
             ftp.cwd("/cam02")
 
     [upload] = ftp_ingest.wait_for_uploads(1)
-    assert (upload.path.parent, upload.original_name) == (home, "escape.jpg")
+    assert (upload.path.parent.parent, upload.original_name) == (home, "escape.jpg")
     outside_home = {p for p in root.parent.rglob("*") if home not in (p, *p.parents)}
     assert outside_home == {root, root / "cam02"}
 

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,9 @@ class CameraFtpHandler(FTPHandler):
 
     def on_incomplete_file_received(self, file: str) -> None:
         Path(file).unlink(missing_ok=True)
+        if self.remove_files:
+            with suppress(OSError):
+                Path(file).parent.rmdir()  # its in-flight folder (see ftp_files)
         log.warning("Partial upload from %s deleted: %s", self.username, self._original_name(file))
 
     def log(self, msg: str, logfun: Callable[[str], None] = pyftpdlib_logger.info) -> None:

@@ -3,11 +3,11 @@ channel that queues the finished file before the 226 goes out (with or without T
 
 Cameras often send every picture under one name (`snapshot.jpg`), the next one before the first
 is analysed; so what the queue holds is always a file of its own, never overwritten:
-- with `remove_files`, the upload is written under a unique in-flight name beside the one the
-  camera gave (`.upload-<id>-snapshot.jpg`), deleted once handled;
+- with `remove_files`, the upload is written in a unique in-flight folder beside the name the
+  camera gave (`.upload-<id>/snapshot.jpg`), deleted with it once handled;
 - without, the file keeps the camera's name for the user, and the queue holds a hard link (or
-  copy) under an in-flight name in a spool folder beside the homes; a STOR over a kept file
-  writes a new file instead of truncating the one the queue may hold.
+  copy) in an in-flight folder of a spool beside the homes; a STOR over a kept file writes a
+  new file instead of changing the one the queue may hold.
 """
 
 from __future__ import annotations
@@ -35,18 +35,18 @@ if TYPE_CHECKING:
 MAX_FOLDER_DEPTH = 32
 # Beside the cameras' homes, out of their reach: the queued copies of the files users keep.
 SPOOL_FOLDER = ".upload-spool"
-_IN_FLIGHT_NAME = re.compile(r"\.upload-[0-9a-f]{12}-(?P<name>.+)", re.DOTALL)
+_IN_FLIGHT_FOLDER = re.compile(r"\.upload-[0-9a-f]{12}")
 
 
-def in_flight_name(name: str) -> str:
-    """A unique name for a received file, from which `camera_name` gives the camera's back."""
-    return f".upload-{uuid.uuid4().hex[:12]}-{name}"
+def in_flight_path(path: Path) -> Path:
+    """Where a received file is kept apart from the next of the same name (the camera's name
+    and folders unchanged, so `camera_name` gives them back)."""
+    return path.parent / f".upload-{uuid.uuid4().hex[:12]}" / path.name
 
 
 def camera_name(relative: Path) -> str:
     """The path a camera sent, from the path of its in-flight file below the home or spool."""
-    found = _IN_FLIGHT_NAME.fullmatch(relative.name)
-    return (relative.with_name(found["name"]) if found else relative).as_posix()
+    return "/".join(part for part in relative.parts if not _IN_FLIGHT_FOLDER.fullmatch(part))
 
 
 def spool_home(home: Path) -> Path:
@@ -55,10 +55,9 @@ def spool_home(home: Path) -> Path:
 
 
 def spool_copy(received: Path, home: Path) -> Path:
-    """The received file, hard-linked (copied across file systems) under an in-flight name in
+    """The received file, hard-linked (copied across file systems) into an in-flight folder in
     the spool, at the same place below it as below the home."""
-    relative = received.relative_to(home)
-    copy = spool_home(home) / relative.with_name(in_flight_name(relative.name))
+    copy = in_flight_path(spool_home(home) / received.relative_to(home))
     copy.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(received, copy)
@@ -83,12 +82,12 @@ class CameraFilesystem(AbstractedFS):
         # The pipeline may just have removed the empty folder the camera had entered.
         self._check_depth(os.path.dirname(filename))
         os.makedirs(os.path.dirname(filename), exist_ok=True)
-        if self.cmd_channel.remove_files:
-            path = Path(filename)
-            filename = str(path.with_name(in_flight_name(path.name)))
-        else:
+        if not self.cmd_channel.remove_files:
             _detach_from_queue(filename, truncating="w" in mode)
-        return UnbufferedUploadFile(filename, mode.replace("b", ""))
+            return UnbufferedUploadFile(filename, mode.replace("b", ""))
+        path = in_flight_path(Path(filename))
+        path.parent.mkdir()
+        return UnbufferedUploadFile(str(path), mode.replace("b", ""))
 
     def _check_depth(self, folder: str) -> None:
         if len(Path(folder).relative_to(self.root).parts) > MAX_FOLDER_DEPTH:
@@ -111,7 +110,7 @@ def _detach_from_queue(filename: str, *, truncating: bool) -> None:
     if truncating:
         os.unlink(filename)
         return
-    own = Path(filename).with_name(in_flight_name(Path(filename).name))  # REST + STOR resumes it
+    own = Path(filename).with_name(f".upload-{uuid.uuid4().hex[:12]}")  # REST + STOR resumes it
     shutil.copyfile(filename, own)
     os.replace(own, filename)
 
