@@ -25,6 +25,7 @@ from harness.ftp import (
     upload_with_ftplib,
 )
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, FtpServerConfig
+from ipcam_analysis.ingest.ftp_files import SPOOL_FOLDER
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store.storage import remove_file_and_empty_folders
 
@@ -215,6 +216,22 @@ def test_an_upload_the_queue_cannot_take_is_answered_451_and_the_server_carries_
         "Could not queue the upload from cam01 (127.0.0.1): a.jpg (queue database is locked)"
     )
     assert not error.exc_info  # the traceback is for DEBUG only
+
+
+def test_a_kept_file_the_spool_cannot_take_is_answered_451(
+    start_ftp: StartFtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    ftp_ingest = start_ftp(remove_files=False)
+    (ftp_ingest.settings.root_dir / SPOOL_FOLDER).write_bytes(b"")  # not a folder: no spool
+    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be queued"):
+        upload_with_ftplib(
+            ftp_ingest.host, ftp_ingest.port, "cam01", CAMERAS["cam01"], "a.jpg", b"1"
+        )
+
+    assert ftp_ingest.uploads == []
+    assert (ftp_ingest.home("cam01") / "a.jpg").read_bytes() == b"1"  # the user's file stays
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("Could not queue the upload from cam01 (127.0.0.1): a.jpg (")
 
 
 # --- authentication and confinement

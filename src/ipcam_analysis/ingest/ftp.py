@@ -174,8 +174,13 @@ class CameraFtpHandler(FTPHandler):
         try:
             upload = self._upload(Path(file))
         except OSError as exc:  # the spool cannot take the kept file's copy
-            name = self._original_name(file)
-            log.error("Could not queue the upload from %s: %s (%s)", self.username, name, exc)
+            log.error(
+                "Could not queue the upload from %s (%s): %s (%s)",
+                self.username,
+                self.remote_ip,
+                self._original_name(file),
+                exc,
+            )
             return NOT_QUEUED_REPLY
         size = upload.path.stat().st_size
         log.info(
