@@ -270,12 +270,17 @@ class Service:
 
     def _find_leftovers(self) -> list[Upload]:
         """Files left in the upload folders by a crash (with `remove_files`, every file there
-        that the queue does not hold is unhandled by definition)."""
+        that the queue does not hold is unhandled by definition), and in the FTP spool."""
         settings = self.config.ftp_server
-        if not settings.remove_files:
-            return []
         queued = self.queue.unfinished_paths()
-        return list(find_leftovers(settings.root_dir, self.config.camera_names, queued))
+        return list(
+            find_leftovers(
+                settings.root_dir,
+                self.config.camera_names,
+                queued,
+                homes=settings.remove_files,
+            )
+        )
 
     def _enqueue_leftovers(self, leftovers: list[Upload]) -> None:
         found = 0

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ from pyftpdlib.servers import FTPServer
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
+from ipcam_analysis.ingest.ftp_files import (
+    SPOOL_FOLDER,
+    CameraDTPHandler,
+    CameraFilesystem,
+    CameraTlsDTPHandler,
+    camera_name,
+    spool_copy,
+    spool_home,
+)
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
@@ -163,7 +172,17 @@ class CameraFtpHandler(FTPHandler):
     def queue_received_file(self, file: str) -> str | None:
         """Called by the data channel before it replies: None once the upload's queue row is
         committed, else the reply refusing it (the file stays, for the queue to take later)."""
-        upload = self._upload(file)
+        try:
+            upload = self._upload(Path(file))
+        except OSError as exc:  # the spool cannot take the kept file's copy
+            log.error(
+                "Could not queue the upload from %s (%s): %s (%s)",
+                self.username,
+                self.remote_ip,
+                self._original_name(file),
+                exc,
+            )
+            return NOT_QUEUED_REPLY
         size = upload.path.stat().st_size
         log.info(
             "Upload from %s (%s): %s (%d bytes)",
@@ -178,6 +197,9 @@ class CameraFtpHandler(FTPHandler):
 
     def on_incomplete_file_received(self, file: str) -> None:
         Path(file).unlink(missing_ok=True)
+        if self.remove_files:
+            with suppress(OSError):
+                Path(file).parent.rmdir()  # its in-flight folder (see ftp_files)
         log.warning("Partial upload from %s deleted: %s", self.username, self._original_name(file))
 
     def log(self, msg: str, logfun: Callable[[str], None] = pyftpdlib_logger.info) -> None:
@@ -193,20 +215,23 @@ class CameraFtpHandler(FTPHandler):
         self._dtp_connector = None
         super()._on_dtp_connection()
 
-    def _upload(self, file: str) -> Upload:
+    def _upload(self, file: Path) -> Upload:
+        """The received file as queued: its own file (see ftp_files), deleted once handled."""
+        home = Path(self.fs.root)
+        path = file if self.remove_files else spool_copy(file, home)
         return Upload(
             camera=self.username,
-            path=Path(file),
+            path=path,
             received_at=datetime.now().astimezone(),
             remote_ip=self.remote_ip,
-            original_name=self._original_name(file),
+            original_name=self._original_name(str(file)),
             source=self.source_kind(),
-            remove_when_done=self.remove_files,
-            home=Path(self.fs.root),
+            remove_when_done=True,
+            home=home if self.remove_files else spool_home(home),
         )
 
     def _original_name(self, file: str) -> str:
-        return Path(file).relative_to(self.fs.root).as_posix()
+        return camera_name(Path(file).relative_to(self.fs.root))
 
     def source_kind(self) -> str:
         """The source recorded on the upload: `ftps` when the picture crossed the network
@@ -335,7 +360,7 @@ class FtpIngest:
         """Create the cameras' homes, bind, and serve in a daemon thread."""
         settings = self._settings
         for camera in settings.users:
-            if camera in ("", "..") or Path(camera).name != camera:
+            if camera in ("", "..", SPOOL_FOLDER) or Path(camera).name != camera:
                 raise FtpIngestError(f"camera name {camera!r} cannot be used as a folder name")
             home = settings.root_dir / camera
             try:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
+from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 # What a source hands what it received to: the uploads queued together, all or none (one
@@ -15,15 +16,15 @@ AcceptUploads = Callable[[Sequence[Upload]], list[int]]
 
 def queue_uploads(uploads: Sequence[Upload], accept: AcceptUploads) -> list[int]:
     """The uploads' committed queue ids; when the queue cannot take them, their files are
-    deleted and the error raised: the source then refuses them instead of acknowledging them.
+    deleted (with the folders they leave empty) and the error raised: the source then refuses them instead of acknowledging them.
     The camera keeps the pictures and sends them again (a 4xx reply asks for that); a copy kept
     here as well would be analysed, and alerted on, twice."""
     try:
         return accept(uploads)
     except Exception:
         for upload in uploads:
-            with suppress(OSError):
-                upload.path.unlink(missing_ok=True)
+            with suppress(OSError, ValueError):
+                remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
         raise
 
 
