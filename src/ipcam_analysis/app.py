@@ -29,6 +29,7 @@ from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import EventStore, open_database, open_storage
 from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
 from ipcam_analysis.values import ROLES, CameraEvent, Upload
+from ipcam_analysis.watchdog import ServiceWatchdog
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -264,8 +265,9 @@ class Service:
         self.database.close()
         log.info("Stopped")
 
-    def run_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT (Ctrl+C), then stop gracefully."""
+    def run_until_signalled(self) -> bool:
+        """Run until SIGTERM or SIGINT (Ctrl+C), then stop gracefully; False when it stopped
+        because a listener had closed."""
         stop_requested = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -275,11 +277,15 @@ class Service:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         self.start()
+        watchdog = ServiceWatchdog(self.listener_addresses, on_listener_down=stop_requested.set)
+        watchdog.start()
         try:
             while not stop_requested.wait(1.0):
                 pass
         finally:
+            watchdog.stop()
             self.stop()
+        return watchdog.listener_down is None
 
 
 def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:

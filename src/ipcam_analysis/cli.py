@@ -176,11 +176,12 @@ def _roles(text: str) -> tuple[str, ...]:
 
 def _serve(config: AppConfig, roles: tuple[str, ...]) -> int:
     from ipcam_analysis.app import Service
+    from ipcam_analysis.limits import raise_open_files_limit
 
     print("IP Camera Analysis started", flush=True)
+    raise_open_files_limit()
     service = Service(config, roles=roles)
-    service.run_until_signalled()
-    return EXIT_OK
+    return EXIT_OK if service.run_until_signalled() else EXIT_FAILURE
 
 
 if __name__ == "__main__":
