@@ -204,6 +204,7 @@ def test_systemd_hears_ready_and_alive_and_a_closed_listener_ends_the_service(
     assert process.process.wait(60) == EXIT_FAILURE
     line = "The ftp listener no longer accepts connections; stopping so that the service manager"
     assert process.output.count(line) == 1
+    assert "Traceback" not in process.output
 
 
 # --- HTTP push: one address cannot lock every camera out -------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -276,6 +277,13 @@ class CameraFtpServer(FTPServer):
             # registered, so that stopping closes it), or the IO loop would spin on it.
             self.ioloop.modify(self._fileno, 0)
             self.ioloop.call_later(ACCEPT_RETRY_SECONDS, self._accept_again)
+
+    def handle_error(self) -> None:
+        # Any other failure closes the listener as pyftpdlib does (the watchdog then has the
+        # service restarted), in one line rather than pyftpdlib's traceback.
+        log.error("The FTP server stopped listening: %s", sys.exc_info()[1])
+        log.debug("The FTP listener's failure", exc_info=True)
+        self.close()
 
     def _accept_again(self) -> None:
         if self._fileno is not None:  # not closed meanwhile
