@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from harness.aws import Moto
 from harness.mail_camera import camera_mail
@@ -33,8 +37,10 @@ from harness.service import (
     wait_until,
     write_config,
 )
+from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.cli import EXIT_FAILURE
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from tests.test_ingest_http import CAMERAS, ScriptedAdmission
 
@@ -260,13 +266,52 @@ def test_headers_that_never_end_are_cut_off(http_push: HttpIngest) -> None:
         sock.sendall(HEADER_START)
         sock.settimeout(0.5)  # the pace of the trickle: a header line each half second
         for line in range(240):  # two minutes at most
-            try:
-                if sock.recv(100) == b"":
-                    break
-            except TimeoutError:
-                sock.sendall(b"X-Trickle-%d: 1\r\n" % line)
+            if closed_or_trickled(sock, b"X-Trickle-%d: 1\r\n" % line):
+                break
         else:
             pytest.fail("the connection was still open after two minutes of trickled headers")
+
+
+def test_a_body_that_never_ends_is_cut_off() -> None:
+    async def read_body(request: Request) -> Response:
+        try:
+            return PlainTextResponse(f"{len(await request.body())} bytes")
+        except ClientDisconnect:
+            return PlainTextResponse("cut off", 400)
+
+    protocol = make_guarded_protocol("test uploads", 64, headers_seconds=1, body_seconds=2)
+    app = Starlette(routes=[Route("/", read_body, methods=["POST"])])
+    server = AsgiServer(
+        app, "127.0.0.1", 0, what="test", hint="-", thread_name="test-http", http_protocol=protocol
+    )
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: cameras\r\nContent-Length: 1000000\r\n\r\n")
+            sock.settimeout(0.5)
+            for _ in range(240):  # two minutes at most
+                if closed_or_trickled(sock, b"x" * 10):
+                    break
+            else:
+                pytest.fail("the connection was still open after two minutes of a trickled body")
+    finally:
+        server.stop()
+
+
+def closed_or_trickled(sock: socket.socket, header: bytes) -> bool:
+    """True once the server has closed the connection; else sends it one more header line."""
+    try:
+        if sock.recv(100) == b"":
+            return True
+    except TimeoutError:
+        pass
+    except ConnectionError:  # closed with a line unread: a reset
+        return True
+    try:
+        sock.sendall(header)
+    except ConnectionError:
+        return True
+    return False
 
 
 def test_parallel_wrong_passwords_from_one_address_are_answered_one_by_one(

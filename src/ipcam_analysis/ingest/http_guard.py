@@ -33,6 +33,8 @@ class GuardedH11Protocol(H11Protocol):
 
     sessions: SessionCount
     what: str
+    headers_seconds = HEADERS_DEADLINE_SECONDS
+    body_seconds = BODY_DEADLINE_SECONDS
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -44,7 +46,7 @@ class GuardedH11Protocol(H11Protocol):
             self._refuse(transport)
             return
         super().connection_made(transport)
-        self._expect(HEADERS_DEADLINE_SECONDS, self._headers_due)
+        self._expect(self.headers_seconds, self._headers_due)
 
     def data_received(self, data: bytes) -> None:
         if self._admitted:
@@ -66,7 +68,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._expect(HEADERS_DEADLINE_SECONDS, self._headers_due)  # the next request's
+        self._expect(self.headers_seconds, self._headers_due)  # the next request's
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -88,7 +90,7 @@ class GuardedH11Protocol(H11Protocol):
     def _headers_due(self) -> None:
         state = self.conn.their_state
         if state is h11.SEND_BODY:
-            self._expect(BODY_DEADLINE_SECONDS, self._body_due)
+            self._expect(self.body_seconds, self._body_due)
         elif state is h11.IDLE:  # no request, or its headers still coming
             self._cut_off("headers")
 
@@ -104,7 +106,18 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def make_guarded_protocol(what: str, max_connections: int) -> type[GuardedH11Protocol]:
+def make_guarded_protocol(
+    what: str,
+    max_connections: int,
+    *,
+    headers_seconds: float = HEADERS_DEADLINE_SECONDS,
+    body_seconds: float = BODY_DEADLINE_SECONDS,
+) -> type[GuardedH11Protocol]:
     """A protocol class for one server, with its own count of connections per address."""
-    sessions = SessionCount(total=max_connections)
-    return type("GuardedProtocol", (GuardedH11Protocol,), {"sessions": sessions, "what": what})
+    attributes = {
+        "sessions": SessionCount(total=max_connections),
+        "what": what,
+        "headers_seconds": headers_seconds,
+        "body_seconds": body_seconds,
+    }
+    return type("GuardedProtocol", (GuardedH11Protocol,), attributes)
