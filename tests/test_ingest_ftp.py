@@ -324,7 +324,7 @@ def test_a_port_in_use_is_a_one_line_error(ftp_ingest: RunningFtp) -> None:
 def test_a_camera_name_that_is_not_a_folder_name_is_refused(tmp_path: Path, camera: str) -> None:
     settings = FtpServerConfig(root_dir=tmp_path / "ftp", users={camera: "secret-pw"})
     with pytest.raises(FtpIngestError, match="cannot be used as a folder name"):
-        FtpIngest(settings, lambda upload: 1).start()
+        FtpIngest(settings, lambda uploads: [1]).start()
     assert not (tmp_path / "ftp").exists()
 
 

@@ -7,7 +7,7 @@ import logging
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +40,11 @@ class RunningHttp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ingest.address[1]}/upload"
 
-    def collect(self, upload: Upload) -> int:
+    def collect(self, uploads: Sequence[Upload]) -> list[int]:
         if self.fail_with is not None:
             raise self.fail_with
-        self.uploads.append(upload)
-        return len(self.uploads)
+        self.uploads.extend(uploads)
+        return list(range(len(self.uploads) - len(uploads) + 1, len(self.uploads) + 1))
 
     def kept_files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -174,7 +174,7 @@ def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
     settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path)
     ingest = HttpIngest(
         settings.model_copy(update={"port": 0}),
-        lambda upload: 1,
+        lambda uploads: [1],
         login_throttle=throttle,
         admission=ScriptedAdmission([None]),
     )

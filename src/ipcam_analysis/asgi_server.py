@@ -30,9 +30,8 @@ class AsgiServer:
     """`start()` returns once the app is listening; `stop()` is graceful and bounded.
 
     `what` names the listener in messages ("the dashboard"), `hint` says what to change when
-    its port cannot be had, `thread_name` names its thread; beyond `max_connections` open at
-    once, requests are answered 503. `http_protocol`: uvicorn's HTTP/1.1 protocol class, or a
-    subclass of it that guards the connections.
+    its port cannot be had, `thread_name` names its thread. `http_protocol`: uvicorn's HTTP/1.1
+    protocol class, or a subclass of it that guards the connections.
     """
 
     def __init__(
@@ -44,7 +43,6 @@ class AsgiServer:
         what: str,
         hint: str,
         thread_name: str,
-        max_connections: int | None = None,
         http_protocol: type[asyncio.Protocol] | None = None,
     ) -> None:
         self._app = app
@@ -53,7 +51,6 @@ class AsgiServer:
         self._what = what
         self._hint = hint
         self._thread_name = thread_name
-        self._max_connections = max_connections
         self._http_protocol = http_protocol
         self._address: tuple[str, int] | None = None
         self._server: uvicorn.Server | None = None
@@ -85,8 +82,7 @@ class AsgiServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
-            limit_concurrency=self._max_connections,
-            http=self._http_protocol or "h11",
+            http=self._http_protocol or "auto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

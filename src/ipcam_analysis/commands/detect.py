@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         for path in args.images:
             try:
                 snapshot = read_snapshot(path)
-                detection = detector.detect(snapshot)
+                detection = detector.detect(snapshot, config.watched_labels())
             except (UnreadableImage, DetectorError) as exc:
                 failed += 1
                 _report_failure(path, str(exc), as_json=args.json)

@@ -24,7 +24,7 @@ from pyftpdlib.servers import FTPServer
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
-from ipcam_analysis.ingest.handoff import queue_upload
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
 from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
@@ -106,7 +106,7 @@ class CameraFtpHandler(FTPHandler):
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
     dtp_handler = CameraDTPHandler
-    deliver_upload: Callable[[Upload], int]
+    deliver_upload: AcceptUploads
     remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
@@ -292,7 +292,7 @@ class CameraFtpServer(FTPServer):
 
 def make_handler_class(
     settings: FtpServerConfig,
-    on_upload: Callable[[Upload], int],
+    accept_uploads: AcceptUploads,
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
@@ -307,7 +307,7 @@ def make_handler_class(
         "passive_ports": range(ports[0], ports[1] + 1) if ports else None,
         "masquerade_address": settings.masquerade_address,
         # staticmethod: a plain function stored on a class would receive the handler as `self`.
-        "deliver_upload": staticmethod(on_upload),
+        "deliver_upload": staticmethod(accept_uploads),
         "remove_files": settings.remove_files,
         "login_throttle": login_throttle,
         "admission": admission,
@@ -320,9 +320,9 @@ def make_handler_class(
 
 
 class FtpIngest:
-    """Serves the cameras' FTP sessions in one IO thread; hands each finished file to on_upload.
+    """Serves the cameras' FTP sessions in one IO thread; hands each finished file to accept_uploads.
 
-    on_upload runs in the IO thread, so it must be quick (put the upload in a queue and return).
+    accept_uploads runs in the IO thread, so it must be quick (put the upload in a queue and return).
     `admission` refuses uploads beyond the queue's or the disk's room; by default it watches
     the free space of root_dir only.
     """
@@ -330,13 +330,13 @@ class FtpIngest:
     def __init__(
         self,
         settings: FtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self._login_throttle = login_throttle or LoginThrottle()
         self._admission = admission or UploadAdmission(
             settings.max_queued_uploads, lambda: 0, settings.min_free_mb, [settings.root_dir]
@@ -366,7 +366,7 @@ class FtpIngest:
                     f"cannot create the FTP folder {home}: {exc.strerror}"
                 ) from None
         handler = make_handler_class(
-            settings, self._on_upload, self._login_throttle, self._admission
+            settings, self._accept_uploads, self._login_throttle, self._admission
         )
         _keep_pyftpdlib_logging_default()
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.

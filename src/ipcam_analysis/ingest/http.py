@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.handoff import queue_upload
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
@@ -83,13 +83,13 @@ class HttpIngest:
     def __init__(
         self,
         settings: HttpIngestConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self._throttle = login_throttle
         self._admission = admission
         app = Starlette(routes=[Route("/upload", self._upload, methods=["POST"])])
@@ -222,7 +222,7 @@ class HttpIngest:
             with suppress(OSError):
                 upload.path.unlink(missing_ok=True)
             raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
-        item_id = queue_upload(upload, self._on_upload, log)
+        item_id = queue_upload(upload, self._accept_uploads, log)
         if item_id is None:  # the file is gone: the client sends it again
             raise Refusal(503, "The upload could not be queued for analysis")
         return item_id

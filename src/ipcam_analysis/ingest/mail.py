@@ -109,7 +109,7 @@ def write_uploads(
     folder = home / SMTP_FOLDER / received_at.strftime("%Y-%m-%d")
     prefix = f"{received_at:%H%M%S}-{uuid.uuid4().hex[:8]}"
     files = [(p.name, p.data) for p in mail.pictures] or [("message.txt", mail.note.encode())]
-    burst_id = f"{camera}-{prefix}" if len(files) > 1 else None
+    burst_id = burst_of(camera, prefix) if len(files) > 1 else None
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{prefix}-{name}" for name, _ in files]
     try:
@@ -136,6 +136,16 @@ def write_uploads(
         )
         for path in paths
     ]
+
+
+def burst_of(camera: str, message: str) -> str:
+    """The burst id of a message's pictures; `message`: their file names' common start."""
+    return f"{camera}-{message}"
+
+
+def message_of(file_name: str) -> str:
+    """The start every file of one message has (`HHMMSS-xxxxxxxx`, see write_uploads)."""
+    return "-".join(file_name.split("-", 2)[:2])
 
 
 def _write_durably(path: Path, data: bytes) -> None:

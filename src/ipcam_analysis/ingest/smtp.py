@@ -7,7 +7,7 @@ import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +19,12 @@ from pydantic import Field, SecretStr
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.values import Upload
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ class CameraMailHandler:
     def __init__(
         self,
         settings: SmtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self.login_throttle = login_throttle
         self._admission = admission
         self._passwords = {
@@ -158,11 +158,13 @@ class CameraMailHandler:
         return f"250 2.0.0 Queued as {' '.join(map(str, ids))}"
 
     def queue_mail(self, camera: str, ip: str, raw: bytes) -> list[int]:
-        """Every picture of the message written and queued; the queue ids, once committed."""
+        """Every picture of the message written and queued in one transaction; the queue ids,
+        once committed. If any cannot be queued, none is and no file is left: the camera
+        hears 451 and sends the whole message again, each picture once, in one burst."""
         mail = read_mail(raw)
         home = self._settings.root_dir / camera
         uploads = write_uploads(mail, camera, home, ip, datetime.now().astimezone())
-        ids = [self._on_upload(upload) for upload in uploads]
+        ids = queue_uploads(uploads, self._accept_uploads)
         if mail.pictures:
             log.info("E-mail from %s (%s): %d picture(s) queued", camera, ip, len(ids))
         else:
@@ -277,13 +279,13 @@ class SmtpIngest:
     def __init__(
         self,
         settings: SmtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._handler = CameraMailHandler(settings, on_upload, login_throttle, admission)
+        self._handler = CameraMailHandler(settings, accept_uploads, login_throttle, admission)
         self._address: tuple[str, int] | None = None
         self._thread = ServerThread("smtp")
 

@@ -46,7 +46,7 @@ class DashboardContext:
         return camera_states(self.store.cameras(self.config.camera_names), running)
 
     def usage(self, days: int) -> dict[str, Any]:
-        price = self.config.rekognition.price_per_1000_images
+        price = self.config.rekognition_settings().price_per_1000_images
         return usage_summary(self.store.usage(days), days, date.today(), price)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
