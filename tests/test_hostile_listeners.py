@@ -73,6 +73,7 @@ class Listeners:
         )
         self.path = write_config(tmp_path, self.config)
         self.log = tmp_path / "data" / "ipcam_analysis.log"
+        self.refused = ""
 
     def start(self, service_process, aws: Moto, nofile: str, **env: str) -> ServiceProcess:
         wrapper = ["prlimit", f"--nofile={nofile}", "--"]
@@ -80,7 +81,8 @@ class Listeners:
             ["-c", str(self.path), "-n"], service_environment(aws, **env), wrapper=wrapper
         )
         self.ftp = process.address()
-        wait_until(lambda: "SMTP" in self.log_text() and "HTTP uploads on" in self.log_text())
+        # Started: listening, and done taking over what an earlier run left.
+        wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
         return process
 
     def log_text(self) -> str:
@@ -103,21 +105,33 @@ class Listeners:
             client.login("cam01", PASSWORDS["cam01"])
             client.send_message(camera_mail([(name, JPEG)]))
 
-    def http_upload(self, name: str) -> int:
-        return post_jpeg(self.http, PASSWORDS["cam01"], name)
+    def http_upload(self, name: str) -> None:
+        status = post_jpeg(self.http, PASSWORDS["cam01"], name)
+        if status != 201:
+            raise httpx.HTTPError(f"answered {status}")
 
     def every_source_takes(self, tag: str) -> bool:
-        """Whether a camera gets through each way; False at the first that does not."""
+        """Whether a camera gets through each way; False at the first that does not, which
+        `refused` then names."""
+        ways = {
+            "ftp": self.ftp_upload,
+            "ftps": self.ftps_upload,
+            "smtp": self.smtp_upload,
+            "http": self.http_upload,
+        }
+        for way, send in ways.items():
+            try:
+                send(f"{tag}-{way}.jpg")
+            except (OSError, EOFError, ftplib.Error, smtplib.SMTPException, httpx.HTTPError) as exc:
+                self.refused = f"{way}: {exc!r}"
+                return False
+        return True
+
+    def wait_until_every_source_takes(self, tag: str) -> None:
         try:
-            self.ftp_upload(f"{tag}-ftp.jpg")
-            self.ftps_upload(f"{tag}-ftps.jpg")
-            self.smtp_upload(f"{tag}-smtp.jpg")
-        except (OSError, EOFError, ftplib.Error, smtplib.SMTPException):
-            return False
-        try:
-            return self.http_upload(f"{tag}-http.jpg") == 201
-        except httpx.HTTPError:
-            return False
+            wait_until(lambda: self.every_source_takes(tag), 120, f"uploads each way ({tag})")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}; the last refused: {self.refused}") from None
 
 
 def post_jpeg(port: int, password: str, name: str = "snapshot.jpg") -> int:
@@ -170,7 +184,7 @@ def test_a_flood_past_the_limit_leaves_every_listener_working(
         knock(listeners.ftp)
         knock(("127.0.0.1", listeners.smtp))
         knock(("127.0.0.1", listeners.http))
-    wait_until(lambda: listeners.every_source_takes("after"), what="uploads after the flood")
+    listeners.wait_until_every_source_takes("after")
     assert process.process.poll() is None
     refusals = listeners.log_text().count("cannot accept connections")
     assert 1 <= refusals <= 3  # one line per listener and burst, not one per retry
@@ -186,7 +200,7 @@ def test_the_soft_limit_is_raised_so_a_flood_is_held_while_cameras_upload(
     with idle_connections(listeners.http, FLOOD) as flood:
         assert len(flood) == FLOOD
         wait_until(lambda: open_files(process) > FLOOD, what="the flood accepted")
-        assert listeners.every_source_takes("during")
+        assert listeners.every_source_takes("during"), listeners.refused
     assert "cannot accept connections" not in listeners.log_text()
 
 
@@ -226,7 +240,7 @@ def http_push(tmp_path: Path) -> Iterator[HttpIngest]:
     settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path / "ftp")
     ingest = HttpIngest(
         settings.model_copy(update={"port": 0}),
-        lambda upload: 1,
+        lambda uploads: [1],
         login_throttle=LoginThrottle(
             first_delay_seconds=GUESS_DELAY, max_delay_seconds=GUESS_DELAY
         ),
