@@ -826,13 +826,16 @@ def tree_cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 @contextmanager
-def service_process(settings: dict[str, Any], work: Path) -> Iterator[int]:
-    """`ipcam-analysis -c config.yaml` as its own process (the console script's main); yields its
-    PID once the FTP port answers. Needs a fixed `ftp_server.port` in the settings."""
+def service_process(
+    settings: dict[str, Any], work: Path, wrapper: Sequence[str] = ()
+) -> Iterator[int]:
+    """`ipcam-analysis -c config.yaml` as its own process (the console script's main), under
+    `wrapper` (such as `prlimit --nofile=1024:1024 --`); yields its PID once the FTP port
+    answers. Needs a fixed `ftp_server.port` in the settings."""
     from harness.service import ServiceProcess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    service = ServiceProcess(["-c", str(write_config(settings, work))], work, env)
+    service = ServiceProcess(["-c", str(write_config(settings, work))], work, env, wrapper)
     address = (LOOPBACK, settings["ftp_server"]["port"])
 
     def listening() -> bool:

@@ -309,11 +309,16 @@ def test_login_throttle_doubles_caps_and_forgets() -> None:
     throttle = LoginThrottle(
         first_delay_seconds=3, max_delay_seconds=30, forget_after_seconds=600, clock=lambda: now[0]
     )
-    delays = [throttle.delay_after_failure("10.0.0.9") for _ in range(6)]
+    delays = []
+    for _ in range(6):  # each guess once the last was answered
+        delays.append(throttle.delay_after_failure("10.0.0.9"))
+        now[0] += delays[-1]
     assert delays == [3, 6, 12, 24, 30, 30]
     assert throttle.delay_after_failure("10.0.0.8") == 3  # per IP
+    # Guesses side by side are answered one after the other.
+    assert [throttle.delay_after_failure("10.0.0.7") for _ in range(3)] == [3, 3 + 6, 3 + 6 + 12]
 
-    now[0] = 601.0
+    now[0] += 601.0
     assert throttle.delay_after_failure("10.0.0.9") == 3  # a quiet period resets it
     throttle.forget("10.0.0.9")
     assert throttle.failures("10.0.0.9") == 0

@@ -20,8 +20,8 @@ import pytest
 
 from harness.service import DATA, wait_until
 from ipcam_analysis.ingest import UploadAdmission
-from ipcam_analysis.ingest.http import MAX_CONNECTIONS, HttpIngest, HttpIngestConfig
-from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
@@ -322,10 +322,12 @@ def test_a_flood_of_connections_is_refused_then_served_again(http_ingest: Runnin
     auth = ("cam01", CAMERAS["cam01"])
     headers = {"Content-Type": "image/jpeg"}
     with ExitStack() as flood:
-        for _ in range(MAX_CONNECTIONS + 10):
+        for _ in range(MAX_SESSIONS_PER_IP + 10):
             flood.enter_context(socket.create_connection(("127.0.0.1", port)))
         during = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
-    assert during.status_code == 503  # uvicorn's own answer past its connection limit
+    # The address's share of the connections is taken: its next one is refused at once.
+    assert during.status_code == 503 and during.headers["Retry-After"] == "30"
+    assert during.text == "Too many connections from your address; try again later\n"
 
     def served() -> bool:
         answer = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)

@@ -37,6 +37,7 @@ from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import EventStore, open_database, open_storage
 from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
 from ipcam_analysis.values import ROLES, CameraEvent, Upload
+from ipcam_analysis.watchdog import ServiceWatchdog
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -315,9 +316,9 @@ class Service:
         self._lock.release()
         log.info("Stopped")
 
-    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> None:
+    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> bool:
         """Run until SIGTERM or SIGINT (Ctrl+C), then stop gracefully; `on_started()` once it
-        has started."""
+        has started. False when it stopped because a listener had closed."""
         stop_requested = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -327,12 +328,16 @@ class Service:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         self.start()
+        watchdog = ServiceWatchdog(self.listener_addresses, on_listener_down=stop_requested.set)
+        watchdog.start()
         try:
             on_started()
             while not stop_requested.wait(1.0):
                 pass
         finally:
+            watchdog.stop()
             self.stop()
+        return watchdog.listener_down is None
 
 
 def _tell_console(level: int, message: str) -> None:

@@ -191,13 +191,17 @@ def _serve(
     config: AppConfig, args: argparse.Namespace, config_path: Path, warnings: list[str]
 ) -> int:
     from ipcam_analysis.app import build_service
+    from ipcam_analysis.limits import raise_open_files_limit
 
     service = build_service(
         config, roles=args.role, console=args.enable_console_log, log_level=args.log_level
     )
     _log_loaded(config_path, warnings)
-    service.run_until_signalled(on_started=lambda: print("IP Camera Analysis started", flush=True))
-    return EXIT_OK
+    raise_open_files_limit()
+    listening = service.run_until_signalled(
+        on_started=lambda: print("IP Camera Analysis started", flush=True)
+    )
+    return EXIT_OK if listening else EXIT_FAILURE  # else a listener closed: to be restarted
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from ipcam_analysis.ingest.ftp_files import (
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
+from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 
@@ -294,6 +295,36 @@ def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
     return {"ssl_context": context, "tls_control_required": required, "tls_data_required": required}
 
 
+class CameraFtpServer(FTPServer):
+    """pyftpdlib's server, whose listener outlives running out of descriptors (pyftpdlib's
+    own closes for good on EMFILE, and FTP is then refused until a restart)."""
+
+    out_of_files = OutOfFilesLog("The FTP server")
+
+    def handle_accept(self) -> None:
+        try:
+            super().handle_accept()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_RESOURCES:
+                raise
+            self.out_of_files.note(exc)
+            # The waiting connection keeps the listener readable: unwatched for a while (still
+            # registered, so that stopping closes it), or the IO loop would spin on it.
+            self.ioloop.modify(self._fileno, 0)
+            self.ioloop.call_later(ACCEPT_RETRY_SECONDS, self._accept_again)
+
+    def handle_error(self) -> None:
+        # Any other failure closes the listener as pyftpdlib does (the watchdog then has the
+        # service restarted), in one line rather than pyftpdlib's traceback.
+        log.error("The FTP server stopped listening: %s", sys.exc_info()[1])
+        log.debug("The FTP listener's failure", exc_info=True)
+        self.close()
+
+    def _accept_again(self) -> None:
+        if self._fileno is not None:  # not closed meanwhile
+            self.ioloop.modify(self._fileno, self.ioloop.READ)
+
+
 def make_handler_class(
     settings: FtpServerConfig,
     accept_uploads: AcceptUploads,
@@ -376,7 +407,7 @@ class FtpIngest:
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.
         ioloop = IOLoop()
         try:
-            server = FTPServer((settings.host, settings.port), handler, ioloop=ioloop)
+            server = CameraFtpServer((settings.host, settings.port), handler, ioloop=ioloop)
         except OSError as exc:
             ioloop.close()
             raise FtpIngestError(

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
+from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 SIGNATURES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
-# Beyond this many connections at once (a flood), uvicorn answers 503 without reading further.
-MAX_CONNECTIONS = 64
+# Beyond this many uploads being read at once (a flood), 503 without reading further.
+MAX_UPLOADS_AT_ONCE = 64
+# Open connections in all (idle ones cost a descriptor each); an address has 20 of them.
+MAX_OPEN_CONNECTIONS = 1024
 RETRY_AFTER_SECONDS = 30
 LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
 MAX_NAME_LENGTH = 120
@@ -98,8 +101,9 @@ class HttpIngest:
             what="HTTP uploads",
             hint="change http_ingest.port, or set http_ingest.enabled: false",
             thread_name="http-ingest",
-            max_connections=MAX_CONNECTIONS,
+            http_protocol=make_guarded_protocol("HTTP uploads", MAX_OPEN_CONNECTIONS),
         )
+        self._uploads_being_read = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -119,7 +123,10 @@ class HttpIngest:
         if camera is None:
             return await self._refuse_login(request, address)
         self._throttle.forget(address)
+        self._uploads_being_read += 1
         try:
+            if self._uploads_being_read > MAX_UPLOADS_AT_ONCE:
+                raise Refusal(503, "Too many uploads at once; try again later")
             busy = self._admission.refusal()  # an FTP reply, such as "452 Too many uploads …"
             if busy is not None:
                 raise Refusal(503, busy.partition(" ")[2])
@@ -138,6 +145,8 @@ class HttpIngest:
             log.warning("HTTP upload from %s (%s) refused: %s", camera, address, refused.reason)
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if refused.status == 503 else {}
             return PlainTextResponse(refused.reason + "\n", refused.status, headers=headers)
+        finally:
+            self._uploads_being_read -= 1
         body = {"id": item_id, "camera": camera, "name": upload.original_name}
         return JSONResponse(body, 201)
 
