@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ipcam_analysis.clip_analysis import MAX_CLOUD_FRAMES, MAX_LOCAL_FRAMES, analyse_clip
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
 from ipcam_analysis.gates import CameraGates, camera_key
@@ -19,6 +20,7 @@ from ipcam_analysis.imaging import (
     encode_jpeg,
     perceptual_hash,
 )
+from ipcam_analysis.imaging.clips import UnreadableClipError, clip_format
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
@@ -47,6 +49,7 @@ from ipcam_analysis.values import (
     RETRY,
     SKIPPED,
     SUPPRESSED,
+    UNREADABLE_CLIP,
     Alert,
     Decision,
     Detection,
@@ -75,6 +78,16 @@ class _Progress:
     decision: Decision | None = None
     notifications: list[NotifyOutcome] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)  # why labels or objects were dropped
+    clip: str = ""  # for a video clip: what was seen where in it
+
+
+@dataclass
+class _FrameCalls:
+    """A clip's paid calls: reserved by the budget, made by the detector, settled together."""
+
+    kind: str
+    reserved: int = 0
+    made: int = 0
 
 
 class Pipeline:
@@ -112,7 +125,9 @@ class Pipeline:
         try:
             data = read_upload(self._store.storage, upload)
             progress.file_size = len(data)
-            progress.snapshot = decode_snapshot(data)
+            container = clip_format(data)
+            if container is None:
+                progress.snapshot = decode_snapshot(data)
         except FileNotFoundError:
             log.warning("Upload from %s vanished before analysis", about)
             return self._finish(progress, MISSING)
@@ -135,7 +150,11 @@ class Pipeline:
             )
             return self._finish(progress, OUTSIDE_WINDOW)
 
-        if progress.detection is None:
+        if container is not None:
+            outcome = self._analyse_clip(progress, data, container, detectors)
+            if outcome is not None:
+                return outcome
+        elif progress.detection is None:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
@@ -190,6 +209,54 @@ class Pipeline:
             )
             self._queue.save_detection(item.id, progress.detection)
         self._detected(item, progress.detection)
+        return None
+
+    def _analyse_clip(
+        self,
+        progress: _Progress,
+        data: bytes,
+        container: str,
+        detectors: Callable[[str], Detector],
+    ) -> str | None:
+        """A clip's sampled frames through the camera's detector, each paid frame reserved
+        from the budget; None when its best frame is ready to decide on. Analysed again
+        whole on a retry (only its decision and deliveries are kept)."""
+        item, camera = progress.item, progress.camera
+        calls = _FrameCalls(camera.detector)
+
+        def detect_frame(snapshot: Snapshot) -> Detection | None:
+            if calls.kind in PAID_KINDS:
+                if self._gates.reserve_cloud_call(camera, time.time()):
+                    calls.reserved += 1
+                elif self._config.budget.on_exhausted == "none":
+                    return None
+                else:
+                    calls.kind = self._config.budget.on_exhausted
+            detection = detectors(calls.kind).detect(snapshot, camera.watched)
+            calls.made += detection.cloud_calls
+            return detection
+
+        paid = camera.detector in PAID_KINDS
+        try:
+            clip = analyse_clip(
+                data,
+                container,
+                camera,
+                detect_frame,
+                MAX_CLOUD_FRAMES if paid else MAX_LOCAL_FRAMES,
+            )
+        except UnreadableClipError as exc:
+            log.info("Unreadable clip from %s: %s", item.about, exc)
+            return self._finish(progress, UNREADABLE_CLIP, str(exc))
+        except DetectorError as exc:
+            return self._failed(progress, str(exc), transient=exc.transient)
+        finally:
+            self._gates.settle_cloud_calls(camera.name, calls.reserved, calls.made, time.time())
+        if clip.detection is None:
+            return self._finish(progress, SKIPPED, "cloud budget exhausted")
+        progress.snapshot, progress.detection = clip.snapshot, clip.detection
+        progress.clip = clip.describe()
+        self._detected(item, clip.detection)
         return None
 
     def _decide(self, progress: _Progress) -> str:
@@ -280,6 +347,7 @@ class Pipeline:
             original_name=upload.original_name,
             event_id=item.id,
             sensors=matching_sensors(decision.matched, self._config.sensor_labels),
+            clip=progress.clip,
         )
         retry_causes: list[str] = []
         failures: list[str] = []
@@ -321,6 +389,8 @@ class Pipeline:
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
         """Record the event, close the queue item, and remove the upload if configured."""
         item = progress.item
+        if progress.clip:
+            reason = "; ".join(part for part in (progress.clip, reason) if part)
         if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
             self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
         self._store.record(

@@ -13,6 +13,7 @@ from PIL import Image
 ALERT, NO_MATCH, OUTSIDE_WINDOW = "alert", "no_match", "outside_window"
 DUPLICATE, SUPPRESSED, SKIPPED = "duplicate", "suppressed", "skipped"
 NOT_IMAGE, CORRUPT, MISSING, ERROR = "not_image", "corrupt", "missing", "error"
+UNREADABLE_CLIP = "unreadable_clip"  # a video clip none of whose frames decodes
 RETRY = "retry"  # not final: the item is back in the queue
 
 
@@ -175,6 +176,8 @@ class Alert:
     # The sensor labels (Home Assistant's binary sensors) this alert turns on, matched by the
     # rules as they match labels: case, parents, aliases, categories.
     sensors: tuple[str, ...] = ()
+    # For a video clip: where in it each label was first seen ("Person from 0:03, 0:07 clip").
+    clip: str = ""
 
 
 @dataclass(frozen=True)

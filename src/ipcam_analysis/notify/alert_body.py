@@ -166,6 +166,7 @@ def details(alert: Alert, file_name: str) -> list[tuple[str, str]]:
         ("Camera", alert.camera),
         ("Received", f"{when:%A %d %B %Y, %H:%M:%S} (UTC{when:%z})"),
         ("Camera's file", alert.original_name or "unknown"),
+        *([("In the clip", alert.clip)] if alert.clip else []),
         ("Picture", f"{file_name}, {width} × {height} pixels, in this message"),
     ]
     if alert.event_id is not None:

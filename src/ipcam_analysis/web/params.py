@@ -19,6 +19,7 @@ from ipcam_analysis.values import (
     OUTSIDE_WINDOW,
     SKIPPED,
     SUPPRESSED,
+    UNREADABLE_CLIP,
 )
 
 # Every final outcome, with the words the pages use for it.
@@ -31,6 +32,7 @@ OUTCOMES = {
     SKIPPED: "Skipped (cloud budget)",
     NOT_IMAGE: "Not an image",
     CORRUPT: "Damaged image",
+    UNREADABLE_CLIP: "Unreadable clip",
     MISSING: "File vanished",
     ERROR: "Error",
 }

@@ -17,6 +17,7 @@ from ipcam_analysis.values import (
     NOT_IMAGE,
     OUTSIDE_WINDOW,
     SUPPRESSED,
+    UNREADABLE_CLIP,
 )
 
 # A camera that has not uploaded for a day is shown as silent: cameras set to upload on motion
@@ -147,8 +148,8 @@ def no_picture_note(event: Mapping[str, Any]) -> str:
     outcome = event["outcome"]
     if event["width"]:
         return "retention removed it, or the disk was full"
-    if outcome in (NOT_IMAGE, CORRUPT):
-        return "the upload was not a readable image"
+    if outcome in (NOT_IMAGE, CORRUPT, UNREADABLE_CLIP):
+        return "the upload was not a readable image or clip"
     if outcome == ERROR:
         return "processing failed before it was read"
     return DEFAULT_WHY.get(outcome, "the picture was never read")

@@ -1,0 +1,194 @@
+"""Video clips: recognised by content, decoded with PyAV (FFmpeg in its wheels), sampled one
+frame at a time so a long clip is never held whole in memory."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.error
+from PIL import Image
+
+from ipcam_analysis.imaging.decode import IMAGE_WORK, MAX_PIXELS
+from ipcam_analysis.imaging.hxvs import HxvsError, is_hxvs, read_header, video_units
+
+log = logging.getLogger(__name__)
+
+# A damaged stretch of a clip costs a few packets; this many in a row and the rest is given up.
+MAX_BAD_PACKETS = 50
+_ANNEX_B = (b"\0\0\0\1", b"\0\0\1")
+# The first NAL unit of an H.265 stream: VPS, SPS, PPS, access unit delimiter or SEI.
+_HEVC_FIRST_UNITS = {32, 33, 34, 35, 39}
+
+
+class UnreadableClipError(Exception):
+    """A clip none of whose frames could be decoded (truncated, damaged, unknown codec)."""
+
+
+@dataclass(frozen=True)
+class ClipFrame:
+    """One sampled frame and where it is in the clip."""
+
+    offset_seconds: float
+    image: Image.Image
+
+
+def clip_format(data: bytes) -> str | None:
+    """The clip's container as FFmpeg names it (`mp4`, `matroska`, `h264`, `hevc`, `hxvs`,
+    `dhav`), or None when the bytes are no clip this service reads."""
+    if data[4:8] == b"ftyp":
+        return "mp4"  # MP4 and QuickTime MOV: one FFmpeg demuxer reads both
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if is_hxvs(data):
+        return "hxvs"
+    if data.startswith(b"DHAV"):
+        return "dhav"  # Dahua .dav: FFmpeg's dhav demuxer
+    for start in _ANNEX_B:
+        if data.startswith(start) and len(data) > len(start):
+            header = data[len(start)]
+            hevc = header & 0x81 == 0 and (header >> 1) & 0x3F in _HEVC_FIRST_UNITS
+            return "hevc" if hevc else "h264"
+    return None
+
+
+def clip_duration_seconds(data: bytes, container: str) -> float | None:
+    """The clip's length when its container says it (not raw Annex-B), to spread the samples."""
+    if container == "hxvs":
+        times = [timestamp for timestamp, _ in _hxvs_access_units(data)]
+        return (times[-1] - times[0]) / 1000 if times else None
+    if container in ("h264", "hevc"):
+        return None
+    try:
+        with av.open(io.BytesIO(data), format=_demuxer(container)) as clip:
+            return clip.duration / av.time_base if clip.duration else None
+    except av.error.FFmpegError as exc:
+        raise UnreadableClipError(_describe(container, exc)) from None
+
+
+def sample_frames(
+    data: bytes, container: str, every_seconds: float, max_frames: int
+) -> Iterator[ClipFrame]:
+    """Key frames and one frame every `every_seconds` (whichever comes first once half the
+    interval has passed), at most `max_frames`; raises UnreadableClipError when no frame
+    decodes. Frames are decoded one after another and only the sampled ones converted."""
+    taken, due, last = 0, 0.0, None
+    first_time: float | None = None
+    for time, key, frame in _decoded(data, container):
+        if first_time is None:
+            first_time = time
+        offset = max(0.0, time - first_time)
+        if offset < due and not (key and last is not None and offset - last >= every_seconds / 2):
+            continue
+        if frame.width * frame.height > MAX_PIXELS:
+            raise UnreadableClipError(f"clip too large ({frame.width}×{frame.height} pixels)")
+        with IMAGE_WORK:
+            image = frame.to_image()
+        yield ClipFrame(offset, image)
+        taken, last, due = taken + 1, offset, offset + every_seconds
+        if taken >= max_frames:
+            return
+    if first_time is None:
+        raise UnreadableClipError(f"no frame of the {_NAMES[container]} clip could be decoded")
+
+
+def _decoded(data: bytes, container: str) -> Iterator[tuple[float, bool, av.VideoFrame]]:
+    """Every decoded frame as (seconds, key frame, frame), in order."""
+    if container == "hxvs":
+        yield from _decoded_hxvs(data)
+        return
+    try:
+        clip = av.open(io.BytesIO(data), format=_demuxer(container))
+    except av.error.FFmpegError as exc:
+        raise UnreadableClipError(_describe(container, exc)) from None
+    with clip:
+        if not clip.streams.video:
+            raise UnreadableClipError(f"the {_NAMES[container]} file holds no video")
+        stream = clip.streams.video[0]
+        index, bad = 0, 0
+        packets = clip.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+                frames = packet.decode()
+                bad = 0
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                bad += 1
+                if bad > MAX_BAD_PACKETS:
+                    log.info("Clip given up after %d damaged packets: %s", bad, exc)
+                    return
+                continue
+            for frame in frames:
+                yield _frame_time(frame, index, stream), frame.key_frame, frame
+                index += 1
+
+
+def _decoded_hxvs(data: bytes) -> Iterator[tuple[float, bool, av.VideoFrame]]:
+    codec = av.CodecContext.create(read_header(data).codec, "r")
+    units = _hxvs_access_units(data)
+    bad = 0
+    for timestamp, payload in [*units, (None, None)]:
+        packet = av.Packet(payload) if payload is not None else None
+        if packet is not None:
+            packet.pts = packet.dts = timestamp
+            packet.time_base = Fraction(1, 1000)
+        try:
+            frames = codec.decode(packet)
+            bad = 0
+        except av.error.FFmpegError:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                return
+            continue
+        for frame in frames:
+            yield (frame.pts or 0) / 1000, frame.key_frame, frame
+
+
+def _hxvs_access_units(data: bytes) -> list[tuple[int, bytes]]:
+    """The container's NAL units joined per timestamp: one frame's parameter sets and slices
+    (the compressed clip, a tenth or less of its decoded size)."""
+    units: list[tuple[int, bytes]] = []
+    try:
+        read_header(data)
+        for unit in video_units(data):
+            if units and units[-1][0] == unit.timestamp_ms:
+                units[-1] = (unit.timestamp_ms, units[-1][1] + unit.annex_b)
+            else:
+                units.append((unit.timestamp_ms, unit.annex_b))
+    except HxvsError as exc:
+        raise UnreadableClipError(f"damaged XMeye/HiSilicon clip ({exc})") from None
+    return units
+
+
+def _frame_time(frame: av.VideoFrame, index: int, stream: av.VideoStream) -> float:
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    # Raw Annex-B has no timestamps: the rate its SPS states (known once decoding has begun),
+    # else FFmpeg's guess, else 25 frames a second.
+    rate = stream.codec_context.framerate or stream.guessed_rate or 25
+    return index / float(rate)
+
+
+def _demuxer(container: str) -> str | None:
+    return None if container == "mp4" else container  # FFmpeg's name is "mov,mp4,..."
+
+
+_NAMES = {
+    "mp4": "MP4/MOV",
+    "matroska": "MKV",
+    "h264": "H.264",
+    "hevc": "H.265",
+    "hxvs": "XMeye/HiSilicon",
+    "dhav": "Dahua DAV",
+}
+
+
+def _describe(container: str, exc: av.error.FFmpegError) -> str:
+    why = exc.strerror or type(exc).__name__
+    return f"truncated or damaged {_NAMES[container]} clip ({why})"

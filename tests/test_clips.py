@@ -1,0 +1,99 @@
+"""Video clips uploaded by FTP (ftplib) → PyAV → the local detector on sampled frames → one
+SMTP alert with the clip's best frame, boxed, and where in the clip the person appeared."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, ImageChops
+
+from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held, person_walks_in
+from harness.service import upload, wait_until
+from harness.smtp import HOST, SmtpSink
+from ipcam_analysis.store import EventFilter
+
+CLIP_NAMES = {"mp4": "clip.mp4", "mkv": "clip.mkv", "h264": "clip.h264", "hxvs": "clip.264"}
+
+
+@pytest.fixture
+def clip_service(run_service, smtp_sink: SmtpSink):
+    return run_service(
+        detector={"type": "local"},
+        labels=["Person"],
+        email={
+            "transport": "smtp",
+            "smtp": {"host": HOST, "port": smtp_sink.port, "security": "none"},
+        },
+    )
+
+
+@pytest.mark.parametrize("kind", list(CLIP_NAMES))
+def test_a_person_walking_into_a_clip_gives_one_alert_with_the_best_frame(
+    clip_service, smtp_sink: SmtpSink, kind: str
+) -> None:
+    name = f"2026-12-06/001/{CLIP_NAMES[kind]}"
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), kind), name)
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [(name, "alert")]
+    (message,) = wait_until(lambda: smtp_sink.messages, what="the alert e-mail")
+    assert message["Subject"].endswith("cam01: detected Person")
+    text = message.get_body(("plain",)).get_content()
+    assert "- In the clip: Person from 0:03 (" in text
+    (picture,) = [part for part in message.walk() if part.get_content_maintype() == "image"]
+    drawn = Image.open(io.BytesIO(picture.get_content()))
+    drawn.load()
+    assert drawn.size == (768, 576)
+    # The best frame is one of the frames with people, boxes drawn over it: it differs from
+    # each of them far more than the encoding does.
+    differences = [_changed_share(drawn, Image.open(path)) for path in PEOPLE]
+    assert min(differences) > 0.005
+    (event,) = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert event["reason"].startswith("Person from 0:03 (")
+
+
+def test_a_clip_without_people_gives_no_alert(clip_service, smtp_sink: SmtpSink) -> None:
+    upload(clip_service.address, "cam01", encode_clip(held(EMPTY_STREET, 6), "mp4"), "empty.mp4")
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("empty.mp4", "no_match")]
+    (event,) = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert event["reason"] == "0:06 clip, 6 frames analysed; not in labels: Car, Truck"
+    assert smtp_sink.messages == []
+
+
+def test_a_truncated_clip_is_an_unreadable_clip_not_an_error(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    whole = encode_clip(person_walks_in(), "mp4")
+    for number in range(3):  # no error e-mail for any of them, however many come
+        upload(clip_service.address, "cam01", whole[: len(whole) // 2], f"cut{number}.mp4")
+    upload(clip_service.address, "cam01", b"HXVS" + bytes(12) + b"garbage" * 10, "bad.264")
+    clip_service.wait_idle(timeout=120)
+
+    assert [outcome for _, outcome in clip_service.outcomes()] == ["unreadable_clip"] * 4
+    events = clip_service.service.store.events(EventFilter(camera="cam01"))
+    reasons = {event["reason"] for event in events}
+    assert reasons == {
+        "truncated or damaged MP4/MOV clip (Invalid data found when processing input)",
+        "damaged XMeye/HiSilicon clip (unknown record b'garb' at byte 16)",
+    }
+    assert smtp_sink.messages == []
+
+
+def test_a_clip_cut_short_is_analysed_as_far_as_it_goes(clip_service, smtp_sink: SmtpSink) -> None:
+    whole = encode_clip(person_walks_in(), "hxvs")
+    upload(clip_service.address, "cam01", whole[: len(whole) * 3 // 4], "cut.264")
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("cut.264", "alert")]
+    (message,) = wait_until(lambda: smtp_sink.messages, what="the alert e-mail")
+    assert "Person from 0:03" in message.get_body(("plain",)).get_content()
+
+
+def _changed_share(drawn: Image.Image, original: Image.Image) -> float:
+    """The share of pixels that differ clearly (beyond what encoding changes)."""
+    difference = ImageChops.difference(drawn.convert("L"), original.convert("L"))
+    changed = sum(difference.point(lambda value: 255 if value > 60 else 0).histogram()[255:])
+    return changed / (drawn.width * drawn.height)
