@@ -25,12 +25,14 @@ _START_CODE = re.compile(b"\x00\x00\x00?\x01")
 HXFI_TABLE_BYTES = 200_000
 
 
-def held(path: Path, seconds: float, size: tuple[int, int] | None = None) -> list[Image.Image]:
-    """A still picture held for `seconds` at FPS (a camera looking at an unchanging scene)."""
+def held(
+    path: Path, seconds: float, size: tuple[int, int] | None = None, fps: int = FPS
+) -> list[Image.Image]:
+    """A still picture held for `seconds` (a camera looking at an unchanging scene)."""
     image = Image.open(path).convert("RGB")
     if size is not None:
         image = image.resize(size)
-    return [image] * round(seconds * FPS)
+    return [image] * round(seconds * fps)
 
 
 def person_walks_in(seconds_empty: float = 3, seconds_each: float = 1) -> list[Image.Image]:
@@ -40,29 +42,31 @@ def person_walks_in(seconds_empty: float = 3, seconds_each: float = 1) -> list[I
     return frames
 
 
-def encode_clip(frames: Sequence[Image.Image], kind: str) -> bytes:
+def encode_clip(
+    frames: Sequence[Image.Image], kind: str, fps: int = FPS, preset: str = "veryfast"
+) -> bytes:
     """`kind`: mp4, mkv, h264 (raw Annex-B) or hxvs (the XMeye container); H.264, a key frame
     a second as cameras do."""
     if kind == "hxvs":
-        return hxvs_clip(frames)
+        return hxvs_clip(frames, fps)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=MUXERS[kind]) as output:
-        stream = output.add_stream("libx264", rate=FPS)
-        _configure(stream.codec_context, frames[0].size)
-        for packet in _encode(stream.codec_context, frames):
+        stream = output.add_stream("libx264", rate=fps)
+        _configure(stream.codec_context, frames[0].size, fps, preset)
+        for packet in _encode(stream.codec_context, frames, fps):
             output.mux(packet)
     return buffer.getvalue()
 
 
-def hxvs_clip(frames: Sequence[Image.Image]) -> bytes:
+def hxvs_clip(frames: Sequence[Image.Image], fps: int = FPS) -> bytes:
     """The container as XMeye cameras write it (layout in imaging/hxvs.py): a header, one
     HXVF record per NAL unit, the HXFI index of key frames."""
     codec = av.CodecContext.create("libx264", "w")
-    _configure(codec, frames[0].size)
+    _configure(codec, frames[0].size, fps, "veryfast")
     width, height = frames[0].size
     records, index, at = [struct.pack("<4sII4x", b"HXVS", width, height)], [], 16
-    for packet in _encode(codec, frames):
-        milliseconds = int(packet.pts * 1000 / FPS)
+    for packet in _encode(codec, frames, fps):
+        milliseconds = int(packet.pts * 1000 / fps)
         for unit in _nal_units(bytes(packet)):
             if packet.is_keyframe and (not index or index[-1][1] != milliseconds):
                 index.append((at, milliseconds))
@@ -70,7 +74,7 @@ def hxvs_clip(frames: Sequence[Image.Image]) -> bytes:
             records += [record, unit]
             at += len(record) + len(unit)
     table = b"".join(struct.pack("<II", offset, time) for offset, time in index)
-    duration = int(len(frames) * 1000 / FPS)
+    duration = int(len(frames) * 1000 / fps)
     records += [
         RECORD_HEADER.pack(b"HXFI", HXFI_TABLE_BYTES, duration, 0),
         table.ljust(HXFI_TABLE_BYTES, b"\0"),
@@ -78,20 +82,20 @@ def hxvs_clip(frames: Sequence[Image.Image]) -> bytes:
     return b"".join(records)
 
 
-def _configure(codec: av.CodecContext, size: tuple[int, int]) -> None:
+def _configure(codec: av.CodecContext, size: tuple[int, int], fps: int, preset: str) -> None:
     codec.width, codec.height = size
     codec.pix_fmt = "yuv420p"
-    codec.time_base = Fraction(1, FPS)
-    codec.framerate = Fraction(FPS)
-    codec.gop_size = FPS
-    codec.options = {"preset": "veryfast", "bf": "0"}
+    codec.time_base = Fraction(1, fps)
+    codec.framerate = Fraction(fps)
+    codec.gop_size = fps  # a key frame a second, as cameras send
+    codec.options = {"preset": preset, "bf": "0"}
 
 
-def _encode(codec: av.CodecContext, frames: Iterable[Image.Image]) -> Iterable[av.Packet]:
+def _encode(codec: av.CodecContext, frames: Iterable[Image.Image], fps: int) -> Iterable[av.Packet]:
     for number, image in enumerate(frames):
         frame = av.VideoFrame.from_image(image)
         frame.pts = number
-        frame.time_base = Fraction(1, FPS)
+        frame.time_base = Fraction(1, fps)
         yield from codec.encode(frame)
     yield from codec.encode(None)
 

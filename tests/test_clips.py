@@ -8,6 +8,7 @@ import io
 import pytest
 from PIL import Image, ImageChops
 
+from harness.aws import Moto, label
 from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held, person_walks_in
 from harness.service import upload, wait_until
 from harness.smtp import HOST, SmtpSink
@@ -90,6 +91,42 @@ def test_a_clip_cut_short_is_analysed_as_far_as_it_goes(clip_service, smtp_sink:
     assert clip_service.outcomes() == [("cut.264", "alert")]
     (message,) = wait_until(lambda: smtp_sink.messages, what="the alert e-mail")
     assert "Person from 0:03" in message.get_body(("plain",)).get_content()
+
+
+PERSON = label("Person", 98.7, boxes=((0.4, 0.3, 0.1, 0.4),))
+
+
+def test_the_cloud_detector_sees_at_most_five_frames_of_a_clip(run_service, aws: Moto) -> None:
+    aws.rekognition.labels = [PERSON]
+    service = run_service()
+    upload(service.address, "cam01", encode_clip(person_walks_in(7, 1), "mp4"), "long.mp4")
+    service.wait_idle(timeout=120)
+
+    assert service.outcomes() == [("long.mp4", "alert")]
+    # 11 s: a frame every 2.2 s, 5 in all, each a JPEG of the clip's size.
+    assert aws.rekognition.calls == 5
+    sizes = {Image.open(io.BytesIO(request["image"])).size for request in aws.rekognition.requests}
+    assert sizes == {(768, 576)}
+    (message,) = aws.sent_emails()
+    assert (
+        "Person from 0:00 (0:11 clip, 5 frames analysed)"
+        in message.get_body(("plain",)).get_content()
+    )
+
+
+def test_each_frame_sent_to_the_cloud_counts_against_the_budget(run_service, aws: Moto) -> None:
+    aws.rekognition.labels = [PERSON]
+    service = run_service(budget={"daily_calls": 3, "on_exhausted": "none"})
+    upload(service.address, "cam01", encode_clip(person_walks_in(7, 1), "mp4"), "first.mp4")
+    service.wait_idle(timeout=120)
+    upload(service.address, "cam01", encode_clip(person_walks_in(7, 1), "mp4"), "second.mp4")
+    service.wait_idle(timeout=120)
+
+    assert service.outcomes() == [("first.mp4", "alert"), ("second.mp4", "skipped")]
+    assert aws.rekognition.calls == 3
+    # Besides the budget's own notices, one alert.
+    (message,) = [mail for mail in aws.sent_emails() if "detected Person" in mail["Subject"]]
+    assert "(0:11 clip, 3 frames analysed)" in message.get_body(("plain",)).get_content()
 
 
 def _changed_share(drawn: Image.Image, original: Image.Image) -> float:

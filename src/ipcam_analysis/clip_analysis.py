@@ -44,17 +44,24 @@ def analyse_clip(
     camera: CameraSettings,
     detect_frame: Callable[[Snapshot], Detection | None],
     max_frames: int,
+    *,
+    jpeg_frames: bool,
 ) -> ClipAnalysis:
     """Run `detect_frame` on the sampled frames (it returns None to stop: the budget is spent);
     the frame whose watched label is the most confident is the clip's picture, the first frame
-    when none matched. Raises UnreadableClipError when no frame decodes."""
+    when none matched. Raises UnreadableClipError when no frame decodes. `jpeg_frames`: each
+    frame is encoded for a detector that sends the file (a cloud one); the local detector reads
+    the pixels, and the kept picture is encoded once, by the store."""
     duration = clip_duration_seconds(data, container)
     every = max(SAMPLE_EVERY_SECONDS, (duration or 0) / max_frames)
     best: tuple[float, Snapshot, Detection] | None = None
     first_seen: dict[str, float] = {}
     frames, elapsed_ms, cloud_calls, last_offset = 0, 0.0, 0, 0.0
     for frame in sample_frames(data, container, every, max_frames):
-        snapshot = Snapshot(encode_jpeg(frame.image), "JPEG", frame.image)
+        if jpeg_frames:
+            snapshot = Snapshot(encode_jpeg(frame.image), "JPEG", frame.image)
+        else:
+            snapshot = Snapshot(b"", "FRAME", frame.image)
         detection = detect_frame(snapshot)
         if detection is None:
             break

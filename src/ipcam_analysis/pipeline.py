@@ -244,6 +244,7 @@ class Pipeline:
                 camera,
                 detect_frame,
                 MAX_CLOUD_FRAMES if paid else MAX_LOCAL_FRAMES,
+                jpeg_frames=paid,
             )
         except UnreadableClipError as exc:
             log.info("Unreadable clip from %s: %s", item.about, exc)

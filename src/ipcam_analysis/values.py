@@ -133,7 +133,7 @@ class Snapshot:
     """A fully decoded, validated image: `image` is RGB, `data` the original bytes."""
 
     data: bytes
-    format: str  # "JPEG" or "PNG"
+    format: str  # "JPEG" or "PNG"; "FRAME" for a clip's frame, pixels only (`data` empty)
     image: Image.Image = field(compare=False)
 
     @property
