@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import pytest
 from PIL import Image, ImageChops
 
@@ -34,7 +35,8 @@ def test_a_person_walking_into_a_clip_gives_one_alert_with_the_best_frame(
     clip_service, smtp_sink: SmtpSink, kind: str
 ) -> None:
     name = f"2026-12-06/001/{CLIP_NAMES[kind]}"
-    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), kind), name)
+    clip = encode_clip(person_walks_in(), kind)
+    upload(clip_service.address, "cam01", clip, name)
     clip_service.wait_idle(timeout=120)
 
     assert clip_service.outcomes() == [(name, "alert")]
@@ -52,6 +54,16 @@ def test_a_person_walking_into_a_clip_gives_one_alert_with_the_best_frame(
     assert min(differences) > 0.005
     (event,) = clip_service.service.store.events(EventFilter(camera="cam01"))
     assert event["reason"].startswith("Person from 0:03 (")
+    # The clip is kept with the event: the page plays an MP4 and offers the others.
+    base = clip_service.service.web.url.rstrip("/")
+    page = httpx.get(f"{base}/events/{event['id']}").text
+    kept = httpx.get(f"{base}/clips/{event['id']}")
+    assert kept.status_code == 200 and kept.content == clip
+    if kind == "mp4":
+        assert kept.headers["content-type"] == "video/mp4"
+        assert f'<video class="clip" controls preload="metadata" src="/clips/{event["id"]}"' in page
+    else:
+        assert "Download the clip</a> (a browser cannot play this format" in page
 
 
 def test_a_clip_without_people_gives_no_alert(clip_service, smtp_sink: SmtpSink) -> None:

@@ -20,7 +20,7 @@ from ipcam_analysis.imaging import (
     encode_jpeg,
     perceptual_hash,
 )
-from ipcam_analysis.imaging.clips import UnreadableClipError, clip_format
+from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, UnreadableClipError, clip_format
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
@@ -78,7 +78,9 @@ class _Progress:
     decision: Decision | None = None
     notifications: list[NotifyOutcome] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)  # why labels or objects were dropped
-    clip: str = ""  # for a video clip: what was seen where in it
+    clip_note: str = ""  # for a video clip: what was seen where in it
+    clip_file: bytes | None = None  # kept with the event
+    clip_suffix: str = ""
 
 
 @dataclass
@@ -256,7 +258,8 @@ class Pipeline:
         if clip.detection is None:
             return self._finish(progress, SKIPPED, "cloud budget exhausted")
         progress.snapshot, progress.detection = clip.snapshot, clip.detection
-        progress.clip = clip.describe()
+        progress.clip_note = clip.describe()
+        progress.clip_file, progress.clip_suffix = data, CLIP_SUFFIXES[container]
         self._detected(item, clip.detection)
         return None
 
@@ -348,7 +351,7 @@ class Pipeline:
             original_name=upload.original_name,
             event_id=item.id,
             sensors=matching_sensors(decision.matched, self._config.sensor_labels),
-            clip=progress.clip,
+            clip=progress.clip_note,
         )
         retry_causes: list[str] = []
         failures: list[str] = []
@@ -390,8 +393,8 @@ class Pipeline:
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
         """Record the event, close the queue item, and remove the upload if configured."""
         item = progress.item
-        if progress.clip:
-            reason = "; ".join(part for part in (progress.clip, reason) if part)
+        if progress.clip_note:
+            reason = "; ".join(part for part in (progress.clip_note, reason) if part)
         if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
             self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
         self._store.record(
@@ -405,6 +408,8 @@ class Pipeline:
                 detection=progress.detection,
                 decision=progress.decision,
                 notifications=tuple(progress.notifications),
+                clip=progress.clip_file,
+                clip_suffix=progress.clip_suffix,
             )
         )
         self._queue.finish(item.id, outcome, reason)

@@ -179,6 +179,15 @@ def _demuxer(container: str) -> str | None:
     return None if container == "mp4" else container  # FFmpeg's name is "mov,mp4,..."
 
 
+# The name a kept clip gets: the dashboard plays an MP4 and offers the others for download.
+CLIP_SUFFIXES = {
+    "mp4": ".mp4",
+    "matroska": ".mkv",
+    "h264": ".h264",
+    "hevc": ".h265",
+    "hxvs": ".264",
+    "dhav": ".dav",
+}
 _NAMES = {
     "mp4": "MP4/MOV",
     "matroska": "MKV",

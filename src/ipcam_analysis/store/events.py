@@ -38,7 +38,7 @@ EVENT_COLUMNS = (
     *("id", "camera", "received_at", "original_name", "file_size", "width", "height"),
     *("outcome", "reason", "detector", "detector_ms", "cloud_calls", "labels", "triggered"),
     *("notifications", "snapshot", "thumbnail", "snapshot_bytes", "source", "note"),
-    *("burst_id", "burst_size"),
+    *("burst_id", "burst_size", "clip"),
 )
 
 
@@ -55,6 +55,8 @@ class EventRecord:
     detection: Detection | None = None
     decision: Decision | None = None
     notifications: Sequence[NotifyOutcome] = ()
+    clip: bytes | None = None  # a video clip's file, kept beside its best frame
+    clip_suffix: str = ""  # `.mp4`, `.mkv`...: the clip's container
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class EventStore:
                     upload.note,
                     upload.burst_id,
                     upload.burst_size,
+                    files[3] if files else None,
                 ),
             )
             # One row per label name (the label filter joins on it): a name a detector reports
@@ -201,9 +204,10 @@ class EventStore:
                 (record.item_id, camera),
             )
 
-    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int] | None:
-        """The event's picture (the camera's own JPEG bytes when it sent a JPEG) and a thumbnail
-        with the triggering boxes; the names kept are relative to `snapshots/`."""
+    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
+        """The event's picture (the camera's own JPEG bytes when it sent a JPEG), a thumbnail
+        with the triggering boxes, and a clip's file; the names kept are relative to
+        `snapshots/`, and their sizes count against `max_snapshots_mb` together."""
         snapshot = record.snapshot
         assert snapshot is not None
         day = record.upload.received_at.strftime("%Y-%m-%d")
@@ -212,9 +216,14 @@ class EventStore:
         full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
         small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
         keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
+        contents = [full, small]
+        clip_name = f"{day}/{record.item_id}{record.clip_suffix}" if record.clip else None
+        if clip_name and record.clip:
+            keys.append(snapshot_key(clip_name))
+            contents.append(record.clip)
         try:
-            self.storage.write(keys[0], full)
-            self.storage.write(keys[1], small)
+            for key, content in zip(keys, contents, strict=True):
+                self.storage.write(key, content)
         except OSError as exc:
             # A full disk or a storage outage must not stop alerts: the event is kept without
             # its picture (and without a part written before, which nothing would ever remove).
@@ -223,7 +232,7 @@ class EventStore:
             cause = exc.strerror or str(exc)
             log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, cause)
             return None
-        return full_name, thumb_name, len(full) + len(small)
+        return full_name, thumb_name, sum(map(len, contents)), clip_name
 
     def enforce_retention(self, now: float | None = None, *, force_age_sweep: bool = False) -> None:
         self._retention.enforce(now, force_age_sweep=force_age_sweep)
@@ -244,11 +253,14 @@ class EventStore:
         rows = self._db.query("SELECT * FROM events WHERE id = ?", (event_id,))
         return _event_dict(rows[0]) if rows else None
 
-    def snapshot(self, event_id: int, *, thumbnail: bool = False) -> Path | bytes | None:
-        """The picture of an event: its file on this machine, or its bytes from shared storage;
-        None when it has none. Found through the database only: no client-given path is ever
-        joined to a folder or a key. Raises OSError when shared storage cannot be reached."""
-        column = "thumbnail" if thumbnail else "snapshot"
+    def snapshot(
+        self, event_id: int, *, thumbnail: bool = False, clip: bool = False
+    ) -> Path | bytes | None:
+        """The picture (or the clip) of an event: its file on this machine, or its bytes from
+        shared storage; None when it has none. Found through the database only: no client-given
+        path is ever joined to a folder or a key. Raises OSError when shared storage cannot be
+        reached."""
+        column = "clip" if clip else "thumbnail" if thumbnail else "snapshot"
         rows = self._db.query(f"SELECT {column} FROM events WHERE id = ?", (event_id,))
         if not rows or not rows[0][0]:
             return None
@@ -376,6 +388,7 @@ def _event_dict(row: Any) -> dict[str, Any]:
         "triggered": json.loads(row["triggered"]),
         "notifications": json.loads(row["notifications"]),
         "has_snapshot": bool(row["snapshot"]),
+        "clip": row["clip"],  # its name, whose suffix says the container
         "note": row["note"],
         "burst_id": row["burst_id"],
         "burst_size": row["burst_size"],

@@ -114,13 +114,14 @@ class Retention:
     ) -> bool:
         """False when the pictures could not be deleted: their rows stay for the next pass."""
         rows = self._db.query(
-            f"SELECT id, snapshot, thumbnail, snapshot_bytes FROM events WHERE {where}", params
+            f"SELECT id, snapshot, thumbnail, clip, snapshot_bytes FROM events WHERE {where}",
+            params,
         )
         if not rows:
             return True
         keys = []
         for row in rows:
-            for name in filter(None, (row["snapshot"], row["thumbnail"])):
+            for name in filter(None, (row["snapshot"], row["thumbnail"], row["clip"])):
                 with suppress(FileNotFoundError):  # a name no writer made: nothing to delete
                     keys.append(snapshot_key(name))
         try:
@@ -138,7 +139,8 @@ class Retention:
                     conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
                 else:
                     conn.execute(
-                        "UPDATE events SET snapshot = NULL, thumbnail = NULL, snapshot_bytes = 0"
+                        "UPDATE events SET snapshot = NULL, thumbnail = NULL, clip = NULL,"
+                        " snapshot_bytes = 0"
                         f" WHERE id IN ({marks})",
                         chunk,
                     )

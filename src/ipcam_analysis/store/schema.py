@@ -167,4 +167,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX uploads_due ON uploads (state, next_attempt_at, id);
     DROP INDEX uploads_ready;
     """,
+    # A video clip is kept with its event, beside the picture, under the same retention.
+    """
+    ALTER TABLE events ADD COLUMN clip TEXT;
+    """,
 ]

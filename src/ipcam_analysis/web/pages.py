@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +28,9 @@ from ipcam_analysis.web.summaries import (
 )
 
 log = logging.getLogger(__name__)
+
+# What a browser plays (an MP4 of H.264, as most cameras write); other clips are downloaded.
+CLIP_TYPES = {".mp4": "video/mp4", ".mkv": "video/x-matroska"}
 
 CAMERA_EVENTS_SHOWN = 20
 
@@ -136,21 +139,31 @@ def thumbnail(request: Request) -> Response:
     return _picture(request, thumbnail=True)
 
 
-def _picture(request: Request, *, thumbnail: bool) -> Response:
+def clip(request: Request) -> Response:
+    """A video clip kept with its event: played by the page when an MP4, else downloaded."""
+    event = context_of(request).store.event(request.path_params["event_id"])
+    name = (event or {}).get("clip") or ""
+    media_type = CLIP_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
+    return _picture(request, thumbnail=False, clip=True, media_type=media_type)
+
+
+def _picture(
+    request: Request, *, thumbnail: bool, clip: bool = False, media_type: str = "image/jpeg"
+) -> Response:
     # The route only matches a number: the file is looked up by event id, never by a path.
     try:
         picture = context_of(request).store.snapshot(
-            request.path_params["event_id"], thumbnail=thumbnail
+            request.path_params["event_id"], thumbnail=thumbnail, clip=clip
         )
     except OSError as exc:  # shared storage unreachable: the picture is still there
         log.warning("Cannot serve a picture: %s", exc)
         raise HTTPException(503, "The picture cannot be read right now; try again.") from None
     if picture is None:
-        raise HTTPException(404, "No picture for this event.")
+        raise HTTPException(404, f"No {'clip' if clip else 'picture'} for this event.")
     headers = {"Cache-Control": "private, max-age=86400"}
     if isinstance(picture, Path):
-        return FileResponse(picture, media_type="image/jpeg", headers=headers)
-    return Response(picture, media_type="image/jpeg", headers=headers)
+        return FileResponse(picture, media_type=media_type, headers=headers)
+    return Response(picture, media_type=media_type, headers=headers)
 
 
 def _bad_request(request: Request, problem: BadRequest) -> Response:
@@ -169,4 +182,5 @@ routes = [
     Route("/config", config_page, name="config"),
     Route("/snapshots/{event_id:event_id}.jpg", snapshot, name="snapshot"),
     Route("/snapshots/{event_id:event_id}_thumb.jpg", thumbnail, name="thumbnail"),
+    Route("/clips/{event_id:event_id}", clip, name="clip"),
 ]
