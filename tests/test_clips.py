@@ -4,6 +4,8 @@ SMTP alert with the clip's best frame, boxed, and where in the clip the person a
 from __future__ import annotations
 
 import io
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +15,9 @@ from harness.aws import Moto, label
 from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held, person_walks_in
 from harness.service import upload, wait_until
 from harness.smtp import HOST, SmtpSink
+from harness.web import event_record, snapshot_of
 from ipcam_analysis.store import EventFilter
+from tests.test_store import open_store, snapshot_dir
 
 CLIP_NAMES = {"mp4": "clip.mp4", "mkv": "clip.mkv", "h264": "clip.h264", "hxvs": "clip.264"}
 
@@ -139,6 +143,20 @@ def test_each_frame_sent_to_the_cloud_counts_against_the_budget(run_service, aws
     # Besides the budget's own notices, one alert.
     (message,) = [mail for mail in aws.sent_emails() if "detected Person" in mail["Subject"]]
     assert "(0:11 clip, 3 frames analysed)" in message.get_body(("plain",)).get_content()
+
+
+def test_kept_clips_count_against_retention_and_go_with_their_pictures(tmp_path: Path) -> None:
+    clip = encode_clip(person_walks_in(1, 0.4), "mkv")
+    one_event = len(clip) + 2 * len(snapshot_of().data)  # the clip, the picture, its thumbnail
+    store = open_store(tmp_path, max_snapshots_mb=2.5 * one_event / 1024 / 1024)
+    for number in range(1, 5):
+        record = event_record(number, snapshot=snapshot_of())
+        store.record(replace(record, clip=clip, clip_suffix=".mkv"))
+    kept = [e["id"] for e in store.events(EventFilter()) if e["clip"]]
+    assert kept == [4, 3]
+    assert store.snapshot(4, clip=True).read_bytes() == clip
+    assert store.snapshot(1, clip=True) is None
+    assert sorted(p.name for p in snapshot_dir(tmp_path).rglob("*.mkv")) == ["3.mkv", "4.mkv"]
 
 
 def _changed_share(drawn: Image.Image, original: Image.Image) -> float:
