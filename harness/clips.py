@@ -43,16 +43,21 @@ def person_walks_in(seconds_empty: float = 3, seconds_each: float = 1) -> list[I
 
 
 def encode_clip(
-    frames: Sequence[Image.Image], kind: str, fps: int = FPS, preset: str = "veryfast"
+    frames: Sequence[Image.Image],
+    kind: str,
+    fps: int = FPS,
+    preset: str = "veryfast",
+    key_every: int = 1,
 ) -> bytes:
     """`kind`: mp4, mkv, h264 (raw Annex-B) or hxvs (the XMeye container); H.264, a key frame
-    a second as cameras do."""
+    every `key_every` seconds (a second, as most cameras do)."""
     if kind == "hxvs":
         return hxvs_clip(frames, fps)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=MUXERS[kind]) as output:
         stream = output.add_stream("libx264", rate=fps)
         _configure(stream.codec_context, frames[0].size, fps, preset)
+        stream.codec_context.gop_size = fps * key_every
         for packet in _encode(stream.codec_context, frames, fps):
             output.mux(packet)
     return buffer.getvalue()

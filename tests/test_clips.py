@@ -16,6 +16,7 @@ from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held, person_walks_
 from harness.service import upload, wait_until
 from harness.smtp import HOST, SmtpSink
 from harness.web import event_record, snapshot_of
+from ipcam_analysis.imaging.clips import sample_frames
 from ipcam_analysis.store import EventFilter
 from tests.test_store import open_store, snapshot_dir
 
@@ -143,6 +144,14 @@ def test_each_frame_sent_to_the_cloud_counts_against_the_budget(run_service, aws
     # Besides the budget's own notices, one alert.
     (message,) = [mail for mail in aws.sent_emails() if "detected Person" in mail["Subject"]]
     assert "(0:11 clip, 3 frames analysed)" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("key_every", [1, 4])
+def test_a_frame_a_second_whatever_the_key_frame_interval(key_every: int) -> None:
+    clip = encode_clip(person_walks_in(3, 2), "mp4", key_every=key_every)
+    offsets = [frame.offset_seconds for frame in sample_frames(clip, "mp4", 1.0, 60)]
+    assert offsets == [float(second) for second in range(11)]
+    assert [frame.offset_seconds for frame in sample_frames(clip, "mp4", 1.0, 4)] == [0, 1, 2, 3]
 
 
 def test_kept_clips_count_against_retention_and_go_with_their_pictures(tmp_path: Path) -> None:

@@ -25,6 +25,15 @@ _ANNEX_B = (b"\0\0\0\1", b"\0\0\1")
 _HEVC_FIRST_UNITS = {32, 33, 34, 35, 39}
 
 
+@dataclass
+class _GroupSkip:
+    """Set by the sampler once it has its frame of a group of pictures (a key frame and the
+    frames that depend on it): the decoder skips the group's other packets up to the next key
+    frame, as decoding every frame is most of a clip's cost."""
+
+    until_next_key: bool = False
+
+
 class UnreadableClipError(Exception):
     """A clip none of whose frames could be decoded (truncated, damaged, unknown codec)."""
 
@@ -59,7 +68,7 @@ def clip_format(data: bytes) -> str | None:
 def clip_duration_seconds(data: bytes, container: str) -> float | None:
     """The clip's length when its container says it (not raw Annex-B), to spread the samples."""
     if container == "hxvs":
-        times = [timestamp for timestamp, _ in _hxvs_access_units(data)]
+        times = [timestamp for timestamp, _, _ in _hxvs_access_units(data)]
         return (times[-1] - times[0]) / 1000 if times else None
     if container in ("h264", "hevc"):
         return None
@@ -75,13 +84,23 @@ def sample_frames(
 ) -> Iterator[ClipFrame]:
     """Key frames and one frame every `every_seconds` (whichever comes first once half the
     interval has passed), at most `max_frames`; raises UnreadableClipError when no frame
-    decodes. Frames are decoded one after another and only the sampled ones converted."""
+    decodes. Frames are decoded one after another and only the sampled ones converted; once a
+    group of pictures gave its frame, the rest of the group is not decoded, unless key frames
+    are further apart than the interval or not yet seen twice (raw Annex-B, without timestamps, is decoded
+    whole: its times are counted in frames)."""
     taken, due, last = 0, 0.0, None
     first_time: float | None = None
-    for time, key, frame in _decoded(data, container):
+    last_key: float | None = None
+    long_groups = True  # until two key frames tell how far apart they are
+    skip = _GroupSkip()
+    for time, key, frame in _decoded(data, container, skip):
         if first_time is None:
             first_time = time
         offset = max(0.0, time - first_time)
+        if key:
+            if last_key is not None:
+                long_groups = offset - last_key > every_seconds * 1.5
+            last_key = offset
         if offset < due and not (key and last is not None and offset - last >= every_seconds / 2):
             continue
         if frame.width * frame.height > MAX_PIXELS:
@@ -92,14 +111,17 @@ def sample_frames(
         taken, last, due = taken + 1, offset, offset + every_seconds
         if taken >= max_frames:
             return
+        skip.until_next_key = not long_groups and container not in ("h264", "hevc")
     if first_time is None:
         raise UnreadableClipError(f"no frame of the {_NAMES[container]} clip could be decoded")
 
 
-def _decoded(data: bytes, container: str) -> Iterator[tuple[float, bool, av.VideoFrame]]:
-    """Every decoded frame as (seconds, key frame, frame), in order."""
+def _decoded(
+    data: bytes, container: str, skip: _GroupSkip
+) -> Iterator[tuple[float, bool, av.VideoFrame]]:
+    """The decoded frames as (seconds, key frame, frame), in order, but those `skip` passes."""
     if container == "hxvs":
-        yield from _decoded_hxvs(data)
+        yield from _decoded_hxvs(data, skip)
         return
     try:
         clip = av.open(io.BytesIO(data), format=_demuxer(container))
@@ -114,6 +136,10 @@ def _decoded(data: bytes, container: str) -> Iterator[tuple[float, bool, av.Vide
         while True:
             try:
                 packet = next(packets)
+                if packet.is_keyframe:
+                    skip.until_next_key = False
+                if skip.until_next_key and packet.size:  # an empty packet flushes: always
+                    continue
                 frames = packet.decode()
                 bad = 0
             except StopIteration:
@@ -129,11 +155,14 @@ def _decoded(data: bytes, container: str) -> Iterator[tuple[float, bool, av.Vide
                 index += 1
 
 
-def _decoded_hxvs(data: bytes) -> Iterator[tuple[float, bool, av.VideoFrame]]:
+def _decoded_hxvs(data: bytes, skip: _GroupSkip) -> Iterator[tuple[float, bool, av.VideoFrame]]:
     codec = av.CodecContext.create(read_header(data).codec, "r")
     units = _hxvs_access_units(data)
     bad = 0
-    for timestamp, payload in [*units, (None, None)]:
+    for timestamp, key, payload in [*units, (0, False, None)]:
+        skip.until_next_key = skip.until_next_key and not key
+        if skip.until_next_key and payload is not None:
+            continue
         packet = av.Packet(payload) if payload is not None else None
         if packet is not None:
             packet.pts = packet.dts = timestamp
@@ -150,17 +179,18 @@ def _decoded_hxvs(data: bytes) -> Iterator[tuple[float, bool, av.VideoFrame]]:
             yield (frame.pts or 0) / 1000, frame.key_frame, frame
 
 
-def _hxvs_access_units(data: bytes) -> list[tuple[int, bytes]]:
+def _hxvs_access_units(data: bytes) -> list[tuple[int, bool, bytes]]:
     """The container's NAL units joined per timestamp: one frame's parameter sets and slices
-    (the compressed clip, a tenth or less of its decoded size)."""
-    units: list[tuple[int, bytes]] = []
+    (the compressed clip, a tenth or less of its decoded size), and whether it is a key frame."""
+    units: list[tuple[int, bool, bytes]] = []
     try:
         read_header(data)
         for unit in video_units(data):
             if units and units[-1][0] == unit.timestamp_ms:
-                units[-1] = (unit.timestamp_ms, units[-1][1] + unit.annex_b)
+                _, key, joined = units[-1]
+                units[-1] = (unit.timestamp_ms, key or unit.key, joined + unit.annex_b)
             else:
-                units.append((unit.timestamp_ms, unit.annex_b))
+                units.append((unit.timestamp_ms, unit.key, unit.annex_b))
     except HxvsError as exc:
         raise UnreadableClipError(f"damaged XMeye/HiSilicon clip ({exc})") from None
     return units
