@@ -4,6 +4,7 @@ SMTP alert with the clip's best frame, boxed, and where in the clip the person a
 from __future__ import annotations
 
 import io
+import smtplib
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from PIL import Image, ImageChops
 
 from harness.aws import Moto, label
 from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held, person_walks_in
-from harness.service import upload, wait_until
+from harness.mail_camera import camera_mail
+from harness.service import PASSWORDS, upload, wait_until
 from harness.smtp import HOST, SmtpSink
 from harness.web import event_record, snapshot_of
 from ipcam_analysis.imaging.clips import sample_frames
@@ -32,6 +34,8 @@ def clip_service(run_service, smtp_sink: SmtpSink):
             "transport": "smtp",
             "smtp": {"host": HOST, "port": smtp_sink.port, "security": "none"},
         },
+        http_ingest={"enabled": True, "host": "127.0.0.1", "port": 0},
+        smtp_server={"enabled": True, "host": "127.0.0.1", "port": 0},
     )
 
 
@@ -69,6 +73,34 @@ def test_a_person_walking_into_a_clip_gives_one_alert_with_the_best_frame(
         assert f'<video class="clip" controls preload="metadata" src="/clips/{event["id"]}"' in page
     else:
         assert "Download the clip</a> (a browser cannot play this format" in page
+
+
+def test_clips_pushed_over_http_and_attached_to_an_e_mail_alert_alike(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    clip = encode_clip(person_walks_in(), "mp4")
+    host, port = clip_service.service.sources["http"].address
+    answer = httpx.post(
+        f"http://{host}:{port}/upload?name=porch.mp4",
+        content=clip,
+        headers={"Content-Type": "video/mp4"},
+        auth=("cam01", PASSWORDS["cam01"]),
+        timeout=30,
+    )
+    assert answer.status_code == 201
+    clip_service.wait_idle(timeout=120)
+    with smtplib.SMTP(*clip_service.service.sources["smtp"].address, timeout=30) as client:
+        client.login("cam02", PASSWORDS["cam02"])
+        client.send_message(camera_mail(other=[("alarm.mp4", "video/mp4", clip)]))
+    clip_service.wait_idle(timeout=120)
+
+    events = clip_service.service.store.events(EventFilter())
+    assert sorted((e["source"], e["outcome"], e["reason"][:16]) for e in events) == [
+        ("http", "alert", "Person from 0:03"),
+        ("smtp", "alert", "Person from 0:03"),
+    ]
+    messages = wait_until(lambda: len(smtp_sink.messages) == 2 and smtp_sink.messages)
+    assert all("Person from 0:03" in m.get_body(("plain",)).get_content() for m in messages)
 
 
 def test_a_clip_without_people_gives_no_alert(clip_service, smtp_sink: SmtpSink) -> None:

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ipcam_analysis.asgi_server import AsgiServer
+from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 SIGNATURES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
+# Video clips, named after what their bytes are (imaging.clips.clip_format).
+CLIP_TYPES = {"video/mp4", "video/quicktime", "video/x-matroska", "video/h264", "video/h265"}
 # Beyond this many uploads being read at once (a flood), 503 without reading further.
 MAX_UPLOADS_AT_ONCE = 64
 # Open connections in all (idle ones cost a descriptor each); an address has 20 of them.
@@ -74,7 +77,7 @@ class Refusal(Exception):
 @dataclass(frozen=True)
 class Picture:
     data: bytes
-    suffix: str  # .jpg or .png
+    suffix: str  # .jpg or .png, or a clip's (.mp4, .mkv, .264...)
     sent_name: str | None  # the form field's file name, if any
 
 
@@ -177,14 +180,15 @@ class HttpIngest:
     async def _read_picture(self, request: Request) -> Picture:
         """The picture, from a raw image body or a multipart form's `file` field."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in IMAGE_TYPES and content_type != "multipart/form-data":
+        raw = content_type in IMAGE_TYPES or content_type in CLIP_TYPES
+        if not raw and content_type != "multipart/form-data":
             shown = _printable(content_type) or "none"
             raise Refusal(415, f"Not an image type: {shown} (send image/jpeg or image/png)")
         body = await self._read_body(request)
-        raw = content_type in IMAGE_TYPES
         data, sent_name = (body, None) if raw else await _form_file(request, body)
         # What the bytes are, whatever the client says they are.
         suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
+        suffix = suffix or CLIP_SUFFIXES.get(clip_format(data) or "")
         if suffix is None:
             raise Refusal(415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image")
         return Picture(data, suffix, sent_name)

@@ -21,7 +21,15 @@ PICTURE_TYPES = {
     "image/pjpeg": ".jpg",
     "image/png": ".png",
 }
-PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Video clips are taken too (the pipeline tells them by their content).
+CLIP_TYPES = {
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/x-matroska": ".mkv",
+    "video/h264": ".h264",
+    "video/h265": ".h265",
+}
+PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".mp4", ".mov", ".mkv", ".h264", ".264", ".dav"}
 # Dahua and Hikvision put the event and the channel in a few lines; a camera sending a novel
 # must not fill the database.
 MAX_NOTE_CHARACTERS = 2000
@@ -68,7 +76,7 @@ def read_mail(raw: bytes) -> CameraMail:
             continue
         kind = part.get_content_type()
         filename = part.get_filename() or ""
-        suffix = PICTURE_TYPES.get(kind) or _picture_suffix(filename, kind)
+        suffix = PICTURE_TYPES.get(kind) or CLIP_TYPES.get(kind) or _picture_suffix(filename, kind)
         if suffix is not None and len(pictures) < MAX_PICTURES:
             data = part.get_payload(decode=True)
             if isinstance(data, bytes) and data:
