@@ -103,6 +103,25 @@ def test_clips_pushed_over_http_and_attached_to_an_e_mail_alert_alike(
     assert all("Person from 0:03" in m.get_body(("plain",)).get_content() for m in messages)
 
 
+def test_a_snapshot_and_a_clip_of_the_same_motion_alert_once(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+    clip_service.wait_idle(timeout=120)
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.jpg", "alert"), ("motion.mp4", "suppressed")]
+    clip_event, snapshot_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert clip_event["reason"].startswith("Person from 0:03 (0:07 clip, 7 frames analysed); ")
+    assert (
+        f"Person already alerted by the snapshot of event {snapshot_event['id']}"
+        in (clip_event["reason"])
+    )
+    (message,) = wait_until(lambda: smtp_sink.messages, what="the snapshot's alert")
+    assert "In the clip" not in message.get_body(("plain",)).get_content()
+
+
 def test_a_clip_without_people_gives_no_alert(clip_service, smtp_sink: SmtpSink) -> None:
     upload(clip_service.address, "cam01", encode_clip(held(EMPTY_STREET, 6), "mp4"), "empty.mp4")
     clip_service.wait_idle(timeout=120)

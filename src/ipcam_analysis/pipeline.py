@@ -34,8 +34,9 @@ from ipcam_analysis.rules import (
     why_not_alerted,
 )
 from ipcam_analysis.rules.bursts import DECIDES
+from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
-from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
+from ipcam_analysis.store import EventFilter, EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
 from ipcam_analysis.values import (
     ALERT,
@@ -53,6 +54,7 @@ from ipcam_analysis.values import (
     Alert,
     Decision,
     Detection,
+    MatchedLabel,
     NotifyOutcome,
     Snapshot,
 )
@@ -64,6 +66,9 @@ BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other fram
 # An upload that hits an unexpected exception (a bug) is retried this often, then recorded as
 # an error event.
 MAX_INTERNAL_ERRORS = 3
+# A snapshot received this long before a clip began (by the clip's length before its upload)
+# still shows the clip's motion: cameras send the snapshot at once, the clip once recorded.
+SAME_MOTION_SLACK_SECONDS = 10.0
 
 
 @dataclass
@@ -81,6 +86,7 @@ class _Progress:
     clip_note: str = ""  # for a video clip: what was seen where in it
     clip_file: bytes | None = None  # kept with the event
     clip_suffix: str = ""
+    clip_seconds: float = 0.0
 
 
 @dataclass
@@ -258,7 +264,7 @@ class Pipeline:
         if clip.detection is None:
             return self._finish(progress, SKIPPED, "cloud budget exhausted")
         progress.snapshot, progress.detection = clip.snapshot, clip.detection
-        progress.clip_note = clip.describe()
+        progress.clip_note, progress.clip_seconds = clip.describe(), clip.duration_seconds
         progress.clip_file, progress.clip_suffix = data, CLIP_SUFFIXES[container]
         self._detected(item, clip.detection)
         return None
@@ -290,8 +296,9 @@ class Pipeline:
                 else DECIDES
             )
             if turn.decides:
-                matched, reasons = self._gates.drop_repeats(camera, decision.matched, now)
-                progress.filtered.extend(reasons)
+                matched, reasons = self._same_motion(progress, decision.matched)
+                matched, repeated = self._gates.drop_repeats(camera, matched, now)
+                progress.filtered.extend([*reasons, *repeated])
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:
                     self._gates.burst_decided(upload, item.id, alerted=decision.alert)
@@ -307,6 +314,24 @@ class Pipeline:
         if not decision.alert:
             return self._suppressed(progress, "; ".join(progress.filtered))
         return self._notify(progress)
+
+    def _same_motion(
+        self, progress: _Progress, matched: tuple[MatchedLabel, ...]
+    ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
+        """A clip's labels alerted by a snapshot the camera sent since the clip began (plus a
+        little, for the upload's own delay) are not alerted again: one motion, one alert."""
+        if progress.clip_file is None:
+            return matched, []
+        upload = progress.item.upload
+        since = upload.received_at.timestamp() - progress.clip_seconds - SAME_MOTION_SLACK_SECONDS
+        alerts = self._store.events(EventFilter(camera=upload.camera, outcome=ALERT, since=since))
+        by_snapshot = {
+            name.casefold(): event["id"]
+            for event in alerts
+            if not event["clip"] and event["id"] != progress.item.id
+            for name in event["triggered"]
+        }
+        return drop_alerted_by_snapshot(matched, by_snapshot)
 
     def _suppressed(self, progress: _Progress, reason: str) -> str:
         log.info("Alert for %s suppressed: %s", progress.item.about, reason)
