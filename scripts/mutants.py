@@ -40,8 +40,79 @@ WEB_APP = "src/ipcam_analysis/web/app.py"
 WEB_AUTH = "src/ipcam_analysis/web/auth.py"
 
 EDGES = "tests/test_promises_edges.py"
+ACKS = "tests/test_promises_ingest.py"
+WINDOW = "tests/test_ingest_window.py"
+
+# pyftpdlib's own hook: it runs after the data channel has replied.
+QUEUE_ON_FILE_RECEIVED = """
+
+    def on_file_received(self, file: str) -> None:
+        self.queue_received_file(file)
+"""
 
 MUTANTS: list[Mutant] = [
+    # --- ingest: a camera is answered only once its upload's row is committed ------------------
+    Mutant(
+        "ftps-queue-after-226",
+        "FTPS: no 226 before the queue row",
+        (
+            Edit(
+                FTP_FILES,
+                "class CameraTlsDTPHandler(QueueBeforeReplyMixin, TLS_DTPHandler):",
+                "class CameraTlsDTPHandler(TLS_DTPHandler):",
+            ),
+            Edit(
+                FTP,
+                "    dtp_handler = CameraTlsDTPHandler\n",
+                "    dtp_handler = CameraTlsDTPHandler\n" + QUEUE_ON_FILE_RECEIVED,
+            ),
+        ),
+        (f"{ACKS}::test_no_ftps_226_before_the_upload_is_queued",),
+    ),
+    Mutant(
+        "ftp-queue-after-226",
+        "FTP: no 226 before the queue row",
+        (
+            Edit(
+                FTP_FILES,
+                "class CameraDTPHandler(QueueBeforeReplyMixin, DTPHandler):",
+                "class CameraDTPHandler(DTPHandler):",
+            ),
+            Edit(
+                FTP,
+                "    dtp_handler = CameraDTPHandler\n",
+                "    dtp_handler = CameraDTPHandler\n" + QUEUE_ON_FILE_RECEIVED,
+            ),
+        ),
+        (f"{WINDOW}::test_no_226_before_the_upload_is_queued",),
+    ),
+    Mutant(
+        "smtp-250-before-commit",
+        "SMTP: no 250 after DATA before the pictures' queue rows",
+        (
+            Edit(
+                SMTP,
+                "ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)",
+                "ids: list[int] = []\n"
+                "            loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)",
+            ),
+        ),
+        (f"{ACKS}::test_no_smtp_250_before_the_pictures_are_queued",),
+    ),
+    Mutant(
+        "http-201-before-commit",
+        "HTTP: no 201 before the queue row",
+        (
+            Edit(
+                HTTP,
+                "item_id = await run_in_threadpool(self._write_and_queue, upload, picture.data)",
+                "item_id = 0\n"
+                "            asyncio.get_running_loop().run_in_executor("
+                "None, self._write_and_queue, upload, picture.data)",
+            ),
+        ),
+        (f"{WINDOW}::test_no_201_before_the_upload_is_queued",),
+    ),
     # --- dashboard and camera logins -------------------------------------------------------
     Mutant(
         "camera-events-api-without-login",

@@ -16,6 +16,7 @@ follow the code.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -60,14 +61,17 @@ def apply(mutant: Mutant, tree: Path) -> None:
 
 def run_tests(mutant: Mutant, tree: Path) -> subprocess.CompletedProcess[str]:
     command = [
-        *(sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"),
+        *(sys.executable, "-m", "pytest", "-x", "-q", "--tb=line", "-p", "no:cacheprovider"),
         *("--timeout", str(PYTEST_TIMEOUT), "--backend", mutant.backend, *mutant.tests),
     ]
     return subprocess.run(command, cwd=tree, capture_output=True, text=True, check=False)
 
 
-def last_lines(output: str, count: int = 15) -> str:
-    return "\n".join(output.strip().splitlines()[-count:])
+def why_it_ended(output: str) -> str:
+    """The failures pytest reported (`--tb=line`: one line each) and its closing tally."""
+    lines = output.strip().splitlines()
+    failures = [line for line in lines if re.match(r"\S+:\d+: \w+", line)]
+    return "\n".join([*failures, *lines[-1:]])
 
 
 def judge(mutant: Mutant, mutate: bool = True) -> Result:
@@ -81,7 +85,7 @@ def judge(mutant: Mutant, mutate: bool = True) -> Result:
             except SnippetError as exc:
                 return Result(mutant, "snippet not found", str(exc))
         finished = run_tests(mutant, tree)
-    output = last_lines(finished.stdout + finished.stderr)
+    output = why_it_ended(finished.stdout)
     if finished.returncode == 1:  # some test failed
         return Result(mutant, "caught" if mutate else "fails unmutated", output)
     if finished.returncode == 0:
@@ -105,6 +109,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="run only these mutants (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show how each was caught, not only survivors"
+    )
     parser.add_argument(
         "--baseline",
         action="store_true",
@@ -130,7 +137,7 @@ def main() -> int:
                 continue
         result = judge(mutant)
         print(f"{mutant.name}: {result.verdict}", flush=True)
-        if not result.caught:
+        if args.verbose or not result.caught:
             print(result.detail, flush=True)
         results.append(result)
     print()
