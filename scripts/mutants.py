@@ -43,6 +43,15 @@ EDGES = "tests/test_promises_edges.py"
 ACKS = "tests/test_promises_ingest.py"
 WINDOW = "tests/test_ingest_window.py"
 
+POSTGRES = "src/ipcam_analysis/store/postgres.py"
+DECISIONS = "tests/test_promises_decisions.py"
+SHARED = "postgresql-s3"
+CAMERA_LOCK = "with self._memory.atomically(camera_key(camera.name)):"
+DECIDED_AND_SAVED = """\
+            if matched:
+                self._queue.save_decision(item.id, progress.decision, progress.filtered)
+"""
+
 # pyftpdlib's own hook: it runs after the data channel has replied.
 QUEUE_ON_FILE_RECEIVED = """
 
@@ -112,6 +121,56 @@ MUTANTS: list[Mutant] = [
             ),
         ),
         (f"{WINDOW}::test_no_201_before_the_upload_is_queued",),
+    ),
+    # --- gates: a camera's decisions as one upload at a time, with any number of workers ----------
+    Mutant(
+        "cooldown-outside-the-camera-lock",
+        "two workers deciding at once: one alert in a cooldown",
+        (Edit(PIPELINE, CAMERA_LOCK, "with self._memory.atomically():"),),
+        (f"{DECISIONS}::test_two_workers_deciding_at_once_send_one_alert_in_a_cooldown",),
+        SHARED,
+    ),
+    Mutant(
+        "cooldown-outside-a-transaction",
+        "a cooldown decided and remembered in one transaction",
+        (Edit(PIPELINE, CAMERA_LOCK, 'with __import__("contextlib").nullcontext():'),),
+        (f"{DECISIONS}::test_two_workers_deciding_at_once_send_one_alert_in_a_cooldown",),
+        SHARED,
+    ),
+    Mutant(
+        "advisory-lock-that-does-not-wait",
+        "a decision waits for the camera's lock",
+        (Edit(POSTGRES, "SELECT pg_advisory_xact_lock(", "SELECT pg_try_advisory_xact_lock("),),
+        (f"{DECISIONS}::test_two_workers_deciding_at_once_send_one_alert_in_a_cooldown",),
+        SHARED,
+    ),
+    Mutant(
+        "budget-outside-its-lock",
+        "two workers reserving at once never overspend",
+        (
+            Edit(
+                GATES,
+                "with self._memory.atomically(BUDGET_KEY):",
+                "with self._memory.atomically():",
+            ),
+        ),
+        (f"{DECISIONS}::test_two_workers_reserving_at_once_make_one_call_on_a_budget_of_one",),
+        SHARED,
+    ),
+    Mutant(
+        "decision-saved-apart-from-its-memories",
+        "a crash keeps the remembered alert and its decision both, or neither",
+        (
+            Edit(
+                PIPELINE,
+                DECIDED_AND_SAVED,
+                DECIDED_AND_SAVED.replace("            if", "        if").replace(
+                    "                self", "            self"
+                ),
+            ),
+        ),
+        (f"{DECISIONS}::test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither",),
+        SHARED,
     ),
     # --- dashboard and camera logins -------------------------------------------------------
     Mutant(
