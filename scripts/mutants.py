@@ -52,6 +52,9 @@ DECIDED_AND_SAVED = """\
                 self._queue.save_decision(item.id, progress.decision, progress.filtered)
 """
 
+CLAIMS = "tests/test_promises_claims.py"
+CRASH = "tests/test_crash.py"
+
 # pyftpdlib's own hook: it runs after the data channel has replied.
 QUEUE_ON_FILE_RECEIVED = """
 
@@ -171,6 +174,61 @@ MUTANTS: list[Mutant] = [
         ),
         (f"{DECISIONS}::test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither",),
         SHARED,
+    ),
+    # --- queue: claims, leases, give-backs ---------------------------------------------------------
+    Mutant(
+        "lease-never-renewed",
+        "a worker slower than its lease keeps its item",
+        (Edit(WORKERS, "self._queue.renew_leases()", "self._queue.depth()"),),
+        (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),
+    ),
+    Mutant(
+        "lease-renewed-after-it-ran-out",
+        "a lease is renewed well within its length",
+        (
+            Edit(
+                WORKERS,
+                "self._stopping.wait(self._queue.lease_seconds / 3)",
+                "self._stopping.wait(self._queue.lease_seconds * 3)",
+            ),
+        ),
+        (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),
+    ),
+    Mutant(
+        "claim-takes-over-a-live-lease",
+        "only a claim whose lease ran out is taken over",
+        (
+            Edit(
+                QUEUE,
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) < ?",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) > ?",
+            ),
+        ),
+        (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),
+    ),
+    Mutant(
+        "restart-keeps-its-own-claims",
+        "a restarting node gives back its claims before it serves",
+        (Edit(APP, 'self.queue.recover(f"{self.config.node_name}/")', "pass"),),
+        (f"{CLAIMS}::test_a_restarting_node_gives_back_its_claims_before_it_serves",),
+    ),
+    Mutant(
+        "dead-process-claims-kept",
+        "a killed worker process's claims are given back",
+        (Edit(ANALYSIS, "self._give_back(number)", "pass"),),
+        (f"{CLAIMS}::test_a_killed_worker_process_gives_back_its_claims_and_only_its_own",),
+    ),
+    Mutant(
+        "dead-process-gives-back-the-whole-node",
+        "only the dead process's claims are given back",
+        (
+            Edit(
+                ANALYSIS,
+                "UploadQueue(database).recover(_owner(self._config, number))",
+                'UploadQueue(database).recover(f"{self._config.node_name}/")',
+            ),
+        ),
+        (f"{CLAIMS}::test_a_killed_worker_process_gives_back_its_claims_and_only_its_own",),
     ),
     # --- dashboard and camera logins -------------------------------------------------------
     Mutant(

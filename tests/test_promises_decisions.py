@@ -54,17 +54,20 @@ def writes_held(*tables: str) -> Iterator[None]:
 class GatedCloud:
     """Rekognition answers a person, but only once the gate opens."""
 
-    def __init__(self, aws: Moto) -> None:
+    def __init__(self, aws: Moto, request: pytest.FixtureRequest) -> None:
         self.gate = threading.Event()
         aws.rekognition.answer = self._answer
+        request.addfinalizer(self.gate.set)  # before the service stops, whatever happened
 
     def _answer(self, image: bytes) -> list[dict[str, Any]]:
         self.gate.wait(GATE_SECONDS)
         return [PERSON]
 
 
-def test_two_workers_deciding_at_once_send_one_alert_in_a_cooldown(run_service, aws: Moto) -> None:
-    cloud = GatedCloud(aws)
+def test_two_workers_deciding_at_once_send_one_alert_in_a_cooldown(
+    run_service, aws: Moto, request: pytest.FixtureRequest
+) -> None:
+    cloud = GatedCloud(aws, request)
     service = run_service(workers=2, filters={"cooldown_seconds": 3600})
     upload(service.address, "cam01", PERSON_JPEG, "a.jpg")
     upload(service.address, "cam01", PERSON_JPEG, "b.jpg")
@@ -102,12 +105,12 @@ def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
 
 
 def test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither(
-    rig: CrashRig, aws: Moto
+    rig: CrashRig, aws: Moto, request: pytest.FixtureRequest
 ) -> None:
     """The kill lands while the decision's last write waits for a row lock another program
     holds: the cooldown it remembered must go with it, or the restart finds the alert in its
     own cooldown and the owner never hears of it."""
-    cloud = GatedCloud(aws)
+    cloud = GatedCloud(aws, request)
     rig.config_overrides = {"filters": {"cooldown_seconds": 3600}}
     first = rig.start()
     upload(first.address(), "cam01", PERSON_JPEG, "a.jpg")
