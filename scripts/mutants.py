@@ -55,6 +55,9 @@ DECIDED_AND_SAVED = """\
 CLAIMS = "tests/test_promises_claims.py"
 CRASH = "tests/test_crash.py"
 
+RETRIES = "tests/test_promises_retries.py"
+NOTIFIERS = "tests/test_notifiers_service.py"
+
 # pyftpdlib's own hook: it runs after the data channel has replied.
 QUEUE_ON_FILE_RECEIVED = """
 
@@ -110,6 +113,27 @@ MUTANTS: list[Mutant] = [
             ),
         ),
         (f"{ACKS}::test_no_smtp_250_before_the_pictures_are_queued",),
+    ),
+    Mutant(
+        "ftp-226-for-an-upload-not-queued",
+        "FTP: an upload the queue cannot take is refused (451), not acknowledged",
+        (Edit(FTP_FILES, "self._resp = (refusal, pyftpdlib_logger.warning)", "pass"),),
+        (
+            "tests/test_ingest_ftp.py::"
+            "test_an_upload_the_queue_cannot_take_is_answered_451_and_the_server_carries_on",
+        ),
+    ),
+    Mutant(
+        "ftp-stor-ignores-admission",
+        "FTP: no room (disk, queue) refuses an upload before any byte",
+        (
+            Edit(
+                FTP,
+                "return None if self._refused() else super().ftp_STOR(file, mode)",
+                "return super().ftp_STOR(file, mode)",
+            ),
+        ),
+        ("tests/test_disk_full.py::test_min_free_mb_refuses_before_any_byte_is_written",),
     ),
     Mutant(
         "http-201-before-commit",
@@ -174,6 +198,49 @@ MUTANTS: list[Mutant] = [
         ),
         (f"{DECISIONS}::test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither",),
         SHARED,
+    ),
+    Mutant(
+        "retried-frame-is-a-repeat-of-itself",
+        "a retried upload is analysed, not taken for a repeated frame",
+        (Edit(GATES, "if last is not None and last[1] != item_id:", "if last is not None:"),),
+        (f"{RETRIES}::test_a_retried_upload_is_not_a_repeat_of_itself_nor_paid_twice",),
+    ),
+    Mutant(
+        "failed-cloud-call-kept-on-the-budget",
+        "a call that failed is not paid for",
+        (Edit(PIPELINE, "self._gates.settle_cloud_calls(camera.name, reserved, 0, now)", "pass"),),
+        (f"{RETRIES}::test_a_retried_upload_is_not_a_repeat_of_itself_nor_paid_twice",),
+    ),
+    Mutant(
+        "retry-decides-again",
+        "a retry sends the alert decided before, not suppressed by its own cooldown",
+        (Edit(PIPELINE, "if item.decision is not None:", "if False:"),),
+        (
+            "tests/test_concurrency.py::test_a_retried_alert_is_sent_not_suppressed_by_its_own_cooldown",
+        ),
+    ),
+    Mutant(
+        "retry-pays-the-cloud-again",
+        "a retry reuses the saved detection",
+        (Edit(PIPELINE, "if progress.detection is None:", "if True:"),),
+        ("tests/test_service.py::test_mail_outage_retries_without_paying_rekognition_again",),
+    ),
+    # --- delivery: each channel sends an alert once ------------------------------------------------
+    Mutant(
+        "retry-sends-again-where-it-was-sent",
+        "a retry skips the channels that already sent the alert",
+        (Edit(PIPELINE, "if notifier.name in item.notified:", "if False:"),),
+        (
+            f"{NOTIFIERS}::test_webhook_refusing_then_accepting_gets_the_alert_and_email_is_sent_once",
+        ),
+    ),
+    Mutant(
+        "sent-channel-not-recorded",
+        "a channel that sent is recorded at once",
+        (Edit(PIPELINE, "self._queue.mark_notified(item.id, notifier.name)", "pass"),),
+        (
+            f"{NOTIFIERS}::test_webhook_refusing_then_accepting_gets_the_alert_and_email_is_sent_once",
+        ),
     ),
     # --- queue: claims, leases, give-backs ---------------------------------------------------------
     Mutant(
@@ -261,6 +328,24 @@ MUTANTS: list[Mutant] = [
         "the dashboard's password is checked",
         (Edit(WEB_AUTH, "return name_ok and password_ok", "return name_ok"),),
         ("tests/test_web.py::test_login_is_required_everywhere_but_healthz",),
+    ),
+    Mutant(
+        "http-any-password",
+        "a camera's HTTP password is checked",
+        (
+            Edit(
+                HTTP,
+                "return name if expected and matches else None",
+                "return name if expected else None",
+            ),
+        ),
+        ("tests/test_ingest_http.py::test_failed_logins_are_answered_later_and_later",),
+    ),
+    Mutant(
+        "smtp-any-password",
+        "a camera's SMTP password is checked",
+        (Edit(SMTP, "if expected is None or not matches:", "if expected is None:"),),
+        ("tests/test_ingest_smtp.py::test_bad_login_is_535_after_the_throttle",),
     ),
     Mutant(
         "ftp-any-password",
