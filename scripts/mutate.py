@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mutants import MUTANTS, Mutant
@@ -113,6 +113,12 @@ def main() -> int:
         "--verbose", action="store_true", help="show how each was caught, not only survivors"
     )
     parser.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="NODE_ID",
+        help="run these tests instead of the mutants' own (which existing tests catch it?)",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="first run each mutant's tests on the tree as it is: they must pass",
@@ -127,6 +133,8 @@ def main() -> int:
     if unknown:
         parser.error(f"no mutant named {', '.join(unknown)} (see --list)")
     chosen = [known[name] for name in args.names] if args.names else MUTANTS
+    if args.tests:
+        chosen = [replace(mutant, tests=tuple(args.tests)) for mutant in chosen]
     results = []
     for mutant in chosen:
         if args.baseline:

@@ -19,7 +19,7 @@ from harness.backends import query_database
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.endurance import FixedLatencyDetector
 from harness.service import base_config, service_environment, upload, wait_until, write_config
-from harness.smtp import SmtpSink
+from ipcam_analysis.values import Detection, Snapshot
 from tests.test_processes import analysis_processes
 
 SHORT_LEASE = 6.0  # the least the config allows is 3 s
@@ -34,7 +34,7 @@ class CountingDetector(FixedLatencyDetector):
         super().__init__(kind, gate=gate, gate_timeout=GATE_SECONDS)
         self._calls = calls
 
-    def detect(self, snapshot: Any) -> Any:
+    def detect(self, snapshot: Snapshot) -> Detection:
         self._calls.append(self.kind)
         return super().detect(snapshot)
 
@@ -76,14 +76,6 @@ def test_an_item_held_longer_than_its_lease_stays_with_its_worker(
     service.wait_idle()
     assert service.outcomes() == [("slow.jpg", "no_match")]
     assert "Taking over" not in caplog.text
-
-
-@pytest.fixture
-def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
-    aws.rekognition.labels = [PERSON]
-    crash_rig = CrashRig(tmp_path, aws, smtp_sink)
-    yield crash_rig
-    crash_rig.stop_all()
 
 
 def test_a_restarting_node_gives_back_its_claims_before_it_serves(rig: CrashRig) -> None:

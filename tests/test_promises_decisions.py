@@ -9,7 +9,6 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,7 +18,6 @@ from harness.aws import Moto
 from harness.backends import DATABASE_URL
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.service import RunningService, upload, wait_until
-from harness.smtp import SmtpSink
 from ipcam_analysis.gates import camera_key
 from ipcam_analysis.store import EventFilter
 
@@ -95,13 +93,6 @@ def test_two_workers_reserving_at_once_make_one_call_on_a_budget_of_one(
 
     assert aws.rekognition.calls == 1
     assert outcomes(service) == ["alert", "skipped"]
-
-
-@pytest.fixture
-def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
-    crash_rig = CrashRig(tmp_path, aws, smtp_sink)
-    yield crash_rig
-    crash_rig.stop_all()
 
 
 def test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither(
