@@ -40,12 +40,12 @@ from typing import Any
 import yaml
 from PIL import Image, ImageOps
 
-from ipcam_analysis.app import Service
+from ipcam_analysis.app import Service, build_service
 from ipcam_analysis.config import AppConfig, resolve_paths
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.logsetup import configure_logging
+from ipcam_analysis.logsetup import remove_logging
 from ipcam_analysis.store import DATABASE_FILE
-from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -203,7 +203,7 @@ class FakeDetector:
         self._latency = latency_seconds
         self._labels = (PERSON,) if alerts else ()
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         started = time.perf_counter()
         if self._latency:
             time.sleep(self._latency)
@@ -411,15 +411,13 @@ def running_service(
 ) -> Iterator[Service]:
     """The service in this process, logging at INFO to its data folder as the CLI sets it up."""
     config: AppConfig = resolve_paths(AppConfig.model_validate(settings), work)
-    configure_logging(config, console=False, level="INFO")
-    service = Service(config, make_detector)
+    service = build_service(config, make_detector=make_detector)
     service.start()
     try:
         yield service
     finally:
         service.stop()
-        for handler in logging.getLogger().handlers:
-            handler.close()
+        remove_logging()
 
 
 def write_config(settings: dict[str, Any], work: Path) -> Path:
@@ -828,13 +826,16 @@ def tree_cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 @contextmanager
-def service_process(settings: dict[str, Any], work: Path) -> Iterator[int]:
-    """`ipcam-analysis -c config.yaml` as its own process (the console script's main); yields its
-    PID once the FTP port answers. Needs a fixed `ftp_server.port` in the settings."""
+def service_process(
+    settings: dict[str, Any], work: Path, wrapper: Sequence[str] = ()
+) -> Iterator[int]:
+    """`ipcam-analysis -c config.yaml` as its own process (the console script's main), under
+    `wrapper` (such as `prlimit --nofile=1024:1024 --`); yields its PID once the FTP port
+    answers. Needs a fixed `ftp_server.port` in the settings."""
     from harness.service import ServiceProcess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    service = ServiceProcess(["-c", str(write_config(settings, work))], work, env)
+    service = ServiceProcess(["-c", str(write_config(settings, work))], work, env, wrapper)
     address = (LOOPBACK, settings["ftp_server"]["port"])
 
     def listening() -> bool:

@@ -18,9 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
-from ipcam_analysis.app import Service  # noqa: E402
+from ipcam_analysis.app import build_service  # noqa: E402
 from ipcam_analysis.config import load_config  # noqa: E402
-from ipcam_analysis.logsetup import configure_logging  # noqa: E402
 from ipcam_analysis.values import ROLES  # noqa: E402
 
 
@@ -33,13 +32,12 @@ def main() -> int:
     args = parser.parse_args()
     # As the CLI: the environment (IPCAM_DATABASE_URL, IPCAM_STORAGE_URL) overrides the file.
     config = load_config(args.config)
-    configure_logging(config, console=False, level="INFO")
     fake = (
         None
         if args.fake_latency is None
         else common.FakeDetectors(args.fake_latency, alerts=not args.no_alerts)
     )
-    service = Service(config, make_detector=fake, roles=args.role.split(","))
+    service = build_service(config, roles=args.role.split(","), make_detector=fake)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())

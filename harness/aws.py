@@ -167,3 +167,45 @@ def aws_environment(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_MAX_ATTEMPTS": "1",
     }
+
+
+@pytest.fixture
+def iam_user(aws: Moto) -> Iterator[Callable[[list[str]], dict[str, str]]]:
+    """`iam_user(actions)`: the environment of an IAM user whose policy allows only `actions`,
+    with moto enforcing IAM on every request from then on, as AWS does (moto runs in this
+    process, so its setting is this process's; it is restored after the test)."""
+    import boto3
+    from moto import settings
+    from moto.core.responses import ActionAuthenticatorMixin
+
+    from ipcam_analysis.aws import _session as aws_session
+
+    iam = boto3.client("iam", region_name=REGION)
+    made: list[str] = []
+
+    def make(actions: list[str]) -> dict[str, str]:
+        name = f"user{len(made)}"
+        iam.create_user(UserName=name)
+        statement = {"Effect": "Allow", "Action": actions, "Resource": "*"}
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="only-these",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        made.append(name)
+        # The product keeps one boto3 session (and so one set of credentials) per process.
+        aws_session.cache_clear()
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        ActionAuthenticatorMixin.request_count = 0
+        return {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
+
+    previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
+    try:
+        yield make
+    finally:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
+        aws_session.cache_clear()

@@ -127,3 +127,55 @@ def write_lock_held(data_dir: Path) -> Iterator[None]:
             yield
         finally:
             conn.execute("ROLLBACK")
+
+
+REFUSED_ROW = "disk full: no room for the next picture of the e-mail"
+
+
+@contextmanager
+def second_picture_of_a_mail_refused(data_dir: Path) -> Iterator[None]:
+    """The database refusing a write part-way through an e-mail, as a disk filling up would: a
+    trigger another program adds fails the insert of a message's second picture (a second row
+    of the same burst), whatever the service does around it."""
+    url = os.environ.get(DATABASE_URL)
+    if url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse_second_picture() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN IF EXISTS (SELECT 1 FROM uploads WHERE burst_id = NEW.burst_id) THEN"
+                f" RAISE EXCEPTION '{REFUSED_ROW}' USING ERRCODE = 'disk_full'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse_second_picture BEFORE INSERT ON uploads FOR EACH ROW"
+                " WHEN (NEW.burst_id IS NOT NULL) EXECUTE FUNCTION refuse_second_picture()"
+            )
+            try:
+                yield
+            finally:
+                conn.execute("DROP TRIGGER refuse_second_picture ON uploads")
+                conn.execute("DROP FUNCTION refuse_second_picture()")
+        return
+    with closing(sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse_second_picture BEFORE INSERT ON uploads"
+            " WHEN NEW.burst_id IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM uploads WHERE burst_id = NEW.burst_id)"
+            f" BEGIN SELECT RAISE(ABORT, '{REFUSED_ROW}'); END"
+        )
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER refuse_second_picture")
+
+
+def shared_upload_keys() -> list[str]:
+    """The uploads in flight kept in this test's bucket (none on the embedded backend)."""
+    url = os.environ.get(STORAGE_URL)
+    if not url:
+        return []
+    prefix = url.removeprefix(f"s3://{BUCKET}/")
+    answer = boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=BUCKET, Prefix=f"{prefix}/uploads/"
+    )
+    return sorted(item["Key"] for item in answer.get("Contents", []))

@@ -19,7 +19,7 @@ from PIL import Image
 from harness.service import RunningService
 from ipcam_analysis.app import Service
 from ipcam_analysis.store import SqliteDatabase
-from ipcam_analysis.values import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -43,7 +43,7 @@ class FixedLatencyDetector:
         self._gate = gate
         self._gate_timeout = gate_timeout
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         started = time.monotonic()
         if self._gate is not None:
             self._gate.wait(self._gate_timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ftplib
 import io
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,15 +46,15 @@ class RunningFtp:
     def home(self, camera: str) -> Path:
         return (self.settings.root_dir / camera).resolve()
 
-    def collect(self, upload: Upload) -> int:
-        """The on_upload callback: the upload's number, as a queue row id would be."""
+    def collect(self, uploads: Sequence[Upload]) -> list[int]:
+        """The accept_uploads callback: the uploads' numbers, as queue row ids would be."""
         with self.arrived:
-            self.uploads.append(upload)
+            self.uploads.extend(uploads)
             self.arrived.notify_all()
-            number = len(self.uploads)
+            numbers = list(range(len(self.uploads) - len(uploads) + 1, len(self.uploads) + 1))
         if self.fail_with is not None:
             raise self.fail_with
-        return number
+        return numbers
 
     def wait_for_uploads(self, count: int, timeout: float = WAIT_SECONDS) -> list[Upload]:
         """The first `count` uploads; fails the test if they do not arrive in time."""

@@ -39,14 +39,14 @@ class RunningSmtp:
         assert self.ingest is not None
         return self.ingest.address
 
-    def collect(self, upload: Upload) -> int:
-        """The on_upload callback."""
+    def collect(self, uploads: Sequence[Upload]) -> list[int]:
+        """The accept_uploads callback."""
         if self.fail_with is not None:
             raise self.fail_with
         with self.arrived:
-            self.uploads.append(upload)
+            self.uploads.extend(uploads)
             self.arrived.notify_all()
-            return len(self.uploads)
+            return list(range(len(self.uploads) - len(uploads) + 1, len(self.uploads) + 1))
 
     def wait_for_uploads(self, count: int) -> list[Upload]:
         with self.arrived:

@@ -71,6 +71,10 @@ class MqttWatcher:
         with self._arrived:
             return [message for message in self._messages if message.topic == topic]
 
+    def arrived_after(self, after: float) -> list[Received]:
+        with self._arrived:
+            return [message for message in self._messages if message.arrived_at > after]
+
     def wait_for(
         self, topic: str, payload: bytes | str | None = None, *, after: float = 0.0
     ) -> Received:

@@ -21,8 +21,9 @@ import yaml
 
 from harness.aws import REGION, Moto, aws_environment
 from harness.ftp import upload_with_ftplib
-from ipcam_analysis.app import Service
+from ipcam_analysis.app import Service, build_service
 from ipcam_analysis.config import load_config
+from ipcam_analysis.logsetup import remove_logging
 from ipcam_analysis.values import ROLES
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -115,7 +116,8 @@ class RunningService:
 
 @pytest.fixture
 def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningService]]:
-    """Start the service in this process from a config built with `base_config` overrides;
+    """Start the service in this process, built as the CLI builds it (logging to data_dir and
+    secret masking included), from a config built with `base_config` overrides;
     `make_detector(kind)` replaces its detectors (a fake one with a fixed latency, say), `roles`
     are those of `--role` (several nodes can run in one test)."""
     started: list[Service] = []
@@ -126,7 +128,7 @@ def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningServ
         **overrides: Any,
     ) -> RunningService:
         config = load_config(write_config(tmp_path, base_config(tmp_path, **overrides)))
-        service = Service(config, make_detector=make_detector, roles=roles)
+        service = build_service(config, roles=roles, make_detector=make_detector)
         service.start()
         started.append(service)
         return RunningService(service)
@@ -134,6 +136,7 @@ def run_service(tmp_path: Path, aws: Moto) -> Iterator[Callable[..., RunningServ
     yield start
     for service in started:
         service.stop()
+    remove_logging()
 
 
 class ServiceProcess:

@@ -9,16 +9,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from playwright.sync_api import Page, expect
 from starlette.applications import Starlette
 
 from harness.service import DATA
 from ipcam_analysis.config import AppConfig
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import Database, EventRecord, EventStore, LocalStorage, open_database
@@ -110,6 +113,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
     def start(
         ftp_address: Callable[[], tuple[str, int] | None] = lambda: None,
         started_at: float | None = None,
+        login_throttle: LoginThrottle | None = None,
         **overrides: Any,
     ) -> Dashboard:
         config = AppConfig.model_validate(
@@ -132,7 +136,7 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
             lambda: {"ftp": ftp_address()},
             time.time() if started_at is None else started_at,
         )
-        app = create_app(context)
+        app = create_app(context, login_throttle)
         server = WebServer(app, "127.0.0.1", 0)
         server.start()
         client = httpx.Client(base_url=server.url.rstrip("/"), timeout=30)
@@ -162,6 +166,52 @@ def raw_get(
 def basic_auth(username: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def card_texts(page_html: str) -> list[str]:
+    """The text a user reads on each card (`<li class="card ...">`) of a page, spaces collapsed."""
+    cards = _Cards()
+    cards.feed(page_html)
+    return [" ".join("".join(parts).split()) for parts in cards.texts]
+
+
+def page_text(page_html: str) -> str:
+    """The text a user reads on a page, spaces collapsed."""
+    return card_texts(f'<li class="card">{page_html}</li>')[0]
+
+
+class _Cards(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[list[str]] = []
+        self._depth = 0  # how deep in the current card's <li> elements; 0: in no card
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "li" and self._depth:
+            self._depth += 1
+        elif tag == "li" and "card" in (dict(attrs).get("class") or "").split():
+            self.texts.append([])
+            self._depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li" and self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.texts[-1].append(data)
+
+
+def wait_for_pictures(page: Page) -> None:
+    """Wait until every picture on the page has loaded, and check that none is broken.
+
+    Polled by Playwright's assertions on each picture: `wait_for_function` evaluates its string
+    with `eval` in the page, which the dashboard's Content-Security-Policy forbids as soon as the
+    first check is not already true (a thumbnail still loading)."""
+    for picture in page.locator("img").all():
+        expect(picture).to_have_js_property("complete", True)
+        loaded_width = picture.evaluate("image => image.naturalWidth")
+        assert loaded_width > 0, f"{picture.get_attribute('src')} did not load"
 
 
 def days_ago(days: float) -> datetime:

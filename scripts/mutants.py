@@ -27,7 +27,7 @@ FTP = "src/ipcam_analysis/ingest/ftp.py"
 FTP_FILES = "src/ipcam_analysis/ingest/ftp_files.py"
 SMTP = "src/ipcam_analysis/ingest/smtp.py"
 HTTP = "src/ipcam_analysis/ingest/http.py"
-ALARM = "src/ipcam_analysis/ingest/alarm.py"
+ALARM = "src/ipcam_analysis/ingest/alarm_frames.py"
 APP = "src/ipcam_analysis/app.py"
 ANALYSIS = "src/ipcam_analysis/analysis.py"
 PIPELINE = "src/ipcam_analysis/pipeline.py"
@@ -48,8 +48,15 @@ DECISIONS = "tests/test_promises_decisions.py"
 SHARED = "postgresql-s3"
 CAMERA_LOCK = "with self._memory.atomically(camera_key(camera.name)):"
 DECIDED_AND_SAVED = """\
-            if matched:
-                self._queue.save_decision(item.id, progress.decision, progress.filtered)
+                if decision.alert:
+                    self._queue.save_decision(item.id, decision, progress.filtered)
+        if turn.wait:
+"""
+# The same decision saved after the camera's transaction has committed.
+SAVED_APART = """\
+        if turn.decides and decision.alert:
+            self._queue.save_decision(item.id, decision, progress.filtered)
+        if turn.wait:
 """
 
 CLAIMS = "tests/test_promises_claims.py"
@@ -187,15 +194,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "decision-saved-apart-from-its-memories",
         "a crash keeps the remembered alert and its decision both, or neither",
-        (
-            Edit(
-                PIPELINE,
-                DECIDED_AND_SAVED,
-                DECIDED_AND_SAVED.replace("            if", "        if").replace(
-                    "                self", "            self"
-                ),
-            ),
-        ),
+        (Edit(PIPELINE, DECIDED_AND_SAVED, SAVED_APART),),
         (f"{DECISIONS}::test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither",),
         SHARED,
     ),

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from harness.aws import Moto, label
 from harness.service import DATA, PASSWORDS, copy_test_image, upload
-from harness.web import days_ago
+from harness.web import days_ago, wait_for_pictures
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import Upload
 
@@ -31,7 +31,8 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-# `UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py` refreshes the README's pictures.
+# `UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py` refreshes the dashboard's pictures in
+# docs/screenshots, shown in docs/configuration.md.
 README_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 # What the scripted Rekognition sees in each test picture (boxes measured by eye).
@@ -113,6 +114,14 @@ def test_dashboard_in_a_real_browser(
     # A blocked script or style (the Content-Security-Policy) shows up as a console error.
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    # Thumbnails load lazily, after the page's load event; a slow network makes sure the test
+    # waits for them as a slow machine would have to.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 300, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     page.goto(service.service.web.url)
 
     # The events page: the new event first, its thumbnail really loaded.
@@ -120,10 +129,12 @@ def test_dashboard_in_a_real_browser(
     expect(cards).to_have_count(len(UPLOADS) + 1)
     expect(cards.first).to_contain_text("cam01")
     expect(cards.first).to_contain_text("Alert")
+    # What was seen, and why it alerted.
+    expect(cards.first).to_contain_text("Seen: Person 99%, Dog 94%, Horse 96%, Field 88%")
+    expect(cards.first).to_contain_text("Alerted on Person, Dog")
     thumbnail = cards.first.locator("img")
     expect(thumbnail).to_have_attribute("src", f"/snapshots/{newest}_thumb.jpg")
-    page.wait_for_function("Array.from(document.images).every(image => image.complete)")
-    assert thumbnail.evaluate("image => image.naturalWidth") > 0
+    wait_for_pictures(page)
     # Scaled into its card, never cropped: a crop would cut the captions near its edges.
     assert thumbnail.evaluate("image => getComputedStyle(image).objectFit") == "contain"
     screenshot(page, "events")
@@ -180,7 +191,7 @@ def test_dashboard_in_a_real_browser(
     # Three days quiet, but the service started a moment ago: not blamed on the camera yet.
     expect(cameras.last).to_contain_text("Last seen 3 days ago")
     expect(cameras.last.locator(".warning")).to_have_count(0)
-    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth)")
+    wait_for_pictures(page)
     screenshot(page, "cameras")
 
     page.goto(service.service.web.url + "usage")

@@ -7,20 +7,25 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+from paho.mqtt import publish
 
 from harness.aws import Moto, label
 from harness.backends import query_database
+from harness.mqtt import Broker, MqttWatcher
 from harness.service import (
     CLI,
     DATA,
     PASSWORDS,
     base_config,
+    free_port,
     service_environment,
     upload,
     wait_until,
     write_config,
 )
+from ipcam_analysis.app import NO_ALERT_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = DATA / "seed"
@@ -219,3 +224,152 @@ def test_test_aws_tests_smtp_when_that_is_the_transport(
     assert "Testing email SMTP settings" in result.stdout and "Test OK" in result.stdout
     (message,) = wait_until(lambda: smtp_sink.messages, 30, "the test e-mail")
     assert message["Subject"] == "Email test"
+
+
+AVAILABILITY = "ipcam_analysis/availability"
+PERSON_SENSOR = "ipcam_analysis/cam01/person/state"
+
+
+def published_after(broker: Broker, watcher: MqttWatcher, after: float) -> list[str]:
+    """The topics published since `after`, made certain by a message of the test's own sent
+    last: the broker passes on what it received in order."""
+    publish.single("test/fence", "1", qos=1, hostname=broker.host, port=broker.port)
+    fence = watcher.wait_for("test/fence", after=after)
+    return [m.topic for m in watcher.arrived_after(after) if m.arrived_at < fence.arrived_at]
+
+
+def test_a_second_instance_says_one_line_and_leaves_the_running_one_online(
+    tmp_path: Path, aws: Moto, service_process, mqtt_broker: Broker
+) -> None:
+    """Started again by mistake (same config), or with its own data_dir on a port taken: the
+    second one says why in one line, exits 1, and publishes nothing in the first one's name."""
+    aws.rekognition.labels = [PERSON]
+    port = free_port()
+    mqtt = {"host": mqtt_broker.host, "port": mqtt_broker.port, "alert_seconds": 3600}
+    path = write_config(tmp_path, base_config(tmp_path, ftp_server={"port": port}, mqtt=mqtt))
+    env = service_environment(aws)
+    first = service_process(["-c", str(path), "-n"], env)
+    upload(first.address(), "cam01", PERSON_JPEG, "person.jpg")
+    watcher = mqtt_broker.watch()
+    watcher.wait_for(AVAILABILITY, "online")
+    watcher.wait_for(PERSON_SENSOR, "ON")
+    before = time.monotonic()
+
+    same = run_cli(["-c", str(path)], env, tmp_path)
+    line = assert_one_line_error(same, 1)
+    assert line == (
+        "Another ipcam-analysis is already running with data_dir"
+        f" {tmp_path / 'data'} (pid {first.process.pid})"
+    )
+    assert same.stdout == ""
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = base_config(elsewhere, ftp_server={"port": port}, mqtt=mqtt)
+    taken = run_cli(["-c", str(write_config(elsewhere, other))], env, elsewhere)
+    line = assert_one_line_error(taken, 1)
+    assert line.startswith(f"Error: cannot listen for FTP on 127.0.0.1:{port}: ")
+    assert line.endswith("Address already in use")
+    assert taken.stdout == ""
+
+    assert published_after(mqtt_broker, watcher, before) == []
+    assert mqtt_broker.retained(AVAILABILITY) == b"online"
+    assert mqtt_broker.retained(PERSON_SENSOR) == b"ON"
+    assert NO_ALERT_CHANNEL not in first.output
+    assert first.terminate() == 0
+
+
+@pytest.mark.parametrize("console_log", [False, True])
+def test_without_an_alert_channel_the_console_says_so_once(
+    tmp_path: Path, aws: Moto, service_process, console_log: bool
+) -> None:
+    config = base_config(tmp_path, email={"transport": "none", "recipients": []})
+    path = write_config(tmp_path, config)
+    args = ["-c", str(path), *(["-n"] if console_log else [])]
+    process = service_process(args, service_environment(aws))
+    wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
+    assert process.terminate() == 0
+    (line,) = [line for line in process.lines if "alert channel" in line]
+    assert line.endswith(NO_ALERT_CHANNEL)
+    log_file = (tmp_path / "data" / "ipcam_analysis.log").read_text(encoding="utf-8")
+    assert f"WARNING - {NO_ALERT_CHANNEL}" in log_file
+
+
+def check_config(tmp_path: Path, aws: Moto, **overrides: object) -> subprocess.CompletedProcess:
+    path = write_config(tmp_path, base_config(tmp_path, **overrides))
+    return run_cli(["--check-config", "-c", str(path)], service_environment(aws), tmp_path)
+
+
+def test_check_config_prints_the_values_in_force(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(
+        tmp_path,
+        aws,
+        ftp_server={"root_dir": "uploads"},
+        smtp_server={"enabled": True, "port": 0},
+        detector={"type": "local", "model_cache_dir": "models"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["ftp_server"]["root_dir"] == str(tmp_path / "uploads")
+    # The SMTP source keeps its files under ftp_server.root_dir: no second, wrong root_dir.
+    assert not {"root_dir", "users", "senders"} & set(shown["smtp_server"])
+    assert "self_signed_dir" not in shown["smtp_server"]["tls"]
+    assert shown["detector"]["model_cache_dir"] == str(tmp_path / "models")
+    assert "region" not in shown["rekognition"] and "region" not in shown["email"]
+
+    result = check_config(
+        tmp_path, aws, detector={"type": "rekognition", "image_resize_percent": 50}
+    )
+    shown = yaml.safe_load(result.stdout)
+    assert shown["rekognition"]["image_resize_percent"] == 50
+    assert shown["rekognition"]["min_confidence_percent"] == 80  # from the rekognition section
+    assert shown["detector"]["min_confidence_percent"] == 80
+
+
+def test_keys_the_config_fills_itself_are_refused(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(tmp_path, aws, mqtt={"host": "127.0.0.1", "sensor_labels": ["Cat"]})
+    line = assert_one_line_error(result, 2)
+    assert line == (
+        f"Configuration error: {tmp_path / 'config.yaml'}: "
+        "mqtt.sensor_labels cannot be set: it is taken from labels"
+    )
+
+
+def test_smtp_username_without_password_is_refused(tmp_path: Path, aws: Moto) -> None:
+    email = {
+        "transport": "smtp",
+        "sender_email": "a@example.com",
+        "recipients": ["b@example.com"],
+        "smtp": {"host": "127.0.0.1", "username": "camera-alerts"},
+    }
+    line = assert_one_line_error(check_config(tmp_path, aws, email=email), 2)
+    assert line.endswith(
+        "config.yaml: email.smtp: username is set without password: set both, or neither "
+        "for a server that takes mail without a login"
+    )
+
+
+def test_unknown_labels_are_warned_with_the_nearest_names(tmp_path: Path, aws: Moto) -> None:
+    result = check_config(
+        tmp_path,
+        aws,
+        labels=["Persn", "Vehicle"],
+        detector={"type": "local"},
+        cameras={
+            "cam01": {"labels": ["Dgo"]},
+            "cam02": {"labels": ["Package"], "detector": "cascade"},
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[:-1] == [
+        "Warning: labels: 'Persn' is not a label the local detector knows (nearest: Person)",
+        "Warning: cameras.cam01.labels: 'Dgo' is not a label the local detector knows "
+        "(nearest: Dog)",
+        "Warning: cameras.cam02.labels: 'Package' is not a label the local detector knows "
+        "(none close): the cascade asks Rekognition about every picture",
+    ]
+    # Rekognition answers thousands of labels: only a near miss of a known one is suspect.
+    result = check_config(tmp_path, aws, labels=["Persn", "Package"])
+    assert result.stderr.splitlines()[:-1] == [
+        "Warning: labels: 'Persn' is not a label Rekognition is known to give (nearest: Person)"
+    ]

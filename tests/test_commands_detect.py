@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
+from harness.aws import Moto
 from harness.eval_images import EVAL_IMAGES
+from harness.service import CLI, DATA, service_environment, upload
 from ipcam_analysis.commands import detect
 from ipcam_analysis.config import AppConfig
 
@@ -83,3 +88,63 @@ def test_annotate_writes_the_boxed_pictures(tmp_path: Path) -> None:
     assert boxed.size == original.size
     assert boxed.convert("RGB").tobytes() != original.convert("RGB").tobytes()
     assert (out_dir / "opencv_tree_f0000.jpg").is_file()  # unchanged, but written for every image
+
+
+def test_prints_what_the_service_records_for_the_same_picture(
+    run_service, aws: Moto, tmp_path: Path
+) -> None:
+    """The local detector boxes the horse and the sheep of this picture twice each (8 boxes);
+    the service records one name per object (6). The console script says the same."""
+    picture = DATA / "darknet_person.jpg"
+    service = run_service(detector={"type": "local"}, labels=["Person"])
+    upload(service.address, "cam01", picture.read_bytes(), "quick-start.jpg")
+    service.wait_idle()
+    with httpx.Client(base_url=service.service.web.url, timeout=30) as client:
+        (event,) = client.get("/api/events").json()["events"]
+    recorded = [
+        _entry(label["name"], instance["confidence"], instance["box"], instance["runner_ups"])
+        for label in event["labels"]
+        for instance in label["instances"]
+    ]
+    command = [*CLI, "-c", str(tmp_path / "config.yaml"), "detect", "--json", str(picture)]
+    environment = service_environment(aws)
+
+    def printed(*options: str) -> list[dict[str, Any]]:
+        finished = subprocess.run(
+            [*command, *options], env=environment, capture_output=True, text=True, timeout=120
+        )
+        assert finished.returncode == 0, finished.stderr
+        return json.loads(finished.stdout)["labels"]
+
+    shown = [
+        _entry(found["name"], found["confidence"], found["box"], found.get("runner_ups", []))
+        for found in printed()
+    ]
+    assert len(recorded) == 6
+    assert len(shown) == 6
+    assert _close(shown, recorded)
+    assert {"Horse", "Sheep"} <= {runner_up for entry in shown for runner_up in entry[3]}
+    # --raw: the detector's own answer, each object boxed under every class it guessed.
+    assert len(printed("--raw")) == 8
+
+
+def _entry(
+    name: str, confidence: float, box: dict[str, float], runner_ups: list[dict[str, Any]]
+) -> tuple[str, float, tuple[float, ...], tuple[str, ...]]:
+    return (
+        name,
+        confidence,
+        tuple(box[side] for side in ("left", "top", "width", "height")),
+        tuple(other["name"] for other in runner_ups),
+    )
+
+
+def _close(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> bool:
+    """The same objects, names and runner-ups, confidences and boxes to the rounding printed."""
+    return all(
+        a[0] == b[0]
+        and a[3] == b[3]
+        and abs(a[1] - b[1]) <= 0.1
+        and all(abs(x - y) <= 0.001 for x, y in zip(a[2], b[2], strict=True))
+        for a, b in zip(sorted(first), sorted(second), strict=True)
+    )

@@ -194,3 +194,63 @@ def test_sources_are_off_by_default(tmp_path: Path) -> None:
 def test_bad_source_settings_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
     users = "ftp_server: {users: {cam01: pw1, cam02: pw2}}\n"
     assert expected in error_of(tmp_path, users + text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "mqtt: {cameras: [cam09]}",
+            "mqtt.cameras cannot be set: it is taken from ftp_server.users",
+        ),
+        (
+            "mqtt: {sensor_labels: [Cat]}",
+            "mqtt.sensor_labels cannot be set: it is taken from labels",
+        ),
+        (
+            "mqtt: {dashboard_url: 'http://nvr.lan'}",
+            "mqtt.dashboard_url cannot be set: it is taken from web.public_url",
+        ),
+        (
+            "mqtt: {camera_motion: true}",
+            "mqtt.camera_motion cannot be set: it is taken from alarm_server.enabled",
+        ),
+        (
+            "email: {transport: none, region: eu-west-1}",
+            "email.region cannot be set: it is taken from aws_region",
+        ),
+        (
+            "rekognition: {region: eu-west-1}",
+            "rekognition.region cannot be set: it is taken from aws_region",
+        ),
+        (
+            "detector: {type: cascade, cloud: {max_labels: 5}}",
+            "detector.cloud cannot be set: it is taken from the rekognition section",
+        ),
+        (
+            "smtp_server: {root_dir: mail}",
+            "smtp_server.root_dir cannot be set: it is taken from ftp_server.root_dir",
+        ),
+    ],
+)
+def test_keys_the_config_fills_cannot_be_written(tmp_path: Path, text: str, expected: str) -> None:
+    assert error_of(tmp_path, text).endswith(expected)
+
+
+def test_the_model_cache_resolves_against_the_config_folder(tmp_path: Path) -> None:
+    for kind in ("local", "cascade"):
+        config = load_config(write(tmp_path, f"detector: {{type: {kind}, model_cache_dir: m}}"))
+        assert config.detector_settings().model_cache_dir == tmp_path / "m"
+    config = load_config(write(tmp_path, "detector: {type: local}"))
+    assert config.detector_settings().model_cache_dir == tmp_path / "data" / "models"
+
+
+def test_an_smtp_login_needs_its_password(tmp_path: Path) -> None:
+    mail = "email: {transport: smtp, sender_email: a@b.example, recipients: [c@b.example], "
+    message = error_of(tmp_path, mail + "smtp: {host: mail.lan, username: cams}}")
+    assert message.endswith(
+        "email.smtp: username is set without password: set both, or "
+        "neither for a server that takes mail without a login"
+    )
+    config = load_config(write(tmp_path, mail + "smtp: {host: mail.lan}}"))
+    assert config.email.smtp is not None and config.email.smtp.username is None

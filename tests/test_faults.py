@@ -15,7 +15,7 @@ from harness.service import RunningService, upload, wait_until
 from harness.webhook import WebhookSink
 from ipcam_analysis.notify.apprise import AppriseNotifier
 from ipcam_analysis.pipeline import MAX_INTERNAL_ERRORS
-from ipcam_analysis.values import Alert, Detection, NotifyOutcome, Snapshot
+from ipcam_analysis.values import Alert, Detection, NotifyOutcome, Snapshot, WatchedLabels
 
 ERROR_SUBJECTS = ("Image processing error", "Alert not delivered by every channel")
 
@@ -27,10 +27,10 @@ class BuggyDetector(FixedLatencyDetector):
         super().__init__(kind)
         self._broken = broken
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         if self._broken.is_set():
             raise RuntimeError("a bug in the detector")
-        return super().detect(snapshot)
+        return super().detect(snapshot, watched)
 
 
 def error_mails(aws: Moto) -> list[str]:

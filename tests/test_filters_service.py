@@ -4,18 +4,22 @@ sequence, duplicate frames, cooldown and cloud budget across restarts, zones, pe
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
 from harness.aws import Moto, label
+from harness.mail_camera import camera_mail
 from harness.service import DATA, RunningService, upload
 from ipcam_analysis.cli import main
 from ipcam_analysis.store import EventFilter
+from tests.test_sources_service import send_mail
 
 EVAL = Path(__file__).resolve().parents[1] / "eval" / "images"
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 COFFEE_JPEG = (DATA / "skimage_coffee.jpg").read_bytes()
+# People, by the local detector (tests/data/local_detections.json): 91.1 %, 94.4 %, 98.5 %.
+BURST = ("opencv_vtest_f0300.jpg", "darknet_person.jpg", "opencv_vtest_f0750.jpg")
 
 
 def events(service: RunningService) -> list[dict]:
@@ -68,6 +72,25 @@ def test_duplicate_frames_skip_the_detector(run_service, aws: Moto) -> None:
         service.wait_idle()
     assert [e["outcome"] for e in events(service)] == ["alert", "duplicate", "alert"]
     assert aws.rekognition.calls == 2  # the repeated frame never reached the cloud
+
+
+def test_the_same_jpeg_twice_is_a_duplicate_not_an_error(run_service, aws: Moto) -> None:
+    """The service as the CLI builds it (its log file, its secret masking): the repeated frame's
+    log line once broke the masking filter, and the upload ended as an error with an e-mail."""
+    aws.rekognition.labels = [label("Person", 97.0, boxes=((0.3, 0.2, 0.2, 0.6),))]
+    service = run_service(filters={"duplicate_hash_distance": 6})
+    for name in ("a.jpg", "b.jpg"):
+        upload(service.address, "cam01", PERSON_JPEG, name)
+        service.wait_idle()
+    first, second = events(service)
+    assert (first["outcome"], second["outcome"]) == ("alert", "duplicate")
+    assert second["reason"] == "same picture as the last one (distance 0)"
+    assert [mail["Subject"] for mail in aws.sent_emails()] == ["⚡ cam01: detected Person"]
+    log_file = service.service.config.data_dir / "ipcam_analysis.log"
+    assert (
+        f"Same picture as the last one from cam01 (event {second['id']}, b.jpg) (distance 0):"
+        " not analysed"
+    ) in log_file.read_text(encoding="utf-8")
 
 
 def test_cooldown_survives_a_restart(run_service, aws: Moto) -> None:
@@ -156,3 +179,29 @@ def test_zones_command_draws_them_over_the_latest_snapshot(
     x = drawn.width * 3 // 4  # outside: unchanged (within JPEG noise)
     assert abs(drawn.getpixel((x, y))[0] - original.getpixel((x, y))[0]) < 20
     assert main(["zones", "nobody", "-c", str(tmp_path / "config.yaml")]) == 1
+
+
+def test_a_burst_is_one_decision_made_before_the_cooldown(run_service, aws: Moto) -> None:
+    """Three pictures of people in one e-mail, the most confident last, and a cooldown: the
+    burst alerts once, with that picture; the cooldown it starts does not silence its own
+    burst, and the others name the picture that alerted."""
+    service = run_service(
+        detector={"type": "local"},
+        labels=["Person"],
+        filters={"cooldown_seconds": 3600},
+        smtp_server={"enabled": True, "host": "127.0.0.1", "port": 0},
+    )
+    send_mail(service, camera_mail([(name, (DATA / name).read_bytes()) for name in BURST]))
+    service.wait_idle(timeout=120)
+    by_picture = {
+        PurePosixPath(e["original_name"]).name.split("-", 3)[-1]: e for e in events(service)
+    }
+    best = by_picture[BURST[2]]
+    assert best["outcome"] == "alert" and best["triggered"] == ["Person"]
+    (message,) = aws.sent_emails()
+    text = message.get_body(("plain",)).get_content()
+    assert best["original_name"] in text and f"#{best['id']}" in text
+    alerted = f"{PurePosixPath(best['original_name']).name} (event {best['id']})"
+    for name in BURST[:2]:
+        assert by_picture[name]["outcome"] == "suppressed"
+        assert by_picture[name]["reason"] == f"part of the burst alerted with {alerted}"

@@ -15,13 +15,8 @@ from typing import Any
 import pytest
 
 from harness.service import wait_until
-from ipcam_analysis.ingest.alarm import (
-    MAX_MESSAGE_BYTES,
-    AlarmIngest,
-    AlarmServerConfig,
-    camera_address,
-    parse_alarms,
-)
+from ipcam_analysis.ingest.alarm import MAX_MESSAGE_BYTES, AlarmIngest, AlarmServerConfig
+from ipcam_analysis.ingest.alarm_frames import camera_address, parse_alarms
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 from ipcam_analysis.values import CameraEvent
 

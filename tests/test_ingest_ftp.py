@@ -25,6 +25,7 @@ from harness.ftp import (
     upload_with_ftplib,
 )
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, FtpServerConfig
+from ipcam_analysis.ingest.ftp_files import SPOOL_FOLDER
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store.storage import remove_file_and_empty_folders
 
@@ -70,7 +71,9 @@ def test_ftplib_uploads_nested_paths_and_odd_names(
     [upload] = ftp_ingest.wait_for_uploads(1)
     assert upload.camera == "cam01"
     assert upload.original_name == remote_path
-    assert upload.path == ftp_ingest.home("cam01") / remote_path
+    sent = ftp_ingest.home("cam01") / remote_path
+    # In a folder of its own beside it: the camera's next picture may come under that name.
+    assert (upload.path.parent.parent, upload.path.name) == (sent.parent, sent.name)
     assert upload.path.read_bytes() == JPEG_BYTES
     assert upload.remote_ip == "127.0.0.1"
     assert upload.received_at.tzinfo is not None
@@ -105,7 +108,9 @@ def test_deep_mkd_and_stor_into_missing_folder_create_the_parents(ftp_ingest: Ru
     assert upload.original_name == "2026-11-23/001/jpg/10/23/45.jpg"
 
 
-def test_probing_commands_are_allowed_and_reading_back_is_not(ftp_ingest: RunningFtp) -> None:
+def test_probing_commands_are_allowed_and_reading_back_is_not(start_ftp: StartFtp) -> None:
+    # Files the user keeps stay under the camera's names (removed ones are queued under their own).
+    ftp_ingest = start_ftp(remove_files=False)
     with ftp_ingest.login() as ftp:
         assert ftp.getwelcome() == "220 ipcam_analysis ready"
         ftp.storbinary("STOR probe.jpg", io.BytesIO(JPEG_BYTES))
@@ -121,6 +126,27 @@ def test_probing_commands_are_allowed_and_reading_back_is_not(ftp_ingest: Runnin
         for refused in ("RETR probe.jpg", "DELE probe.jpg", "RNFR probe.jpg", "RMD /"):
             with pytest.raises(ftplib.error_perm, match=r"^550"):
                 ftp.sendcmd(refused)
+
+
+def test_a_kept_file_written_again_leaves_the_queued_picture_as_received(
+    start_ftp: StartFtp,
+) -> None:
+    """Without `remove_files`, the user's file keeps the camera's name and its latest bytes,
+    whatever a STOR brings, resumed (REST) or not; each queued upload holds what it was sent."""
+    ftp_ingest = start_ftp(remove_files=False)
+    home = ftp_ingest.home("cam01")
+    with ftp_ingest.login() as ftp:
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"first"))
+        ftp.voidcmd("TYPE I")
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"+more"), rest=len(b"first"))
+        assert (home / "a.jpg").read_bytes() == b"first+more"
+        ftp.storbinary("STOR a.jpg", io.BytesIO(b"second"))
+
+    queued = ftp_ingest.wait_for_uploads(3)
+    assert [upload.original_name for upload in queued] == ["a.jpg"] * 3
+    assert [upload.path.read_bytes() for upload in queued] == [b"first", b"first+more", b"second"]
+    assert (home / "a.jpg").read_bytes() == b"second"
+    assert [path.name for path in home.iterdir()] == ["a.jpg"]
 
 
 def test_two_cameras_upload_concurrently(ftp_ingest: RunningFtp) -> None:
@@ -182,12 +208,30 @@ def test_an_upload_the_queue_cannot_take_is_answered_451_and_the_server_carries_
     # Both were handed to the queue; the first was refused there.
     assert [u.original_name for u in ftp_ingest.wait_for_uploads(2)] == ["a.jpg", "b.jpg"]
     # Not kept: the camera was told to send it again, and a kept copy would be a duplicate.
-    assert not (ftp_ingest.home("cam01") / "a.jpg").exists()
+    home = ftp_ingest.home("cam01")
+    assert [path.name for path in home.rglob("*") if path.is_file()] == ["b.jpg"]
+    assert len(list(home.iterdir())) == 1  # b.jpg's own folder; a.jpg's went with it
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.getMessage() == (
         "Could not queue the upload from cam01 (127.0.0.1): a.jpg (queue database is locked)"
     )
     assert not error.exc_info  # the traceback is for DEBUG only
+
+
+def test_a_kept_file_the_spool_cannot_take_is_answered_451(
+    start_ftp: StartFtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    ftp_ingest = start_ftp(remove_files=False)
+    (ftp_ingest.settings.root_dir / SPOOL_FOLDER).write_bytes(b"")  # not a folder: no spool
+    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be queued"):
+        upload_with_ftplib(
+            ftp_ingest.host, ftp_ingest.port, "cam01", CAMERAS["cam01"], "a.jpg", b"1"
+        )
+
+    assert ftp_ingest.uploads == []
+    assert (ftp_ingest.home("cam01") / "a.jpg").read_bytes() == b"1"  # the user's file stays
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("Could not queue the upload from cam01 (127.0.0.1): a.jpg (")
 
 
 # --- authentication and confinement
@@ -234,7 +278,7 @@ def test_a_camera_cannot_leave_its_home(ftp_ingest: RunningFtp) -> None:
             ftp.cwd("/cam02")
 
     [upload] = ftp_ingest.wait_for_uploads(1)
-    assert upload.path == home / "escape.jpg"
+    assert (upload.path.parent.parent, upload.original_name) == (home, "escape.jpg")
     outside_home = {p for p in root.parent.rglob("*") if home not in (p, *p.parents)}
     assert outside_home == {root, root / "cam02"}
 
@@ -265,11 +309,16 @@ def test_login_throttle_doubles_caps_and_forgets() -> None:
     throttle = LoginThrottle(
         first_delay_seconds=3, max_delay_seconds=30, forget_after_seconds=600, clock=lambda: now[0]
     )
-    delays = [throttle.delay_after_failure("10.0.0.9") for _ in range(6)]
+    delays = []
+    for _ in range(6):  # each guess once the last was answered
+        delays.append(throttle.delay_after_failure("10.0.0.9"))
+        now[0] += delays[-1]
     assert delays == [3, 6, 12, 24, 30, 30]
     assert throttle.delay_after_failure("10.0.0.8") == 3  # per IP
+    # Guesses side by side are answered one after the other.
+    assert [throttle.delay_after_failure("10.0.0.7") for _ in range(3)] == [3, 3 + 6, 3 + 6 + 12]
 
-    now[0] = 601.0
+    now[0] += 601.0
     assert throttle.delay_after_failure("10.0.0.9") == 3  # a quiet period resets it
     throttle.forget("10.0.0.9")
     assert throttle.failures("10.0.0.9") == 0
@@ -319,7 +368,7 @@ def test_a_port_in_use_is_a_one_line_error(ftp_ingest: RunningFtp) -> None:
 def test_a_camera_name_that_is_not_a_folder_name_is_refused(tmp_path: Path, camera: str) -> None:
     settings = FtpServerConfig(root_dir=tmp_path / "ftp", users={camera: "secret-pw"})
     with pytest.raises(FtpIngestError, match="cannot be used as a folder name"):
-        FtpIngest(settings, lambda upload: 1).start()
+        FtpIngest(settings, lambda uploads: [1]).start()
     assert not (tmp_path / "ftp").exists()
 
 
@@ -346,7 +395,7 @@ def test_control_connection_lost_mid_upload_deletes_the_partial_file(
     ftp = ftp_ingest.login()
     with start_upload(ftp, "partial.jpg", JPEG_BYTES[:1000]):
         ftp.close()  # the camera loses power: its control connection goes first
-        wait_until(lambda: not (home / "partial.jpg").exists(), "the partial file to go")
+        wait_until(lambda: not any(home.iterdir()), "the partial file to go")
 
     wait_until(lambda: messages(caplog, logging.WARNING) != [], "the partial-upload warning")
     assert messages(caplog, logging.WARNING) == ["Partial upload from cam01 deleted: partial.jpg"]

@@ -6,8 +6,10 @@ import base64
 import logging
 import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +20,9 @@ import pytest
 
 from harness.service import DATA, wait_until
 from ipcam_analysis.ingest import UploadAdmission
-from ipcam_analysis.ingest.http import MAX_CONNECTIONS, HttpIngest, HttpIngestConfig
-from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP, LoginThrottle
+from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
@@ -40,11 +43,11 @@ class RunningHttp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ingest.address[1]}/upload"
 
-    def collect(self, upload: Upload) -> int:
+    def collect(self, uploads: Sequence[Upload]) -> list[int]:
         if self.fail_with is not None:
             raise self.fail_with
-        self.uploads.append(upload)
-        return len(self.uploads)
+        self.uploads.extend(uploads)
+        return list(range(len(self.uploads) - len(uploads) + 1, len(self.uploads) + 1))
 
     def kept_files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -174,7 +177,7 @@ def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
     settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path)
     ingest = HttpIngest(
         settings.model_copy(update={"port": 0}),
-        lambda upload: 1,
+        lambda uploads: [1],
         login_throttle=throttle,
         admission=ScriptedAdmission([None]),
     )
@@ -319,10 +322,12 @@ def test_a_flood_of_connections_is_refused_then_served_again(http_ingest: Runnin
     auth = ("cam01", CAMERAS["cam01"])
     headers = {"Content-Type": "image/jpeg"}
     with ExitStack() as flood:
-        for _ in range(MAX_CONNECTIONS + 10):
+        for _ in range(MAX_SESSIONS_PER_IP + 10):
             flood.enter_context(socket.create_connection(("127.0.0.1", port)))
         during = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
-    assert during.status_code == 503  # uvicorn's own answer past its connection limit
+    # The address's share of the connections is taken: its next one is refused at once.
+    assert during.status_code == 503 and during.headers["Retry-After"] == "30"
+    assert during.text == "Too many connections from your address; try again later\n"
 
     def served() -> bool:
         answer = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
@@ -363,3 +368,51 @@ def test_concurrent_uploads_get_distinct_ids_and_files(http_ingest: RunningHttp)
     assert answers == [201] * 8
     assert len({u.path for u in http_ingest.uploads}) == 8
     assert len(http_ingest.kept_files()) == 8
+
+
+def test_a_raw_body_that_is_no_image_is_415_whatever_its_type_says(
+    http_ingest: RunningHttp, tmp_path: Path
+) -> None:
+    fake = tmp_path / "not-a-picture.jpg"
+    fake.write_bytes(b"<html>camera test page</html>")
+    for kind in ("image/jpeg", "image/png"):
+        status, body = curl(
+            *("-u", f"cam01:{CAMERAS['cam01']}", "-H", f"Content-Type: {kind}"),
+            *("--data-binary", f"@{fake}", http_ingest.url),
+        )
+        assert (status, body) == (415, "The body holds no JPEG or PNG image\n")
+    assert http_ingest.uploads == [] and http_ingest.kept_files() == []
+
+
+# Removes every empty day folder of cam01's HTTP uploads, every millisecond, as the clean-up
+# after an analysed upload does (remove_file_and_empty_folders), only more often.
+CLEANER = """
+import os, sys, time
+while True:
+    for folder in os.listdir(sys.argv[1]) if os.path.isdir(sys.argv[1]) else ():
+        try:
+            os.rmdir(os.path.join(sys.argv[1], folder))
+        except OSError:
+            pass
+    time.sleep(0.001)
+"""
+
+
+def test_uploads_survive_the_clean_up_removing_their_day_folder(http_ingest: RunningHttp) -> None:
+    home = http_ingest.root / "cam01"
+    statuses = []
+    with (
+        subprocess.Popen([sys.executable, "-c", CLEANER, str(home / "http")]) as cleaner,
+        httpx.Client(auth=("cam01", CAMERAS["cam01"]), timeout=30) as client,
+    ):
+        try:
+            for _ in range(300):
+                response = client.post(
+                    http_ingest.url, content=JPEG, headers={"Content-Type": "image/jpeg"}
+                )
+                statuses.append(response.status_code)
+                if response.status_code == 201:  # analysed at once: its folder is empty again
+                    remove_file_and_empty_folders(http_ingest.uploads[-1].path, home)
+        finally:
+            cleaner.kill()
+    assert Counter(statuses) == {201: 300}

@@ -9,11 +9,20 @@ import socket
 import ssl
 import subprocess
 from contextlib import ExitStack
+from datetime import datetime
 from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from harness.aws import Moto
+from harness.backends import (
+    REFUSED_ROW,
+    query_database,
+    second_picture_of_a_mail_refused,
+    shared_upload_keys,
+)
 from harness.ftp import CAMERAS
 from harness.mail_camera import (
     CAM02_SENDER,
@@ -21,13 +30,14 @@ from harness.mail_camera import (
     camera_mail,
     make_certificate,
 )
-from harness.service import DATA, wait_until
+from harness.service import DATA, PASSWORDS, RunningService, wait_until
 from ipcam_analysis.ingest.leftovers import find_leftovers
-from ipcam_analysis.ingest.mail import read_mail
+from ipcam_analysis.ingest.mail import read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 OTHER_JPEG = (DATA / "skimage_coffee.jpg").read_bytes()
+TREE_JPEG = (DATA / "opencv_tree_f0000.jpg").read_bytes()
 OUR_LOGGER = "ipcam_analysis.ingest.smtp"
 
 
@@ -275,13 +285,60 @@ def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_stre
     assert picture.name == "1-CH2_snap.jpg" and picture.data == JPEG[:64]
 
 
-def test_pictures_left_by_a_crash_are_found_again_as_smtp_uploads(start_smtp) -> None:
-    smtp = start_smtp()
-    smtp.fail_with = OSError("the process died here")
-    with connect(smtp) as client:
-        client.login("cam01", CAMERAS["cam01"])
-        with pytest.raises(smtplib.SMTPDataError):
-            client.send_message(camera_mail([("a.jpg", JPEG)]))
-    (left,) = find_leftovers(smtp.settings.root_dir, ["cam01"], set())
-    assert left.source == "smtp" and left.original_name.startswith("smtp/")
-    assert left.path.read_bytes() == JPEG
+def test_pictures_left_by_a_crash_are_found_again_as_one_burst(tmp_path: Path) -> None:
+    """What a process killed between writing a message's pictures and queueing them leaves."""
+    mail = read_mail(camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG)]).as_bytes())
+    home = tmp_path / "ftp" / "cam01"
+    written = write_uploads(mail, "cam01", home, "192.0.2.7", datetime.now().astimezone())
+    single = read_mail(camera_mail([("c.jpg", JPEG)]).as_bytes())
+    write_uploads(single, "cam01", home, "192.0.2.7", datetime.now().astimezone())
+    found = list(find_leftovers(tmp_path / "ftp", ["cam01"], set()))
+    for left in found:
+        assert left.source == "smtp" and left.original_name.startswith("smtp/")
+    burst = [left for left in found if left.burst_id == written[0].burst_id]
+    assert [left.path for left in burst] == [upload.path for upload in written]
+    assert {left.burst_size for left in burst} == {2} and burst[0].path.read_bytes() == JPEG
+    (alone,) = (left for left in found if left not in burst)
+    assert alone.burst_id is None and alone.burst_size == 1
+
+
+def send_to_service(service: RunningService, message: EmailMessage) -> None:
+    """As a camera does: log in, send, quit."""
+    with smtplib.SMTP(*service.service.sources["smtp"].address, timeout=30) as client:
+        client.login("cam01", PASSWORDS["cam01"])
+        client.send_message(message)
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+def test_a_mail_refused_part_way_queues_none_of_its_pictures_and_its_resend_is_one_burst(
+    run_service, aws: Moto, tmp_path: Path, caplog
+) -> None:
+    smtp_server = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    service = run_service(smtp_server=smtp_server)
+    data_dir = tmp_path / "data"
+    message = camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG), ("c.jpg", TREE_JPEG)])
+    with (
+        second_picture_of_a_mail_refused(data_dir),
+        pytest.raises(smtplib.SMTPDataError) as refused,
+    ):
+        send_to_service(service, message)
+    assert refused.value.smtp_code == 451
+    assert REFUSED_ROW in caplog.text
+    # Nothing of it queued, kept on disk or in shared storage: the camera sends it all again.
+    assert query_database(data_dir, "SELECT original_name FROM uploads") == []
+    assert files_under(tmp_path / "ftp") == []
+    assert shared_upload_keys() == []
+
+    send_to_service(service, message)
+    service.wait_idle()
+    service.service.stop()
+    run_service(smtp_server=smtp_server).wait_idle()  # a restart finds nothing left over
+    events = query_database(
+        data_dir, "SELECT original_name, burst_id, burst_size FROM events ORDER BY id"
+    )
+    assert sorted(name.rsplit("-", 1)[-1] for name, _, _ in events) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert len({burst for _, burst, _ in events}) == 1
+    assert {size for _, _, size in events} == {3}

@@ -19,7 +19,7 @@ from harness.backends import query_database
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.endurance import FixedLatencyDetector
 from harness.service import base_config, service_environment, upload, wait_until, write_config
-from ipcam_analysis.values import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 from tests.test_processes import analysis_processes
 
 SHORT_LEASE = 6.0  # the least the config allows is 3 s
@@ -34,9 +34,9 @@ class CountingDetector(FixedLatencyDetector):
         super().__init__(kind, gate=gate, gate_timeout=GATE_SECONDS)
         self._calls = calls
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         self._calls.append(self.kind)
-        return super().detect(snapshot)
+        return super().detect(snapshot, watched)
 
 
 @pytest.fixture
@@ -88,7 +88,8 @@ def test_a_restarting_node_gives_back_its_claims_before_it_serves(rig: CrashRig)
     first.kill()
     rig.moto.rekognition.delay_seconds = 0
 
-    second = rig.start()  # returns once the FTP server listens: after the give-back
+    second = rig.start()
+    wait_until(lambda: "Ready: " in second.output, 60, "the service to say it is ready")
     [now] = claims(rig.folder / "data")
     assert now != held, "the dead process's claim is still held"
     rig.wait_drained()

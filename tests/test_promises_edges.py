@@ -20,7 +20,7 @@ from harness.aws import REGION, Moto
 from harness.service import wait_until
 from harness.smtp import SmtpSink
 from harness.web import Dashboard, basic_auth
-from ipcam_analysis.ingest.alarm import HEADER, parse_alarms
+from ipcam_analysis.ingest.alarm_frames import HEADER, parse_alarms
 from ipcam_analysis.notify.email import EmailNotifier
 from ipcam_analysis.notify.smtp import SmtpTransport
 from ipcam_analysis.store import StorageSettings, open_storage

@@ -1,7 +1,7 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
-from ipcam_analysis.rules import decide
-from ipcam_analysis.rules.bursts import burst_turn
+from ipcam_analysis.rules import decide, why_not_alerted
+from ipcam_analysis.rules.bursts import BurstFrame, burst_turn
 from ipcam_analysis.values import Box, Instance, Label
 
 PERSON = Label(
@@ -42,6 +42,7 @@ def test_alarm_mode_without_a_match_does_not_alert():
     decision = decide((TREE, PLANT), ["Person"], new_labels_only=False)
     assert not decision.alert
     assert decision.ignored == ("Tree", "Plant")
+    assert why_not_alerted(decision, new_labels_only=False) == "not in labels: Tree, Plant"
 
 
 def test_new_labels_mode_as_the_original():
@@ -54,6 +55,10 @@ def test_new_labels_mode_as_the_original():
     ]
     assert "Tree (ignored parent: Plant)" in decision.ignored
     assert "Person" in decision.ignored
+    why = why_not_alerted(decision, new_labels_only=True)
+    assert why and why.startswith("already known: ") and "Tree (ignored parent: Plant)" in why
+    assert why_not_alerted(decide((TREE,), ["Person"], False), False) == "not in labels: Tree"
+    assert why_not_alerted(decide((PERSON,), ["Person"], False), False) is None
 
 
 def test_new_labels_mode_treats_aliases_as_listed():
@@ -64,15 +69,29 @@ def test_new_labels_mode_treats_aliases_as_listed():
 # --- bursts: the pictures of one e-mail alert once
 
 
-def test_a_burst_frame_waits_for_the_others_then_the_strongest_alerts() -> None:
-    assert burst_turn(7, {7: 90.0}, 3, waited_seconds=1).wait
-    decided = {7: 90.0, 8: 0.0, 9: 97.0}
-    assert burst_turn(9, decided, 3, waited_seconds=1).alert
-    quiet = burst_turn(7, decided, 3, waited_seconds=1)
-    assert not quiet.alert and not quiet.wait
-    assert (
-        quiet.reason == "picture 9 of the same e-mail matched more strongly (97.0% against 90.0%)"
+def frame(item_id: int, strength: float, alerted: bool | None = None) -> BurstFrame:
+    return BurstFrame(
+        item_id, f"smtp/2026-12-06/101500-ab12cd34-{item_id}-snap.jpg", strength, alerted
+    )
+
+
+def test_a_burst_frame_waits_for_the_others_then_the_strongest_decides() -> None:
+    assert burst_turn(7, [frame(7, 90.0)], 3, waited_seconds=1).wait
+    decided = [frame(7, 90.0), frame(8, 0.0), frame(9, 97.0)]
+    assert burst_turn(9, decided, 3, waited_seconds=1).decides
+    # The others wait for its verdict, then name it.
+    assert burst_turn(7, decided, 3, waited_seconds=1).wait
+    spoke = [frame(7, 90.0), frame(8, 0.0), frame(9, 97.0, alerted=True)]
+    quiet = burst_turn(7, spoke, 3, waited_seconds=1)
+    assert not quiet.decides and not quiet.wait
+    assert quiet.reason == "part of the burst alerted with 101500-ab12cd34-9-snap.jpg (event 9)"
+    cooled = [frame(7, 90.0), frame(9, 97.0, alerted=False)]
+    assert burst_turn(7, cooled, 2, waited_seconds=1).reason == (
+        "part of the burst suppressed with 101500-ab12cd34-9-snap.jpg (event 9)"
     )
     # A tie goes to the first picture; a frame that never comes is not waited for forever.
-    assert burst_turn(7, {7: 90.0, 9: 90.0}, 2, waited_seconds=1).alert
-    assert burst_turn(7, {7: 90.0}, 3, waited_seconds=600).alert
+    assert burst_turn(7, [frame(7, 90.0), frame(9, 90.0)], 2, waited_seconds=1).decides
+    assert burst_turn(7, [frame(7, 90.0)], 3, waited_seconds=600).decides
+    # A stronger frame decided after the burst spoke stays quiet.
+    late = [frame(7, 90.0, alerted=True), frame(9, 99.0)]
+    assert "alerted with 101500-ab12cd34-7-snap.jpg" in burst_turn(9, late, 2, 1).reason

@@ -185,7 +185,7 @@ def test_rekognition_unreachable_then_back_delivers_the_alert(
 def test_mail_outage_retries_without_paying_rekognition_again(
     run_service, aws: Moto, monkeypatch
 ) -> None:
-    proxy = start_outage(aws, monkeypatch, "AWS_ENDPOINT_URL_SES")  # only SES is cut off
+    proxy = start_outage(aws, monkeypatch, "AWS_ENDPOINT_URL_SESV2")  # only SES is cut off
     service = run_service()
     upload_during_outage(service, "x.jpg")
     proxy.restore()

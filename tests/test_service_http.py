@@ -24,7 +24,7 @@ from harness.service import (
     wait_until,
     write_config,
 )
-from ipcam_analysis.ingest.http import MAX_CONNECTIONS
+from ipcam_analysis.ingest.http import MAX_UPLOADS_AT_ONCE
 from ipcam_analysis.web.auth import hash_password
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -110,7 +110,7 @@ def test_ftp_keeps_serving_while_http_is_flooded(run_service, aws: Moto) -> None
     service = start(run_service)
     host, port = service.service.sources["http"].address
     with ExitStack() as flood:
-        for _ in range(MAX_CONNECTIONS + 10):
+        for _ in range(MAX_UPLOADS_AT_ONCE + 10):
             flood.enter_context(socket.create_connection((host, port)))
         upload(service.address, "cam02", PERSON_JPEG, "during-flood.jpg")  # 226: queued
     service.wait_idle()

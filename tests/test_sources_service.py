@@ -72,7 +72,10 @@ def test_a_burst_alerts_once_with_its_strongest_picture(run_service, aws: Moto) 
     by_name = {event["original_name"].rsplit("-", 1)[-1]: event for event in events}
     assert by_name["b.jpg"]["outcome"] == "alert"
     assert by_name["a.jpg"]["outcome"] == "suppressed"
-    assert f"picture {by_name['b.jpg']['id']} of the same e-mail" in by_name["a.jpg"]["reason"]
+    assert (
+        f"burst alerted with {by_name['b.jpg']['original_name'].rsplit('/', 1)[-1]}"
+        in (by_name["a.jpg"]["reason"])
+    )
     assert by_name["c.jpg"]["outcome"] == "no_match"
     for event in events:
         assert event["source"] == "smtp" and event["burst_size"] == 3

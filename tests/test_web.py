@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -17,13 +18,16 @@ from harness.service import DATA, upload
 from harness.web import (
     Dashboard,
     basic_auth,
+    card_texts,
     days_ago,
     event_record,
+    page_text,
     person,
     raw_get,
     snapshot_of,
 )
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import Label, NotifyOutcome, Upload
 from ipcam_analysis.web import WebServer, WebServerError
@@ -191,8 +195,13 @@ def test_healthz_reports_ftp_queue_and_detector(served_store, tmp_path: Path) ->
 
 
 def test_login_is_required_everywhere_but_healthz(served_store) -> None:
+    # Each failure is answered later than the one before: quickly here (3 s to 30 s by default).
+    throttle = LoginThrottle(first_delay_seconds=0.001, max_delay_seconds=0.01)
     dashboard = with_events(
-        served_store(web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH})
+        served_store(
+            web={"port": 0, "username": "admin", "password_hash": PASSWORD_HASH},
+            login_throttle=throttle,
+        )
     )
     client = dashboard.client
     paths = ("/", "/events/2", "/cameras", "/usage", "/config", "/api/events", "/api/events/2")
@@ -323,3 +332,49 @@ def test_a_node_without_the_web_role_serves_only_its_health_and_metrics(run_serv
         assert 'ipcam_uploads_total{camera="cam01",node=' in client.get("/metrics").text
         assert client.get("/api/events").status_code == 404
         assert client.get("/").status_code == 404
+
+
+def test_every_card_says_what_was_seen_and_why(run_service, aws: Moto, tmp_path: Path) -> None:
+    """A newcomer sees why an upload alerted or not (a cooldown, labels not watched) and what
+    failed, on the events list, the event page and the cameras page."""
+    person_and_tree = [label("Person", 97, boxes=((0.3, 0.2, 0.2, 0.6),)), label("Tree", 90.4)]
+    scenes = {"darknet_person.jpg": person_and_tree, "darknet_horses.jpg": person_and_tree}
+    scenes["opencv_tree_f0000.jpg"] = [label("Tree", 92)]
+    pictures = {name: (DATA / name).read_bytes() for name in [*scenes, "darknet_dog.jpg"]}
+    by_bytes = {pictures[name]: labels for name, labels in scenes.items()}
+    aws.rekognition.answer = lambda image: by_bytes.get(image, [])
+    service = run_service(filters={"cooldown_seconds": 600})
+    for name in scenes:  # an alert, the same person again (cooldown), only a tree
+        upload(service.address, "cam01", pictures[name], name)
+        service.wait_idle()
+    aws.rekognition.error = (400, "InvalidImageFormatException", "Request has invalid image format")
+    upload(service.address, "cam01", pictures["darknet_dog.jpg"], "darknet_dog.jpg")
+    # An upload that cannot be read (a folder where its file should be), too old to retry.
+    folder = tmp_path / "ftp" / "cam02" / "unreadable.jpg"
+    folder.mkdir(parents=True)
+    service.service.queue.put(Upload("cam02", folder, days_ago(2), "192.0.2.9", "unreadable.jpg"))
+    service.wait_idle()
+    with httpx.Client(base_url=service.service.web.url, timeout=30) as client:
+        events = {e["original_name"]: e for e in client.get("/api/events").json()["events"]}
+        cards = dict(zip(events, card_texts(client.get("/").text), strict=True))
+        unreadable = page_text(client.get(f"/events/{events['unreadable.jpg']['id']}").text)
+        suppressed = page_text(client.get(f"/events/{events['darknet_horses.jpg']['id']}").text)
+        cameras = card_texts(client.get("/cameras").text)
+    assert cards["darknet_person.jpg"].endswith(
+        "Alert Seen: Person 97%, Tree 90% Alerted on Person"
+    )
+    cooldown = r"Seen: Person 97%, Tree 90% Person alerted \d+ s ago \(cooldown\)"
+    assert re.search(f"Alert suppressed {cooldown}$", cards["darknet_horses.jpg"])
+    assert re.search(f"Received [-0-9]+ [:0-9]+ {cooldown}", suppressed)  # atop its page
+    assert cards["opencv_tree_f0000.jpg"].endswith(
+        "Nothing of interest Seen: Tree 92% Not in labels: Tree"
+    )
+    failed = "Failed: Rekognition: InvalidImageFormatException: Request has invalid image format"
+    assert cards["darknet_dog.jpg"].endswith(f"Error {failed}")
+    cannot_read = f"Failed: cannot read the upload ([Errno 21] Is a directory: '{folder}')"
+    assert cards["unreadable.jpg"].endswith(f"Error {cannot_read}")
+    # Its page says what failed, and that the picture was never read: not that retention took it.
+    assert cannot_read in unreadable and "retention" not in unreadable
+    assert "No picture is kept for this event: processing failed before it was read." in unreadable
+    # Each camera's latest picture says what it showed and what became of it.
+    assert f"Latest picture: Error {failed}" in cameras[0]

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from types import FrameType
 
 from ipcam_analysis.analysis import Analysis, AnalysisProcesses
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest import (
     EVENT_SOURCES,
     SOURCES,
@@ -22,18 +23,41 @@ from ipcam_analysis.ingest import (
     UploadAdmission,
 )
 from ipcam_analysis.ingest.leftovers import find_leftovers
+from ipcam_analysis.instance_lock import DataDirLock
+from ipcam_analysis.logsetup import configure_logging
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.notify import MqttConfig, MqttNotifier
+from ipcam_analysis.notify import (
+    HOW_TO_SWITCH_ON,
+    MqttConfig,
+    MqttNotifier,
+    alerts_go_somewhere,
+)
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.store import EventStore, open_database, open_storage
 from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
 from ipcam_analysis.values import ROLES, CameraEvent, Upload
+from ipcam_analysis.watchdog import ServiceWatchdog
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
 
 EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
+NO_ALERT_CHANNEL = f"No alert channel is configured: alerts go nowhere (set {HOW_TO_SWITCH_ON})"
+
+
+def build_service(
+    config: AppConfig,
+    *,
+    roles: Iterable[str] = ROLES,
+    console: bool = False,
+    log_level: str = "INFO",
+    make_detector: Callable[[str], Detector] | None = None,
+) -> Service:
+    """The service users run, logging and secret masking included: the CLI, the tests and the
+    benchmarks all build it here. `make_detector(kind)` replaces the configured detectors."""
+    configure_logging(config, console=console, level=log_level)
+    return Service(config, make_detector=make_detector, roles=roles)
 
 
 class Service:
@@ -91,9 +115,10 @@ class Service:
             )
             self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
         self._stopped = threading.Event()
+        self._lock = DataDirLock(config.data_dir)
 
     def _sources(self) -> dict[str, Source]:
-        """The listeners cameras send to, each feeding the queue through `_accept_upload`."""
+        """The listeners cameras send to, each feeding the queue through `_accept_uploads`."""
         config = self.config
         ftp = config.ftp_server
         self.admission = UploadAdmission(
@@ -105,7 +130,7 @@ class Service:
         throttle = LoginThrottle()
         sources: dict[str, Source] = {
             kind: SOURCES[kind].implementation(
-                settings, self._accept_upload, login_throttle=throttle, admission=self.admission
+                settings, self._accept_uploads, login_throttle=throttle, admission=self.admission
             )
             for kind, settings in config.source_settings().items()
         }
@@ -117,34 +142,45 @@ class Service:
     def ftp(self) -> Source:
         return self.sources["ftp"]
 
-    def _accept_upload(self, upload: Upload) -> int:
-        """A source's hook: one committed row, whose id it returns (raises if the database
-        cannot take it). A source acknowledges the upload to the camera only after this.
-        What the camera reported itself just before (an alarm) goes with it as a note."""
+    def _accept_uploads(self, uploads: Sequence[Upload]) -> list[int]:
+        """A source's hook: the uploads received together as committed rows, all or none,
+        whose ids it returns (raises if the database cannot take them). A source acknowledges
+        them to the camera only after this. What the camera reported itself just before (an
+        alarm) goes with them as a note."""
         # Only with an alarm source: otherwise there is nothing to look up on this hot path (the
         # FTP hook runs in the server's one IO thread).
         reported = (
-            self.store.camera_events.take_recent(upload.camera, upload.received_at.timestamp())
-            if self._takes_camera_events
+            self.store.camera_events.take_recent(
+                uploads[0].camera, uploads[0].received_at.timestamp()
+            )
+            if self._takes_camera_events and uploads
             else ""
         )
         if reported:
-            upload = replace(upload, note="\n".join(filter(None, (reported, upload.note))))
-        item_id = self._queue_upload(upload)
-        self.metrics.uploads.labels(upload.camera).inc()
-        return item_id
+            uploads = [
+                replace(upload, note="\n".join(filter(None, (reported, upload.note))))
+                for upload in uploads
+            ]
+        item_ids = self._queue_uploads(uploads)
+        for upload in uploads:
+            self.metrics.uploads.labels(upload.camera).inc()
+        return item_ids
 
-    def _queue_upload(self, upload: Upload) -> int:
-        """With shared storage, the picture goes there first, then the row that names it;
-        the file received here is removed only once both are done."""
-        upload = share_upload(self.storage, upload)
+    def _queue_uploads(self, uploads: Sequence[Upload]) -> list[int]:
+        """With shared storage, the pictures go there first, then the rows that name them (one
+        transaction); the files received here are removed only once all are done."""
+        shared: list[Upload] = []
         try:
-            item_id = self.queue.put(upload)
+            for upload in uploads:
+                shared.append(share_upload(self.storage, upload))
+            item_ids = self.queue.put_many(shared)
         except Exception:
-            forget_shared_copy(self.storage, upload)
+            for upload in shared:
+                forget_shared_copy(self.storage, upload)
             raise
-        release_local_copy(upload)
-        return item_id
+        for upload in shared:
+            release_local_copy(upload)
+        return item_ids
 
     def _camera_event(self, event: CameraEvent) -> bool:
         """An event source's hook: record what a camera reported (known by its serial id, else
@@ -170,36 +206,51 @@ class Service:
         return found
 
     def start(self) -> None:
-        self.storage.check()
-        if self.storage.shared:
-            log.info("Uploads in flight and snapshots are kept in %s", self.storage)
+        """In this order: the data_dir lock, then the listeners bound; only then does anything
+        speak for the service (MQTT) or take over work (claims, leftovers). A second instance,
+        or one whose port is taken, leaves without a word to the broker or a change to the queue."""
+        self._lock.acquire()
+        try:
+            self.storage.check()
+            if self.storage.shared:
+                log.info("Uploads in flight and snapshots are kept in %s", self.storage)
+            # Listed before the listeners start: a file there now is no upload in progress.
+            leftovers = self._find_leftovers() if "ingest" in self.roles else []
+            self._start_listeners()
+        except BaseException:
+            self._lock.release()
+            raise
         if self.analysis is not None:
             # Claims this node held when it stopped go back now, not when their leases end.
             self.queue.recover(f"{self.config.node_name}/")
             self.analysis.start()
-        if "ingest" in self.roles:
-            self._enqueue_leftovers()
+        self._enqueue_leftovers(leftovers)
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.start()
-        started: list[Source] = []
-        try:
-            for source in self.sources.values():
-                source.start()
-                started.append(source)
-        except UserError:
-            for source in started:
-                source.stop()
-            self._stop_analysis()
-            raise
         self._log_ready()
         for camera, password in self.config.ftp_server.users.items():
             if password.get_secret_value() == EXAMPLE_PASSWORD:
                 log.warning("Camera %s still has the example config's password: change it", camera)
         if self.config.time_window:
             log.info("Time window: %s", describe_time_windows(self.config.time_window))
+
+    def _start_listeners(self) -> None:
+        """The sources, then the dashboard; if one cannot listen, those started stop again."""
+        started: list[Source | WebServer] = []
+        try:
+            for source in self.sources.values():
+                source.start()
+                started.append(source)
+            if self.web is not None:
+                self.web.start()
+                started.append(self.web)
+        except BaseException:
+            for listener in started:
+                listener.stop()
+            raise
         if self.web is not None:
-            self._start_dashboard(self.web)
+            _tell_console(logging.INFO, f"Dashboard: {self.web.url}")
 
     def _log_ready(self) -> None:
         config = self.config
@@ -212,34 +263,33 @@ class Service:
             )
         if self.roles != ROLES:
             log.info("Node %s runs: %s", config.node_name, ", ".join(self.roles))
+        cameras = [*config.camera_names, None]
+        if self.analysis is not None and not alerts_go_somewhere(
+            {camera: config.notifier_settings(camera) for camera in cameras}
+        ):
+            _tell_console(logging.WARNING, NO_ALERT_CHANNEL)
 
-    def _stop_analysis(self) -> None:
-        if self.analysis is not None:
-            self.analysis.stop()
-
-    def _start_dashboard(self, web: WebServer) -> None:
-        try:
-            web.start()
-        except UserError:
-            for source in self.sources.values():
-                source.stop()
-            self._stop_analysis()
-            raise
-        log.info("Dashboard: %s", web.url)
-        # Printed too: whatever the log settings, the link is what a person starting it looks for.
-        print(f"Dashboard: {web.url}", flush=True)
-
-    def _enqueue_leftovers(self) -> None:
-        """Queue files left in the upload folders by a crash (with `remove_files`, every file
-        there is unhandled by definition)."""
+    def _find_leftovers(self) -> list[Upload]:
+        """Files left in the upload folders by a crash (with `remove_files`, every file there
+        that the queue does not hold is unhandled by definition), and in the FTP spool."""
         settings = self.config.ftp_server
-        if not settings.remove_files:
-            return
         queued = self.queue.unfinished_paths()
+        return list(
+            find_leftovers(
+                settings.root_dir,
+                self.config.camera_names,
+                queued,
+                homes=settings.remove_files,
+            )
+        )
+
+    def _enqueue_leftovers(self, leftovers: list[Upload]) -> None:
         found = 0
-        for upload in find_leftovers(settings.root_dir, self.config.camera_names, queued):
+        for upload in leftovers:
+            if not _unchanged_since_listed(upload):
+                continue  # received again since: its source queues the new one
             try:
-                self._queue_upload(upload)
+                self._queue_uploads([upload])
             except OSError as exc:  # shared storage unreachable: the file waits for next start
                 log.warning("Cannot queue %s found on disk: %s", upload.path, exc)
                 continue
@@ -257,15 +307,18 @@ class Service:
             self.web.stop()
         for source in self.sources.values():
             source.stop()
-        self._stop_analysis()
+        if self.analysis is not None:
+            self.analysis.stop()
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.close()
         self.database.close()
+        self._lock.release()
         log.info("Stopped")
 
-    def run_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT (Ctrl+C), then stop gracefully."""
+    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> bool:
+        """Run until SIGTERM or SIGINT (Ctrl+C), then stop gracefully; `on_started()` once it
+        has started. False when it stopped because a listener had closed."""
         stop_requested = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -275,11 +328,41 @@ class Service:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         self.start()
+        watchdog = ServiceWatchdog(self.listener_addresses, on_listener_down=stop_requested.set)
+        watchdog.start()
         try:
+            on_started()
             while not stop_requested.wait(1.0):
                 pass
         finally:
+            watchdog.stop()
             self.stop()
+        return watchdog.listener_down is None
+
+
+def _tell_console(level: int, message: str) -> None:
+    """Logged, and printed unless the log already shows on the console: whatever the log
+    settings, a person starting the service sees it once."""
+    log.log(level, "%s", message)
+    consoles = (sys.stdout, sys.stderr)
+    shown = any(
+        isinstance(handler, logging.StreamHandler)
+        and handler.stream in consoles
+        and handler.level <= level
+        for handler in logging.getLogger().handlers
+    )
+    if not (shown and log.isEnabledFor(level)):
+        print(message, flush=True)
+
+
+def _unchanged_since_listed(upload: Upload) -> bool:
+    """False when a camera has sent a file of the same name since it was listed (or it is gone)."""
+    try:
+        modified = upload.path.stat().st_mtime
+    except OSError:
+        return False
+    # Made the way find_leftovers made received_at, so an untouched file compares equal.
+    return datetime.fromtimestamp(modified).astimezone() == upload.received_at
 
 
 def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:

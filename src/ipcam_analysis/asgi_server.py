@@ -3,6 +3,7 @@ bound beforehand."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -12,6 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from ipcam_analysis.errors import UserError
+from ipcam_analysis.limits import keep_accepting_quietly
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,8 @@ class AsgiServer:
     """`start()` returns once the app is listening; `stop()` is graceful and bounded.
 
     `what` names the listener in messages ("the dashboard"), `hint` says what to change when
-    its port cannot be had, `thread_name` names its thread; beyond `max_connections` open at
-    once, requests are answered 503.
+    its port cannot be had, `thread_name` names its thread. `http_protocol`: uvicorn's HTTP/1.1
+    protocol class, or a subclass of it that guards the connections.
     """
 
     def __init__(
@@ -41,7 +43,7 @@ class AsgiServer:
         what: str,
         hint: str,
         thread_name: str,
-        max_connections: int | None = None,
+        http_protocol: type[asyncio.Protocol] | None = None,
     ) -> None:
         self._app = app
         self._host = host
@@ -49,7 +51,7 @@ class AsgiServer:
         self._what = what
         self._hint = hint
         self._thread_name = thread_name
-        self._max_connections = max_connections
+        self._http_protocol = http_protocol
         self._address: tuple[str, int] | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -80,11 +82,11 @@ class AsgiServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
-            limit_concurrency=self._max_connections,
+            http=self._http_protocol or "auto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=self._thread_name, daemon=True
+            target=self._serve, args=(self._server, sock), name=self._thread_name, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -93,6 +95,16 @@ class AsgiServer:
                 self.stop()
                 raise ListenerError(f"{self._what} did not start on {self._host}:{self._port}")
             time.sleep(0.01)
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        async def serve() -> None:
+            keep_accepting_quietly(
+                asyncio.get_running_loop(), self._what[:1].upper() + self._what[1:]
+            )
+            await server.serve(sockets=[sock])
+
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(serve())
 
     def stop(self) -> None:
         """Finish open requests (at most GRACEFUL_STOP_SECONDS), then close; safe to repeat."""

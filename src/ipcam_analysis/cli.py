@@ -13,7 +13,9 @@ import yaml
 
 from ipcam_analysis import __version__
 from ipcam_analysis.config import AppConfig, load_config
+from ipcam_analysis.config.warnings import config_warnings
 from ipcam_analysis.errors import ConfigError, UserError
+from ipcam_analysis.instance_lock import AlreadyRunningError
 from ipcam_analysis.values import ROLES
 
 log = logging.getLogger("ipcam_analysis")
@@ -112,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Configuration error: {one_line(exc)}", file=sys.stderr)
         return EXIT_CONFIG
     except UserError as exc:
-        print(f"Error: {one_line(exc)}", file=sys.stderr)
+        # "Another ipcam-analysis is already running ..." is no error of this run: it says all.
+        prefix = "" if isinstance(exc, AlreadyRunningError) else "Error: "
+        print(f"{prefix}{one_line(exc)}", file=sys.stderr)
         log.error("%s", exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -139,22 +143,31 @@ def _run(args: argparse.Namespace) -> int:
         return int(command.run(args, None))  # e.g. hash-password, which helps write the config
     config_path = Path(args.config)
     config = _load_for(args, config_path)
+    warnings = config_warnings(config)
     if args.check_config:
         print(yaml.safe_dump(config.masked_dump(), sort_keys=False, allow_unicode=True), end="")
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
         print(f"Configuration OK: {config_path.resolve()}", file=sys.stderr)
         return EXIT_OK
 
+    if command is None and not args.test_aws:
+        return _serve(config, args, config_path, warnings)
     from ipcam_analysis.logsetup import configure_logging
 
     configure_logging(config, console=args.enable_console_log, level=args.log_level)
-    log.info("Loading configuration from %s", config_path.resolve())
+    _log_loaded(config_path, warnings)
     if command is not None:
         return int(command.run(args, config))
-    if args.test_aws:
-        from ipcam_analysis.commands import check_aws
+    from ipcam_analysis.commands import check_aws
 
-        return check_aws.run(config)
-    return _serve(config, args.role)
+    return check_aws.run(config)
+
+
+def _log_loaded(path: Path, warnings: list[str]) -> None:
+    log.info("Loading configuration from %s", path.resolve())
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def _load_for(args: argparse.Namespace, path: Path) -> AppConfig:
@@ -174,13 +187,21 @@ def _roles(text: str) -> tuple[str, ...]:
     return roles
 
 
-def _serve(config: AppConfig, roles: tuple[str, ...]) -> int:
-    from ipcam_analysis.app import Service
+def _serve(
+    config: AppConfig, args: argparse.Namespace, config_path: Path, warnings: list[str]
+) -> int:
+    from ipcam_analysis.app import build_service
+    from ipcam_analysis.limits import raise_open_files_limit
 
-    print("IP Camera Analysis started", flush=True)
-    service = Service(config, roles=roles)
-    service.run_until_signalled()
-    return EXIT_OK
+    service = build_service(
+        config, roles=args.role, console=args.enable_console_log, log_level=args.log_level
+    )
+    _log_loaded(config_path, warnings)
+    raise_open_files_limit()
+    listening = service.run_until_signalled(
+        on_started=lambda: print("IP Camera Analysis started", flush=True)
+    )
+    return EXIT_OK if listening else EXIT_FAILURE  # else a listener closed: to be restarted
 
 
 if __name__ == "__main__":

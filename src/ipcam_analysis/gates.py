@@ -1,7 +1,8 @@
-"""What a camera's history says about one upload: a repeated frame, the cloud budget, objects still
-there, labels in cooldown, a stronger picture of the same e-mail. Each is read, decided (by the pure rules) and remembered in one
-database transaction, so that with many worker threads, processes or machines a camera's
-decisions are the ones it would get one upload at a time, and a budget is never overspent."""
+"""What a camera's history says about one upload: a repeated frame, the cloud budget, a stronger
+picture of the same e-mail, objects still there, labels in cooldown. Each is read, decided (by
+the pure rules) and remembered in one database transaction, so that with many worker threads,
+processes or machines a camera's decisions are the ones it would get one upload at a time, and
+a budget is never overspent."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
-from ipcam_analysis.rules.bursts import BurstTurn, already_alerted, burst_turn
+from ipcam_analysis.rules.bursts import BurstTurn, burst_turn
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import FilterMemory
 from ipcam_analysis.values import Decision, MatchedLabel, Upload
@@ -112,19 +113,21 @@ class CameraGates:
         return matched, reasons
 
     def burst_turn(self, upload: Upload, item_id: int, decision: Decision, now: float) -> BurstTurn:
-        """An alerting frame of a burst (the pictures of one e-mail): wait until the burst's
-        other frames are decided, then only the strongest alerts, claimed once."""
+        """An alerting frame of a burst (the pictures of one e-mail), before the repeats: wait
+        until the burst's other frames are decided; then the strongest decides for the burst,
+        and the others name it. Call inside `FilterMemory.atomically(camera_key(...))`, with
+        drop_repeats and burst_decided when this frame decides."""
         assert upload.burst_id is not None
         strength = max(match.label.confidence for match in decision.matched)
         self._memory.remember_burst_frame(upload.burst_id, item_id, strength, replace=True)
         # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
-        strengths, first_decided = self._memory.burst_strengths(upload.burst_id)
-        turn = burst_turn(item_id, strengths, upload.burst_size, now - first_decided)
-        if turn.alert:
-            alerted = self._memory.claim_burst_alert(upload.burst_id, item_id)
-            if alerted != item_id:
-                return already_alerted(alerted)
-        return turn
+        frames, first_decided = self._memory.burst_frames(upload.burst_id)
+        return burst_turn(item_id, frames, upload.burst_size, now - first_decided)
+
+    def burst_decided(self, upload: Upload, item_id: int, *, alerted: bool) -> None:
+        """This frame decided for its burst: the others name it."""
+        assert upload.burst_id is not None
+        self._memory.remember_burst_verdict(upload.burst_id, item_id, alerted=alerted)
 
 
 BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total

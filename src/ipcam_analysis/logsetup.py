@@ -7,6 +7,7 @@ import logging.config
 import logging.handlers
 import os
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -21,20 +22,58 @@ LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
 # Libraries whose INFO chatter would drown ours; their warnings still show.
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pyftpdlib", "PIL", "asyncio")
+# The loggers whose level configure_logging sets ("" is the root).
+TUNED_LOGGERS = ("", "ipcam_analysis", *QUIET_LOGGERS)
 AWS_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def configure_logging(config: AppConfig, *, console: bool, level: str) -> None:
-    """Set up handlers once at start-up; `level` applies to our own loggers, as in the original."""
+    """Set up handlers at start-up; `level` applies to our own loggers, as in the original.
+
+    Done again (a test process builds a service per test), it replaces only what it installed
+    itself: other handlers (pytest's log capture) stay, and every handler has one masking filter."""
+    remove_logging()
+    _installed.levels = {name: logging.getLogger(name).level for name in TUNED_LOGGERS}
+    before = set(logging.getLogger().handlers)
     if config.log_configuration_file:
         _apply_dict_config(config.log_configuration_file, console)
     else:
         _apply_default(config, console)
+    _installed.handlers = [h for h in logging.getLogger().handlers if h not in before]
     logging.getLogger("ipcam_analysis").setLevel(level)
     secrets = [*config.secrets(), *(os.environ.get(name, "") for name in AWS_SECRET_VARIABLES)]
-    masking = SecretMaskingFilter(secrets)
+    _installed.masking = SecretMaskingFilter(secrets)
     for handler in _all_handlers():
-        handler.addFilter(masking)
+        handler.addFilter(_installed.masking)
+
+
+@dataclass
+class _Installed:
+    """What the last configure_logging added, to take back the next time."""
+
+    handlers: list[logging.Handler] = field(default_factory=list)
+    masking: SecretMaskingFilter | None = None
+    levels: dict[str, int] = field(default_factory=dict)  # of TUNED_LOGGERS, before
+
+
+_installed = _Installed()
+
+
+def remove_logging() -> None:
+    """Take back what configure_logging installed: its handlers (closed), its masking filter,
+    the levels it set. Logging is as it found it (a test process's next test sees its own)."""
+    root = logging.getLogger()
+    for handler in _installed.handlers:
+        root.removeHandler(handler)
+        handler.close()
+    _installed.handlers = []
+    if _installed.masking is not None:
+        for handler in _all_handlers():
+            handler.removeFilter(_installed.masking)
+        _installed.masking = None
+    for name, level in _installed.levels.items():
+        logging.getLogger(name).setLevel(level)
+    _installed.levels = {}
 
 
 def _apply_dict_config(path: Any, console: bool) -> None:
@@ -55,8 +94,6 @@ def _apply_dict_config(path: Any, console: bool) -> None:
 
 def _apply_default(config: AppConfig, console: bool) -> None:
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
     root.setLevel(logging.WARNING)
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)

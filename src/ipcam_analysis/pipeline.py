@@ -1,4 +1,5 @@
-"""One queued upload through the stages: validate → window → detect → decide → notify → record."""
+"""One queued upload through the stages: validate → window → detect → decide (a burst as one,
+then the repeats) → notify → record."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from ipcam_analysis.rules import (
     filter_labels,
     matching_sensors,
     one_name_per_object,
+    why_not_alerted,
 )
+from ipcam_analysis.rules.bursts import DECIDES
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
@@ -136,14 +139,15 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
+        assert progress.detection is not None
+        # What is decided, sent and recorded (and what `ipcam-analysis detect` prints).
+        progress.detection = one_name_per_object(
+            progress.detection, camera.filters, camera.min_confidence_percent
+        )
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
-            assert progress.detection is not None
-            progress.detection = one_name_per_object(
-                progress.detection, camera.filters, camera.min_confidence_percent
-            )
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
-            return self._alert(progress)
+            return self._notify(progress)
         return self._decide(progress)
 
     def _detect(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str | None:
@@ -159,7 +163,6 @@ class Pipeline:
                 "Same picture as the last one from %s (distance %d): not analysed",
                 item.about,
                 distance,
-                item.upload.original_name,
             )
             return self._finish(
                 progress, DUPLICATE, f"same picture as the last one (distance {distance})"
@@ -173,7 +176,7 @@ class Pipeline:
             else:
                 kind = self._config.budget.on_exhausted
         try:
-            progress.detection = detectors(kind).detect(snapshot)
+            progress.detection = detectors(kind).detect(snapshot, camera.watched)
         except BaseException as exc:
             # A call that failed is not paid for: the reservation goes back.
             self._gates.settle_cloud_calls(camera.name, reserved, 0, now)
@@ -190,57 +193,54 @@ class Pipeline:
         return None
 
     def _decide(self, progress: _Progress) -> str:
-        """Filters, then the rule, then the repeats (stationary objects, cooldown), decided and
+        """Filters, then the rule; a burst's frames wait for each other and its strongest
+        decides for it; then the repeats (stationary objects, cooldown), decided and
         remembered with the decision in one transaction."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
-        progress.detection = detection = one_name_per_object(
-            detection, camera.filters, camera.min_confidence_percent
-        )
         labels, reasons = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
         progress.filtered.extend(reasons)
         decision = decide(labels, camera.labels, camera.new_labels_only)
         progress.decision = decision
-        about = progress.item.about
         if not decision.alert:
             log.info("Nothing of interest from %s", item.about)
             self._errors.clear(camera.name)
-            return self._finish(progress, NO_MATCH, "; ".join(progress.filtered) or None)
+            unwatched = why_not_alerted(decision, camera.new_labels_only)
+            reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
+            return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
+        upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
-            matched, reasons = self._gates.drop_repeats(camera, decision.matched, time.time())
-            progress.filtered.extend(reasons)
-            progress.decision = replace(decision, alert=bool(matched), matched=matched)
-            if matched:
-                self._queue.save_decision(item.id, progress.decision, progress.filtered)
-        if not matched:
-            log.info("Alert for %s suppressed: %s", about, "; ".join(progress.filtered))
-            self._errors.clear(camera.name)
-            return self._finish(progress, SUPPRESSED, "; ".join(progress.filtered))
-        return self._alert(progress)
-
-    def _alert(self, progress: _Progress) -> str:
-        """Notify the decided alert; a frame of a burst first waits for its turn."""
-        if progress.item.upload.burst_id:
-            return self._burst_turn(progress) or self._notify(progress)
-        return self._notify(progress)
-
-    def _burst_turn(self, progress: _Progress) -> str | None:
-        """An alerting frame of a burst waits until the burst's other frames are decided; only
-        the strongest alerts. None when this frame is the one to alert."""
-        item, decision = progress.item, progress.decision
-        assert decision is not None
-        turn = self._gates.burst_turn(item.upload, item.id, decision, time.time())
+            now = time.time()
+            turn = (
+                self._gates.burst_turn(upload, item.id, decision, now)
+                if upload.burst_id
+                else DECIDES
+            )
+            if turn.decides:
+                matched, reasons = self._gates.drop_repeats(camera, decision.matched, now)
+                progress.filtered.extend(reasons)
+                decision = replace(decision, alert=bool(matched), matched=matched)
+                if upload.burst_id:
+                    self._gates.burst_decided(upload, item.id, alerted=decision.alert)
+                if decision.alert:
+                    self._queue.save_decision(item.id, decision, progress.filtered)
         if turn.wait:
             why = "waiting for the other pictures of the same e-mail"
             self._queue.hold(item.id, why, BURST_POLL_SECONDS)
             return RETRY
-        if turn.alert:
-            return None
-        log.info("Alert for %s suppressed: %s", item.about, turn.reason)
-        progress.decision = replace(decision, alert=False)
-        return self._finish(progress, SUPPRESSED, turn.reason)
+        progress.decision = decision if turn.decides else replace(decision, alert=False)
+        if not turn.decides:
+            return self._suppressed(progress, turn.reason)
+        if not decision.alert:
+            return self._suppressed(progress, "; ".join(progress.filtered))
+        return self._notify(progress)
+
+    def _suppressed(self, progress: _Progress, reason: str) -> str:
+        log.info("Alert for %s suppressed: %s", progress.item.about, reason)
+        self._errors.clear(progress.camera.name)
+        return self._finish(progress, SUPPRESSED, reason)
 
     def _detected(self, item: QueuedItem, detection: Detection) -> None:
         self._metrics.detector_answered(
@@ -267,7 +267,9 @@ class Pipeline:
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
         annotated = draw_boxes(
-            snapshot.image, decision.matched, self._config.rekognition.image_resize_percent
+            snapshot.image,
+            decision.matched,
+            self._config.rekognition_settings().image_resize_percent,
         )
         alert = Alert(
             camera=upload.camera,

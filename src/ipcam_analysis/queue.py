@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,11 @@ from ipcam_analysis.values import (
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0  # a claim not renewed for this long is another worker's to take
+INSERT_UPLOAD = (
+    "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
+    " home, remove_when_done, note, burst_id, burst_size, stored_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,34 +77,24 @@ class UploadQueue:
         self._depth_counted_at: float | None = None
 
     def put(self, upload: Upload) -> int:
-        # Insert and count under one lock, so a recount in between never misses this row.
+        return self.put_many([upload])[0]
+
+    def put_many(self, uploads: Sequence[Upload]) -> list[int]:
+        """Uploads received together (the pictures of one e-mail) in one transaction: all
+        queued, or none (raises), so a camera told to send them again never doubles one."""
+        # Insert and count under one lock, so a recount in between never misses these rows.
         with self._depth_lock:
-            item_id = self._db.insert(
-                "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
-                " home, remove_when_done, note, burst_id, burst_size, stored_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    upload.camera,
-                    str(upload.path),
-                    upload.original_name,
-                    upload.remote_ip,
-                    upload.received_at.isoformat(),
-                    upload.source,
-                    None if upload.home is None else str(upload.home),
-                    upload.remove_when_done,
-                    upload.note,
-                    upload.burst_id,
-                    upload.burst_size,
-                    upload.stored_key,
-                ),
-            )
-            self._recent_depth += 1
-        self._db.announce_put()
+            with self._db.transaction():
+                ids = [self._db.insert(INSERT_UPLOAD, _upload_row(upload)) for upload in uploads]
+                # Inside: PostgreSQL delivers it at the commit, and a failure undoes the rows
+                # instead of failing after them (the camera would send queued pictures again).
+                self._db.announce_put()
+            self._recent_depth += len(ids)
         with self._wakeup:
-            self._wakeup.notify()
+            self._wakeup.notify(len(ids))
         if self._on_put is not None:
             self._on_put()
-        return item_id
+        return ids
 
     def recover(self, owner_prefix: str = "") -> int:
         """After a crash, items that were being worked on by owners whose names start with
@@ -283,3 +278,21 @@ class UploadQueue:
             0
         ]
         return None if row is None else max(0.0, row - time.time())
+
+
+def _upload_row(upload: Upload) -> tuple[object, ...]:
+    """The INSERT_UPLOAD parameters of an upload."""
+    return (
+        upload.camera,
+        str(upload.path),
+        upload.original_name,
+        upload.remote_ip,
+        upload.received_at.isoformat(),
+        upload.source,
+        None if upload.home is None else str(upload.home),
+        upload.remove_when_done,
+        upload.note,
+        upload.burst_id,
+        upload.burst_size,
+        upload.stored_key,
+    )

@@ -103,6 +103,21 @@ class Label:
 
 
 @dataclass(frozen=True)
+class WatchedLabels:
+    """What a camera alerts on, told to the detector with each picture so that one that spends
+    money only where it matters (the cascade) asks about what this camera watches. `names` as
+    the camera's `labels` writes them: in alarm mode the labels that alert, in new-labels mode
+    the ones that do not; a label counts through its parents and aliases too."""
+
+    names: tuple[str, ...]
+    new_labels_only: bool = False
+
+    @property
+    def folded(self) -> frozenset[str]:
+        return frozenset(name.casefold() for name in self.names)
+
+
+@dataclass(frozen=True)
 class Detection:
     """What a detector answered for one image, and what it cost."""
 

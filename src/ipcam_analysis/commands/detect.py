@@ -1,4 +1,5 @@
-"""Run a detector on image files and print what it sees (text or JSON lines), optionally boxed."""
+"""Run a detector on image files and print what the service would record for them (text or JSON
+lines), optionally boxed; `--raw` prints the detector's own answer instead."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.config import AppConfig
+from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import DETECTORS, DetectorError, build_detector
+from ipcam_analysis.errors import UserError
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
@@ -17,7 +19,8 @@ from ipcam_analysis.imaging import (
     draw_boxes,
     encode_jpeg,
 )
-from ipcam_analysis.values import Detection, Label, MatchedLabel, Snapshot
+from ipcam_analysis.rules import one_name_per_object
+from ipcam_analysis.values import Detection, Instance, Label, MatchedLabel, Snapshot
 
 
 class UnreadableImage(Exception):
@@ -27,7 +30,21 @@ class UnreadableImage(Exception):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG or PNG files")
     parser.add_argument(
-        "--detector", choices=list(DETECTORS), help="detector kind (default: the configured one)"
+        "--detector",
+        choices=list(DETECTORS),
+        help="detector kind (default: the camera's, else the configured one)",
+    )
+    parser.add_argument(
+        "--camera",
+        metavar="NAME",
+        help="analyse as for this camera: its detector, filters and min_confidence_percent"
+        " (default: the global settings)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="print the detector's own answer, before boxes of one object are merged under one"
+        " name as the service does",
     )
     parser.add_argument(
         "--annotate",
@@ -42,17 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """0 when every image was analysed, 1 when any could not be."""
-    detector = build_detector(config.detector_settings(args.detector))
+    camera = _camera(config, args.camera)
+    detector = build_detector(config.detector_settings(args.detector or camera.detector))
     failed = 0
     try:
         for path in args.images:
             try:
                 snapshot = read_snapshot(path)
-                detection = detector.detect(snapshot)
+                detection = detector.detect(snapshot, config.watched_labels())
             except (UnreadableImage, DetectorError) as exc:
                 failed += 1
                 _report_failure(path, str(exc), as_json=args.json)
                 continue
+            if not args.raw:  # as the service records it, from the same function
+                detection = one_name_per_object(
+                    detection, camera.filters, camera.min_confidence_percent
+                )
             if args.json:
                 print(json.dumps(as_json(path, detection), ensure_ascii=False), flush=True)
             else:
@@ -62,6 +84,15 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     finally:
         detector.close()
     return 1 if failed else 0
+
+
+def _camera(config: AppConfig, name: str | None) -> CameraSettings:
+    """The settings the service would analyse this camera's uploads with; the global ones
+    (those of a camera without overrides) when no camera is named."""
+    if name is not None and name not in config.camera_names:
+        known = ", ".join(config.camera_names) or "none"
+        raise UserError(f"--camera {name}: no such camera in the configuration (cameras: {known})")
+    return config.camera(name or "")
 
 
 def read_snapshot(path: Path) -> Snapshot:
@@ -77,12 +108,15 @@ def read_snapshot(path: Path) -> Snapshot:
 
 
 def as_json(path: Path, detection: Detection) -> dict[str, Any]:
-    """One entry per instance (box relative to the image); `box` is null for image-level labels."""
+    """One entry per instance (box relative to the image); `box` is null for image-level labels.
+    `runner_ups`: the other classes of an object merged under this name."""
     entries = []
     for label in detection.labels:
         common = {"name": label.name, "parents": list(label.parents)}
         if not label.instances:
-            entries.append({**common, "confidence": round(label.confidence, 1), "box": None})
+            entries.append(
+                {**common, "confidence": round(label.confidence, 1), "box": None, "runner_ups": []}
+            )
         for instance in label.instances:
             box = instance.box
             entries.append(
@@ -95,6 +129,10 @@ def as_json(path: Path, detection: Detection) -> dict[str, Any]:
                         "width": round(box.width, 4),
                         "height": round(box.height, 4),
                     },
+                    "runner_ups": [
+                        {"name": other.name, "confidence": round(other.confidence, 1)}
+                        for other in instance.runner_ups
+                    ],
                 }
             )
     return {
@@ -125,9 +163,14 @@ def _label_lines(label: Label) -> list[str]:
         return [f"{name} {label.confidence:.1f}% (whole image)"]
     return [
         f"{name} {inst.confidence:.1f}% at left {inst.box.left:.2f}, top {inst.box.top:.2f}, "
-        f"width {inst.box.width:.2f}, height {inst.box.height:.2f}"
+        f"width {inst.box.width:.2f}, height {inst.box.height:.2f}{_runner_ups(inst)}"
         for inst in label.instances
     ]
+
+
+def _runner_ups(instance: Instance) -> str:
+    others = ", ".join(f"{other.name} {other.confidence:.1f}%" for other in instance.runner_ups)
+    return f"; also looked like {others}" if others else ""
 
 
 def _report_failure(path: Path, reason: str, *, as_json: bool) -> None:

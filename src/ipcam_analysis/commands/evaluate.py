@@ -22,7 +22,7 @@ from ipcam_analysis.detect.cascade import CascadeDetectorConfig, local_stage
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.imaging import decode_snapshot
 from ipcam_analysis.rules import decide
-from ipcam_analysis.values import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         for row in rows:
             snapshot = _variant(read_snapshot(args.folder / row["file"]), args.greyscale, args.size)
             started = time.perf_counter()
-            detection = detector.detect(snapshot)
+            detection = detector.detect(snapshot, config.watched_labels())
             timings.append((time.perf_counter() - started) * 1000)
             cloud_calls += detection.cloud_calls
             for name in classes:
@@ -180,9 +180,9 @@ class _ScreeningOnly:
     def __init__(self, settings: CascadeDetectorConfig) -> None:
         self._local, self._gate = local_stage(settings)
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels) -> Detection:
         seen = self._local.detect(snapshot)
-        kept, reason = self._gate.screen(seen.labels)
+        kept, reason = self._gate.screen(seen.labels, watched)
         return Detection(self.kind, kept, seen.elapsed_ms, cloud_calls=int(reason is not None))
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from ipcam_analysis.notify.apprise import AppriseUrl
 from ipcam_analysis.rules import CallLimits, FiltersConfig, TimeWindow
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import WatchedLabels
 
 
 class CameraConfig(StrictModel):
@@ -56,3 +57,8 @@ class CameraSettings:
     min_confidence_percent: float | None
     filters: FiltersConfig
     budget: CallLimits
+
+    @property
+    def watched(self) -> WatchedLabels:
+        """What this camera alerts on, as its detector is told with each picture."""
+        return WatchedLabels(self.labels, self.new_labels_only)

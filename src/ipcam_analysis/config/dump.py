@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -16,6 +18,52 @@ def masked_url(url: str) -> str:
     for secret in sorted(secrets_in_url(url)[1:], key=len, reverse=True):
         url = url.replace(secret, "****")
     return url
+
+
+# `password=...` in a key=value connection string: quoted (with \' and \\ escapes) or a word.
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)", re.IGNORECASE)
+
+
+def database_url_secrets(url: str) -> list[str]:
+    """Every password a libpq connection string can carry, as written and decoded, for the
+    log filter: `user:password@` and `?password=` in a URL, `password=` in key=value form."""
+    if "://" in url:
+        parts = urlsplit(url)
+        written = [parts.netloc.rpartition("@")[0].partition(":")[2]]
+        pairs = (pair.partition("=") for pair in parts.query.split("&"))
+        written += [value for key, _, value in pairs if _is_password(key)]
+        found = [form for secret in written for form in (secret, unquote(secret))]
+    else:
+        written = [match.group(2) for match in _CONNINFO_PASSWORD.finditer(url)]
+        found = [form for secret in written for form in (secret, _unquoted_conninfo(secret))]
+    return [secret for secret in dict.fromkeys(found) if secret]
+
+
+def masked_database_url(url: str) -> str:
+    """A database URL (or key=value string) as it may be shown: every password ****."""
+    if "://" not in url:
+        return _CONNINFO_PASSWORD.sub(lambda match: match.group(1) + "****", url)
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    netloc = f"{user}:****@{hosts}" if password else parts.netloc
+    query = "&".join(_masked_parameter(pair) for pair in parts.query.split("&"))
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _masked_parameter(pair: str) -> str:
+    key = pair.partition("=")[0]
+    return f"{key}=****" if _is_password(key) else pair
+
+
+def _is_password(key: str) -> bool:
+    return unquote(key).strip().lower() == "password"  # libpq decodes the keys too
+
+
+def _unquoted_conninfo(value: str) -> str:
+    if not value.startswith("'"):
+        return value
+    return re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'"))
 
 
 def masked(value: Any) -> Any:

@@ -101,7 +101,10 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
         return p if p.is_absolute() else base / p
 
     log_file = config.log_configuration_file
-    ftp, smtp = config.ftp_server, config.smtp_server
+    ftp, smtp, detector = config.ftp_server, config.smtp_server, config.detector
+    model_cache_dir = getattr(detector, "model_cache_dir", None)  # local and cascade
+    if model_cache_dir is not None:
+        detector = detector.model_copy(update={"model_cache_dir": resolved(model_cache_dir)})
     return config.model_copy(
         update={
             "data_dir": resolved(config.data_dir),
@@ -110,6 +113,7 @@ def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
                 update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
             ),
             "smtp_server": smtp.model_copy(update={"tls": _resolved_tls(smtp.tls, base)}),
+            "detector": detector,
         }
     )
 

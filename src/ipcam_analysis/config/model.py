@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
-from ipcam_analysis.config.dump import masked, masked_url
+from ipcam_analysis.config.dump import (
+    database_url_secrets,
+    masked,
+    masked_database_url,
+    masked_url,
+)
 from ipcam_analysis.detect import DETECTORS, DetectorConfig
 from ipcam_analysis.detect.cascade import CascadeDetectorConfig
 from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
@@ -30,6 +36,7 @@ from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database import DatabaseSettings
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.storage import StorageSettings
+from ipcam_analysis.values import WatchedLabels
 
 
 class WebConfig(StrictModel):
@@ -116,19 +123,26 @@ class AppConfig(StrictModel):
 
     @model_validator(mode="after")
     def _filled_keys_left_out(self) -> AppConfig:
-        # Filled by source_settings(): a value written here would be silently replaced.
-        for section, settings, filled in (
-            ("http_ingest", self.http_ingest, {"users": "ftp_server.users", "root_dir": ""}),
-            ("smtp_server", self.smtp_server, {"users": "ftp_server.users", "root_dir": ""}),
-            ("smtp_server", self.smtp_server, {"senders": "cameras.<name>.smtp_from"}),
-            ("alarm_server", self.alarm_server, {"serial_ids": "cameras.<name>.serial_id"}),
-            ("ftp_server.tls", self.ftp_server.tls, {"self_signed_dir": "data_dir"}),
-            ("smtp_server.tls", self.smtp_server.tls, {"self_signed_dir": "data_dir"}),
-        ):
+        # A value written there would be silently replaced.
+        for section, filled in FILLED_KEYS.items():
+            settings = reduce(getattr, section.split("."), self)
             for key, source in filled.items():
                 if key in settings.model_fields_set:
-                    source = source or f"ftp_server.{key}"
                     raise ValueError(f"{section}.{key} cannot be set: it is taken from {source}")
+        return self
+
+    @model_validator(mode="after")
+    def _rekognition_in_one_place(self) -> AppConfig:
+        # `detector: {type: rekognition, ...}` keys are merged into the `rekognition:` section;
+        # a key written differently in both would leave the user guessing which one holds.
+        if isinstance(self.detector, RekognitionConfig):
+            section = _fields_set(self.rekognition)
+            for key, value in _fields_set(self.detector).items():
+                if key in section and section[key] != value:
+                    raise ValueError(
+                        f"detector.{key} is {value} but rekognition.{key} is {section[key]}: "
+                        "write it in one place (the rekognition section)"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -187,6 +201,10 @@ class AppConfig(StrictModel):
             budget=own.budget or CallLimits(),
         )
 
+    def watched_labels(self) -> WatchedLabels:
+        """What the global `labels` watch: for the tools, which analyse pictures of no camera."""
+        return WatchedLabels(tuple(self.labels), self.new_labels_only)
+
     def detector_kinds(self) -> list[str]:
         """The kinds the cameras use, the configured one first."""
         kinds = [self.detector.type, *(self.camera(n).detector for n in self.camera_names)]
@@ -212,17 +230,14 @@ class AppConfig(StrictModel):
         if kind == "cascade":
             own = configured if isinstance(configured, CascadeDetectorConfig) else None
             return (own or CascadeDetectorConfig()).model_copy(
-                update={
-                    **shared,
-                    "cloud": rekognition,
-                    "watched_labels": tuple(self.labels),
-                    "new_labels_only": self.new_labels_only,
-                }
+                update={**shared, "cloud": rekognition}
             )
         return configured if configured.type == kind else DETECTORS[kind].settings()
 
     def rekognition_settings(self) -> RekognitionConfig:
-        """The `rekognition:` section, with `detector: {type: rekognition, ...}` keys over it."""
+        """Rekognition's effective settings, for every reader (the detector, the alert picture,
+        the usage page): the `rekognition:` section, with `detector: {type: rekognition, ...}`
+        keys merged in, in aws_region."""
         settings = self.rekognition.model_copy(update={"region": self.aws_region})
         if isinstance(self.detector, RekognitionConfig):
             settings = settings.model_copy(update=_fields_set(self.detector))
@@ -301,8 +316,8 @@ class AppConfig(StrictModel):
             found.append(self.web.password_hash.get_secret_value())
         if self.mqtt.password:
             found.append(self.mqtt.password.get_secret_value())
-        if self.database.password:
-            found.append(self.database.password)
+        if self.database.url:
+            found += database_url_secrets(self.database.url)
         camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
         for url in [*self.notify, *camera_urls]:
             found += secrets_in_url(url)
@@ -310,23 +325,59 @@ class AppConfig(StrictModel):
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
-        # Without the keys source_settings() fills: they are not settings.
-        dumped = masked(
-            self.model_dump(
-                mode="python",
-                exclude={
-                    "http_ingest": {"users", "root_dir"},
-                    "ftp_server": {"tls": {"self_signed_dir"}},
-                },
-            )
+        dumped = masked(self.model_dump(mode="python", exclude=_filled_keys_excluded()))
+        # Where the defaults come from elsewhere in the config, the values in force.
+        dumped["rekognition"] = masked(
+            self.rekognition_settings().model_dump(exclude=set(FILLED_KEYS["rekognition"]))
         )
+        dumped["detector"] = masked(
+            self.detector_settings().model_dump(exclude=set(FILLED_KEYS["detector"]))
+        )
+        dumped["storage"]["region"] = self.storage_settings().region
         dumped["notify"] = [masked_url(url) for url in self.notify]
-        if self.database.password:
-            dumped["database"]["url"] = self.database.url.replace(self.database.password, "****")
+        if self.database.url:
+            dumped["database"]["url"] = masked_database_url(self.database.url)
         for name, camera in self.cameras.items():
             if camera.notify is not None:
                 dumped["cameras"][name]["notify"] = [masked_url(url) for url in camera.notify]
         return dumped
+
+
+# Keys of the stages' settings classes that the configuration fills from elsewhere (by
+# source_settings(), notifier_settings(), rekognition_settings(), ...), by section, with where
+# they come from: they are not settings, so writing one is an error and --check-config leaves
+# them out.
+FILLED_KEYS: dict[str, dict[str, str]] = {
+    "ftp_server.tls": {"self_signed_dir": "data_dir"},
+    "http_ingest": {"users": "ftp_server.users", "root_dir": "ftp_server.root_dir"},
+    "smtp_server": {
+        "users": "ftp_server.users",
+        "root_dir": "ftp_server.root_dir",
+        "senders": "cameras.<name>.smtp_from",
+    },
+    "smtp_server.tls": {"self_signed_dir": "data_dir"},
+    "alarm_server": {"serial_ids": "cameras.<name>.serial_id"},
+    "email": {"region": "aws_region"},
+    "mqtt": {
+        "cameras": "ftp_server.users",
+        "sensor_labels": "labels",
+        "dashboard_url": "web.public_url",
+        "camera_motion": "alarm_server.enabled",
+    },
+    "rekognition": {"region": "aws_region"},
+    "detector": {"region": "aws_region", "cloud": "the rekognition section"},
+}
+
+
+def _filled_keys_excluded() -> dict[str, Any]:
+    """FILLED_KEYS as model_dump's `exclude`: {"smtp_server": {"users": True, "tls": {...}}}."""
+    exclude: dict[str, Any] = {}
+    for section, filled in FILLED_KEYS.items():
+        node = exclude
+        for part in section.split("."):
+            node = node.setdefault(part, {})
+        node.update(dict.fromkeys(filled, True))
+    return exclude
 
 
 def _fields_set(settings: BaseModel) -> dict[str, Any]:

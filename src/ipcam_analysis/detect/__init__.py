@@ -26,12 +26,26 @@ class DetectorPlugin:
     settings: type[BaseModel]  # with a `type: Literal["kind"]` field
     implementation: DetectorFactory
     paid: bool  # each detect() may be a paid cloud call: the budget applies
+    # Whether local.label_names() holds every label it tells apart, so that a `labels` entry
+    # outside them is surely a mistake; Rekognition's labels are open-ended, so there only an
+    # entry close to a known name is suspect.
+    label_names_known: bool
+    # What watching a label it cannot tell apart does, when that is more than never alerting.
+    unknown_label_effect: str = ""
 
 
 DETECTORS: dict[str, DetectorPlugin] = {
-    "rekognition": DetectorPlugin(RekognitionConfig, RekognitionDetector, paid=True),
-    "local": DetectorPlugin(LocalDetectorConfig, LocalDetector, paid=False),
-    "cascade": DetectorPlugin(CascadeDetectorConfig, CascadeDetector, paid=True),
+    "rekognition": DetectorPlugin(
+        RekognitionConfig, RekognitionDetector, paid=True, label_names_known=False
+    ),
+    "local": DetectorPlugin(LocalDetectorConfig, LocalDetector, paid=False, label_names_known=True),
+    "cascade": DetectorPlugin(
+        CascadeDetectorConfig,
+        CascadeDetector,
+        paid=True,
+        label_names_known=True,
+        unknown_label_effect="the cascade asks Rekognition about every picture",
+    ),
 }
 
 DetectorConfig = Annotated[

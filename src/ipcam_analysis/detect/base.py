@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ipcam_analysis.values import Detection, Snapshot
+from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 
 
 class DetectorError(Exception):
@@ -20,6 +20,9 @@ class Detector(Protocol):
 
     kind: str
 
-    def detect(self, snapshot: Snapshot) -> Detection: ...
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels) -> Detection:
+        """What is in the picture. `watched` is what the camera that sent it alerts on: a
+        detector may look harder, or pay, only for that; most report everything they see."""
+        ...
 
     def close(self) -> None: ...

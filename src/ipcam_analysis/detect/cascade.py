@@ -13,8 +13,7 @@ from pydantic import Field, field_validator
 from ipcam_analysis.detect.base import Detector
 from ipcam_analysis.detect.local import LocalDetector, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
-from ipcam_analysis.rules import decide
-from ipcam_analysis.values import Detection, Label, Snapshot
+from ipcam_analysis.values import Detection, Label, Snapshot, WatchedLabels
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +64,9 @@ class CandidateThresholds:
 
 
 class CascadeDetectorConfig(LocalModelSettings):
-    """`detector: {type: cascade}`. The cloud's settings and what to watch for are filled from
-    the top level (`rekognition:`, `aws_region`, `labels`, `new_labels_only`)."""
+    """`detector: {type: cascade}`. The cloud's settings are filled from the top level
+    (`rekognition:`, `aws_region`); what to watch for comes with each picture (the camera's
+    `labels`)."""
 
     type: Literal["cascade"] = "cascade"
     # Below the local detector's 25 %: here it only screens and Rekognition has the last word,
@@ -75,8 +75,6 @@ class CascadeDetectorConfig(LocalModelSettings):
     # candidates while people and cars stay as cheap.
     candidate_confidence_percent: Percent | dict[str, Percent] = DEFAULT_CANDIDATE_PERCENT
     cloud: RekognitionConfig = Field(default_factory=RekognitionConfig)
-    watched_labels: tuple[str, ...] = ("Person", "Vehicle", "Animal")
-    new_labels_only: bool = False
 
     @field_validator("candidate_confidence_percent")
     @classmethod
@@ -90,30 +88,14 @@ class CloudGate:
     """Decides from the local labels whether an image needs Rekognition, and says why."""
 
     def __init__(
-        self,
-        watched: Sequence[str],
-        new_labels_only: bool,
-        vocabulary: frozenset[str],
-        thresholds: CandidateThresholds | None = None,
-    ):
-        self._watched = list(watched)
-        self._new_labels_only = new_labels_only
+        self, vocabulary: frozenset[str], thresholds: CandidateThresholds | None = None
+    ) -> None:
+        self._vocabulary = vocabulary
         self.thresholds = thresholds or CandidateThresholds()
-        # A watched label the local model cannot name (Package, Fire, ...) cannot be ruled out
-        # locally: every image goes to the cloud rather than never alerting on it.
-        self.unknown = (
-            ()
-            if new_labels_only
-            else tuple(name for name in watched if name.casefold() not in vocabulary)
-        )
-        if self.unknown:
-            log.warning(
-                "The local detector cannot recognise %s: the cascade sends every image to "
-                "Rekognition (use the rekognition detector, or remove them from labels)",
-                ", ".join(self.unknown),
-            )
 
-    def screen(self, local_labels: Sequence[Label]) -> tuple[tuple[Label, ...], str | None]:
+    def screen(
+        self, local_labels: Sequence[Label], watched: WatchedLabels
+    ) -> tuple[tuple[Label, ...], str | None]:
         """The local labels at their own thresholds, and why the cloud must look (for the log),
         or None when they rule it out.
 
@@ -121,14 +103,28 @@ class CloudGate:
         watched label (by name, parent or alias), in new-labels mode anything not listed.
         """
         kept = self.thresholds.passing(local_labels)
-        if self.unknown:
-            return kept, f"watched labels unknown locally: {', '.join(self.unknown)}"
-        matched = decide(kept, self._watched, self._new_labels_only).matched
-        if not matched:
+        # A watched label the local model cannot name (Package, Fire, ...) cannot be ruled out
+        # locally: every image goes to the cloud rather than never alerting on it.
+        unknown = (
+            []
+            if watched.new_labels_only
+            else [name for name in watched.names if name.casefold() not in self._vocabulary]
+        )
+        if unknown:
+            return kept, f"watched labels unknown locally: {', '.join(unknown)}"
+        names = watched.folded
+        candidates = [lb for lb in kept if _listed(lb, names) != watched.new_labels_only]
+        if not candidates:
             return kept, None
         return kept, "candidates " + ", ".join(
-            f"{m.label.name} {m.label.confidence:.0f}%" for m in matched
+            f"{lb.name} {lb.confidence:.0f}%" for lb in candidates
         )
+
+
+def _listed(label: Label, names: frozenset[str]) -> bool:
+    """Whether a local label is one of the (case-folded) names, by its name, a parent or an
+    alias: what the local detector answers has no categories or merged runner-ups yet."""
+    return any(word.casefold() in names for word in (label.name, *label.parents, *label.aliases))
 
 
 def local_stage(settings: CascadeDetectorConfig) -> tuple[LocalDetector, CloudGate]:
@@ -136,10 +132,7 @@ def local_stage(settings: CascadeDetectorConfig) -> tuple[LocalDetector, CloudGa
     gate that holds each label to its own."""
     thresholds = CandidateThresholds.parse(settings.candidate_confidence_percent)
     local = LocalDetector(settings, thresholds.lowest)
-    gate = CloudGate(
-        settings.watched_labels, settings.new_labels_only, local.vocabulary, thresholds
-    )
-    return local, gate
+    return local, CloudGate(local.vocabulary, thresholds)
 
 
 class CascadeDetector:
@@ -157,14 +150,15 @@ class CascadeDetector:
         local, gate = local_stage(settings)
         return cls(local, gate, RekognitionDetector(settings.cloud))
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels) -> Detection:
+        """`watched`: what the camera that sent the picture alerts on."""
         started = time.perf_counter()
-        screened, reason = self._gate.screen(self._local.detect(snapshot).labels)
+        screened, reason = self._gate.screen(self._local.detect(snapshot).labels, watched)
         if reason is None:
             # Nothing here can alert: the local labels are kept for the record only.
             return Detection(self.kind, screened, _since(started), cloud_calls=0)
         log.debug("Asking Rekognition: %s", reason)
-        confirmed = self._cloud.detect(snapshot)
+        confirmed = self._cloud.detect(snapshot, watched)
         return Detection(self.kind, confirmed.labels, _since(started), confirmed.cloud_calls)
 
     def close(self) -> None:

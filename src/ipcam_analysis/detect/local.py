@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import weights
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 if TYPE_CHECKING:
     from ipcam_analysis.detect.yolo import Sighting
@@ -52,6 +53,25 @@ REKOGNITION_STYLE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "diningtable": ("Dining Table", ("Table", "Furniture"), ()),
     "tvmonitor": ("Monitor", ("Electronics",), ("TV",)),
 }
+
+
+def _rekognition_style(coco_names: Path) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Each class of the model's names file, in order, as (name, parents, aliases)."""
+    names = [n for n in coco_names.read_text(encoding="utf-8").splitlines() if n.strip()]
+    return [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in names]
+
+
+@functools.cache
+def label_names() -> frozenset[str]:
+    """Every name, parent and alias the local detector answers, as it writes them; without
+    the model files (a Rekognition-only install), those of the classes renamed above."""
+    try:
+        labels = _rekognition_style(weights.verified_in(None, weights.COCO_NAMES))
+    except weights.ModelFilesError:
+        labels = list(REKOGNITION_STYLE.values())
+    return frozenset(
+        word for name, parents, aliases in labels for word in (name, *parents, *aliases)
+    )
 
 
 class LocalModelSettings(StrictModel):
@@ -118,8 +138,7 @@ class LocalDetector:
         self._network = YoloTiny(
             cfg, weights_file, settings, min_confidence_percent / 100, settings.model_cache_dir
         )
-        coco_names = [n for n in names.read_text(encoding="utf-8").splitlines() if n.strip()]
-        self._labels = [REKOGNITION_STYLE.get(n, (n.title(), (), ())) for n in coco_names]
+        self._labels = _rekognition_style(names)
         log.debug("Local detector ready in %.0f ms", (time.perf_counter() - started) * 1000)
 
     @classmethod
@@ -135,7 +154,8 @@ class LocalDetector:
             for word in (name, *parents, *aliases)
         )
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
+        """Everything it sees, whatever the camera watches."""
         started = time.perf_counter()
         image = snapshot.image if snapshot.image.mode == "RGB" else snapshot.image.convert("RGB")
         labels = self._labels_from(self._network.find(image))

@@ -12,7 +12,7 @@ from ipcam_analysis import aws
 from ipcam_analysis.detect.base import DetectorError
 from ipcam_analysis.imaging import IMAGE_WORK, encode_jpeg
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot
+from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 # Rekognition's limits for images sent as bytes.
 MAX_BYTES = 5 * 1024 * 1024
@@ -50,7 +50,8 @@ class RekognitionDetector:
     def from_settings(cls, settings: RekognitionConfig) -> RekognitionDetector:
         return cls(settings)
 
-    def detect(self, snapshot: Snapshot) -> Detection:
+    def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
+        """Everything it sees, whatever the camera watches."""
         payload = image_for_rekognition(snapshot, self._resize_percent)
         started = time.perf_counter()
         try:

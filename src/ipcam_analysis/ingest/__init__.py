@@ -1,9 +1,10 @@
 """Where uploads come in: one file per source, each "camera bytes in, Upload out".
 
 SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
-(alarms) instead. A source is built from its own settings, the function that
-queues an upload (it returns only once the queue row is committed), the shared admission check
-(back-pressure, free space) and login throttle. Adding a source is a new file and one line here.
+(alarms) instead. A source is built from its own settings, the function that queues uploads
+(those received together all or none; it returns only once the rows are committed), the shared
+admission check (back-pressure, free space) and login throttle. Adding a source is a new file
+and one line here.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pydantic import BaseModel
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.alarm import AlarmIngest, AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
+from ipcam_analysis.ingest.handoff import AcceptUploads
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.values import CameraEvent, Upload
+from ipcam_analysis.values import CameraEvent
 
 
 class Source(Protocol):
@@ -38,7 +40,7 @@ class SourceFactory(Protocol):
     def __call__(
         self,
         settings: BaseModel,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import logging
-import struct
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -17,21 +14,21 @@ from typing import Any
 from pydantic import Field
 
 from ipcam_analysis.errors import UserError
+from ipcam_analysis.ingest.alarm_frames import parse_alarms
 from ipcam_analysis.ingest.loop import ServerThread
-from ipcam_analysis.ingest.throttle import SessionCount
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import CameraEvent
 
 log = logging.getLogger(__name__)
 
-# The Sofia/XMeye header, little-endian: 0xFF, version, 2 reserved, session id, sequence,
-# total and current packet, message id, data length.
-HEADER = struct.Struct("<BBBBIIBBHI")
-ALARM_MESSAGE_ID = 1508
-MAX_MESSAGE_BYTES = 64 * 1024  # an alarm is a few hundred bytes
+MAX_MESSAGE_BYTES = 64 * 1024  # what one connection may send; an alarm is a few hundred bytes
 READ_SECONDS = 10.0  # a camera sends and closes; one that does not is read for this long
-MAX_TEXT = 200  # each field kept from the camera's JSON
 HANDLER_THREADS = 2
+# The same alarm again (camera, event, status, channel) within this is counted, not recorded.
+REPEAT_WINDOW_SECONDS = 10.0
+MAX_WINDOWS = 4096  # alarms being counted at once; beyond, new ones wait for a window to close
+MAX_PENDING_EVENTS = 256  # handed to the database and not yet recorded
 
 
 class AlarmServerConfig(StrictModel):
@@ -48,63 +45,6 @@ class AlarmIngestError(UserError):
     """The alarm server cannot start; the message is one line for the user."""
 
 
-def parse_alarms(data: bytes, remote_ip: str, received_at: datetime) -> Iterator[CameraEvent]:
-    """Every alarm in what a connection sent; anything else (other messages, garbage) is skipped.
-
-    A message with the header must be an alarm (id 1508); the JSON is read from the first `{`,
-    so a firmware's stray bytes around it do no harm."""
-    if len(data) >= HEADER.size and data[0] == 0xFF:
-        message_id = HEADER.unpack_from(data)[8]
-        if message_id != ALARM_MESSAGE_ID:
-            log.debug("Alarm server: message %d from %s ignored", message_id, remote_ip)
-            return
-    text = data.decode("utf-8", "replace")
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            body, end = decoder.raw_decode(text, start)
-        except (ValueError, RecursionError):
-            start = text.find("{", start + 1)
-            continue
-        if isinstance(body, dict) and isinstance(body.get("Event"), str):
-            yield _camera_event(body, remote_ip, received_at)
-        start = text.find("{", end)
-
-
-def _camera_event(body: dict[str, Any], remote_ip: str, received_at: datetime) -> CameraEvent:
-    def field(name: str) -> str:
-        value = body.get(name)
-        return str(value)[:MAX_TEXT] if value is not None else ""
-
-    channel = body.get("Channel")
-    details = {key[:MAX_TEXT]: str(value)[:MAX_TEXT] for key, value in list(body.items())[:20]}
-    camera_ip = camera_address(field("Address"))
-    if camera_ip:
-        details["AddressDecoded"] = camera_ip
-    return CameraEvent(
-        camera="",
-        remote_ip=remote_ip,
-        received_at=received_at,
-        event=field("Event"),
-        status=field("Status"),
-        channel=channel if isinstance(channel, int) and not isinstance(channel, bool) else None,
-        serial_id=field("SerialID"),
-        camera_time=field("StartTime"),
-        details=json.dumps(details, ensure_ascii=False),
-    )
-
-
-def camera_address(value: str) -> str:
-    """XMeye's `Address`, the camera's IPv4 as little-endian hex ("0xCCB2A8C0" is
-    192.168.178.204); "" when it is not one."""
-    try:
-        number = int(value, 16)
-        return str(ipaddress.IPv4Address(number.to_bytes(4, "little")))
-    except (ValueError, OverflowError):
-        return ""
-
-
 class AlarmIngest:
     """Listens for the cameras' alarm connections; hands each alarm to `on_camera_event`, which
     returns whether it knew the camera (by serial id, or by the address of its uploads)."""
@@ -114,9 +54,10 @@ class AlarmIngest:
     ) -> None:
         self._settings = settings
         self._on_camera_event = on_camera_event
-        self._sessions = SessionCount()
+        self._connections = ConnectionShares()
+        self._repeats = RepeatWindows()
+        self._pending = 0  # events handed to the threads, not yet recorded
         self._unknown_addresses: set[str] = set()  # each logged once
-        self._open: set[asyncio.StreamWriter] = set()
         self._handling = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="alarm")
         self._thread = ServerThread("alarm")
         self._address: tuple[str, int] | None = None
@@ -143,11 +84,7 @@ class AlarmIngest:
         log.info("Alarm server listening on %s:%d", *self._address)
 
     def stop(self) -> None:
-        def close_sessions() -> None:
-            for writer in list(self._open):
-                writer.close()
-
-        self._thread.stop(close_sessions)
+        self._thread.stop(self._connections.close_all)
         self._handling.shutdown(wait=True)
         if self._address is not None:
             log.info("Alarm server stopped")
@@ -155,16 +92,14 @@ class AlarmIngest:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if isinstance(peer, tuple) else ""
-        if not self._sessions.admit(ip):
+        if not self._connections.admit(ip, writer):
             log.debug("Alarm connection from %s dropped: too many at once", ip)
             writer.close()
             return
-        self._open.add(writer)
         try:
             data = await _read_to_close(reader)
         finally:
-            self._open.discard(writer)
-            self._sessions.release(ip)
+            self._connections.release(ip, writer)
             writer.close()
         if len(data) > MAX_MESSAGE_BYTES:
             log.warning("Alarm connection from %s sent more than %d bytes: dropped", ip, len(data))
@@ -172,25 +107,109 @@ class AlarmIngest:
         received_at = datetime.now().astimezone()
         for event in parse_alarms(data, ip, received_at):
             event = self._known_serial(event)
-            loop = asyncio.get_running_loop()
-            try:
-                known = await loop.run_in_executor(self._handling, self._on_camera_event, event)
-            except Exception as exc:  # the loop serves every camera
-                log.error("Could not record the alarm %s from %s: %s", event.event, ip, exc)
+            if self._repeats.is_repeat(event):
                 continue
-            if not known and ip not in self._unknown_addresses:
-                self._unknown_addresses.add(ip)
-                log.warning(
-                    "Alarm %s from an unknown camera at %s (serial %s): set cameras.<name>."
-                    "serial_id, or it is matched once the camera uploads from this address",
-                    event.event,
-                    ip,
-                    event.serial_id or "none",
-                )
+            if self._pending >= MAX_PENDING_EVENTS:
+                log.debug("Alarm %s from %s dropped: too many waiting", event.event, ip)
+                continue
+            await self._hand_on(event)
+
+    async def _hand_on(self, event: CameraEvent) -> None:
+        ip = event.remote_ip
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            known = await loop.run_in_executor(self._handling, self._on_camera_event, event)
+        except Exception as exc:  # the loop serves every camera
+            log.error("Could not record the alarm %s from %s: %s", event.event, ip, exc)
+            return
+        finally:
+            self._pending -= 1
+        if not known and ip not in self._unknown_addresses:
+            self._unknown_addresses.add(ip)
+            log.warning(
+                "Alarm %s from an unknown camera at %s (serial %s): set cameras.<name>."
+                "serial_id, or it is matched once the camera uploads from this address",
+                event.event,
+                ip,
+                event.serial_id or "none",
+            )
 
     def _known_serial(self, event: CameraEvent) -> CameraEvent:
         camera = self._settings.serial_ids.get(event.serial_id, "")
         return replace(event, camera=camera) if camera else event
+
+
+class ConnectionShares:
+    """Open connections by address, MAX_SESSIONS_PER_IP each and MAX_SESSIONS in all. When all
+    are taken, a newcomer takes the oldest connection of the address holding the most, so a
+    flood from a few addresses cannot keep a camera's alarm out. Used on the server's loop only."""
+
+    def __init__(self) -> None:
+        self._by_ip: dict[str, list[asyncio.StreamWriter]] = {}  # oldest first
+        self._count = 0
+
+    def admit(self, ip: str, writer: asyncio.StreamWriter) -> bool:
+        held = self._by_ip.get(ip, [])
+        if len(held) >= MAX_SESSIONS_PER_IP:
+            return False
+        if self._count >= MAX_SESSIONS:
+            biggest = max(self._by_ip.values(), key=len)
+            if len(biggest) <= len(held) + 1:  # every address holds its share already
+                return False
+            biggest.pop(0).close()  # its reader ends; its own release() finds it gone
+            self._count -= 1
+        self._by_ip.setdefault(ip, []).append(writer)
+        self._count += 1
+        return True
+
+    def release(self, ip: str, writer: asyncio.StreamWriter) -> None:
+        held = self._by_ip.get(ip, [])
+        if writer in held:
+            held.remove(writer)
+            self._count -= 1
+            if not held:
+                del self._by_ip[ip]
+
+    def close_all(self) -> None:
+        for held in self._by_ip.values():
+            for writer in held:
+                writer.close()
+
+
+class RepeatWindows:
+    """The first of identical alarms (same address, serial, event, status, channel) is recorded;
+    repeats within REPEAT_WINDOW_SECONDS are counted, and the count logged in one line when the
+    window closes. Used on the server's loop only."""
+
+    def __init__(self) -> None:
+        self._repeats: dict[tuple[Any, ...], int] = {}  # open windows: alarm -> repeats so far
+
+    def is_repeat(self, event: CameraEvent) -> bool:
+        """False for the first of its window (to be recorded); True, and counted, otherwise.
+        True as well when MAX_WINDOWS are open: a flood of distinct alarms is not recorded."""
+        key = (event.remote_ip, event.serial_id, event.event, event.status, event.channel)
+        if key in self._repeats:
+            self._repeats[key] += 1
+            return True
+        if len(self._repeats) >= MAX_WINDOWS:
+            return True
+        self._repeats[key] = 0
+        asyncio.get_running_loop().call_later(REPEAT_WINDOW_SECONDS, self._close, key, event)
+        return False
+
+    def _close(self, key: tuple[Any, ...], event: CameraEvent) -> None:
+        repeats = self._repeats.pop(key, 0)
+        if repeats:
+            log.info(
+                "Alarm %s %s from %s (serial %s) came %d more times within %.0f s: recorded once",
+                event.event,
+                event.status,
+                event.remote_ip,
+                event.serial_id or "none",
+                repeats,
+                REPEAT_WINDOW_SECONDS,
+            )
 
 
 async def _read_to_close(reader: asyncio.StreamReader) -> bytes:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,19 @@ from pyftpdlib.servers import FTPServer
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.ftp_files import CameraDTPHandler, CameraFilesystem, CameraTlsDTPHandler
-from ipcam_analysis.ingest.handoff import queue_upload
+from ipcam_analysis.ingest.ftp_files import (
+    SPOOL_FOLDER,
+    CameraDTPHandler,
+    CameraFilesystem,
+    CameraTlsDTPHandler,
+    camera_name,
+    spool_copy,
+    spool_home,
+)
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
+from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 
@@ -104,7 +115,7 @@ class CameraFtpHandler(FTPHandler):
     timeout = IDLE_TIMEOUT_SECONDS
     abstracted_fs = CameraFilesystem
     dtp_handler = CameraDTPHandler
-    deliver_upload: Callable[[Upload], int]
+    deliver_upload: AcceptUploads
     remove_files: bool
     login_throttle: LoginThrottle
     admission: UploadAdmission
@@ -162,7 +173,17 @@ class CameraFtpHandler(FTPHandler):
     def queue_received_file(self, file: str) -> str | None:
         """Called by the data channel before it replies: None once the upload's queue row is
         committed, else the reply refusing it (the file stays, for the queue to take later)."""
-        upload = self._upload(file)
+        try:
+            upload = self._upload(Path(file))
+        except OSError as exc:  # the spool cannot take the kept file's copy
+            log.error(
+                "Could not queue the upload from %s (%s): %s (%s)",
+                self.username,
+                self.remote_ip,
+                self._original_name(file),
+                exc,
+            )
+            return NOT_QUEUED_REPLY
         size = upload.path.stat().st_size
         log.info(
             "Upload from %s (%s): %s (%d bytes)",
@@ -177,6 +198,9 @@ class CameraFtpHandler(FTPHandler):
 
     def on_incomplete_file_received(self, file: str) -> None:
         Path(file).unlink(missing_ok=True)
+        if self.remove_files:
+            with suppress(OSError):
+                Path(file).parent.rmdir()  # its in-flight folder (see ftp_files)
         log.warning("Partial upload from %s deleted: %s", self.username, self._original_name(file))
 
     def log(self, msg: str, logfun: Callable[[str], None] = pyftpdlib_logger.info) -> None:
@@ -192,20 +216,23 @@ class CameraFtpHandler(FTPHandler):
         self._dtp_connector = None
         super()._on_dtp_connection()
 
-    def _upload(self, file: str) -> Upload:
+    def _upload(self, file: Path) -> Upload:
+        """The received file as queued: its own file (see ftp_files), deleted once handled."""
+        home = Path(self.fs.root)
+        path = file if self.remove_files else spool_copy(file, home)
         return Upload(
             camera=self.username,
-            path=Path(file),
+            path=path,
             received_at=datetime.now().astimezone(),
             remote_ip=self.remote_ip,
-            original_name=self._original_name(file),
+            original_name=self._original_name(str(file)),
             source=self.source_kind(),
-            remove_when_done=self.remove_files,
-            home=Path(self.fs.root),
+            remove_when_done=True,
+            home=home if self.remove_files else spool_home(home),
         )
 
     def _original_name(self, file: str) -> str:
-        return Path(file).relative_to(self.fs.root).as_posix()
+        return camera_name(Path(file).relative_to(self.fs.root))
 
     def source_kind(self) -> str:
         """The source recorded on the upload: `ftps` when the picture crossed the network
@@ -236,6 +263,16 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
         log.warning("TLS handshake with %s failed after AUTH TLS", self.remote_ip)
         super().handle_failed_ssl_handshake()
 
+    def handle_error(self) -> None:
+        # A TLS error mid-session (a renegotiation refused, a bad record) is the client's
+        # doing: one line and the session closed, not pyftpdlib's "unhandled exception".
+        error = sys.exc_info()[1]
+        if not isinstance(error, SSL.Error):
+            super().handle_error()
+            return
+        log.warning("TLS error with %s: %s; connection closed", self.remote_ip, tls_failure(error))
+        self.close()
+
     def source_kind(self) -> str:
         return "ftps" if self._ssl_established and self._prot else "ftp"
 
@@ -258,9 +295,39 @@ def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
     return {"ssl_context": context, "tls_control_required": required, "tls_data_required": required}
 
 
+class CameraFtpServer(FTPServer):
+    """pyftpdlib's server, whose listener outlives running out of descriptors (pyftpdlib's
+    own closes for good on EMFILE, and FTP is then refused until a restart)."""
+
+    out_of_files = OutOfFilesLog("The FTP server")
+
+    def handle_accept(self) -> None:
+        try:
+            super().handle_accept()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_RESOURCES:
+                raise
+            self.out_of_files.note(exc)
+            # The waiting connection keeps the listener readable: unwatched for a while (still
+            # registered, so that stopping closes it), or the IO loop would spin on it.
+            self.ioloop.modify(self._fileno, 0)
+            self.ioloop.call_later(ACCEPT_RETRY_SECONDS, self._accept_again)
+
+    def handle_error(self) -> None:
+        # Any other failure closes the listener as pyftpdlib does (the watchdog then has the
+        # service restarted), in one line rather than pyftpdlib's traceback.
+        log.error("The FTP server stopped listening: %s", sys.exc_info()[1])
+        log.debug("The FTP listener's failure", exc_info=True)
+        self.close()
+
+    def _accept_again(self) -> None:
+        if self._fileno is not None:  # not closed meanwhile
+            self.ioloop.modify(self._fileno, self.ioloop.READ)
+
+
 def make_handler_class(
     settings: FtpServerConfig,
-    on_upload: Callable[[Upload], int],
+    accept_uploads: AcceptUploads,
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
 ) -> type[CameraFtpHandler]:
@@ -275,7 +342,7 @@ def make_handler_class(
         "passive_ports": range(ports[0], ports[1] + 1) if ports else None,
         "masquerade_address": settings.masquerade_address,
         # staticmethod: a plain function stored on a class would receive the handler as `self`.
-        "deliver_upload": staticmethod(on_upload),
+        "deliver_upload": staticmethod(accept_uploads),
         "remove_files": settings.remove_files,
         "login_throttle": login_throttle,
         "admission": admission,
@@ -288,9 +355,9 @@ def make_handler_class(
 
 
 class FtpIngest:
-    """Serves the cameras' FTP sessions in one IO thread; hands each finished file to on_upload.
+    """Serves the cameras' FTP sessions in one IO thread; hands each finished file to accept_uploads.
 
-    on_upload runs in the IO thread, so it must be quick (put the upload in a queue and return).
+    accept_uploads runs in the IO thread, so it must be quick (put the upload in a queue and return).
     `admission` refuses uploads beyond the queue's or the disk's room; by default it watches
     the free space of root_dir only.
     """
@@ -298,13 +365,13 @@ class FtpIngest:
     def __init__(
         self,
         settings: FtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self._login_throttle = login_throttle or LoginThrottle()
         self._admission = admission or UploadAdmission(
             settings.max_queued_uploads, lambda: 0, settings.min_free_mb, [settings.root_dir]
@@ -324,7 +391,7 @@ class FtpIngest:
         """Create the cameras' homes, bind, and serve in a daemon thread."""
         settings = self._settings
         for camera in settings.users:
-            if camera in ("", "..") or Path(camera).name != camera:
+            if camera in ("", "..", SPOOL_FOLDER) or Path(camera).name != camera:
                 raise FtpIngestError(f"camera name {camera!r} cannot be used as a folder name")
             home = settings.root_dir / camera
             try:
@@ -334,13 +401,13 @@ class FtpIngest:
                     f"cannot create the FTP folder {home}: {exc.strerror}"
                 ) from None
         handler = make_handler_class(
-            settings, self._on_upload, self._login_throttle, self._admission
+            settings, self._accept_uploads, self._login_throttle, self._admission
         )
         _keep_pyftpdlib_logging_default()
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.
         ioloop = IOLoop()
         try:
-            server = FTPServer((settings.host, settings.port), handler, ioloop=ioloop)
+            server = CameraFtpServer((settings.host, settings.port), handler, ioloop=ioloop)
         except OSError as exc:
             ioloop.close()
             raise FtpIngestError(

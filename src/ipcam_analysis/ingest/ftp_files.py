@@ -1,11 +1,23 @@
 """Where an FTP upload's bytes go: the camera's folders, a file written straight to disk, and a data
-channel that queues the finished file before the 226 goes out (with or without TLS)."""
+channel that queues the finished file before the 226 goes out (with or without TLS).
+
+Cameras often send every picture under one name (`snapshot.jpg`), the next one before the first
+is analysed; so what the queue holds is always a file of its own, never overwritten:
+- with `remove_files`, the upload is written in a unique in-flight folder beside the name the
+  camera gave (`.upload-<id>/snapshot.jpg`), deleted with it once handled;
+- without, the file keeps the camera's name for the user, and the queue holds a hard link (or
+  copy) in an in-flight folder of a spool beside the homes; a STOR over a kept file writes a
+  new file instead of changing the one the queue may hold.
+"""
 
 from __future__ import annotations
 
 import errno
 import io
 import os
+import re
+import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -21,10 +33,43 @@ if TYPE_CHECKING:
 # Cameras use 6 levels or so (2026-11-23/001/jpg/10/23/45.jpg); a thousand would make
 # os.makedirs recurse past Python's limit.
 MAX_FOLDER_DEPTH = 32
+# Beside the cameras' homes, out of their reach: the queued copies of the files users keep.
+SPOOL_FOLDER = ".upload-spool"
+_IN_FLIGHT_FOLDER = re.compile(r"\.upload-[0-9a-f]{12}")
+
+
+def in_flight_path(path: Path) -> Path:
+    """Where a received file is kept apart from the next of the same name (the camera's name
+    and folders unchanged, so `camera_name` gives them back)."""
+    return path.parent / f".upload-{uuid.uuid4().hex[:12]}" / path.name
+
+
+def camera_name(relative: Path) -> str:
+    """The path a camera sent, from the path of its in-flight file below the home or spool."""
+    return "/".join(part for part in relative.parts if not _IN_FLIGHT_FOLDER.fullmatch(part))
+
+
+def spool_home(home: Path) -> Path:
+    """Where the queued copies of a camera's kept files wait (see the module's docstring)."""
+    return home.parent / SPOOL_FOLDER / home.name
+
+
+def spool_copy(received: Path, home: Path) -> Path:
+    """The received file, hard-linked (copied across file systems) into an in-flight folder in
+    the spool, at the same place below it as below the home."""
+    copy = in_flight_path(spool_home(home) / received.relative_to(home))
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(received, copy)
+    except OSError:
+        shutil.copyfile(received, copy)
+    return copy
 
 
 class CameraFilesystem(AbstractedFS):
     """A camera's home, chrooted by pyftpdlib, with the leniencies camera firmwares need."""
+
+    cmd_channel: CameraFtpHandler
 
     def mkdir(self, path: str) -> None:
         # Some cameras send a whole dated path, such as `MKD 2026-11-23/001/jpg`, at once.
@@ -37,7 +82,12 @@ class CameraFilesystem(AbstractedFS):
         # The pipeline may just have removed the empty folder the camera had entered.
         self._check_depth(os.path.dirname(filename))
         os.makedirs(os.path.dirname(filename), exist_ok=True)
-        return UnbufferedUploadFile(filename, mode.replace("b", ""))
+        if not self.cmd_channel.remove_files:
+            _detach_from_queue(filename, truncating="w" in mode)
+            return UnbufferedUploadFile(filename, mode.replace("b", ""))
+        path = in_flight_path(Path(filename))
+        path.parent.mkdir()
+        return UnbufferedUploadFile(str(path), mode.replace("b", ""))
 
     def _check_depth(self, folder: str) -> None:
         if len(Path(folder).relative_to(self.root).parts) > MAX_FOLDER_DEPTH:
@@ -48,6 +98,21 @@ class CameraFilesystem(AbstractedFS):
         if not os.path.isdir(path):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         self.cwd = self.fs2ftp(path)
+
+
+def _detach_from_queue(filename: str, *, truncating: bool) -> None:
+    """A kept file whose inode the spool shares gets one of its own before it is written."""
+    try:
+        if os.stat(filename).st_nlink < 2:
+            return
+    except FileNotFoundError:
+        return
+    if truncating:
+        os.unlink(filename)
+        return
+    own = Path(filename).with_name(f".upload-{uuid.uuid4().hex[:12]}")  # REST + STOR resumes it
+    shutil.copyfile(filename, own)
+    os.replace(own, filename)
 
 
 class UnbufferedUploadFile(io.FileIO):

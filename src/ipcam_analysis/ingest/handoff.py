@@ -1,26 +1,39 @@
-"""Handing a received upload to the queue, as every source does before acknowledging it."""
+"""Handing received uploads to the queue, as every source does before acknowledging them."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 
+from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
+# What a source hands what it received to: the uploads queued together, all or none (one
+# transaction), and their committed queue ids returned; raises when the queue cannot take them.
+AcceptUploads = Callable[[Sequence[Upload]], list[int]]
 
-def queue_upload(
-    upload: Upload, on_upload: Callable[[Upload], int], log: logging.Logger
-) -> int | None:
-    """The upload's committed queue id, or None (logged in one line) when the queue cannot
-    take it: the source then refuses the upload instead of acknowledging it, and its file is
-    deleted. The camera keeps the picture and sends it again (a 4xx reply asks for that); a
-    copy kept here as well would be analysed, and alerted on, twice."""
+
+def queue_uploads(uploads: Sequence[Upload], accept: AcceptUploads) -> list[int]:
+    """The uploads' committed queue ids; when the queue cannot take them, their files are
+    deleted (with the folders they leave empty) and the error raised: the source then refuses them instead of acknowledging them.
+    The camera keeps the pictures and sends them again (a 4xx reply asks for that); a copy kept
+    here as well would be analysed, and alerted on, twice."""
     try:
-        return on_upload(upload)
+        return accept(uploads)
+    except Exception:
+        for upload in uploads:
+            with suppress(OSError, ValueError):
+                remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
+        raise
+
+
+def queue_upload(upload: Upload, accept: AcceptUploads, log: logging.Logger) -> int | None:
+    """One upload's committed queue id, or None (logged in one line) when the queue cannot
+    take it (its file deleted, see queue_uploads)."""
+    try:
+        (item_id,) = queue_uploads([upload], accept)
     except Exception as exc:  # a source serves every camera: it must survive this
-        with suppress(OSError):
-            upload.path.unlink(missing_ok=True)
         log.error(
             "Could not queue the upload from %s (%s): %s (%s)",
             upload.camera,
@@ -30,3 +43,4 @@ def queue_upload(
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
         return None
+    return item_id

@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,8 @@ from starlette.routing import Route
 
 from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.handoff import queue_upload
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
+from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
@@ -37,11 +38,14 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 SIGNATURES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
-# Beyond this many connections at once (a flood), uvicorn answers 503 without reading further.
-MAX_CONNECTIONS = 64
+# Beyond this many uploads being read at once (a flood), 503 without reading further.
+MAX_UPLOADS_AT_ONCE = 64
+# Open connections in all (idle ones cost a descriptor each); an address has 20 of them.
+MAX_OPEN_CONNECTIONS = 1024
 RETRY_AFTER_SECONDS = 30
 LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
 MAX_NAME_LENGTH = 120
+FOLDER_ATTEMPTS = 5  # see _write_new_file
 REALM = 'Basic realm="ipcam-analysis uploads", charset="UTF-8"'
 
 
@@ -80,13 +84,13 @@ class HttpIngest:
     def __init__(
         self,
         settings: HttpIngestConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self._throttle = login_throttle
         self._admission = admission
         app = Starlette(routes=[Route("/upload", self._upload, methods=["POST"])])
@@ -97,8 +101,9 @@ class HttpIngest:
             what="HTTP uploads",
             hint="change http_ingest.port, or set http_ingest.enabled: false",
             thread_name="http-ingest",
-            max_connections=MAX_CONNECTIONS,
+            http_protocol=make_guarded_protocol("HTTP uploads", MAX_OPEN_CONNECTIONS),
         )
+        self._uploads_being_read = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -118,7 +123,10 @@ class HttpIngest:
         if camera is None:
             return await self._refuse_login(request, address)
         self._throttle.forget(address)
+        self._uploads_being_read += 1
         try:
+            if self._uploads_being_read > MAX_UPLOADS_AT_ONCE:
+                raise Refusal(503, "Too many uploads at once; try again later")
             busy = self._admission.refusal()  # an FTP reply, such as "452 Too many uploads …"
             if busy is not None:
                 raise Refusal(503, busy.partition(" ")[2])
@@ -137,6 +145,8 @@ class HttpIngest:
             log.warning("HTTP upload from %s (%s) refused: %s", camera, address, refused.reason)
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if refused.status == 503 else {}
             return PlainTextResponse(refused.reason + "\n", refused.status, headers=headers)
+        finally:
+            self._uploads_being_read -= 1
         body = {"id": item_id, "camera": camera, "name": upload.original_name}
         return JSONResponse(body, 201)
 
@@ -171,12 +181,12 @@ class HttpIngest:
             shown = _printable(content_type) or "none"
             raise Refusal(415, f"Not an image type: {shown} (send image/jpeg or image/png)")
         body = await self._read_body(request)
-        if content_type in IMAGE_TYPES:
-            return Picture(body, IMAGE_TYPES[content_type], None)
-        data, sent_name = await _form_file(request, body)
+        raw = content_type in IMAGE_TYPES
+        data, sent_name = (body, None) if raw else await _form_file(request, body)
+        # What the bytes are, whatever the client says they are.
         suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
         if suffix is None:
-            raise Refusal(415, "The file field holds no JPEG or PNG image")
+            raise Refusal(415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image")
         return Picture(data, suffix, sent_name)
 
     async def _read_body(self, request: Request) -> bytes:
@@ -204,19 +214,34 @@ class HttpIngest:
     def _write_and_queue(self, upload: Upload, data: bytes) -> int:
         """Write and fsync the file, then queue it; the id once its row is committed."""
         try:
-            upload.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(upload.path, "xb") as file:  # a unique name: never over another upload
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+            _write_new_file(upload.path, data)
         except OSError as exc:  # a full disk, a folder that cannot be made
             with suppress(OSError):
                 upload.path.unlink(missing_ok=True)
             raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
-        item_id = queue_upload(upload, self._on_upload, log)
+        item_id = queue_upload(upload, self._accept_uploads, log)
         if item_id is None:  # the file is gone: the client sends it again
             raise Refusal(503, "The upload could not be queued for analysis")
         return item_id
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write and fsync `path`, a unique name (never over another upload), in its day folder.
+    The clean-up after an analysed upload removes that folder when it is empty: if it does so
+    between the mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
+    for attempt in range(1, FOLDER_ATTEMPTS + 1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
+        except FileNotFoundError:
+            if attempt == FOLDER_ATTEMPTS:
+                raise
+            continue
+        with file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        return
 
 
 async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:

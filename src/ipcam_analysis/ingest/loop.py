@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ipcam_analysis.limits import keep_accepting_quietly
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 10
@@ -27,6 +29,7 @@ class ServerThread:
     def start(self, make_server: ServerFactory) -> tuple[str, int]:
         """The (host, port) listened on; raises OSError when it cannot listen."""
         loop = asyncio.new_event_loop()
+        keep_accepting_quietly(loop, f"The {self._name} listener")
         try:
             server = loop.run_until_complete(make_server(loop))
         except BaseException:

@@ -10,6 +10,7 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import Message
+from itertools import islice
 from pathlib import Path
 
 from ipcam_analysis.values import Upload
@@ -25,9 +26,16 @@ PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # must not fill the database.
 MAX_NOTE_CHARACTERS = 2000
 MAX_PICTURES = 20
+# A camera's e-mail holds one or two multiparts; the parser recurses into each nested one.
+MAX_MULTIPARTS = 32
 SMTP_FOLDER = "smtp"  # in each camera's home, beside what it uploads by FTP
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _TAGS = re.compile(r"<[^>]*>")
+_MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
+
+
+class UnreadableMail(ValueError):
+    """A message no retry will make readable (parts nested beyond reason): refused for good."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,17 @@ class CameraMail:
 def read_mail(raw: bytes) -> CameraMail:
     """Every JPEG or PNG attachment or inline image (by type, or by name when the camera says
     application/octet-stream), and the subject with the first text part as the note."""
-    # compat32: a third of the time of the default policy, on the camera's hot path.
-    message = message_from_bytes(raw, policy=policy.compat32)
+    if sum(1 for _ in islice(_MULTIPART.finditer(raw), MAX_MULTIPARTS + 1)) > MAX_MULTIPARTS:
+        raise UnreadableMail(f"more than {MAX_MULTIPARTS} multipart sections")
+    try:
+        # compat32: a third of the time of the default policy, on the camera's hot path.
+        message = message_from_bytes(raw, policy=policy.compat32)
+        parts = list(message.walk())
+    except RecursionError:  # nesting hidden from the count above (odd header spelling)
+        raise UnreadableMail("parts nested too deeply") from None
     pictures: list[Picture] = []
     text = ""
-    for part in message.walk():
+    for part in parts:
         if part.is_multipart():
             continue
         kind = part.get_content_type()
@@ -109,7 +123,7 @@ def write_uploads(
     folder = home / SMTP_FOLDER / received_at.strftime("%Y-%m-%d")
     prefix = f"{received_at:%H%M%S}-{uuid.uuid4().hex[:8]}"
     files = [(p.name, p.data) for p in mail.pictures] or [("message.txt", mail.note.encode())]
-    burst_id = f"{camera}-{prefix}" if len(files) > 1 else None
+    burst_id = burst_of(camera, prefix) if len(files) > 1 else None
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{prefix}-{name}" for name, _ in files]
     try:
@@ -136,6 +150,16 @@ def write_uploads(
         )
         for path in paths
     ]
+
+
+def burst_of(camera: str, message: str) -> str:
+    """The burst id of a message's pictures; `message`: their file names' common start."""
+    return f"{camera}-{message}"
+
+
+def message_of(file_name: str) -> str:
+    """The start every file of one message has (`HHMMSS-xxxxxxxx`, see write_uploads)."""
+    return "-".join(file_name.split("-", 2)[:2])
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -7,24 +7,24 @@ import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from weakref import WeakSet
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 from pydantic import Field, SecretStr
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
-from ipcam_analysis.ingest.mail import read_mail, write_uploads
+from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files
+from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.values import Upload
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,13 @@ IDLE_TIMEOUT_SECONDS = 60
 MAX_RECIPIENTS = 20
 QUEUE_THREADS = 4  # parse, write and queue messages off the IO loop
 LOGGED_LOGIN_FAILURES = 10  # then every hundredth, as for FTP
-TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections from your address; try again later\r\n"
+TOO_MANY_SESSIONS = b"421 4.3.2 The server is busy (too many connections); try again later\r\n"
 UNKNOWN_SENDER = (
     "550 5.7.1 Unknown sender: log in with the camera's name and password,"
     " or list this address as the camera's smtp_from"
 )
 NOT_QUEUED = "451 4.3.0 The pictures could not be queued; try again later"
+UNREADABLE = "554 5.6.0 The message cannot be read ({}); not queued, do not send it again"
 
 
 class SmtpServerConfig(StrictModel):
@@ -66,12 +67,12 @@ class CameraMailHandler:
     def __init__(
         self,
         settings: SmtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._on_upload = on_upload
+        self._accept_uploads = accept_uploads
         self.login_throttle = login_throttle
         self._admission = admission
         self._passwords = {
@@ -146,6 +147,9 @@ class CameraMailHandler:
         loop = asyncio.get_running_loop()
         try:
             ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)
+        except UnreadableMail as exc:  # sent again, it would fail again: refused for good
+            log.warning("E-mail from %s (%s) refused: %s", camera, ip, exc)
+            return UNREADABLE.format(exc)
         except Exception as exc:  # the loop serves every camera: it must survive this
             log.error(
                 "Could not queue the e-mail from %s (%s): %s",
@@ -158,11 +162,13 @@ class CameraMailHandler:
         return f"250 2.0.0 Queued as {' '.join(map(str, ids))}"
 
     def queue_mail(self, camera: str, ip: str, raw: bytes) -> list[int]:
-        """Every picture of the message written and queued; the queue ids, once committed."""
+        """Every picture of the message written and queued in one transaction; the queue ids,
+        once committed. If any cannot be queued, none is and no file is left: the camera
+        hears 451 and sends the whole message again, each picture once, in one burst."""
         mail = read_mail(raw)
         home = self._settings.root_dir / camera
         uploads = write_uploads(mail, camera, home, ip, datetime.now().astimezone())
-        ids = [self._on_upload(upload) for upload in uploads]
+        ids = queue_uploads(uploads, self._accept_uploads)
         if mail.pictures:
             log.info("E-mail from %s (%s): %d picture(s) queued", camera, ip, len(ids))
         else:
@@ -216,6 +222,21 @@ class CameraSmtp(SMTP):
                     peer_ip(self.session),
                 )
         super().connection_lost(error)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd logs a traceback for each; a camera's failed STARTTLS is one line.
+        ip = peer_ip(self.session) if self.session is not None else ""
+        if isinstance(error, TLSSetupException):
+            log.warning("STARTTLS with %s failed: %s", ip, tls_failure(error))
+            return "454 4.7.0 TLS not available"  # the connection is closed anyway
+        log.error(
+            "SMTP session with %s failed: %s: %s",
+            ip,
+            type(error).__name__,
+            error,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return "500 5.0.0 Error: the server could not handle this"
 
     async def push(self, status: bytes | str) -> None:
         text = status.decode() if isinstance(status, bytes) else status
@@ -277,13 +298,13 @@ class SmtpIngest:
     def __init__(
         self,
         settings: SmtpServerConfig,
-        on_upload: Callable[[Upload], int],
+        accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
         self._settings = settings
-        self._handler = CameraMailHandler(settings, on_upload, login_throttle, admission)
+        self._handler = CameraMailHandler(settings, accept_uploads, login_throttle, admission)
         self._address: tuple[str, int] | None = None
         self._thread = ServerThread("smtp")
 

@@ -6,9 +6,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import NamedTuple
 
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_IP = 20
+LOGGED_FAILURES_IN_A_ROW = 10  # failed logins from one address logged one by one, then 1 in 100
+
+
+def worth_logging(failures_in_a_row: int) -> bool:
+    """Whether to log a failed login: the first ones from an address, then every hundredth, so
+    a guesser's flood does not become the whole log."""
+    return failures_in_a_row <= LOGGED_FAILURES_IN_A_ROW or failures_in_a_row % 100 == 0
+
+
+class _Failures(NamedTuple):
+    in_a_row: int
+    last_failure: float
+    answer_at: float  # when the last of them is answered
 
 
 class LoginThrottle:
@@ -25,23 +39,28 @@ class LoginThrottle:
         self._max_delay = max_delay_seconds
         self._forget_after = forget_after_seconds
         self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, last one)
+        self._failures: dict[str, _Failures] = {}
         # Shared by sources that run in different threads (the FTP IO loop, the HTTP server).
         self._lock = threading.Lock()
 
     def delay_after_failure(self, ip: str) -> float:
-        """Record one failed login from ip and return the delay before answering it."""
+        """Record one failed login from ip and return the delay before answering it: after
+        the answers to the address's earlier failures, so that parallel guesses are answered
+        one by one, not side by side."""
         now = self._clock()
         with self._lock:
             # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
             self._failures = {
                 known: entry
                 for known, entry in self._failures.items()
-                if now - entry[1] < self._forget_after
+                if now - entry.last_failure < self._forget_after
             }
-            count = self._failures.get(ip, (0, now))[0] + 1
-            self._failures[ip] = (count, now)
-        return min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
+            earlier = self._failures.get(ip, _Failures(0, now, now))
+            count = earlier.in_a_row + 1
+            delay = min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
+            answer_at = max(now, earlier.answer_at) + delay
+            self._failures[ip] = _Failures(count, now, answer_at)
+        return answer_at - now
 
     def forget(self, ip: str) -> None:
         """A successful login from ip: its next failure starts at the first delay again."""
@@ -50,18 +69,22 @@ class LoginThrottle:
 
     def failures(self, ip: str) -> int:
         """Failed logins in a row from ip that are still remembered."""
-        return self._failures.get(ip, (0, 0.0))[0]
+        entry = self._failures.get(ip)
+        return entry.in_a_row if entry else 0
 
 
 class SessionCount:
-    """Open sessions per address and in all, to refuse a flood (SMTP 421, alarms dropped)."""
+    """Open sessions per address and in all, to refuse a flood (SMTP 421, HTTP 503, alarms
+    dropped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_ip: int = MAX_SESSIONS_PER_IP, total: int = MAX_SESSIONS) -> None:
+        self._per_ip = per_ip
+        self._total = total
         self._by_ip: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()  # in a row, per address
 
     def admit(self, ip: str) -> bool:
-        if self._by_ip[ip] >= MAX_SESSIONS_PER_IP or self._by_ip.total() >= MAX_SESSIONS:
+        if self._by_ip[ip] >= self._per_ip or self._by_ip.total() >= self._total:
             self._refused[ip] += 1
             return False
         self._by_ip[ip] += 1

@@ -6,6 +6,7 @@ import datetime
 import logging
 import os
 import socket
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
 from pydantic import model_validator
 
 from ipcam_analysis.errors import UserError
@@ -65,6 +67,21 @@ def certificate_files(settings: TlsConfig, listener: str) -> tuple[Path, Path]:
         "%s TLS certificate %s, SHA-256 fingerprint %s", listener, certfile, fingerprint(certfile)
     )
     return certfile, keyfile
+
+
+def tls_failure(error: BaseException) -> str:
+    """A failed TLS exchange in a few words, the reason OpenSSL gives ("unexpected message"),
+    whether from Python's ssl (SMTP) or pyOpenSSL (FTP), found among the error's causes."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            return cause.reason.replace("_", " ").lower()
+        if isinstance(cause, SSL.Error) and cause.args and isinstance(cause.args[0], list):
+            reasons = [str(entry[-1]) for entry in cause.args[0] if entry]
+            if reasons:
+                return reasons[-1]
+        cause = cause.__cause__
+    return str(error) or type(error).__name__
 
 
 def fingerprint(certfile: Path) -> str:

@@ -23,6 +23,8 @@ class NotifierPlugin:
     settings: type[BaseModel]
     # The notifiers these settings turn on: none when switched off, one per URL for Apprise.
     build: Callable[[Any], Sequence[Notifier]]
+    # Whether these settings send alerts anywhere (without building anything).
+    switched_on: Callable[[Any], bool]
 
 
 def _email(settings: EmailConfig) -> list[Notifier]:
@@ -35,10 +37,14 @@ def _mqtt(settings: MqttConfig) -> list[Notifier]:
 
 
 NOTIFIERS: dict[str, NotifierPlugin] = {
-    "email": NotifierPlugin(EmailConfig, _email),
-    "apprise": NotifierPlugin(AppriseConfig, build_apprise_notifiers),
-    "mqtt": NotifierPlugin(MqttConfig, _mqtt),
+    "email": NotifierPlugin(
+        EmailConfig, _email, lambda s: s.transport != "none" and bool(s.recipients)
+    ),
+    "apprise": NotifierPlugin(AppriseConfig, build_apprise_notifiers, lambda s: bool(s.urls)),
+    "mqtt": NotifierPlugin(MqttConfig, _mqtt, lambda s: bool(s.host)),
 }
+# Where a user switches one on, for the line saying alerts go nowhere.
+HOW_TO_SWITCH_ON = "email (transport and recipients), notify (Apprise URLs) or mqtt.host"
 
 
 def build_notifiers(
@@ -63,12 +69,22 @@ def build_notifiers(
     return result
 
 
+def alerts_go_somewhere(settings_by_camera: Mapping[str, Mapping[str, BaseModel]]) -> bool:
+    """Whether any camera's settings, from `{camera: {kind: settings}}`, switch a channel on."""
+    return any(
+        plugin.switched_on(by_kind[kind])
+        for by_kind in settings_by_camera.values()
+        for kind, plugin in NOTIFIERS.items()
+    )
+
+
 def distinct(notifiers_by_camera: Mapping[str, Sequence[Notifier]]) -> list[Notifier]:
     """Every notifier once, to start and close them."""
     return list({id(n): n for found in notifiers_by_camera.values() for n in found}.values())
 
 
 __all__ = [
+    "HOW_TO_SWITCH_ON",
     "NOTIFIERS",
     "AppriseConfig",
     "AppriseNotifier",
@@ -77,6 +93,7 @@ __all__ = [
     "MqttConfig",
     "MqttNotifier",
     "Notifier",
+    "alerts_go_somewhere",
     "build_apprise_notifiers",
     "build_notifiers",
     "distinct",

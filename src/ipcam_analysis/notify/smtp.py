@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis.masking import MASK
 from ipcam_analysis.notify.base import MailError
@@ -35,6 +35,15 @@ class SmtpConfig(StrictModel):
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a file")
         return value
+
+    @model_validator(mode="after")
+    def _password_with_username(self) -> SmtpConfig:
+        if self.username and not (self.password and self.password.get_secret_value()):
+            raise ValueError(
+                "username is set without password: set both, or neither for a server that "
+                "takes mail without a login"
+            )
+        return self
 
     @property
     def effective_port(self) -> int:

@@ -9,7 +9,12 @@ from ipcam_analysis.rules.filters import (
     needed_confidence,
 )
 from ipcam_analysis.rules.geometry import in_zone, iou, point_in_polygon
-from ipcam_analysis.rules.labels import decide, describe_labels, matching_sensors
+from ipcam_analysis.rules.labels import (
+    decide,
+    describe_labels,
+    matching_sensors,
+    why_not_alerted,
+)
 from ipcam_analysis.rules.objects import merge_same_objects, one_name_per_object
 from ipcam_analysis.rules.windows import TimeWindow, describe_time_windows, in_time_windows
 
@@ -31,4 +36,5 @@ __all__ = [
     "needed_confidence",
     "one_name_per_object",
     "point_in_polygon",
+    "why_not_alerted",
 ]

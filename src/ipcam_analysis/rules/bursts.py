@@ -1,48 +1,72 @@
-"""A burst (the pictures of one e-mail) alerts at most once: with its most confident frame."""
+"""A burst (the pictures of one e-mail) is one decision, made by its most confident picture before
+the repeats (stationary objects, cooldown): it alerts at most once, with that picture."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-# How long an alerting frame waits for its burst's other frames to be decided (counted from
-# the first decision: a frame whose analysis keeps failing must not hold the alert forever).
+# How long a frame waits for its burst's other frames to be decided (counted from the first
+# decision: a frame whose analysis keeps failing must not hold the burst forever).
 BURST_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
+class BurstFrame:
+    """A decided frame of a burst, as remembered."""
+
+    item_id: int
+    original_name: str
+    strength: float  # its best matched confidence; 0 when it does not alert
+    # Set on the frame that decided for the burst: whether the burst alerted with it.
+    alerted: bool | None = None
+
+    @property
+    def named(self) -> str:
+        return f"{PurePosixPath(self.original_name).name} (event {self.item_id})"
+
+
+@dataclass(frozen=True)
 class BurstTurn:
-    """What an alerting frame of a burst does now: wait, alert, or stay quiet (and why)."""
+    """What an alerting frame of a burst does now: wait, decide for the burst (the repeats,
+    then alert or not), or stay quiet (and why)."""
 
     wait: bool = False
-    alert: bool = False
+    decides: bool = False
     reason: str = ""
 
 
 WAIT = BurstTurn(wait=True)
-ALERT = BurstTurn(alert=True)
+DECIDES = BurstTurn(decides=True)
 
 
 def burst_turn(
     item_id: int,
-    strengths: Mapping[int, float],
+    frames: Sequence[BurstFrame],
     burst_size: int,
     waited_seconds: float,
     max_wait_seconds: float = BURST_WAIT_SECONDS,
 ) -> BurstTurn:
-    """`strengths`: the decided frames' best matched confidence by item id, 0 for a frame that
-    does not alert, this frame's included. The strongest frame alerts (the first on a tie),
-    once every frame is decided or the wait is over."""
-    if len(strengths) < burst_size and waited_seconds < max_wait_seconds:
+    """`frames`: the burst's decided frames, this one included. Once every frame is decided
+    (or the wait is over) the strongest decides for the burst (the first on a tie); the others
+    wait for its verdict, and then name it."""
+    verdict = next((frame for frame in frames if frame.alerted is not None), None)
+    if verdict is not None:  # a frame decided late: the burst has spoken
+        return DECIDES if verdict.item_id == item_id else _quiet(verdict)
+    over = waited_seconds >= max_wait_seconds
+    if len(frames) < burst_size and not over:
         return WAIT
-    best = min(strengths, key=lambda other: (-strengths[other], other))
-    if best == item_id:
-        return ALERT
+    best = min(frames, key=lambda frame: (-frame.strength, frame.item_id))
+    if best.item_id == item_id:
+        return DECIDES
+    if not over:
+        return WAIT
     return BurstTurn(
-        reason=f"picture {best} of the same e-mail matched more strongly "
-        f"({strengths[best]:.1f}% against {strengths.get(item_id, 0):.1f}%)"
+        reason=f"part of the burst decided by its most confident picture, {best.named}"
     )
 
 
-def already_alerted(alerted_item: int) -> BurstTurn:
-    return BurstTurn(reason=f"the same e-mail already alerted with picture {alerted_item}")
+def _quiet(verdict: BurstFrame) -> BurstTurn:
+    outcome = "alerted" if verdict.alerted else "suppressed"
+    return BurstTurn(reason=f"part of the burst {outcome} with {verdict.named}")

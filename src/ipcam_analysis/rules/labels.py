@@ -37,6 +37,16 @@ def decide(labels: Sequence[Label], watched: Sequence[str], new_labels_only: boo
     return Decision(alert=bool(matched), matched=tuple(matched), ignored=tuple(ignored))
 
 
+def why_not_alerted(decision: Decision, new_labels_only: bool) -> str | None:
+    """Why the labels left after the filters did not alert, for the event's reason:
+    `not in labels: Tree, Plant`; in new-labels mode `already known: Person, Car (ignored
+    parent: Vehicle)`. None when every label alerted (or none was left)."""
+    if not decision.ignored:
+        return None
+    heading = "already known" if new_labels_only else "not in labels"
+    return f"{heading}: {', '.join(decision.ignored)}"
+
+
 def _names_of(label: Label) -> tuple[str, ...]:
     """Every name a label answers to in alarm mode, runner-ups of merged objects included."""
     return (

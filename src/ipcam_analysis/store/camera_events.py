@@ -8,6 +8,8 @@ from ipcam_analysis.store.database import Database, local_iso
 from ipcam_analysis.values import CameraEvent
 
 NOTE_WITHIN_SECONDS = 30.0  # a camera event is noted on the camera's next upload within this
+MAX_NOTED_EVENTS, MAX_NOTED_NAME = 5, 60
+MAX_NOTED_ROWS = 1000  # taken by one upload; any more, by the next
 
 
 class CameraEventStore:
@@ -49,22 +51,25 @@ class CameraEventStore:
         return rows[0][0] if rows else None
 
     def take_recent(self, camera: str, now: float) -> str:
-        """ "camera reported X" for the camera's events of the last NOTE_WITHIN_SECONDS not yet
-        noted on an upload, now marked as noted; "" when there is none."""
+        """ "camera reported X, Y" for the camera's events of the last NOTE_WITHIN_SECONDS not
+        yet noted on an upload, now marked as noted; "" when there is none. At most
+        MAX_NOTED_EVENTS names are listed, the rest counted: the note stays a line."""
         rows = self._db.query(
-            "SELECT id, event, status FROM camera_events WHERE camera = ? AND received_at >= ?"
-            " AND attached = 0 ORDER BY id",
-            (camera, now - NOTE_WITHIN_SECONDS),
+            "SELECT id, event FROM camera_events WHERE camera = ? AND received_at >= ?"
+            " AND attached = 0 ORDER BY id LIMIT ?",
+            (camera, now - NOTE_WITHIN_SECONDS, MAX_NOTED_ROWS),
         )
         if not rows:
             return ""
-        marks = ",".join("?" * len(rows))
         self._db.execute(
-            f"UPDATE camera_events SET attached = 1 WHERE id IN ({marks})",
-            tuple(row["id"] for row in rows),
+            "UPDATE camera_events SET attached = 1 WHERE camera = ? AND attached = 0"
+            " AND id BETWEEN ? AND ?",
+            (camera, rows[0]["id"], rows[-1]["id"]),
         )
-        reported = dict.fromkeys(row["event"] for row in rows)
-        return f"camera reported {', '.join(reported)}"
+        reported = list(dict.fromkeys(row["event"][:MAX_NOTED_NAME] for row in rows))
+        more = len(reported) - MAX_NOTED_EVENTS
+        listed = ", ".join(reported[:MAX_NOTED_EVENTS])
+        return f"camera reported {listed}" + (f" and {more} more" if more > 0 else "")
 
     def recent(
         self, camera: str | None = None, before_id: int | None = None, limit: int = 50

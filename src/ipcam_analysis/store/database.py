@@ -77,10 +77,6 @@ class DatabaseSettings(StrictModel):
             raise ValueError("must start with postgresql:// (leave it out for SQLite in data_dir)")
         return url or None
 
-    @property
-    def password(self) -> str | None:
-        return urlsplit(self.url).password if self.url else None
-
 
 def open_database(settings: DatabaseSettings, data_dir: Path) -> Database:
     """The shared PostgreSQL database when `database.url` is set, else the SQLite file."""

@@ -268,11 +268,13 @@ class EventStore:
         """One entry per configured camera (and any camera seen before), with today's counts."""
         now = time.time() if now is None else now
         midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        # The latest picture may since have gone to retention: then the card shows none.
+        # The latest picture may since have gone to retention: then the card shows none. What
+        # it showed and why it alerted or not come with it.
         known = {
             row["name"]: dict(row)
             for row in self._db.query(
-                "SELECT c.*, e.thumbnail IS NOT NULL AS has_thumbnail FROM cameras c"
+                "SELECT c.*, e.thumbnail IS NOT NULL AS has_thumbnail, e.outcome, e.reason,"
+                " e.labels, e.triggered FROM cameras c"
                 " LEFT JOIN events e ON e.id = c.last_snapshot_event"
             )
         }
@@ -307,6 +309,7 @@ class EventStore:
                     "last_snapshot_event": (
                         state["last_snapshot_event"] if state.get("has_thumbnail") else None
                     ),
+                    "last_snapshot": _pictured(state) if state.get("has_thumbnail") else None,
                     "uploads_today": uploads,
                     "alerts_today": alerts or 0,
                 }
@@ -335,6 +338,19 @@ class EventStore:
             [value for bound in bounds for value in bound],
         )
         return [dict(row) for row in rows]
+
+
+def _pictured(state: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a camera's latest picture, its reason, and its labels without boxes."""
+    return {
+        "outcome": state["outcome"],
+        "reason": state["reason"],
+        "labels": [
+            {"name": label["name"], "confidence": label["confidence"]}
+            for label in json.loads(state["labels"])
+        ],
+        "triggered": json.loads(state["triggered"]),
+    }
 
 
 def _outcome_dict(outcome: NotifyOutcome) -> dict[str, Any]:

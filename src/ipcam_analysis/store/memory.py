@@ -7,8 +7,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ipcam_analysis.rules.bursts import BurstFrame
 from ipcam_analysis.store.database import Database, upsert
 from ipcam_analysis.values import Box, MatchedLabel, RememberedObject
+
+# burst_frames.alerted: 0 for a frame that did not decide for its burst, else its verdict.
+_ALERTED, _SUPPRESSED = 1, -1
+_BURST_VERDICTS = {_ALERTED: True, _SUPPRESSED: False}
 
 
 class FilterMemory:
@@ -106,29 +111,24 @@ class FilterMemory:
             (burst_id, item_id, strength, time.time()),
         )
 
-    def burst_strengths(self, burst_id: str) -> tuple[dict[int, float], float]:
-        """The decided frames' strengths by item id, and when the first was decided."""
+    def burst_frames(self, burst_id: str) -> tuple[list[BurstFrame], float]:
+        """The burst's decided frames, and when the first was decided."""
         rows = self._db.query(
-            "SELECT item_id, strength, decided_at FROM burst_frames WHERE burst_id = ?",
+            "SELECT f.item_id, COALESCE(u.original_name, ''), f.strength, f.decided_at, f.alerted"
+            " FROM burst_frames f LEFT JOIN uploads u ON u.id = f.item_id"
+            " WHERE f.burst_id = ? ORDER BY f.item_id",
             (burst_id,),
         )
-        first = min((row[2] for row in rows), default=time.time())
-        return {row[0]: row[1] for row in rows}, first
+        first = min((row[3] for row in rows), default=time.time())
+        frames = [BurstFrame(row[0], row[1], row[2], _BURST_VERDICTS.get(row[4])) for row in rows]
+        return frames, first
 
-    def claim_burst_alert(self, burst_id: str, item_id: int) -> int:
-        """The frame that alerts for the burst: this one, unless another claimed it first."""
-        with self._db.transaction() as conn:
-            self._db.lock(f"burst {burst_id}")
-            row = conn.execute(
-                "SELECT item_id FROM burst_frames WHERE burst_id = ? AND alerted = 1", (burst_id,)
-            ).fetchone()
-            if row is not None:
-                return int(row[0])
-            conn.execute(
-                "UPDATE burst_frames SET alerted = 1 WHERE burst_id = ? AND item_id = ?",
-                (burst_id, item_id),
-            )
-        return item_id
+    def remember_burst_verdict(self, burst_id: str, item_id: int, *, alerted: bool) -> None:
+        """The frame that decided for the burst, and whether the burst alerted with it."""
+        self._db.execute(
+            "UPDATE burst_frames SET alerted = ? WHERE burst_id = ? AND item_id = ?",
+            (_ALERTED if alerted else _SUPPRESSED, burst_id, item_id),
+        )
 
     # --- cloud budget --------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from pathlib import PurePosixPath
 
 from ipcam_analysis.store.storage import Storage, remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
@@ -21,7 +22,9 @@ def share_upload(storage: Storage, upload: Upload) -> Upload:
     acknowledged only once stored. Raises OSError when the storage cannot take it."""
     if not storage.shared:
         return upload
-    key = f"{UPLOADS}/{uuid.uuid4().hex}/{upload.path.name}"
+    # The camera's file name: the received file's may be an in-flight one (ingest/ftp_files).
+    name = PurePosixPath(upload.original_name or upload.path.name).name
+    key = f"{UPLOADS}/{uuid.uuid4().hex}/{name}"
     storage.write(key, upload.path.read_bytes())
     return replace(upload, stored_key=key)
 

@@ -89,7 +89,7 @@ def _error(status: int, message: str) -> JSONResponse:
 monitoring_routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
 routes = [
     Route("/api/events", list_events),
-    Route("/api/events/{event_id:int}", get_event),
+    Route("/api/events/{event_id:event_id}", get_event),
     Route("/api/cameras", list_cameras),
     Route("/api/camera_events", list_camera_events),
     Route("/api/usage", get_usage),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -14,6 +15,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.web import api, pages
 from ipcam_analysis.web.auth import BasicAuthMiddleware, PasswordHash
 from ipcam_analysis.web.context import DashboardContext
@@ -31,12 +33,15 @@ SECURITY_HEADERS = {
 # report holds nothing private: queue depth, the FTP address, the last detector success.
 OPEN_PATHS = frozenset({"/healthz"})
 
+log = logging.getLogger(__name__)
 
-def create_app(context: DashboardContext) -> Starlette:
-    """The ASGI app; a config with a password_hash puts every page but /healthz behind a login.
+
+def create_app(context: DashboardContext, login_throttle: LoginThrottle | None = None) -> Starlette:
+    """The ASGI app; a config with a password_hash puts every page but /healthz behind a login
+    (failed logins slowed by `login_throttle`, the cameras' policy by default).
     A node without the web role serves only /healthz and /metrics."""
     web = context.config.web
-    middleware = [Middleware(SecurityHeadersMiddleware)]
+    middleware: list[Middleware] = []
     if web.password_hash is not None:
         middleware.append(
             Middleware(
@@ -44,9 +49,10 @@ def create_app(context: DashboardContext) -> Starlette:
                 username=web.username or "",
                 password_hash=PasswordHash.parse(web.password_hash.get_secret_value()),
                 open_paths=OPEN_PATHS,
+                login_throttle=login_throttle,
             )
         )
-    app = Starlette(
+    app = DashboardApp(
         routes=(
             [
                 *pages.routes,
@@ -61,6 +67,34 @@ def create_app(context: DashboardContext) -> Starlette:
     )
     app.state.context = context
     return app
+
+
+class DashboardApp(Starlette):
+    """Starlette with the security headers and the error log line outside its own error handling
+    (which answers 500 from the outermost layer), so a 500 carries the headers too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(_OneLineErrors(super().build_middleware_stack()))
+
+
+class _OneLineErrors:
+    """Starlette raises again what made a 500, for the server to log: one line here, not
+    uvicorn's traceback (that only at DEBUG)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._app(scope, receive, send)
+        except Exception as exc:
+            log.error(
+                "Dashboard error on %r: %s: %s",
+                scope.get("path", ""),
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
 
 class SecurityHeadersMiddleware:

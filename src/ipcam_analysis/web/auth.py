@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +20,9 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.ingest.throttle import LoginThrottle, worth_logging
+
+log = logging.getLogger(__name__)
 
 # 32 MiB and about 0.1 s per check: costly for a guesser, bearable on a Raspberry Pi.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -25,6 +33,9 @@ REALM = "ipcam-analysis"
 # Credentials already verified are remembered (as keyed digests) so each thumbnail on a page
 # does not cost a full scrypt run; the bound keeps a flood of distinct logins from growing it.
 MAX_REMEMBERED_LOGINS = 64
+REMEMBER_SECONDS = 300.0
+MAX_CONCURRENT_CHECKS = 2  # scrypt runs at once, 32 MiB each
+MAX_LOGGED_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,12 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> 
 
 
 class BasicAuthMiddleware:
-    """Asks for the configured login on every request except the paths listed as open."""
+    """Asks for the configured login on every request except the paths listed as open.
+
+    Failed logins are answered late and logged as the cameras' are (`LoginThrottle`, per
+    address). scrypt runs for one login at a time per address and MAX_CONCURRENT_CHECKS in
+    all, so a guesser's parallel requests queue behind each other, not in front of everyone
+    else, and cost MAX_CONCURRENT_CHECKS × 32 MiB at most."""
 
     def __init__(
         self,
@@ -90,20 +106,25 @@ class BasicAuthMiddleware:
         username: str,
         password_hash: PasswordHash,
         open_paths: frozenset[str] = frozenset(),
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         self._app = app
         self._username = username.encode("utf-8")
         self._hash = password_hash
         self._open_paths = open_paths
-        self._digest_key = secrets.token_bytes(32)
-        self._remembered: set[bytes] = set()
+        self._throttle = login_throttle or LoginThrottle()
+        self._verified = VerifiedLogins()
+        self._checks = asyncio.Semaphore(MAX_CONCURRENT_CHECKS)
+        self._checking: dict[str, tuple[asyncio.Lock, int]] = {}  # address -> (lock, users)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._open_paths:
             await self._app(scope, receive, send)
             return
         credentials = _basic_credentials(Headers(scope=scope).get("authorization", ""))
-        if credentials is not None and await self._accepts(*credentials):
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        if credentials is not None and await self._accepts(address, *credentials):
             await self._app(scope, receive, send)
             return
         response = PlainTextResponse(
@@ -113,25 +134,84 @@ class BasicAuthMiddleware:
         )
         await response(scope, receive, send)
 
-    async def _accepts(self, username: str, password: str) -> bool:
-        digest = hmac.new(
-            self._digest_key, f"{username}\0{password}".encode(), hashlib.sha256
-        ).digest()
-        if digest in self._remembered:
+    async def _accepts(self, address: str, username: str, password: str) -> bool:
+        if self._verified.knows(username, password):
             return True
-        # scrypt takes a tenth of a second: off the event loop, so other requests carry on.
-        if not await run_in_threadpool(self._verify, username, password):
+        async with self._turn_of(address):
+            # A page's parallel requests wait here for the first one's check, then pass.
+            if self._verified.knows(username, password):
+                return True
+            async with self._checks:
+                # scrypt takes a tenth of a second: off the event loop, so others carry on.
+                accepted = await run_in_threadpool(self._verify, username, password)
+            if accepted:
+                self._verified.remember(username, password)
+                self._throttle.forget(address)
+                return True
+            # Still this address's turn: its next guess waits for this delay to pass.
+            await asyncio.sleep(self._failed(address, username))
             return False
-        if len(self._remembered) >= MAX_REMEMBERED_LOGINS:
-            self._remembered.clear()
-        self._remembered.add(digest)
-        return True
+
+    def _failed(self, address: str, username: str) -> float:
+        """Log the failed login (the first ones, then every hundredth); the delay to wait."""
+        delay = self._throttle.delay_after_failure(address)
+        failures = self._throttle.failures(address)
+        if worth_logging(failures):
+            log.warning(
+                "Failed dashboard login as %r from %s (%d in a row)",
+                username[:MAX_LOGGED_NAME],
+                address,
+                failures,
+            )
+        return delay
+
+    @asynccontextmanager
+    async def _turn_of(self, address: str) -> AsyncIterator[None]:
+        """One password check at a time per address (all on the server's one event loop)."""
+        lock, users = self._checking.get(address, (asyncio.Lock(), 0))
+        self._checking[address] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._checking[address]
+            if users > 1:
+                self._checking[address] = (lock, users - 1)
+            else:
+                del self._checking[address]
 
     def _verify(self, username: str, password: str) -> bool:
         # Both checks always run, so the answer time does not tell whether the name was right.
         name_ok = hmac.compare_digest(username.encode("utf-8"), self._username)
         password_ok = self._hash.matches(password)
         return name_ok and password_ok
+
+
+class VerifiedLogins:
+    """Logins verified in the last REMEMBER_SECONDS, as digests keyed with a secret of this
+    process only: the passwords themselves are never kept, and a page's thumbnails do not
+    each cost a scrypt run."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._key = secrets.token_bytes(32)
+        self._until: dict[bytes, float] = {}  # digest -> when it is forgotten
+        self._clock = clock
+
+    def knows(self, username: str, password: str) -> bool:
+        until = self._until.get(self._digest(username, password))
+        return until is not None and self._clock() < until
+
+    def remember(self, username: str, password: str) -> None:
+        now = self._clock()
+        if len(self._until) >= MAX_REMEMBERED_LOGINS:
+            self._until = {known: until for known, until in self._until.items() if until > now}
+            if len(self._until) >= MAX_REMEMBERED_LOGINS:
+                self._until.clear()
+        self._until[self._digest(username, password)] = now + REMEMBER_SECONDS
+
+    def _digest(self, username: str, password: str) -> bytes:
+        login = f"{username}\0{password}".encode()
+        return hmac.new(self._key, login, hashlib.sha256).digest()
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -13,13 +12,10 @@ from starlette.requests import Request
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
+from ipcam_analysis.probe import ListenerState, probe_listener
 from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import EventFilter, EventStore, local_iso
 from ipcam_analysis.web.summaries import camera_states, usage_summary
-
-PROBE_TIMEOUT_SECONDS = 1.0
-# A wildcard listener is reached through loopback.
-_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 @dataclass(frozen=True)
@@ -50,14 +46,14 @@ class DashboardContext:
         return camera_states(self.store.cameras(self.config.camera_names), running)
 
     def usage(self, days: int) -> dict[str, Any]:
-        price = self.config.rekognition.price_per_1000_images
+        price = self.config.rekognition_settings().price_per_1000_images
         return usage_summary(self.store.usage(days), days, date.today(), price)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, report): healthy means the cameras can send, through every listener."""
         listeners = {
             kind: {
-                "up": address is not None and _accepts_connections(address),
+                "up": address is not None and probe_listener(address) is ListenerState.ANSWERS,
                 "address": f"{address[0]}:{address[1]}" if address else None,
             }
             for kind, address in self.listeners().items()
@@ -89,15 +85,3 @@ class DashboardContext:
 def context_of(request: Request) -> DashboardContext:
     """The context create_app() attached to the app."""
     return request.app.state.context
-
-
-def _accepts_connections(address: tuple[str, int]) -> bool:
-    """Whether the listener answers: a connection is the one proof that cameras can upload."""
-    host, port = address
-    try:
-        with socket.create_connection(
-            (_WILDCARDS.get(host, host), port), timeout=PROBE_TIMEOUT_SECONDS
-        ):
-            return True
-    except OSError:
-        return False

@@ -19,9 +19,12 @@ from ipcam_analysis.web.context import context_of
 from ipcam_analysis.web.overlay import overlay_layers
 from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
 from ipcam_analysis.web.summaries import (
+    CARD_LABELS,
     SILENT_AFTER_SECONDS,
     bar_chart,
     describe_duration,
+    explained,
+    no_picture_note,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ def events_page(request: Request) -> Response:
         "events.html",
         section="Events",
         title="Events",
-        events=events,
+        events=[explained(event, CARD_LABELS) for event in events],
         filters=params,
         filtered=any(v for k, v in params.items() if k not in ("before_id", "limit")),
         newest=_query(kept) if filters.before_id is not None else None,
@@ -79,7 +82,8 @@ def event_page(request: Request) -> Response:
         "event.html",
         section="Events",
         title=f"Event {event['id']}",
-        event=event,
+        event=explained(event),
+        no_picture=None if event["has_snapshot"] else no_picture_note(event),
         layers=layers,
     )
 
@@ -90,10 +94,16 @@ def cameras_page(request: Request) -> Response:
         "cameras.html",
         section="Cameras",
         title="Cameras",
-        cameras=context_of(request).cameras(),
+        cameras=[_with_story(camera) for camera in context_of(request).cameras()],
         silent_after=describe_duration(SILENT_AFTER_SECONDS),
         camera_events=context_of(request).store.camera_events.recent(limit=CAMERA_EVENTS_SHOWN),
     )
+
+
+def _with_story(camera: dict[str, Any]) -> dict[str, Any]:
+    """A camera whose latest picture's card says what it showed and why it alerted or not."""
+    pictured = camera["last_snapshot"]
+    return {**camera, "last_snapshot": pictured and explained(pictured, CARD_LABELS)}
 
 
 def usage_page(request: Request) -> Response:
@@ -153,10 +163,10 @@ def _query(params: dict[str, Any]) -> str:
 
 routes = [
     Route("/", events_page, name="events"),
-    Route("/events/{event_id:int}", event_page, name="event"),
+    Route("/events/{event_id:event_id}", event_page, name="event"),
     Route("/cameras", cameras_page, name="cameras"),
     Route("/usage", usage_page, name="usage"),
     Route("/config", config_page, name="config"),
-    Route("/snapshots/{event_id:int}.jpg", snapshot, name="snapshot"),
-    Route("/snapshots/{event_id:int}_thumb.jpg", thumbnail, name="thumbnail"),
+    Route("/snapshots/{event_id:event_id}.jpg", snapshot, name="snapshot"),
+    Route("/snapshots/{event_id:event_id}_thumb.jpg", thumbnail, name="thumbnail"),
 ]

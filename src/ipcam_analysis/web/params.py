@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 
+from starlette.convertors import IntegerConvertor, register_url_convertor
+
 from ipcam_analysis.store import PAGE_SIZE, EventFilter
 from ipcam_analysis.values import (
     ALERT,
@@ -35,6 +37,16 @@ OUTCOMES = {
 MAX_LIMIT = 500
 USAGE_DAYS, MAX_USAGE_DAYS = 30, 366
 MAX_TEXT_LENGTH = 200
+
+
+class EventIdConvertor(IntegerConvertor):
+    """`{event_id:event_id}` in a route: at most 18 digits, so every id it matches fits the
+    database's 64-bit integers; a longer number matches no route (404) rather than overflowing."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("event_id", EventIdConvertor())
 
 
 class BadRequest(ValueError):

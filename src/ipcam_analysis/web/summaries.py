@@ -1,4 +1,5 @@
-"""Figures computed from the store for both the pages and the API: usage, cost, camera silence."""
+"""Figures computed from the store for both the pages and the API: usage, cost, camera silence;
+and what an event's card says about it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from ipcam_analysis.values import (
+    ALERT,
+    CORRUPT,
+    ERROR,
+    MISSING,
+    NO_MATCH,
+    NOT_IMAGE,
+    OUTSIDE_WINDOW,
+    SUPPRESSED,
+)
+
 # A camera that has not uploaded for a day is shown as silent: cameras set to upload on motion
 # see some every day (light changes, insects), so a quiet day usually means a broken camera.
 SILENT_AFTER_SECONDS = 24 * 3600
 COUNTS = ("uploads", "alerts", "cloud_calls")
+# A card lists this many labels at most (then "+3 more"); the event page lists them all.
+CARD_LABELS = 5
+# Why an event did not alert when it carries no reason of its own (recorded by an older version,
+# or an outcome whose name says it all).
+DEFAULT_WHY = {
+    NO_MATCH: "none of these is in labels",
+    SUPPRESSED: "a repeat of an earlier alert",
+    OUTSIDE_WINDOW: "received outside the camera's time window",
+    MISSING: "the file vanished before it was analysed",
+}
 
 
 def camera_states(
@@ -86,6 +108,56 @@ def describe_duration(seconds: float) -> str:
             return f"{count} {unit}{'s' if count > 1 else ''}"
     count = int(seconds)
     return f"{count} second{'' if count == 1 else 's'}"
+
+
+def explained(event: Mapping[str, Any], most_labels: int | None = None) -> dict[str, Any]:
+    """The event with what its card says: `seen`, its labels with their confidence in percent
+    (the first `most_labels`; `more` counts the others), each marked when it triggered; and
+    `why`, one line: what it alerted on, why it did not, or what failed."""
+    labels = [
+        {
+            "name": label["name"],
+            "confidence": round(label["confidence"]),
+            "triggered": label["name"] in event["triggered"],
+        }
+        for label in event["labels"]
+    ]
+    shown = labels if most_labels is None else labels[:most_labels]
+    return {**event, "seen": shown, "more": len(labels) - len(shown), "why": why(event)}
+
+
+def why(event: Mapping[str, Any]) -> str:
+    """The event's reason as one line, with what it alerted on or that it failed."""
+    reason, outcome = one_line(event["reason"]), event["outcome"]
+    if outcome == ALERT:
+        alerted = f"alerted on {', '.join(event['triggered'])}" if event["triggered"] else ""
+        return "; ".join(part for part in (alerted, reason) if part)
+    if outcome == ERROR:
+        return f"failed: {reason or 'see the log'}"
+    if reason:
+        return reason
+    if outcome == NO_MATCH and not event["labels"]:
+        return "nothing found"
+    return DEFAULT_WHY.get(outcome, "")
+
+
+def no_picture_note(event: Mapping[str, Any]) -> str:
+    """Why an event keeps no picture. One that was decoded (it has a size) had its picture
+    removed by retention or never written (disk full); the others never had a readable one."""
+    outcome = event["outcome"]
+    if event["width"]:
+        return "retention removed it, or the disk was full"
+    if outcome in (NOT_IMAGE, CORRUPT):
+        return "the upload was not a readable image"
+    if outcome == ERROR:
+        return "processing failed before it was read"
+    return DEFAULT_WHY.get(outcome, "the picture was never read")
+
+
+def one_line(message: str | None) -> str:
+    """A recorded message's first line, spaces collapsed: a card shows no traceback."""
+    lines = [line for line in (message or "").splitlines() if line.strip()]
+    return " ".join(lines[0].split()) if lines else ""
 
 
 def _zero() -> dict[str, int]:

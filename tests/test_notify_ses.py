@@ -1,0 +1,65 @@
+"""SES sending as an IAM policy sees it: SESv2's SendEmail, and v1's SendRawEmail only where the
+policy allows nothing else (moto enforcing IAM)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from harness.aws import REGION, Moto
+from ipcam_analysis.notify.email import EmailNotifier
+from ipcam_analysis.notify.ses import SesTransport
+from tests.test_notify_email import email_settings, make_alert
+
+FALLBACK_LINE = "sending with SES v1's ses:SendRawEmail instead"
+
+
+def send_two_alerts(monkeypatch: pytest.MonkeyPatch, credentials: dict[str, str]) -> list[bool]:
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    notifier = EmailNotifier(email_settings("ses"), SesTransport(REGION))
+    return [notifier.send(make_alert(camera)).ok for camera in ("front-gate", "back-door")]
+
+
+def test_ses_sends_with_sesv2_send_email(
+    aws: Moto,
+    iam_user: Callable[[list[str]], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    credentials = iam_user(["ses:SendEmail"])
+    with caplog.at_level(logging.WARNING):
+        assert send_two_alerts(monkeypatch, credentials) == [True, True]
+    mails = aws.sent_emails()
+    subjects = " | ".join(str(mail["Subject"]) for mail in mails)
+    assert len(mails) == 2 and "front-gate" in subjects and "back-door" in subjects
+    assert all(mail["Message-ID"] for mail in mails)
+    assert FALLBACK_LINE not in caplog.text
+
+
+def test_a_policy_allowing_only_send_raw_email_falls_back_to_v1_saying_so_once(
+    aws: Moto,
+    iam_user: Callable[[list[str]], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    credentials = iam_user(["ses:SendRawEmail"])
+    with caplog.at_level(logging.WARNING):
+        assert send_two_alerts(monkeypatch, credentials) == [True, True]
+    assert len(aws.sent_emails()) == 2
+    assert caplog.text.count(FALLBACK_LINE) == 1
+
+
+def test_a_policy_allowing_neither_is_one_permanent_failure(
+    aws: Moto,
+    iam_user: Callable[[list[str]], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in iam_user(["rekognition:DetectLabels"]).items():
+        monkeypatch.setenv(name, value)
+    outcome = EmailNotifier(email_settings("ses"), SesTransport(REGION)).send(make_alert())
+    assert not outcome.ok
+    assert "SES:" in outcome.detail and "SendRawEmail" in outcome.detail
+    assert aws.sent_emails() == []
