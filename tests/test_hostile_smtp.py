@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import socket
 import ssl
+import subprocess
+import threading
 from contextlib import ExitStack
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.aws import Moto
+from harness.backends import query_database
 from harness.ftp import CAMERAS
 from harness.mail_camera import RunningSmtp, camera_mail, make_certificate
-from harness.service import DATA, wait_until
+from harness.service import (
+    DATA,
+    PASSWORDS,
+    ServiceProcess,
+    base_config,
+    free_port,
+    service_environment,
+    wait_until,
+    write_config,
+)
 from ipcam_analysis.ingest.mail import MAX_MULTIPARTS
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP
+from ipcam_analysis.values import CORRUPT, ERROR, NOT_IMAGE
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 
@@ -110,3 +127,85 @@ def test_a_failed_starttls_is_one_line_and_the_server_carries_on(
         client.login("cam01", CAMERAS["cam01"])
         client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert smtp.wait_for_uploads(1)[0].camera == "cam01"
+
+
+# --- messages held unfinished ----------------------------------------------------------------
+
+MB = 1024 * 1024
+HELD_MESSAGES = 20
+MESSAGE_BYTES = int(4.9 * MB)
+END_OF_DATA = b".\r\n"
+
+
+def big_picture(size: int) -> bytes:
+    """A valid JPEG of about `size` bytes: a snapshot with comment segments (64 kB each)."""
+    comment = b"\xff\xfe\xff\xff" + b"c" * 65533
+    return JPEG[:2] + comment * (size // len(comment)) + JPEG[2:]
+
+
+def resident_mb(process: ServiceProcess) -> float:
+    status = Path(f"/proc/{process.process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def all_sent_is_read(port: int) -> bool:
+    """Whether nothing waits in the kernel between the clients and the service: every byte
+    sent to `port` is read by the service (both queues empty on each side)."""
+    command = ["ss", "-tnH", "state", "established", f"( sport = :{port} or dport = :{port} )"]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
+    queues = [line.split()[:2] for line in lines.stdout.splitlines()]
+    return len(queues) == 2 * HELD_MESSAGES and all(q == ["0", "0"] for q in queues)
+
+
+def send_held_at_the_end(port: int, message: bytes, held: threading.Barrier) -> int:
+    """cam01 sends `message` but the final dot, waits for `held`, then ends it: the reply."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.login("cam01", PASSWORDS["cam01"])
+        client.mail("cam01@cameras.example")
+        client.rcpt("owner@example.com")
+        assert client.docmd("DATA")[0] == 354
+        client.send(re.sub(rb"(?m)^\.", b"..", message))  # what smtplib.data() sends, but the dot
+        held.wait()
+        client.send(END_OF_DATA)
+        return client.getreply()[0]
+
+
+def test_messages_held_unfinished_are_spooled_not_kept_in_memory(
+    tmp_path: Path, aws: Moto, service_process: Any
+) -> None:
+    port = free_port()
+    config = base_config(tmp_path, smtp_server={"enabled": True, "host": "127.0.0.1", "port": port})
+    env = service_environment(aws)
+    process = service_process(["-c", str(write_config(tmp_path, config)), "-n"], env)
+    process.address()
+    wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
+    picture = big_picture(MESSAGE_BYTES * 72 // 100)  # base64: 4/3, and line ends
+    message = camera_mail([("big.jpg", picture)]).as_bytes(policy=policy.SMTP)
+    assert MESSAGE_BYTES - 0.2 * MB < len(message) < MESSAGE_BYTES + 0.2 * MB
+    held = threading.Barrier(HELD_MESSAGES + 1)
+    replies: list[int] = []
+
+    def camera() -> None:
+        replies.append(send_held_at_the_end(port, message, held))
+
+    before = resident_mb(process)
+    threads = [threading.Thread(target=camera) for _ in range(HELD_MESSAGES)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: held.n_waiting == HELD_MESSAGES, 120, "every message but its end sent")
+    wait_until(lambda: all_sent_is_read(port), 60, "the service to read what was sent")
+    growth = resident_mb(process) - before
+    held.wait()
+    for thread in threads:
+        thread.join(120)
+    # In memory, the messages would be HELD_MESSAGES * MESSAGE_BYTES (98 MB) and more.
+    assert growth < HELD_MESSAGES * MESSAGE_BYTES / MB / 2, f"grew {growth:.0f} MB"
+    assert replies == [250] * HELD_MESSAGES
+
+    def outcomes() -> list[str] | None:
+        rows = query_database(tmp_path / "data", "SELECT state, outcome FROM uploads")
+        finished = len(rows) == HELD_MESSAGES and all(state == "done" for state, _ in rows)
+        return sorted({outcome for _, outcome in rows}) if finished else None
+
+    decoded = wait_until(outcomes, 120, "the pictures analysed")
+    assert not set(decoded) & {NOT_IMAGE, CORRUPT, ERROR}, decoded
