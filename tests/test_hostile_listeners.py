@@ -40,7 +40,7 @@ from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.cli import EXIT_FAILURE
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
-from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
 from tests.test_ingest_http import CAMERAS, ScriptedAdmission
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -224,6 +224,47 @@ def test_systemd_hears_ready_and_alive_and_a_closed_listener_ends_the_service(
     line = "The ftp listener no longer accepts connections; stopping so that the service manager"
     assert process.output.count(line) == 1
     assert "Traceback" not in process.output
+
+
+# --- FTP and SMTP: a fair share of the sessions for each address -------------------------------
+
+BUSY = {
+    "ftp": b"421 The server is busy (too many connections); try again later.\r\n",
+    "smtp": b"421 4.3.2 The server is busy (too many connections); try again later\r\n",
+}
+
+
+@pytest.mark.parametrize("way", ["ftp", "smtp"])
+def test_idle_sessions_from_13_addresses_leave_room_for_a_camera(
+    tmp_path: Path, aws: Moto, service_process: Any, way: str
+) -> None:
+    listeners = Listeners(tmp_path)
+    listeners.start(service_process, aws, f"{4 * FLOOD}:{4 * FLOOD}")
+    port = listeners.ftp[1] if way == "ftp" else listeners.smtp
+    # 13 addresses, each within its share of MAX_SESSIONS_PER_IP: more than MAX_SESSIONS in all.
+    addresses = [f"127.0.0.{n}" for n in range(2, 15)]
+    assert len(addresses) * MAX_SESSIONS_PER_IP > MAX_SESSIONS
+    with ExitStack() as held:
+        greetings = [
+            greeting(port, address, held)
+            for address in addresses
+            for _ in range(MAX_SESSIONS_PER_IP)
+        ]
+        # The camera, from an address of its own, takes an idle session's place.
+        if way == "ftp":
+            listeners.ftp_upload("fresh.jpg")
+        else:
+            listeners.smtp_upload("fresh.jpg")
+    # Refused (the last address, once it holds as many as the others): busy, not "your address".
+    assert {line for line in greetings if not line.startswith(b"220")} <= {BUSY[way]}
+
+
+def greeting(port: int, source: str, held: ExitStack) -> bytes:
+    """The first line a new connection from `source` hears; the connection is kept open."""
+    sock = held.enter_context(
+        socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+    )
+    return sock.makefile("rb").readline()
 
 
 # --- HTTP push: one address cannot lock every camera out -------------------------------------

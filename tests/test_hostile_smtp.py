@@ -9,7 +9,6 @@ import socket
 import ssl
 import subprocess
 import threading
-from contextlib import ExitStack
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,7 +31,6 @@ from harness.service import (
     write_config,
 )
 from ipcam_analysis.ingest.mail import MAX_MULTIPARTS
-from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP
 from ipcam_analysis.values import CORRUPT, ERROR, NOT_IMAGE
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -75,30 +73,6 @@ def test_a_message_nested_beyond_reason_is_refused_for_good(
     send_as_cam01(smtp, nested_mail(3))
     send_as_cam01(smtp, camera_mail([("a.jpg", JPEG)]))
     assert len(smtp.wait_for_uploads(2)) == 2
-
-
-def greeting(smtp: RunningSmtp, source: str, stack: ExitStack) -> bytes:
-    """The first line a new connection from `source` hears; the connection is kept open."""
-    sock = stack.enter_context(
-        socket.create_connection(smtp.address, timeout=30, source_address=(source, 0))
-    )
-    return sock.makefile("rb").readline()
-
-
-def test_a_full_server_says_it_is_busy_not_that_the_address_has_too_many(start_smtp) -> None:
-    smtp = start_smtp()
-    addresses = [f"127.0.0.{host}" for host in range(10, 23)]  # 13, each under its own cap
-    with ExitStack() as stack:
-        greetings = [
-            greeting(smtp, address, stack)
-            for address in addresses
-            for _ in range(MAX_SESSIONS_PER_IP)
-        ]
-    refusals = [line for line in greetings if not line.startswith(b"220")]
-    assert len(refusals) == len(addresses) * MAX_SESSIONS_PER_IP - MAX_SESSIONS
-    assert set(refusals) == {
-        b"421 4.3.2 The server is busy (too many connections); try again later\r\n"
-    }
 
 
 def test_a_failed_starttls_is_one_line_and_the_server_carries_on(

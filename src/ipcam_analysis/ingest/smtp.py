@@ -23,7 +23,7 @@ from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
-from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
+from ipcam_analysis.ingest.throttle import LoginThrottle, SessionShares
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.settings import StrictModel
 
@@ -86,7 +86,8 @@ class CameraMailHandler:
             name: pw.get_secret_value().encode() for name, pw in settings.users.items()
         }
         self._warned_cleartext: set[str] = set()
-        self.sessions = SessionCount()
+        # An address's oldest idle session makes room for a newcomer: see SessionShares.
+        self.sessions = SessionShares[SMTP](say_busy_and_close)
         self.open_sessions: WeakSet[SMTP] = WeakSet()  # closed by stop()
         self._queueing = ThreadPoolExecutor(QUEUE_THREADS, thread_name_prefix="smtp-queue")
 
@@ -186,6 +187,13 @@ class CameraMailHandler:
         return ids
 
 
+def say_busy_and_close(session: SMTP) -> None:
+    transport = session.transport
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        transport.write(TOO_MANY_SESSIONS)
+        transport.close()
+
+
 def peer_ip(session: Session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
@@ -207,7 +215,7 @@ class CameraSmtp(SMTP):
         self.session.camera = None
         self.session.failed_login = None
         ip = peer_ip(self.session)
-        if self.event_handler.sessions.admit(ip):
+        if self.event_handler.sessions.admit(ip, self):
             self._counted = True
             return
         refused = self.event_handler.sessions.refused_in_a_row(ip)
@@ -216,15 +224,13 @@ class CameraSmtp(SMTP):
                 "SMTP connection from %s refused: too many at once (%d so far)", ip, refused
             )
         self._handler_coroutine.cancel()  # before it greets
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(TOO_MANY_SESSIONS)
-        transport.close()
+        say_busy_and_close(self)
 
     def connection_lost(self, error: Exception | None) -> None:
         assert self.session is not None
         if self._counted:
             self._counted = False
-            self.event_handler.sessions.release(peer_ip(self.session))
+            self.event_handler.sessions.release(peer_ip(self.session), self)
             if self.envelope is not None and self.envelope.mail_from:
                 log.warning(
                     "E-mail from %s (%s) cut off before its end: nothing queued",
