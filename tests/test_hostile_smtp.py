@@ -31,6 +31,7 @@ from harness.service import (
     write_config,
 )
 from ipcam_analysis.ingest.mail import MAX_MULTIPARTS
+from ipcam_analysis.ingest.smtp import SPOOL_IN_MEMORY_BYTES
 from ipcam_analysis.values import CORRUPT, ERROR, NOT_IMAGE
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -101,6 +102,28 @@ def test_a_failed_starttls_is_one_line_and_the_server_carries_on(
         client.login("cam01", CAMERAS["cam01"])
         client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert smtp.wait_for_uploads(1)[0].camera == "cam01"
+
+
+def test_a_big_message_is_received_whole_through_its_spool_file(start_smtp) -> None:
+    smtp = start_smtp()
+    picture = big_picture(SPOOL_IN_MEMORY_BYTES * 2)
+    text = ".a line that starts with a dot\n..and two\n"
+    send_as_cam01(smtp, camera_mail([("big.jpg", picture)], text=text))
+    (upload,) = smtp.wait_for_uploads(1)
+    assert upload.path.read_bytes() == picture
+    assert upload.note.endswith(".a line that starts with a dot\n..and two")
+
+
+def test_a_line_too_long_is_refused_and_the_session_goes_on(start_smtp) -> None:
+    smtp = start_smtp()
+    with smtplib.SMTP(*smtp.address, timeout=60) as client:
+        client.login("cam01", CAMERAS["cam01"])
+        long_line = b"Subject: x\r\n\r\n" + b"x" * 5000 + b"\r\n"
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("cam01@cameras.example", ["owner@example.com"], long_line)
+        assert refused.value.smtp_code == 500
+        client.send_message(camera_mail([("a.jpg", JPEG)]))
+    assert len(smtp.wait_for_uploads(1)) == 1
 
 
 # --- messages held unfinished ----------------------------------------------------------------

@@ -391,6 +391,12 @@ class SmtpIngest:
         settings = self._settings
         context = tls_context(settings.tls)
         required = settings.tls.mode == "required"
+        try:
+            settings.root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
+        except OSError as exc:
+            raise SmtpIngestError(
+                f"cannot make the folder {settings.root_dir}: {exc.strerror or exc}"
+            ) from None
         # aiosmtpd logs every connection at INFO, and a deprecation warning at each login that
         # its own AUTH code causes; our hooks log what matters.
         library_log = logging.getLogger("mail.log")
