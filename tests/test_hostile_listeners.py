@@ -244,7 +244,7 @@ def test_systemd_hears_ready_and_alive_and_a_closed_listener_ends_the_service(
 # --- FTP and SMTP: a fair share of the sessions for each address -------------------------------
 
 BUSY = {
-    "ftp": b"421 The server is busy (too many connections); try again later.\r\n",
+    "ftp": b"421 Too many connections at once; try again later.\r\n",
     "smtp": b"421 4.3.2 The server is busy (too many connections); try again later\r\n",
 }
 

@@ -47,7 +47,7 @@ CAMERA_PERMISSIONS = "elmw"
 IDLE_TIMEOUT_SECONDS = 60
 # pyftpdlib's bound on its sockets: each session and its data connection, and the listener.
 MAX_SOCKETS = 2 * MAX_SESSIONS + 1
-TOO_MANY_SESSIONS = "421 The server is busy (too many connections); try again later."
+TOO_MANY_SESSIONS = "421 Too many connections at once; try again later."
 POLL_SECONDS = 0.2  # how long stop() may wait for the IO thread to notice it
 STOP_TIMEOUT_SECONDS = 10
 ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploads may resume
