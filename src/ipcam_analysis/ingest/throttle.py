@@ -75,8 +75,8 @@ class LoginThrottle:
 
 
 class SessionCount:
-    """Open sessions per address and in all, to refuse a flood (SMTP 421, HTTP 503, alarms
-    dropped)."""
+    """Open connections per address and in all, beyond which HTTP push answers 503 (FTP, SMTP
+    and alarms make room instead: SessionShares)."""
 
     def __init__(self, per_ip: int = MAX_SESSIONS_PER_IP, total: int = MAX_SESSIONS) -> None:
         self._per_ip = per_ip
