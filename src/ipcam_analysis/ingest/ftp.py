@@ -34,7 +34,7 @@ from ipcam_analysis.ingest.ftp_files import (
     spool_home,
 )
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
-from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS, LoginThrottle, SessionShares
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
 from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
 from ipcam_analysis.settings import StrictModel
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 # CWD, LIST/NLST/SIZE/MDTM (some cameras probe before uploading), MKD and STOR; no reading back.
 CAMERA_PERMISSIONS = "elmw"
 IDLE_TIMEOUT_SECONDS = 60
-MAX_SESSIONS = 256
-MAX_SESSIONS_PER_IP = 20
+# pyftpdlib's bound on its sockets: each session and its data connection, and the listener.
+MAX_SOCKETS = 2 * MAX_SESSIONS + 1
+TOO_MANY_SESSIONS = "421 Too many connections at once; try again later."
 POLL_SECONDS = 0.2  # how long stop() may wait for the IO thread to notice it
 STOP_TIMEOUT_SECONDS = 10
 ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploads may resume
@@ -120,7 +121,27 @@ class CameraFtpHandler(FTPHandler):
     login_throttle: LoginThrottle
     admission: UploadAdmission
     open_sessions: WeakSet[FTPHandler]
+    sessions: SessionShares[FTPHandler]
     _failures_in_a_row = 0  # from the session's address, when its last login failed
+    _counted = False
+
+    def handle(self) -> None:
+        """Greets the camera if its address has room (see SessionShares)."""
+        ip = self.remote_ip
+        if self.sessions.admit(ip, self):
+            self._counted = True
+            super().handle()
+            return
+        refused = self.sessions.refused_in_a_row(ip)
+        if refused == 1 or refused % 100 == 0:
+            log.warning("FTP connection from %s refused: too many at once (%d so far)", ip, refused)
+        say_busy_and_close(self)
+
+    def close(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.sessions.release(self.remote_ip, self)
+        super().close()
 
     def on_connect(self) -> None:
         self.open_sessions.add(self)
@@ -325,6 +346,11 @@ class CameraFtpServer(FTPServer):
             self.ioloop.modify(self._fileno, self.ioloop.READ)
 
 
+def say_busy_and_close(session: FTPHandler) -> None:
+    session.respond(TOO_MANY_SESSIONS)
+    session.close_when_done()
+
+
 def make_handler_class(
     settings: FtpServerConfig,
     accept_uploads: AcceptUploads,
@@ -347,6 +373,7 @@ def make_handler_class(
         "login_throttle": login_throttle,
         "admission": admission,
         "open_sessions": WeakSet(),
+        "sessions": SessionShares[FTPHandler](say_busy_and_close),
     }
     if settings.tls.mode == "off":
         return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
@@ -413,7 +440,7 @@ class FtpIngest:
             raise FtpIngestError(
                 f"cannot listen for FTP on {settings.host}:{settings.port}: {exc.strerror or exc}"
             ) from None
-        server.max_cons, server.max_cons_per_ip = MAX_SESSIONS, MAX_SESSIONS_PER_IP
+        server.max_cons = MAX_SOCKETS  # sessions per address: CameraFtpHandler.sessions
         host, port = server.address
         self._address = (host, port)
         self._thread = threading.Thread(target=self._serve, args=(server,), name="ftp", daemon=True)
