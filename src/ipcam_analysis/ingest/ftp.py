@@ -140,11 +140,12 @@ class CameraFtpHandler(FTPHandler):
     admission: UploadAdmission
     open_sessions: WeakSet[FTPHandler]
     _failures_in_a_row = 0  # from the session's address, when its last login failed
+    # A session refused for too many connections is closed without on_connect().
+    _test_folders: tuple[str, ...] = ()  # the camera's FTP test folders this session made
     proto_cmds = folders_removable(FTPHandler.proto_cmds)
 
     def on_connect(self) -> None:
         self.open_sessions.add(self)
-        self._test_folders: list[str] = []
 
     def on_disconnect(self) -> None:
         # A camera's FTP test folder left empty is not kept: one would pile up per test.
@@ -160,7 +161,7 @@ class CameraFtpHandler(FTPHandler):
     def ftp_MKD(self, path: str) -> str | None:
         made: str | None = super().ftp_MKD(path)
         if made is not None and REOLINK_TEST_FOLDER.fullmatch(os.path.basename(made)):
-            self._test_folders.append(made)
+            self._test_folders = (*self._test_folders, made)
             log.info(
                 "Camera %s (%s) runs its FTP test: folder %s made",
                 self.username,
