@@ -8,6 +8,7 @@ import logging
 import socket
 import ssl
 import tempfile
+import warnings
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -24,7 +25,12 @@ from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
 from ipcam_analysis.ingest.throttle import LoginThrottle, SessionShares
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
+from ipcam_analysis.ingest.tls import (
+    TlsConfig,
+    certificate_files,
+    old_versions_ciphers,
+    tls_failure,
+)
 from ipcam_analysis.settings import StrictModel
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,12 @@ LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
 # middle of big messages cost little memory, however many they are (each address has its share).
 SPOOL_IN_MEMORY_BYTES = 256 * 1024
 UNREADABLE = "554 5.6.0 The message cannot be read ({}); not queued, do not send it again"
+TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
 
 
 class SmtpServerConfig(StrictModel):
@@ -356,6 +368,12 @@ def tls_context(settings: TlsConfig) -> ssl.SSLContext | None:
         return None
     certfile, keyfile = certificate_files(settings, "SMTP")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with warnings.catch_warnings():  # Python deprecates naming TLS 1.0 and 1.1; opted in here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = TLS_VERSIONS[settings.min_version]
+    ciphers = old_versions_ciphers(settings, "The SMTP server")
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
     try:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
