@@ -1,4 +1,4 @@
-"""The local detector: YOLOv3-tiny (COCO, 80 classes) on the CPU, no cloud and no download."""
+"""The local detector: YOLOv3-tiny or YOLOv4-tiny (COCO, 80 classes) on the CPU, no cloud."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ class LocalDetectorConfig(LocalModelSettings):
 
 
 class LocalDetector:
-    """YOLOv3-tiny with onnxruntime; one instance per worker, the model loaded once per process."""
+    """A YOLO-tiny network on onnxruntime; one instance per worker, the model loaded once per
+    process."""
 
     kind = "local"
 

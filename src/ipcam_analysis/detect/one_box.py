@@ -4,8 +4,9 @@ Each pass (416, 320, every tile) boxes an object on its own, and the model hesit
 look-alikes: the quick-start photo's walker came out as a whole-body box and a torso box, the
 horse as Horse with a Sheep box inside it. Within a family of look-alikes (people, vehicles,
 animals) a box that overlaps a more confident one, or lies mostly inside it, is the same object.
-A sighting of a sibling class (Truck beside Car) stays, on the kept object's box, so that
-one-name-per-object (`rules.objects`) names the object once and keeps the runner-up.
+The best sighting of each other class of the family (Truck beside Car) stays, on the kept
+object's box, so that one-name-per-object (`rules.objects`) names the object once and keeps
+the runner-up, which still matches `labels:` when it clears its threshold.
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ from ipcam_analysis.rules.geometry import iou, overlap_area
 from ipcam_analysis.rules.objects import SIBLING_GROUPS
 from ipcam_analysis.values import Box, Instance
 
-FAMILIES: tuple[frozenset[str], ...] = (
-    frozenset({"person"}),
-    frozenset({"bicycle", "car", "motorcycle", "bus", "train", "truck", "boat", "airplane"}),
-    frozenset(
-        {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"}
-    ),
-)
+# The look-alikes: people, and the classes one-name-per-object merges (road vehicles, two
+# wheels, animals). Other classes (a bicycle before a car, a boat) keep per-class suppression.
+FAMILIES: tuple[frozenset[str], ...] = (frozenset({"person"}), *SIBLING_GROUPS)
 # A box lying this much inside a more confident one of its family is a part of the same object
 # (a torso in the body's box, a head in the dog's)...
 PART_INSIDE = 0.8
@@ -68,7 +65,7 @@ def one_box_per_object(
         elif name == same.name:
             if _is_whole_of(instance, same.instance):
                 same.instance = replace(same.instance, box=instance.box)
-        elif _siblings(name, same.name) and name not in same.siblings:
+        elif name not in same.siblings:
             same.siblings[name] = instance
     kept = [(found.name, found.instance) for found in objects]
     kept += [
@@ -102,8 +99,3 @@ def _is_whole_of(candidate: Instance, kept: Instance) -> bool:
 def _family_of(name: str) -> int | None:
     folded = name.casefold()
     return next((index for index, family in enumerate(FAMILIES) if folded in family), None)
-
-
-def _siblings(first: str, second: str) -> bool:
-    names = {first.casefold(), second.casefold()}
-    return any(names <= group for group in SIBLING_GROUPS)

@@ -1,4 +1,4 @@
-"""YOLOv3-tiny on onnxruntime: RGB pixels in, boxes with their COCO class and score out.
+"""YOLOv3-tiny or YOLOv4-tiny on onnxruntime: RGB pixels in, COCO classes and boxes out.
 
 Apart from `local.py` (the detector and its settings) because numpy, OpenCV and onnxruntime are
 heavy: the config imports `local.py`, and a service without the local detector never imports
