@@ -33,10 +33,11 @@ def main() -> int:
     parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
     parser.add_argument("--sizes", nargs="+", default=["800x488", "1920x1080"])
     parser.add_argument("--rounds", type=int, default=1, help="timed passes over the photos")
+    parser.add_argument("--limit", type=int, help="only the first N photos (by name)")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
     detectors = {setting: _detector(setting) for setting in args.settings}
-    photos = sorted(path.name for path in common.IMAGES.glob("*.jpg"))
+    photos = sorted(path.name for path in common.IMAGES.glob("*.jpg"))[: args.limit]
     results = []
     for size in args.sizes:
         snapshots = [

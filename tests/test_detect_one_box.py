@@ -6,9 +6,7 @@ import pytest
 
 from harness.eval_images import eval_snapshot
 from harness.service import DATA, upload
-from ipcam_analysis.config import AppConfig
-from ipcam_analysis.detect import build_detector
-from ipcam_analysis.detect.local import LocalDetector
+from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.detect.one_box import one_box_per_object
 from ipcam_analysis.rules import one_name_per_object
 from ipcam_analysis.rules.filters import FiltersConfig
@@ -22,11 +20,8 @@ WALKER = Box(0.29, 0.22, 0.15, 0.68)  # head to boots, read off the photo by eye
 
 @pytest.fixture(scope="module")
 def detector() -> LocalDetector:
-    built = build_detector(
-        AppConfig.model_validate({"detector": {"type": "local"}}).detector_settings()
-    )
-    assert isinstance(built, LocalDetector)
-    return built
+    """The local detector with its defaults, as the service builds it."""
+    return LocalDetector.from_settings(LocalDetectorConfig())
 
 
 def boxes_per_name(labels: tuple[Label, ...]) -> dict[str, int]:
