@@ -22,6 +22,8 @@ from harness.onvif import (
     OnvifCameras,
 )
 from harness.service import DATA, RunningService, wait_until
+from ipcam_analysis.config import load_config
+from tests.test_config import error_of, write
 from tests.test_ingest_alarm import HUMAN, SERIAL, alarm_frame
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -182,3 +184,26 @@ def test_an_alarm_fetches_the_snapshot_url(
     assert (event["source"], event["note"]) == ("onvif", "camera reported HumanDetect")
     assert camera.calls("CreatePullPointSubscription") == 0  # no ONVIF asked
     assert "Snapshot fetched on the camera&#39;s alarm" in get(service, "/cameras")
+
+
+def test_onvif_settings_are_checked_and_their_secrets_masked(tmp_path: Path) -> None:
+    camera = "ftp_server: {users: {cam01: pw-cam01-secret}}\ncameras:\n  cam01:\n    onvif: "
+    assert "set address (the camera's ONVIF address), snapshot_url, or both" in error_of(
+        tmp_path, camera + "{username: admin}"
+    )
+    assert "cameras.cam01.onvif.address" in error_of(tmp_path, camera + "{address: 'ftp://x'}")
+    assert "cameras.cam01.onvif.snapshot_url" in error_of(
+        tmp_path, camera + "{snapshot_url: 'rtsp://192.168.1.30/snap'}"
+    )
+    settings = (
+        "{address: '192.168.1.30:2020', username: admin, password: Onvif-Secret-1,"
+        " snapshot_url: 'http://192.168.1.30/snap.jpg?pwd=Url-Secret-2'}"
+    )
+    config = load_config(write(tmp_path, camera + settings))
+    dumped = config.masked_dump()["cameras"]["cam01"]["onvif"]
+    assert (dumped["password"], dumped["snapshot_url"]) == ("****", "****")
+    assert {"Onvif-Secret-1", "http://192.168.1.30/snap.jpg?pwd=Url-Secret-2"} <= set(
+        config.secrets()
+    )
+    source = config.source_settings()["onvif"]
+    assert list(source.cameras) == ["cam01"] and source.root_dir == config.ftp_server.root_dir
