@@ -129,7 +129,9 @@ def test_a_camera_answering_500_is_shown_failing_and_recovers(
     camera = onvif_cameras.start(PERSON_JPEG, create_fails=True)
     service = follow(run_service, camera)
     failing = wait_for_state(service, "failing")
-    assert failing["error"].startswith("CreatePullPointSubscription: ")
+    assert failing["error"] == (
+        "CreatePullPointSubscription: the camera's answer is no SOAP (an error page?)"
+    )
     assert failing["retry_at"] is not None
     page = get(service, "/cameras")
     assert "ONVIF: cannot subscribe" in page and "CreatePullPointSubscription: " in page
