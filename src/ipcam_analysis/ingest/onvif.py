@@ -310,7 +310,11 @@ class OnvifSource:
         now = time.time()
         self._update(name, last_motion=now)
         if now - self._last_snapshot.get(name, 0.0) < MIN_SECONDS_BETWEEN_SNAPSHOTS:
-            log.debug("Camera %s: motion again within %.0f s, no new snapshot", name, now)
+            log.debug(
+                "Camera %s: motion again within %.0f s: no new snapshot",
+                name,
+                MIN_SECONDS_BETWEEN_SNAPSHOTS,
+            )
             return
         self._last_snapshot[name] = now
         if self._admission.refusal() is not None:  # logged by the admission, once per episode

@@ -146,12 +146,19 @@ def describe_error(exc: BaseException, name: str) -> str:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "the camera did not answer in time"
     if isinstance(exc, aiohttp.ClientError):
-        return f"the connection failed ({exc or type(exc).__name__})"
+        return f"the connection failed ({_without_address(exc)})"
     if isinstance(exc, ONVIFError):
         return str(exc).removeprefix("Unknown error: ")
     if isinstance(exc, XMLParseError) or "getroottree" in str(exc):  # zeep read no XML at all
         return "the camera's answer is no SOAP (an error page?)"
-    return f"an answer that could not be read ({type(exc).__name__}: {exc})"
+    return f"an answer that could not be read ({_without_address(exc)})"
+
+
+def _without_address(exc: BaseException) -> str:
+    """The error's text, unless it holds an address: shown on the dashboard, which the log's
+    masking does not cover, a snapshot_url's password must not be."""
+    text = str(exc)
+    return type(exc).__name__ if not text or "://" in text else f"{type(exc).__name__}: {text}"
 
 
 def load_client_library() -> None:
