@@ -109,6 +109,7 @@ class FakeOnvifCamera:
     port: int = 0
     requests: list[str] = field(default_factory=list)  # operation names, in order
     snapshots_served: int = 0
+    snapshots_refused: int = 0  # asked with credentials that are wrong
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
     closing: bool = False
@@ -306,14 +307,21 @@ class FakeOnvifCamera:
         if self.snapshot_auth == "basic":
             wanted = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             if authorization != f"Basic {wanted}":
+                self._count_refusal(authorization)
                 return 401, {"WWW-Authenticate": 'Basic realm="camera"'}, b"Unauthorized"
         elif not self._digest_matches(method, authorization):
+            self._count_refusal(authorization)
             nonce = secrets.token_hex(16)
             challenge = f'Digest realm="camera", qop="auth", nonce="{nonce}", algorithm=MD5'
             return 401, {"WWW-Authenticate": challenge}, b"Unauthorized"
         with self.changed:
             self.snapshots_served += 1
         return 200, {"Content-Type": "image/jpeg"}, self.snapshot
+
+    def _count_refusal(self, authorization: str) -> None:
+        if authorization:
+            with self.changed:
+                self.snapshots_refused += 1
 
     def _digest_matches(self, method: str, authorization: str) -> bool:
         scheme, _, rest = authorization.partition(" ")

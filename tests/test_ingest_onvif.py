@@ -209,3 +209,29 @@ def test_onvif_settings_are_checked_and_their_secrets_masked(tmp_path: Path) -> 
     )
     source = config.source_settings()["onvif"]
     assert list(source.cameras) == ["cam01"] and source.root_dir == config.ftp_server.root_dir
+
+
+def test_a_refused_snapshot_is_shown_and_logged_once(
+    run_service, aws: Moto, onvif_cameras: OnvifCameras
+) -> None:
+    camera = onvif_cameras.start(PERSON_JPEG)
+    url = f"http://{USERNAME}:Url-Secret-9@{camera.host}:{camera.port}{SNAPSHOT_PATH}"
+    service = run_service(
+        alarm_server={"enabled": True, "host": "127.0.0.1", "port": 0},
+        cameras={"cam01": {"serial_id": SERIAL, "onvif": {"snapshot_url": url}}},
+    )
+    for n, event in enumerate(("HumanDetect", "MotionDetect"), start=1):
+        with socket.create_connection(service.service.sources["alarm"].address) as sock:
+            sock.sendall(alarm_frame({**HUMAN, "Event": event}))
+        wait_until(lambda e=event: e in get(service, "/cameras"), what=f"the {event} alarm")
+        wait_until(lambda n=n: camera.snapshots_refused == n, what=f"refusal {n}")
+    refused = link(service)
+    assert refused["snapshot_error"] == (
+        "the camera refused the user name or password (HTTP 401): check"
+        " cameras.cam01.onvif.username and password"
+    )
+    assert "Last snapshot failed: the camera refused" in get(service, "/cameras")
+    log = log_text(service)
+    assert log.count("Camera cam01: the snapshot could not be fetched: the camera refused") == 1
+    assert "Url-Secret-9" not in log
+    assert get(service, "/api/events")["events"] == [] and aws.sent_emails() == []

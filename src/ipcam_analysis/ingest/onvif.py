@@ -324,6 +324,7 @@ class OnvifSource:
         try:
             data = await fetch_snapshot(self._session, url, camera.username, password, name)
         except SnapshotError as exc:
+            del self._last_snapshot[name]  # the next motion tries again
             level = (
                 logging.DEBUG if self._link(name).snapshot_error == str(exc) else logging.WARNING
             )
