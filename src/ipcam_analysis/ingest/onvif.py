@@ -200,10 +200,9 @@ class OnvifSource:
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self._main is not None
-        try:
+        with suppress(asyncio.CancelledError):  # stopped before it began
             loop.run_until_complete(self._main)
-        finally:
-            loop.close()
+        loop.close()
 
     async def _run(self) -> None:
         """Follows each camera with an address until stop() cancels it."""
