@@ -15,4 +15,5 @@ pytest_plugins = [
     "harness.backends",
     "harness.nodes",
     "harness.web",
+    "harness.crash",
 ]
