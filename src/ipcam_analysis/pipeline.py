@@ -69,6 +69,8 @@ MAX_INTERNAL_ERRORS = 3
 # A snapshot received this long before a clip began (by the clip's length before its upload)
 # still shows the clip's motion: cameras send the snapshot at once, the clip once recorded.
 SAME_MOTION_SLACK_SECONDS = 10.0
+# The reason of a picture with no label left to decide on: the API says what the dashboard says.
+NOTHING_FOUND = "nothing found"
 
 
 @dataclass
@@ -286,7 +288,7 @@ class Pipeline:
             self._errors.clear(camera.name)
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
-            return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
+            return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
         upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
