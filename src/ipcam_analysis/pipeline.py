@@ -18,6 +18,7 @@ from ipcam_analysis.imaging import (
     draw_boxes,
     encode_jpeg,
     perceptual_hash,
+    region_fingerprint,
 )
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
@@ -26,6 +27,7 @@ from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import (
     decide,
     describe_labels,
+    drop_learned_exceptions,
     filter_labels,
     matching_sensors,
     one_name_per_object,
@@ -50,6 +52,7 @@ from ipcam_analysis.values import (
     Alert,
     Decision,
     Detection,
+    Label,
     NotifyOutcome,
     Snapshot,
 )
@@ -204,6 +207,7 @@ class Pipeline:
             detection.labels, camera.filters, camera.min_confidence_percent
         )
         progress.filtered.extend(reasons)
+        labels = self._drop_learned_exceptions(progress, labels)
         decision = decide(labels, camera.labels, camera.new_labels_only)
         progress.decision = decision
         if not decision.alert:
@@ -238,6 +242,25 @@ class Pipeline:
         if not decision.alert:
             return self._suppressed(progress, "; ".join(progress.filtered))
         return self._notify(progress)
+
+    def _drop_learned_exceptions(
+        self, progress: _Progress, labels: tuple[Label, ...]
+    ) -> tuple[Label, ...]:
+        """Drop what the user marked "not a <label>" on this camera (rules/exceptions.py)."""
+        exceptions = self._store.exceptions.of_camera(progress.camera.name)
+        if not exceptions:
+            return labels
+        image = progress.snapshot.image if progress.snapshot else None
+        assert image is not None
+        labels, reasons, matched = drop_learned_exceptions(
+            labels,
+            exceptions,
+            lambda box: region_fingerprint(image, box),
+            progress.camera.filters.exceptions,
+        )
+        self._store.exceptions.matched(matched, progress.item.id, time.time())
+        progress.filtered.extend(reasons)
+        return labels
 
     def _suppressed(self, progress: _Progress, reason: str) -> str:
         log.info("Alert for %s suppressed: %s", progress.item.about, reason)

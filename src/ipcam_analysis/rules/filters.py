@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from ipcam_analysis.rules.exceptions import ExceptionsConfig
 from ipcam_analysis.rules.geometry import in_zone
 from ipcam_analysis.rules.labels import folded
 from ipcam_analysis.settings import StrictModel
@@ -46,6 +47,8 @@ class FiltersConfig(StrictModel):
     duplicate_hash_distance: int = Field(0, ge=0, le=256)
     stationary: StationaryConfig = Field(default_factory=StationaryConfig)
     cooldown_seconds: float = Field(0, ge=0)
+    # How closely a detection must match a box marked "not a <label>" on the dashboard.
+    exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig)
 
     def merged(self, override: FiltersConfig | None) -> FiltersConfig:
         """This (global) config with the keys a camera set replaced."""

@@ -167,4 +167,28 @@ MIGRATIONS: list[str] = [
     CREATE INDEX uploads_due ON uploads (state, next_attempt_at, id);
     DROP INDEX uploads_ready;
     """,
+    # What the user taught: boxes marked "not a <label>" on the dashboard, and which uploads
+    # each one dropped a detection of (one row per upload, so a retried upload counts once).
+    """
+    CREATE TABLE learned_exceptions (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        label TEXT NOT NULL COLLATE NOCASE,
+        left REAL NOT NULL,
+        top REAL NOT NULL,
+        width REAL NOT NULL,
+        height REAL NOT NULL,
+        fingerprint TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        event_id INTEGER NOT NULL,
+        marked_at REAL NOT NULL
+    );
+    CREATE INDEX learned_exceptions_camera ON learned_exceptions (camera, id);
+    CREATE TABLE learned_exception_matches (
+        exception_id INTEGER NOT NULL,
+        item_id INTEGER NOT NULL,
+        matched_at REAL NOT NULL,
+        PRIMARY KEY (exception_id, item_id)
+    );
+    """,
 ]
