@@ -12,12 +12,15 @@ from pathlib import Path
 
 import httpx
 from PIL import Image, ImageEnhance
+from playwright.sync_api import Browser, expect
 
+from harness.aws import Moto, label
 from harness.service import RunningService, upload, wait_until
 from ipcam_analysis.rules import ExceptionsConfig, drop_learned_exceptions, suggest_thresholds
 from ipcam_analysis.store import EventFilter, LearnedExceptions
 from ipcam_analysis.values import Box, Instance, Label, LearnedException
 from ipcam_analysis.web.auth import hash_password
+from tests.test_browser import browser as chromium_browser  # noqa: F401 (the fixture)
 from tests.test_store import open_this_database
 
 EVAL = Path(__file__).resolve().parents[1] / "eval" / "images"
@@ -234,3 +237,35 @@ def test_not_a_person_through_the_running_service(run_service) -> None:
 
     restored = send(service, "statue_after_undo.jpg", pictures["statue_after_undo.jpg"])
     assert restored["outcome"] == "alert" and "Person" in restored["triggered"]
+
+
+def test_not_a_person_and_undo_in_a_real_browser(
+    run_service,
+    aws: Moto,
+    chromium_browser: Browser,  # noqa: F811 (test_browser's fixture, imported above)
+) -> None:
+    """The buttons work in chromium under the dashboard's Content-Security-Policy and login."""
+    aws.rekognition.labels = [label("Person", 97.0, boxes=((0.30, 0.23, 0.135, 0.65),))]
+    service = run_service(
+        web={"port": 0, "username": "admin", "password_hash": hash_password(PASSWORD)}
+    )
+    first = send(service, "statue.jpg", scenes()["statue.jpg"])
+    context = chromium_browser.new_context(
+        http_credentials={"username": "admin", "password": PASSWORD}
+    )
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{service.service.web.url}events/{first['id']}")
+    page.get_by_role("button", name=re.compile("^Not a Person")).click()
+    learned = wait_until(service.service.store.exceptions.listing, what="the exception")
+    assert [(e["camera"], e["label"], e["event_id"]) for e in learned] == [
+        ("cam01", "Person", first["id"])
+    ]
+    page.goto(f"{service.service.web.url}cameras")
+    expect(page.locator("section.learned tbody tr")).to_contain_text("Person (97 %)")
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("section.learned")).to_contain_text("None yet")
+    assert service.service.store.exceptions.listing() == []
+    assert console_errors == []
+    context.close()
