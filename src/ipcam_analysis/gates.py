@@ -14,7 +14,7 @@ from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
-from ipcam_analysis.rules.bursts import BurstTurn, burst_turn
+from ipcam_analysis.rules.bursts import BurstTurn, burst_turn, matched_names
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import FilterMemory
 from ipcam_analysis.values import Decision, MatchedLabel, Upload
@@ -119,7 +119,13 @@ class CameraGates:
         drop_repeats and burst_decided when this frame decides."""
         assert upload.burst_id is not None
         strength = max(match.label.confidence for match in decision.matched)
-        self._memory.remember_burst_frame(upload.burst_id, item_id, strength, replace=True)
+        self._memory.remember_burst_frame(
+            upload.burst_id,
+            item_id,
+            strength,
+            replace=True,
+            labels=matched_names(decision.matched),
+        )
         # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
         frames, first_decided = self._memory.burst_frames(upload.burst_id)
         return burst_turn(item_id, frames, upload.burst_size, now - first_decided)

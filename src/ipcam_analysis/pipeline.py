@@ -33,7 +33,7 @@ from ipcam_analysis.rules import (
     one_name_per_object,
     why_not_alerted,
 )
-from ipcam_analysis.rules.bursts import DECIDES
+from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
 from ipcam_analysis.store.uploads import read_upload, remove_upload
@@ -225,7 +225,13 @@ class Pipeline:
                 else DECIDES
             )
             if turn.decides:
-                matched, reasons = self._gates.drop_repeats(camera, decision.matched, now)
+                matched = decision.matched
+                if upload.burst_id:
+                    matched, reasons = confirmed_in_burst(
+                        matched, turn.others_saw, camera.filters.confirm
+                    )
+                    progress.filtered.extend(reasons)
+                matched, reasons = self._gates.drop_repeats(camera, matched, now)
                 progress.filtered.extend(reasons)
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:

@@ -3,6 +3,7 @@ cooldowns, cloud calls, budget notices and error streaks. No decisions: the rule
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,27 +101,44 @@ class FilterMemory:
     # --- bursts (the pictures of one e-mail) ---------------------------------------------
 
     def remember_burst_frame(
-        self, burst_id: str, item_id: int, strength: float, *, replace: bool
+        self,
+        burst_id: str,
+        item_id: int,
+        strength: float,
+        *,
+        replace: bool,
+        labels: frozenset[str] = frozenset(),
     ) -> None:
-        """A frame's strength (its best matched confidence, 0 when it does not alert);
-        `replace=False` keeps a strength recorded before. When it was first decided stays."""
-        update = "UPDATE SET strength = excluded.strength" if replace else "NOTHING"
+        """A frame's strength (its best matched confidence, 0 when it does not alert) and the
+        labels it matched; `replace=False` keeps those recorded before. When it was first
+        decided stays."""
+        update = (
+            "UPDATE SET strength = excluded.strength, labels = excluded.labels"
+            if replace
+            else "NOTHING"
+        )
         self._db.execute(
-            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at) VALUES (?, ?, ?, ?)"
-            f" ON CONFLICT (burst_id, item_id) DO {update}",
-            (burst_id, item_id, strength, time.time()),
+            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at, labels)"
+            f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (burst_id, item_id) DO {update}",
+            (burst_id, item_id, strength, time.time(), json.dumps(sorted(labels))),
         )
 
     def burst_frames(self, burst_id: str) -> tuple[list[BurstFrame], float]:
         """The burst's decided frames, and when the first was decided."""
         rows = self._db.query(
-            "SELECT f.item_id, COALESCE(u.original_name, ''), f.strength, f.decided_at, f.alerted"
+            "SELECT f.item_id, COALESCE(u.original_name, ''), f.strength, f.decided_at, f.alerted,"
+            " f.labels"
             " FROM burst_frames f LEFT JOIN uploads u ON u.id = f.item_id"
             " WHERE f.burst_id = ? ORDER BY f.item_id",
             (burst_id,),
         )
         first = min((row[3] for row in rows), default=time.time())
-        frames = [BurstFrame(row[0], row[1], row[2], _BURST_VERDICTS.get(row[4])) for row in rows]
+        frames = [
+            BurstFrame(
+                row[0], row[1], row[2], _BURST_VERDICTS.get(row[4]), frozenset(json.loads(row[5]))
+            )
+            for row in rows
+        ]
         return frames, first
 
     def remember_burst_verdict(self, burst_id: str, item_id: int, *, alerted: bool) -> None:

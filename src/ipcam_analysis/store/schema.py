@@ -168,7 +168,8 @@ MIGRATIONS: list[str] = [
     DROP INDEX uploads_ready;
     """,
     # What the user taught: boxes marked "not a <label>" on the dashboard, and which uploads
-    # each one dropped a detection of (one row per upload, so a retried upload counts once).
+    # each one dropped a detection of (one row per upload, so a retried upload counts once);
+    # what each picture of a burst matched, which confirms the weak detections of another.
     """
     CREATE TABLE learned_exceptions (
         id INTEGER PRIMARY KEY,
@@ -190,5 +191,6 @@ MIGRATIONS: list[str] = [
         matched_at REAL NOT NULL,
         PRIMARY KEY (exception_id, item_id)
     );
+    ALTER TABLE burst_frames ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     """,
 ]
