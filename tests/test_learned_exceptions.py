@@ -269,3 +269,14 @@ def test_not_a_person_and_undo_in_a_real_browser(
     assert service.service.store.exceptions.listing() == []
     assert console_errors == []
     context.close()
+
+
+def test_the_reason_says_a_or_an() -> None:
+    eagle = LearnedException(3, "Eagle", STATUE, 0, MARKED_AT)
+    _, reasons, _ = drop_learned_exceptions(
+        [Label("Eagle", 40.0, instances=(Instance(STATUE, 40.0),))],
+        [eagle],
+        lambda box: 0,
+        ExceptionsConfig(),
+    )
+    assert reasons == ("Eagle matches a learned exception (marked not an Eagle on 2026-05-17)",)

@@ -6,6 +6,7 @@ from ipcam_analysis.rules.exceptions import (
     ExceptionsConfig,
     ThresholdSuggestion,
     drop_learned_exceptions,
+    not_a,
     suggest_thresholds,
 )
 from ipcam_analysis.rules.filters import (
@@ -43,6 +44,7 @@ __all__ = [
     "matching_sensors",
     "merge_same_objects",
     "needed_confidence",
+    "not_a",
     "one_name_per_object",
     "point_in_polygon",
     "suggest_thresholds",

@@ -99,7 +99,13 @@ def drop_learned_exceptions(
 def describe_exception(exception: LearnedException) -> str:
     """`matches a learned exception (marked not a Person on 2026-12-07)`"""
     day = datetime.fromtimestamp(exception.marked_at).strftime("%Y-%m-%d")
-    return f"matches a learned exception (marked not a {exception.label} on {day})"
+    return f"matches a learned exception (marked {not_a(exception.label)} on {day})"
+
+
+def not_a(label: str) -> str:
+    """`not a Person`, `not an Eagle`: what the dashboard's button says."""
+    article = "an" if label[:1].casefold() in "aeiou" else "a"
+    return f"not {article} {label}"
 
 
 def suggest_thresholds(marks: Sequence[tuple[str, float]]) -> list[ThresholdSuggestion]:

@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from ipcam_analysis.rules import suggest_thresholds
+from ipcam_analysis.rules import not_a, suggest_thresholds
 from ipcam_analysis.web.context import context_of
 from ipcam_analysis.web.overlay import overlay_layers
 from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
@@ -41,6 +41,7 @@ def _clock(iso: str | None) -> str:
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["clock"] = _clock
 templates.env.filters["duration"] = describe_duration
+templates.env.filters["not_a"] = not_a
 templates.env.globals["OUTCOMES"] = OUTCOMES
 
 
