@@ -1,5 +1,5 @@
 """Several pictures agree (`filters.confirm`), through the running service with the local
-detector on bursts of real pictures sent by e-mail."""
+detector: bursts of real pictures sent by e-mail, and single pictures that wait for the next."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageOps
 
 from harness.mail_camera import camera_mail
+from harness.service import upload
 from tests.test_filters_service import events
 from tests.test_sources_service import send_mail
 
@@ -51,3 +52,37 @@ def test_a_weak_detection_in_one_picture_of_a_burst_does_not_alert(run_service) 
     service.wait_idle(timeout=180)
     walking = [e for e in events(service) if any(n in e["original_name"] for n in PEOPLE)]
     assert [e["outcome"] for e in walking].count("alert") == 1
+
+
+def test_a_single_weak_picture_waits_for_the_cameras_next(run_service) -> None:
+    """cam01 waits up to a minute: the heron, then the empty pond (its next picture saw no
+    Person): not alerted. cam02 waits 2 s: the heron twice, the first is confirmed by the
+    second and alerts, the second waits for a third in vain."""
+    heron = (EVAL / HERON).read_bytes()
+    pond = ImageOps.fit(
+        Image.open(EVAL / "lomiri_seeding.jpg").convert("RGB"),
+        Image.open(EVAL / HERON).size,
+    )
+    service = run_service(
+        detector={"type": "local"},
+        labels=["Person"],
+        workers=1,
+        email={"transport": "none"},
+        filters={"confirm": {"weak_below_percent": 50, "wait_seconds": 60}},
+        cameras={"cam02": {"filters": {"confirm": {"weak_below_percent": 50, "wait_seconds": 2}}}},
+    )
+    for camera, name, data in (
+        ("cam01", "heron.jpg", heron),
+        ("cam01", "pond.jpg", jpeg(pond, 85)),
+        ("cam02", "heron1.jpg", heron),
+        ("cam02", "heron2.jpg", jpeg(Image.open(io.BytesIO(heron)), 75)),
+    ):
+        upload(service.address, camera, data, name)
+    service.wait_idle(timeout=180)
+    by_name = {e["original_name"]: e for e in events(service)}
+    assert by_name["heron.jpg"]["outcome"] == "no_match"
+    assert "Person 35% not seen in the camera's next picture" in by_name["heron.jpg"]["reason"]
+    assert by_name["pond.jpg"]["outcome"] == "no_match"
+    assert by_name["heron1.jpg"]["outcome"] == "alert"
+    assert by_name["heron2.jpg"]["outcome"] == "no_match"
+    assert "seen in no other picture within 2 s" in by_name["heron2.jpg"]["reason"]

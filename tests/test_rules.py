@@ -1,7 +1,13 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
 from ipcam_analysis.rules import decide, why_not_alerted
-from ipcam_analysis.rules.bursts import BurstFrame, ConfirmConfig, burst_turn, confirmed_in_burst
+from ipcam_analysis.rules.bursts import (
+    BurstFrame,
+    ConfirmConfig,
+    burst_turn,
+    confirmed_by_next_picture,
+    confirmed_in_burst,
+)
 from ipcam_analysis.values import Box, Instance, Label, MatchedLabel
 
 PERSON = Label(
@@ -127,3 +133,21 @@ def test_a_weak_detection_alerts_only_when_another_picture_of_the_burst_saw_it()
     )
     # Off by default.
     assert confirmed_in_burst([cow], frozenset(), ConfirmConfig()) == ((cow,), [])
+
+
+def test_a_single_weak_picture_waits_a_bounded_time_for_the_next() -> None:
+    confirm = ConfirmConfig(weak_below_percent=50, wait_seconds=30)
+    cow, person = matched("Cow", 43.0), matched("Person", 91.0)
+    assert confirmed_by_next_picture([cow], None, 5, confirm) == ((cow,), [], True)
+    assert confirmed_by_next_picture([person], None, 5, confirm) == ((person,), [], False)
+    assert confirmed_by_next_picture([cow], frozenset({"cow"}), 5, confirm) == ((cow,), [], False)
+    assert confirmed_by_next_picture([cow], frozenset(), 5, confirm) == (
+        (),
+        ["Cow 43% not seen in the camera's next picture"],
+        False,
+    )
+    assert confirmed_by_next_picture([cow], None, 30, confirm) == (
+        (),
+        ["Cow 43% seen in no other picture within 30 s"],
+        False,
+    )

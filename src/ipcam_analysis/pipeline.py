@@ -209,6 +209,16 @@ class Pipeline:
         progress.filtered.extend(reasons)
         labels = self._drop_learned_exceptions(progress, labels)
         decision = decide(labels, camera.labels, camera.new_labels_only)
+        upload = item.upload
+        if not upload.burst_id and camera.filters.confirm.wait_seconds:
+            decision, reasons, wait = self._gates.confirmed_by_next_picture(
+                camera, item.id, decision, time.time()
+            )
+            if wait:
+                why = "waiting for the camera's next picture to confirm a weak detection"
+                self._queue.hold(item.id, why, BURST_POLL_SECONDS)
+                return RETRY
+            progress.filtered.extend(reasons)
         progress.decision = decision
         if not decision.alert:
             log.info("Nothing of interest from %s", item.about)
@@ -216,7 +226,6 @@ class Pipeline:
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
             return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
-        upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
             turn = (

@@ -51,6 +51,9 @@ class ConfirmConfig(StrictModel):
 
     # Matched objects below this confidence are weak; 0: none is (off).
     weak_below_percent: float = Field(0, ge=0, le=100)
+    # A single picture (not a burst) with weak objects waits up to this long for the camera's
+    # next picture to see them too; 0: it is not held back (off).
+    wait_seconds: float = Field(0, ge=0, le=600)
 
 
 WAIT = BurstTurn(wait=True)
@@ -98,11 +101,34 @@ def matched_names(matched: Sequence[MatchedLabel]) -> frozenset[str]:
     )
 
 
+def confirmed_by_next_picture(
+    matched: Sequence[MatchedLabel],
+    next_saw: frozenset[str] | None,
+    waited_seconds: float,
+    confirm: ConfirmConfig,
+) -> tuple[tuple[MatchedLabel, ...], list[str], bool]:
+    """A single picture's matches once the camera's next picture (`next_saw`: what it matched;
+    None while none was decided) saw its weak objects or not, and whether to wait for it."""
+    if next_saw is None and waited_seconds < confirm.wait_seconds:
+        unconfirmed, _ = confirmed_in_burst(matched, frozenset(), confirm)
+        if unconfirmed != tuple(matched):
+            return tuple(matched), [], True
+    if next_saw is None:
+        unseen = f"seen in no other picture within {confirm.wait_seconds:g} s"
+    else:
+        unseen = "not seen in the camera's next picture"
+    kept, reasons = confirmed_in_burst(matched, next_saw or frozenset(), confirm, unseen)
+    return kept, reasons, False
+
+
 def confirmed_in_burst(
-    matched: Sequence[MatchedLabel], others_saw: frozenset[str], confirm: ConfirmConfig
+    matched: Sequence[MatchedLabel],
+    others_saw: frozenset[str],
+    confirm: ConfirmConfig,
+    unseen: str = "seen in no other picture of the burst",
 ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
     """The deciding frame's matches without the weak objects no other frame of the burst saw
-    (by label); one reason per object dropped."""
+    (by label); one reason per object dropped, saying it was `unseen`."""
     weak = confirm.weak_below_percent
     kept: list[MatchedLabel] = []
     reasons: list[str] = []
@@ -113,7 +139,7 @@ def confirmed_in_burst(
             continue
         confidences = [i.confidence for i in label.instances] or [label.confidence]
         reasons += [
-            f"{match.display_name} {confidence:.0f}% seen in no other picture of the burst"
+            f"{match.display_name} {confidence:.0f}% {unseen}"
             for confidence in confidences
             if confidence < weak
         ]

@@ -148,6 +148,36 @@ class FilterMemory:
             (_ALERTED if alerted else _SUPPRESSED, burst_id, item_id),
         )
 
+    # --- what a camera's single pictures matched (filters.confirm.wait_seconds) -----------
+
+    def remember_sighting(
+        self, camera: str, item_id: int, labels: frozenset[str], now: float, keep_seconds: float
+    ) -> float:
+        """What this picture matched (kept from its first decision); when that was."""
+        self._db.execute(
+            "DELETE FROM camera_sightings WHERE camera = ? AND decided_at < ?",
+            (camera, now - keep_seconds),
+        )
+        self._db.execute(
+            "INSERT INTO camera_sightings (camera, item_id, labels, decided_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (camera, item_id) DO NOTHING",
+            (camera, item_id, json.dumps(sorted(labels)), now),
+        )
+        rows = self._db.query(
+            "SELECT decided_at FROM camera_sightings WHERE camera = ? AND item_id = ?",
+            (camera, item_id),
+        )
+        return float(rows[0][0]) if rows else now
+
+    def next_sighting(self, camera: str, item_id: int) -> frozenset[str] | None:
+        """What the camera's next decided picture after this one matched; None before it is."""
+        rows = self._db.query(
+            "SELECT labels FROM camera_sightings WHERE camera = ? AND item_id > ?"
+            " ORDER BY item_id LIMIT 1",
+            (camera, item_id),
+        )
+        return frozenset(json.loads(rows[0][0])) if rows else None
+
     # --- cloud budget --------------------------------------------------------------------
 
     def cloud_calls(self, period: str, camera: str | None = None) -> int:

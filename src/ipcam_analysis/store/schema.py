@@ -169,7 +169,8 @@ MIGRATIONS: list[str] = [
     """,
     # What the user taught: boxes marked "not a <label>" on the dashboard, and which uploads
     # each one dropped a detection of (one row per upload, so a retried upload counts once);
-    # what each picture of a burst matched, which confirms the weak detections of another.
+    # what each picture of a burst, or of a camera (filters.confirm.wait_seconds), matched,
+    # which confirms the weak detections of another.
     """
     CREATE TABLE learned_exceptions (
         id INTEGER PRIMARY KEY,
@@ -192,5 +193,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (exception_id, item_id)
     );
     ALTER TABLE burst_frames ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE camera_sightings (
+        camera TEXT NOT NULL,
+        item_id INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        decided_at REAL NOT NULL,
+        PRIMARY KEY (camera, item_id)
+    );
     """,
 ]
