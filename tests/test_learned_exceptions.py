@@ -280,3 +280,15 @@ def test_the_reason_says_a_or_an() -> None:
         ExceptionsConfig(),
     )
     assert reasons == ("Eagle matches a learned exception (marked not an Eagle on 2026-05-17)",)
+
+
+def test_the_usage_page_suggests_a_threshold_from_the_marks(served_store) -> None:
+    dashboard = served_store()
+    for number, confidence in enumerate((31.0, 38.5, 44.0, 52.0), start=1):
+        box = Box(0.1 * number, 0.2, 0.1, 0.3)
+        dashboard.store.exceptions.learn(
+            "cam01", "Person", box, 0, confidence=confidence, event_id=number, now=MARKED_AT
+        )
+    page = unescape(re.sub(r"<[^>]+>", "", dashboard.client.get("/usage").text))
+    assert "3 of 4 false Person were under 45 %" in page
+    assert "filters: {label_confidence: {Person: 45}}" in page
