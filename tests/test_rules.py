@@ -1,8 +1,14 @@
 """Alarm and new-labels decisions, including Rekognition's parents, aliases and categories."""
 
 from ipcam_analysis.rules import decide, why_not_alerted
-from ipcam_analysis.rules.bursts import BurstFrame, burst_turn
-from ipcam_analysis.values import Box, Instance, Label
+from ipcam_analysis.rules.bursts import (
+    BurstFrame,
+    ConfirmConfig,
+    burst_turn,
+    confirmed_by_next_picture,
+    confirmed_in_burst,
+)
+from ipcam_analysis.values import Box, Instance, Label, MatchedLabel
 
 PERSON = Label(
     "Person", 98.7, aliases=("Human",), instances=(Instance(Box(0.1, 0.1, 0.2, 0.5), 98.7),)
@@ -95,3 +101,53 @@ def test_a_burst_frame_waits_for_the_others_then_the_strongest_decides() -> None
     # A stronger frame decided after the burst spoke stays quiet.
     late = [frame(7, 90.0, alerted=True), frame(9, 99.0)]
     assert "alerted with 101500-ab12cd34-7-snap.jpg" in burst_turn(9, late, 2, 1).reason
+
+
+def test_the_deciding_frame_learns_what_the_others_of_its_burst_matched() -> None:
+    others = [BurstFrame(7, "a.jpg", 40.0, labels=frozenset({"cow"})), frame(8, 0.0)]
+    turn = burst_turn(9, [*others, BurstFrame(9, "c.jpg", 45.0)], 3, waited_seconds=1)
+    assert turn.decides and turn.others_saw == {"cow"}
+
+
+def matched(name: str, *confidences: float) -> MatchedLabel:
+    box = Box(0.1, 0.1, 0.2, 0.2)
+    instances = tuple(Instance(box, confidence) for confidence in confidences)
+    return MatchedLabel(Label(name, max(confidences), instances=instances), name)
+
+
+def test_a_weak_detection_alerts_only_when_another_picture_of_the_burst_saw_it() -> None:
+    confirm = ConfirmConfig(weak_below_percent=50)
+    cow, person = matched("Cow", 43.0), matched("Person", 91.0, 38.0)
+    kept, reasons = confirmed_in_burst([cow, person], frozenset(), confirm)
+    assert [(m.display_name, [i.confidence for i in m.label.instances]) for m in kept] == [
+        ("Person", [91.0])
+    ]
+    assert reasons == [
+        "Cow 43% seen in no other picture of the burst",
+        "Person 38% seen in no other picture of the burst",
+    ]
+    # Seen in another picture: confirmed, weak boxes and all.
+    assert confirmed_in_burst([cow, person], frozenset({"cow", "person"}), confirm) == (
+        (cow, person),
+        [],
+    )
+    # Off by default.
+    assert confirmed_in_burst([cow], frozenset(), ConfirmConfig()) == ((cow,), [])
+
+
+def test_a_single_weak_picture_waits_a_bounded_time_for_the_next() -> None:
+    confirm = ConfirmConfig(weak_below_percent=50, wait_seconds=30)
+    cow, person = matched("Cow", 43.0), matched("Person", 91.0)
+    assert confirmed_by_next_picture([cow], None, 5, confirm) == ((cow,), [], True)
+    assert confirmed_by_next_picture([person], None, 5, confirm) == ((person,), [], False)
+    assert confirmed_by_next_picture([cow], frozenset({"cow"}), 5, confirm) == ((cow,), [], False)
+    assert confirmed_by_next_picture([cow], frozenset(), 5, confirm) == (
+        (),
+        ["Cow 43% not seen in the camera's next picture"],
+        False,
+    )
+    assert confirmed_by_next_picture([cow], None, 30, confirm) == (
+        (),
+        ["Cow 43% seen in no other picture within 30 s"],
+        False,
+    )

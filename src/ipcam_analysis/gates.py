@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
-from ipcam_analysis.rules.bursts import BurstTurn, burst_turn
+from ipcam_analysis.rules.bursts import (
+    BurstTurn,
+    burst_turn,
+    confirmed_by_next_picture,
+    matched_names,
+)
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import FilterMemory
 from ipcam_analysis.values import Decision, MatchedLabel, Upload
@@ -119,10 +125,34 @@ class CameraGates:
         drop_repeats and burst_decided when this frame decides."""
         assert upload.burst_id is not None
         strength = max(match.label.confidence for match in decision.matched)
-        self._memory.remember_burst_frame(upload.burst_id, item_id, strength, replace=True)
+        self._memory.remember_burst_frame(
+            upload.burst_id,
+            item_id,
+            strength,
+            replace=True,
+            labels=matched_names(decision.matched),
+        )
         # Waited from the first decision, not the e-mail's arrival: a backlog is no reason.
         frames, first_decided = self._memory.burst_frames(upload.burst_id)
         return burst_turn(item_id, frames, upload.burst_size, now - first_decided)
+
+    def confirmed_by_next_picture(
+        self, camera: CameraSettings, item_id: int, decision: Decision, now: float
+    ) -> tuple[Decision, list[str], bool]:
+        """A single picture (not a burst) with weak objects waits for the camera's next picture
+        to see them too (filters.confirm): the decision, why objects were dropped, and whether
+        to wait. Every picture remembers what it matched, for the one before it."""
+        confirm = camera.filters.confirm
+        seen = matched_names(decision.matched)
+        keep_seconds = max(confirm.wait_seconds * 4, SIGHTINGS_KEPT_SECONDS)
+        first = self._memory.remember_sighting(camera.name, item_id, seen, now, keep_seconds)
+        if not decision.alert:
+            return decision, [], False
+        next_saw = self._memory.next_sighting(camera.name, item_id)
+        matched, reasons, wait = confirmed_by_next_picture(
+            decision.matched, next_saw, now - first, confirm
+        )
+        return replace(decision, alert=bool(matched), matched=matched), reasons, wait
 
     def burst_decided(self, upload: Upload, item_id: int, *, alerted: bool) -> None:
         """This frame decided for its burst: the others name it."""
@@ -130,6 +160,7 @@ class CameraGates:
         self._memory.remember_burst_verdict(upload.burst_id, item_id, alerted=alerted)
 
 
+SIGHTINGS_KEPT_SECONDS = 3600.0  # what single pictures matched, for a late one before them
 BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total
 
 

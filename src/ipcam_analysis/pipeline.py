@@ -19,6 +19,7 @@ from ipcam_analysis.imaging import (
     draw_boxes,
     encode_jpeg,
     perceptual_hash,
+    region_fingerprint,
 )
 from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, UnreadableClipError, clip_format
 from ipcam_analysis.metrics import Metrics
@@ -28,12 +29,13 @@ from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import (
     decide,
     describe_labels,
+    drop_learned_exceptions,
     filter_labels,
     matching_sensors,
     one_name_per_object,
     why_not_alerted,
 )
-from ipcam_analysis.rules.bursts import DECIDES
+from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
 from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventFilter, EventRecord, EventStore, FilterMemory
@@ -54,6 +56,7 @@ from ipcam_analysis.values import (
     Alert,
     Decision,
     Detection,
+    Label,
     MatchedLabel,
     NotifyOutcome,
     Snapshot,
@@ -281,7 +284,18 @@ class Pipeline:
             detection.labels, camera.filters, camera.min_confidence_percent
         )
         progress.filtered.extend(reasons)
+        labels = self._drop_learned_exceptions(progress, labels)
         decision = decide(labels, camera.labels, camera.new_labels_only)
+        upload = item.upload
+        if not upload.burst_id and camera.filters.confirm.wait_seconds:
+            decision, reasons, wait = self._gates.confirmed_by_next_picture(
+                camera, item.id, decision, time.time()
+            )
+            if wait:
+                why = "waiting for the camera's next picture to confirm a weak detection"
+                self._queue.hold(item.id, why, BURST_POLL_SECONDS)
+                return RETRY
+            progress.filtered.extend(reasons)
         progress.decision = decision
         if not decision.alert:
             log.info("Nothing of interest from %s", item.about)
@@ -289,7 +303,6 @@ class Pipeline:
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
             return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
-        upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
             turn = (
@@ -298,9 +311,16 @@ class Pipeline:
                 else DECIDES
             )
             if turn.decides:
-                matched, reasons = self._same_motion(progress, decision.matched)
-                matched, repeated = self._gates.drop_repeats(camera, matched, now)
-                progress.filtered.extend([*reasons, *repeated])
+                matched = decision.matched
+                if upload.burst_id:
+                    matched, reasons = confirmed_in_burst(
+                        matched, turn.others_saw, camera.filters.confirm
+                    )
+                    progress.filtered.extend(reasons)
+                matched, reasons = self._same_motion(progress, matched)
+                progress.filtered.extend(reasons)
+                matched, reasons = self._gates.drop_repeats(camera, matched, now)
+                progress.filtered.extend(reasons)
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:
                     self._gates.burst_decided(upload, item.id, alerted=decision.alert)
@@ -334,6 +354,25 @@ class Pipeline:
             for name in event["triggered"]
         }
         return drop_alerted_by_snapshot(matched, by_snapshot)
+
+    def _drop_learned_exceptions(
+        self, progress: _Progress, labels: tuple[Label, ...]
+    ) -> tuple[Label, ...]:
+        """Drop what the user marked "not a <label>" on this camera (rules/exceptions.py)."""
+        exceptions = self._store.exceptions.of_camera(progress.camera.name)
+        if not exceptions:
+            return labels
+        image = progress.snapshot.image if progress.snapshot else None
+        assert image is not None
+        labels, reasons, matched = drop_learned_exceptions(
+            labels,
+            exceptions,
+            lambda box: region_fingerprint(image, box),
+            progress.camera.filters.exceptions,
+        )
+        self._store.exceptions.matched(matched, progress.item.id, time.time())
+        progress.filtered.extend(reasons)
+        return labels
 
     def _suppressed(self, progress: _Progress, reason: str) -> str:
         log.info("Alert for %s suppressed: %s", progress.item.about, reason)

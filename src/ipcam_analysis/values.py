@@ -191,6 +191,18 @@ class RememberedObject:
 
 
 @dataclass(frozen=True)
+class LearnedException:
+    """A box the user marked "not a <label>" on a camera: where it was, and a fingerprint of
+    what the picture showed there (a perceptual hash of that region)."""
+
+    id: int
+    label: str
+    box: Box
+    fingerprint: int
+    marked_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class NotifyOutcome:
     """What one notifier did with one alert."""
 

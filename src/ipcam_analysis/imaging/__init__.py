@@ -8,7 +8,7 @@ from ipcam_analysis.imaging.decode import (
     decode_snapshot,
     to_rgb,
 )
-from ipcam_analysis.imaging.hash import hash_distance, perceptual_hash
+from ipcam_analysis.imaging.hash import hash_distance, perceptual_hash, region_fingerprint
 
 __all__ = [
     "IMAGE_WORK",
@@ -20,6 +20,7 @@ __all__ = [
     "hash_distance",
     "perceptual_hash",
     "pixel_rect",
+    "region_fingerprint",
     "thumbnail",
     "to_rgb",
 ]

@@ -1,10 +1,12 @@
-"""The perceptual hash that tells a repeated frame from a new one."""
+"""The perceptual hash that tells a repeated frame from a new one, and a region's fingerprint."""
 
 from __future__ import annotations
 
 from PIL import Image
 
+from ipcam_analysis.imaging.annotate import pixel_rect
 from ipcam_analysis.imaging.decode import IMAGE_WORK
+from ipcam_analysis.values import Box
 
 HASH_SIDE = 16  # a 256-bit hash: fine enough to see a small person on a wide surveillance view
 
@@ -29,3 +31,12 @@ def perceptual_hash(image: Image.Image) -> int:
 
 def hash_distance(first: int, second: int) -> int:
     return (first ^ second).bit_count()
+
+
+def region_fingerprint(image: Image.Image, box: Box) -> int:
+    """The perceptual hash of the part of the picture inside `box` (relative coordinates): what
+    a learned exception remembers of what was there."""
+    left, top, right, bottom = pixel_rect(box, image.size)
+    with IMAGE_WORK:
+        region = image.crop((left, top, right + 1, bottom + 1))
+    return perceptual_hash(region)

@@ -2,6 +2,13 @@
 budget allows. No I/O: what the store remembers is handed in, what to remember is handed back."""
 
 from ipcam_analysis.rules.budget import BudgetConfig, CallLimits
+from ipcam_analysis.rules.exceptions import (
+    ExceptionsConfig,
+    ThresholdSuggestion,
+    drop_learned_exceptions,
+    not_a,
+    suggest_thresholds,
+)
 from ipcam_analysis.rules.filters import (
     FiltersConfig,
     StationaryConfig,
@@ -21,12 +28,15 @@ from ipcam_analysis.rules.windows import TimeWindow, describe_time_windows, in_t
 __all__ = [
     "BudgetConfig",
     "CallLimits",
+    "ExceptionsConfig",
     "FiltersConfig",
     "StationaryConfig",
+    "ThresholdSuggestion",
     "TimeWindow",
     "decide",
     "describe_labels",
     "describe_time_windows",
+    "drop_learned_exceptions",
     "filter_labels",
     "in_time_windows",
     "in_zone",
@@ -34,7 +44,9 @@ __all__ = [
     "matching_sensors",
     "merge_same_objects",
     "needed_confidence",
+    "not_a",
     "one_name_per_object",
     "point_in_polygon",
+    "suggest_thresholds",
     "why_not_alerted",
 ]

@@ -1,11 +1,18 @@
 """A burst (the pictures of one e-mail) is one decision, made by its most confident picture before
-the repeats (stationary objects, cooldown): it alerts at most once, with that picture."""
+the repeats (stationary objects, cooldown): it alerts at most once, with that picture. With
+`filters.confirm`, a weak detection alerts only when another picture of the burst saw the same
+label: a bird called Person in one picture of three is a flicker, a person is in several."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+
+from pydantic import Field
+
+from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.values import MatchedLabel
 
 # How long a frame waits for its burst's other frames to be decided (counted from the first
 # decision: a frame whose analysis keeps failing must not hold the burst forever).
@@ -21,6 +28,7 @@ class BurstFrame:
     strength: float  # its best matched confidence; 0 when it does not alert
     # Set on the frame that decided for the burst: whether the burst alerted with it.
     alerted: bool | None = None
+    labels: frozenset[str] = frozenset()  # what it matched, case-folded (and runner-ups)
 
     @property
     def named(self) -> str:
@@ -35,6 +43,17 @@ class BurstTurn:
     wait: bool = False
     decides: bool = False
     reason: str = ""
+    others_saw: frozenset[str] = frozenset()  # deciding: what the burst's other frames matched
+
+
+class ConfirmConfig(StrictModel):
+    """A weak detection must be seen in a second picture of the same burst; off by default."""
+
+    # Matched objects below this confidence are weak; 0: none is (off).
+    weak_below_percent: float = Field(0, ge=0, le=100)
+    # A single picture (not a burst) with weak objects waits up to this long for the camera's
+    # next picture to see them too; 0: it is not held back (off).
+    wait_seconds: float = Field(0, ge=0, le=600)
 
 
 WAIT = BurstTurn(wait=True)
@@ -59,7 +78,8 @@ def burst_turn(
         return WAIT
     best = min(frames, key=lambda frame: (-frame.strength, frame.item_id))
     if best.item_id == item_id:
-        return DECIDES
+        others = (frame.labels for frame in frames if frame.item_id != item_id)
+        return BurstTurn(decides=True, others_saw=frozenset().union(*others))
     if not over:
         return WAIT
     return BurstTurn(
@@ -70,3 +90,62 @@ def burst_turn(
 def _quiet(verdict: BurstFrame) -> BurstTurn:
     outcome = "alerted" if verdict.alerted else "suppressed"
     return BurstTurn(reason=f"part of the burst {outcome} with {verdict.named}")
+
+
+def matched_names(matched: Sequence[MatchedLabel]) -> frozenset[str]:
+    """The names a frame matched (and their runner-ups), case-folded: what confirms others."""
+    return frozenset(
+        name.casefold()
+        for match in matched
+        for name in (match.label.name, *match.label.runner_up_names)
+    )
+
+
+def confirmed_by_next_picture(
+    matched: Sequence[MatchedLabel],
+    next_saw: frozenset[str] | None,
+    waited_seconds: float,
+    confirm: ConfirmConfig,
+) -> tuple[tuple[MatchedLabel, ...], list[str], bool]:
+    """A single picture's matches once the camera's next picture (`next_saw`: what it matched;
+    None while none was decided) saw its weak objects or not, and whether to wait for it."""
+    if next_saw is None and waited_seconds < confirm.wait_seconds:
+        unconfirmed, _ = confirmed_in_burst(matched, frozenset(), confirm)
+        if unconfirmed != tuple(matched):
+            return tuple(matched), [], True
+    if next_saw is None:
+        unseen = f"seen in no other picture within {confirm.wait_seconds:g} s"
+    else:
+        unseen = "not seen in the camera's next picture"
+    kept, reasons = confirmed_in_burst(matched, next_saw or frozenset(), confirm, unseen)
+    return kept, reasons, False
+
+
+def confirmed_in_burst(
+    matched: Sequence[MatchedLabel],
+    others_saw: frozenset[str],
+    confirm: ConfirmConfig,
+    unseen: str = "seen in no other picture of the burst",
+) -> tuple[tuple[MatchedLabel, ...], list[str]]:
+    """The deciding frame's matches without the weak objects no other frame of the burst saw
+    (by label); one reason per object dropped, saying it was `unseen`."""
+    weak = confirm.weak_below_percent
+    kept: list[MatchedLabel] = []
+    reasons: list[str] = []
+    for match in matched:
+        label = match.label
+        if not weak or matched_names([match]) & others_saw:
+            kept.append(match)
+            continue
+        confidences = [i.confidence for i in label.instances] or [label.confidence]
+        reasons += [
+            f"{match.display_name} {confidence:.0f}% {unseen}"
+            for confidence in confidences
+            if confidence < weak
+        ]
+        strong = tuple(i for i in label.instances if i.confidence >= weak)
+        if strong:
+            kept.append(replace(match, label=replace(label, instances=strong)))
+        elif not label.instances and label.confidence >= weak:
+            kept.append(match)
+    return tuple(kept), reasons

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from ipcam_analysis.rules.bursts import ConfirmConfig
+from ipcam_analysis.rules.exceptions import ExceptionsConfig
 from ipcam_analysis.rules.geometry import in_zone
 from ipcam_analysis.rules.labels import folded
 from ipcam_analysis.settings import StrictModel
@@ -46,6 +48,10 @@ class FiltersConfig(StrictModel):
     duplicate_hash_distance: int = Field(0, ge=0, le=256)
     stationary: StationaryConfig = Field(default_factory=StationaryConfig)
     cooldown_seconds: float = Field(0, ge=0)
+    # How closely a detection must match a box marked "not a <label>" on the dashboard.
+    exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig)
+    # A weak detection alerts only when another picture of the same burst saw its label.
+    confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
 
     def merged(self, override: FiltersConfig | None) -> FiltersConfig:
         """This (global) config with the keys a camera set replaced."""

@@ -19,6 +19,7 @@ from ipcam_analysis.store.events import (
     EventRecord,
     EventStore,
 )
+from ipcam_analysis.store.exceptions import LearnedExceptions
 from ipcam_analysis.store.memory import FilterMemory
 from ipcam_analysis.store.storage import (
     LocalStorage,
@@ -40,6 +41,7 @@ __all__ = [
     "EventRecord",
     "EventStore",
     "FilterMemory",
+    "LearnedExceptions",
     "LocalStorage",
     "SqliteDatabase",
     "Storage",

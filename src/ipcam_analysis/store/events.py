@@ -16,6 +16,7 @@ from typing import Any
 from ipcam_analysis.imaging import encode_jpeg, thumbnail
 from ipcam_analysis.store.camera_events import CameraEventStore
 from ipcam_analysis.store.database import Database, local_iso, upsert
+from ipcam_analysis.store.exceptions import LearnedExceptions
 from ipcam_analysis.store.retention import HistoryConfig, Retention, snapshot_key
 from ipcam_analysis.store.storage import Storage
 from ipcam_analysis.values import (
@@ -116,6 +117,7 @@ class EventStore:
         self.storage = storage
         self._retention = Retention(database, storage, history)
         self.camera_events = CameraEventStore(database, history.keep_days)
+        self.exceptions = LearnedExceptions(database)
 
     # --- writing -------------------------------------------------------------------------
 

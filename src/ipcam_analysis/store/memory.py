@@ -3,6 +3,7 @@ cooldowns, cloud calls, budget notices and error streaks. No decisions: the rule
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,27 +101,44 @@ class FilterMemory:
     # --- bursts (the pictures of one e-mail) ---------------------------------------------
 
     def remember_burst_frame(
-        self, burst_id: str, item_id: int, strength: float, *, replace: bool
+        self,
+        burst_id: str,
+        item_id: int,
+        strength: float,
+        *,
+        replace: bool,
+        labels: frozenset[str] = frozenset(),
     ) -> None:
-        """A frame's strength (its best matched confidence, 0 when it does not alert);
-        `replace=False` keeps a strength recorded before. When it was first decided stays."""
-        update = "UPDATE SET strength = excluded.strength" if replace else "NOTHING"
+        """A frame's strength (its best matched confidence, 0 when it does not alert) and the
+        labels it matched; `replace=False` keeps those recorded before. When it was first
+        decided stays."""
+        update = (
+            "UPDATE SET strength = excluded.strength, labels = excluded.labels"
+            if replace
+            else "NOTHING"
+        )
         self._db.execute(
-            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at) VALUES (?, ?, ?, ?)"
-            f" ON CONFLICT (burst_id, item_id) DO {update}",
-            (burst_id, item_id, strength, time.time()),
+            "INSERT INTO burst_frames (burst_id, item_id, strength, decided_at, labels)"
+            f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (burst_id, item_id) DO {update}",
+            (burst_id, item_id, strength, time.time(), json.dumps(sorted(labels))),
         )
 
     def burst_frames(self, burst_id: str) -> tuple[list[BurstFrame], float]:
         """The burst's decided frames, and when the first was decided."""
         rows = self._db.query(
-            "SELECT f.item_id, COALESCE(u.original_name, ''), f.strength, f.decided_at, f.alerted"
+            "SELECT f.item_id, COALESCE(u.original_name, ''), f.strength, f.decided_at, f.alerted,"
+            " f.labels"
             " FROM burst_frames f LEFT JOIN uploads u ON u.id = f.item_id"
             " WHERE f.burst_id = ? ORDER BY f.item_id",
             (burst_id,),
         )
         first = min((row[3] for row in rows), default=time.time())
-        frames = [BurstFrame(row[0], row[1], row[2], _BURST_VERDICTS.get(row[4])) for row in rows]
+        frames = [
+            BurstFrame(
+                row[0], row[1], row[2], _BURST_VERDICTS.get(row[4]), frozenset(json.loads(row[5]))
+            )
+            for row in rows
+        ]
         return frames, first
 
     def remember_burst_verdict(self, burst_id: str, item_id: int, *, alerted: bool) -> None:
@@ -129,6 +147,36 @@ class FilterMemory:
             "UPDATE burst_frames SET alerted = ? WHERE burst_id = ? AND item_id = ?",
             (_ALERTED if alerted else _SUPPRESSED, burst_id, item_id),
         )
+
+    # --- what a camera's single pictures matched (filters.confirm.wait_seconds) -----------
+
+    def remember_sighting(
+        self, camera: str, item_id: int, labels: frozenset[str], now: float, keep_seconds: float
+    ) -> float:
+        """What this picture matched (kept from its first decision); when that was."""
+        self._db.execute(
+            "DELETE FROM camera_sightings WHERE camera = ? AND decided_at < ?",
+            (camera, now - keep_seconds),
+        )
+        self._db.execute(
+            "INSERT INTO camera_sightings (camera, item_id, labels, decided_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (camera, item_id) DO NOTHING",
+            (camera, item_id, json.dumps(sorted(labels)), now),
+        )
+        rows = self._db.query(
+            "SELECT decided_at FROM camera_sightings WHERE camera = ? AND item_id = ?",
+            (camera, item_id),
+        )
+        return float(rows[0][0]) if rows else now
+
+    def next_sighting(self, camera: str, item_id: int) -> frozenset[str] | None:
+        """What the camera's next decided picture after this one matched; None before it is."""
+        rows = self._db.query(
+            "SELECT labels FROM camera_sightings WHERE camera = ? AND item_id > ?"
+            " ORDER BY item_id LIMIT 1",
+            (camera, item_id),
+        )
+        return frozenset(json.loads(rows[0][0])) if rows else None
 
     # --- cloud budget --------------------------------------------------------------------
 

@@ -171,4 +171,38 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN clip TEXT;
     """,
+    # What the user taught: boxes marked "not a <label>" on the dashboard, and which uploads
+    # each one dropped a detection of (one row per upload, so a retried upload counts once);
+    # what each picture of a burst, or of a camera (filters.confirm.wait_seconds), matched,
+    # which confirms the weak detections of another.
+    """
+    CREATE TABLE learned_exceptions (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        label TEXT NOT NULL COLLATE NOCASE,
+        left REAL NOT NULL,
+        top REAL NOT NULL,
+        width REAL NOT NULL,
+        height REAL NOT NULL,
+        fingerprint TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        event_id INTEGER NOT NULL,
+        marked_at REAL NOT NULL
+    );
+    CREATE INDEX learned_exceptions_camera ON learned_exceptions (camera, id);
+    CREATE TABLE learned_exception_matches (
+        exception_id INTEGER NOT NULL,
+        item_id INTEGER NOT NULL,
+        matched_at REAL NOT NULL,
+        PRIMARY KEY (exception_id, item_id)
+    );
+    ALTER TABLE burst_frames ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE camera_sightings (
+        camera TEXT NOT NULL,
+        item_id INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        decided_at REAL NOT NULL,
+        PRIMARY KEY (camera, item_id)
+    );
+    """,
 ]

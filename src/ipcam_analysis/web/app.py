@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.web import api, pages
+from ipcam_analysis.web import api, exceptions, pages
 from ipcam_analysis.web.auth import BasicAuthMiddleware, PasswordHash
 from ipcam_analysis.web.context import DashboardContext
 
@@ -56,6 +56,7 @@ def create_app(context: DashboardContext, login_throttle: LoginThrottle | None =
         routes=(
             [
                 *pages.routes,
+                *exceptions.routes,
                 *api.routes,
                 Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), "static"),
             ]
@@ -120,7 +121,8 @@ class SecurityHeadersMiddleware:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api/"):
+    # The API and the dashboard's actions (web/exceptions.py) are read by scripts.
+    if request.url.path.startswith("/api/") or request.method == "POST":
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
     title = "Not found" if exc.status_code == 404 else "Error"
     return pages.render(request, "error.html", exc.status_code, title=title, message=exc.detail)

@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ipcam_analysis.rules import not_a, suggest_thresholds
 from ipcam_analysis.web.context import context_of
 from ipcam_analysis.web.overlay import overlay_layers
 from ipcam_analysis.web.params import OUTCOMES, BadRequest, days_parameter, event_filter
@@ -43,6 +44,7 @@ def _clock(iso: str | None) -> str:
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["clock"] = _clock
 templates.env.filters["duration"] = describe_duration
+templates.env.filters["not_a"] = not_a
 templates.env.globals["OUTCOMES"] = OUTCOMES
 # A camera's link, for the sources that reach out to cameras (ONVIF).
 templates.env.globals["LINK_STATES"] = {
@@ -107,6 +109,7 @@ def cameras_page(request: Request) -> Response:
         cameras=[_with_story(camera) for camera in context_of(request).cameras()],
         silent_after=describe_duration(SILENT_AFTER_SECONDS),
         camera_events=context_of(request).store.camera_events.recent(limit=CAMERA_EVENTS_SHOWN),
+        exceptions=context_of(request).store.exceptions.listing(),
     )
 
 
@@ -121,13 +124,22 @@ def usage_page(request: Request) -> Response:
         days = days_parameter(request.query_params)
     except BadRequest as exc:
         return _bad_request(request, exc)
-    usage = context_of(request).usage(days)
+    context = context_of(request)
+    usage = context.usage(days)
+    suggestions = suggest_thresholds(context.store.exceptions.marks())
     charts = {
         key: bar_chart([(day["day"], day[key]) for day in usage["days"]])
         for key in ("cloud_calls", "alerts")
     }
     return render(
-        request, "usage.html", section="Usage", title="Usage", usage=usage, charts=charts, days=days
+        request,
+        "usage.html",
+        section="Usage",
+        title="Usage",
+        usage=usage,
+        charts=charts,
+        days=days,
+        suggestions=suggestions,
     )
 
 
