@@ -20,7 +20,13 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 EMPTY_STREET = DATA / "opencv_vtest_median_background.jpg"
 PEOPLE = [DATA / f"opencv_vtest_f{number:04d}.jpg" for number in (0, 150, 300, 750)]
 FPS = 5
-MUXERS = {"mp4": "mp4", "mkv": "matroska", "h264": "h264"}
+# kind: (muxer, encoder)
+MUXERS = {
+    "mp4": ("mp4", "libx264"),
+    "mkv": ("matroska", "libx264"),
+    "h264": ("h264", "libx264"),
+    "h265": ("hevc", "libx265"),
+}
 _START_CODE = re.compile(b"\x00\x00\x00?\x01")
 HXFI_TABLE_BYTES = 200_000
 
@@ -49,14 +55,20 @@ def encode_clip(
     preset: str = "veryfast",
     key_every: int = 1,
 ) -> bytes:
-    """`kind`: mp4, mkv, h264 (raw Annex-B) or hxvs (the XMeye container); H.264, a key frame
-    every `key_every` seconds (a second, as most cameras do)."""
+    """`kind`: mp4, mkv, h264 or h265 (raw Annex-B) or hxvs (the XMeye container); H.264
+    (H.265 for h265), a key frame every `key_every` seconds (a second, as most cameras do)."""
     if kind == "hxvs":
         return hxvs_clip(frames, fps)
+    muxer, encoder = MUXERS[kind]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=MUXERS[kind]) as output:
-        stream = output.add_stream("libx264", rate=fps)
+    with av.open(buffer, "w", format=muxer) as output:
+        stream = output.add_stream(encoder, rate=fps)
         _configure(stream.codec_context, frames[0].size, fps, preset)
+        if encoder == "libx265":  # x265 prints its settings on stderr unless told not to
+            stream.codec_context.options = {
+                **stream.codec_context.options,
+                "x265-params": "log-level=error",
+            }
         stream.codec_context.gop_size = fps * key_every
         for packet in _encode(stream.codec_context, frames, fps):
             output.mux(packet)

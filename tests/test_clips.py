@@ -22,7 +22,13 @@ from ipcam_analysis.imaging.clips import sample_frames
 from ipcam_analysis.store import EventFilter
 from tests.test_store import open_store, snapshot_dir
 
-CLIP_NAMES = {"mp4": "clip.mp4", "mkv": "clip.mkv", "h264": "clip.h264", "hxvs": "clip.264"}
+CLIP_NAMES = {
+    "mp4": "clip.mp4",
+    "mkv": "clip.mkv",
+    "h264": "clip.h264",
+    "h265": "clip.h265",
+    "hxvs": "clip.264",
+}
 
 
 @pytest.fixture
