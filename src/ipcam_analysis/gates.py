@@ -49,6 +49,10 @@ class CameraGates:
             self._memory.remember_frame(camera.name, frame_hash, item_id, now)
         return None
 
+    def has_budget(self, camera: CameraSettings, now: float) -> bool:
+        """Whether any cap applies to the camera's paid calls (then each is reserved first)."""
+        return bool(limits_for(camera.name, self._budget, camera.budget, now))
+
     def reserve_cloud_call(self, camera: CameraSettings, now: float) -> bool:
         """Counts one paid call against every cap before it is made, if all allow it; each
         warning is sent once per period."""
@@ -106,8 +110,10 @@ class CameraGates:
                 matched, last_alerts, camera.filters.cooldown_seconds, now
             )
             reasons += dropped
-        if matched:
+        # Only what an enabled filter reads: a write costs the single writer.
+        if matched and camera.filters.cooldown_seconds:
             self._memory.remember_alert(camera.name, matched, now)
+        if matched and stationary.enabled:
             boxes = [(object_kind(m.label), i.box) for m in matched for i in m.label.instances]
             self._memory.remember_objects(camera.name, boxes, now)
         return matched, reasons
@@ -128,6 +134,12 @@ class CameraGates:
         """This frame decided for its burst: the others name it."""
         assert upload.burst_id is not None
         self._memory.remember_burst_verdict(upload.burst_id, item_id, alerted=alerted)
+
+
+def remembers_repeats(camera: CameraSettings) -> bool:
+    """Whether deciding an alert reads and writes the camera's history (stationary objects,
+    cooldowns)."""
+    return camera.filters.stationary.enabled or bool(camera.filters.cooldown_seconds)
 
 
 BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total

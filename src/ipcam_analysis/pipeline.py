@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
-from ipcam_analysis.gates import CameraGates, camera_key
+from ipcam_analysis.gates import CameraGates, camera_key, remembers_repeats
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
@@ -34,6 +36,7 @@ from ipcam_analysis.rules import (
 from ipcam_analysis.rules.bursts import DECIDES
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.store import EventRecord, EventStore, FilterMemory
+from ipcam_analysis.store.events import KeptPictures
 from ipcam_analysis.store.uploads import read_upload, remove_upload
 from ipcam_analysis.values import (
     ALERT,
@@ -75,6 +78,12 @@ class _Progress:
     decision: Decision | None = None
     notifications: list[NotifyOutcome] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)  # why labels or objects were dropped
+    # Writes that go with the next transaction the attempt commits (SQLite has one writer: a
+    # transaction per step would cost more than the step): the cloud calls counted and the
+    # detection, the channels that sent.
+    unsaved: list[Callable[[], None]] = field(default_factory=list)
+    unsaved_sends: bool = False
+    pictures: KeptPictures | None = None  # the event's, kept before an alert is sent
 
 
 class Pipeline:
@@ -156,8 +165,11 @@ class Pipeline:
         item, camera, snapshot = progress.item, progress.camera, progress.snapshot
         assert snapshot is not None
         now = time.time()
-        frame_hash = perceptual_hash(snapshot.image)
-        distance = self._gates.repeated_frame(camera, item.id, frame_hash, now)
+        distance = (
+            self._gates.repeated_frame(camera, item.id, perceptual_hash(snapshot.image), now)
+            if camera.filters.duplicate_hash_distance
+            else None
+        )
         if distance is not None:
             log.info(
                 "Same picture as the last one from %s (distance %d): not analysed",
@@ -168,7 +180,7 @@ class Pipeline:
                 progress, DUPLICATE, f"same picture as the last one (distance {distance})"
             )
         kind, reserved = camera.detector, 0
-        if kind in PAID_KINDS:
+        if kind in PAID_KINDS and self._gates.has_budget(camera, now):
             if self._gates.reserve_cloud_call(camera, now):
                 reserved = 1
             elif self._config.budget.on_exhausted == "none":
@@ -184,12 +196,14 @@ class Pipeline:
                 return self._failed(progress, str(exc), transient=exc.transient)
             raise
         # The calls counted and the detection kept together: a crash keeps both or neither.
-        with self._memory.atomically():
-            self._gates.settle_cloud_calls(
-                camera.name, reserved, progress.detection.cloud_calls, now
-            )
-            self._queue.save_detection(item.id, progress.detection)
-        self._detected(item, progress.detection)
+        detection = progress.detection
+        progress.unsaved += [
+            partial(
+                self._gates.settle_cloud_calls, camera.name, reserved, detection.cloud_calls, now
+            ),
+            partial(self._queue.save_detection, item.id, detection),
+        ]
+        self._detected(item, detection)
         return None
 
     def _decide(self, progress: _Progress) -> str:
@@ -211,7 +225,9 @@ class Pipeline:
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
             return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
         upload = item.upload
-        with self._memory.atomically(camera_key(camera.name)):
+        # Without a burst or a repeat filter, nothing is read or remembered: no transaction.
+        remembers = bool(upload.burst_id) or remembers_repeats(camera)
+        with self._committing(progress, camera_key(camera.name)) if remembers else nullcontext():
             now = time.time()
             turn = (
                 self._gates.burst_turn(upload, item.id, decision, now)
@@ -224,7 +240,7 @@ class Pipeline:
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:
                     self._gates.burst_decided(upload, item.id, alerted=decision.alert)
-                if decision.alert:
+                if decision.alert and remembers:
                     self._queue.save_decision(item.id, decision, progress.filtered)
         if turn.wait:
             why = "waiting for the other pictures of the same e-mail"
@@ -281,6 +297,9 @@ class Pipeline:
             event_id=item.id,
             sensors=matching_sensors(decision.matched, self._config.sensor_labels),
         )
+        # Before sending: then only the event's row, with the last channel marked sent, is left
+        # to commit after it (a crash in between sends that channel again).
+        progress.pictures = self._store.keep_pictures(item.id, upload, snapshot, decision.matched)
         retry_causes: list[str] = []
         failures: list[str] = []
         notifiers = self._notifiers.get(upload.camera, self._notifiers[None])
@@ -290,11 +309,16 @@ class Pipeline:
                     NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
                 )
                 continue
+            if progress.unsaved_sends:
+                # Before the next channel sends: a crash then must not send the last ones again.
+                self._commit_unsaved(progress)
             outcome = _send_safely(notifier, alert, about)
             progress.notifications.append(outcome)
             if outcome.ok:
-                # At once: until this commits, a crash means this channel sends it again.
-                self._queue.mark_notified(item.id, notifier.name)
+                # Until this commits (before the next channel, or with the event), a crash
+                # means this channel sends it again.
+                progress.unsaved.append(partial(self._queue.mark_notified, item.id, notifier.name))
+                progress.unsaved_sends = True
                 log.info("Alert for %s sent by %s %s", about, notifier.name, outcome.detail)
                 continue
             self._metrics.notification_failures.labels(notifier.name).inc()
@@ -321,8 +345,15 @@ class Pipeline:
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
         """Record the event, close the queue item, and remove the upload if configured."""
         item = progress.item
-        if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
-            self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
+
+        def close_item() -> None:
+            with self._committing(progress):
+                if item.upload.burst_id:  # decided: the burst's alerting frames need not wait
+                    self._memory.remember_burst_frame(
+                        item.upload.burst_id, item.id, 0.0, replace=False
+                    )
+                self._queue.finish(item.id, outcome, reason)
+
         self._store.record(
             EventRecord(
                 item_id=item.id,
@@ -334,12 +365,27 @@ class Pipeline:
                 detection=progress.detection,
                 decision=progress.decision,
                 notifications=tuple(progress.notifications),
-            )
+            ),
+            with_writes=close_item,
+            pictures=progress.pictures,
         )
-        self._queue.finish(item.id, outcome, reason)
         self._metrics.outcomes.labels(item.upload.camera, outcome).inc()
         remove_upload(self._store.storage, item.upload)
         return outcome
+
+    @contextmanager
+    def _committing(self, progress: _Progress, *about: str) -> Iterator[None]:
+        """One transaction (see FilterMemory.atomically) with the attempt's unsaved writes."""
+        with self._memory.atomically(*about):
+            for write in progress.unsaved:
+                write()
+            yield
+        progress.unsaved.clear()
+        progress.unsaved_sends = False
+
+    def _commit_unsaved(self, progress: _Progress) -> None:
+        with self._committing(progress):
+            pass
 
     def failed_unexpectedly(self, item: QueuedItem, cause: str) -> str:
         """After an exception no stage expected (a bug): retried with backoff a few times, then
@@ -365,7 +411,8 @@ class Pipeline:
             log.warning(
                 "%s (image from %s, attempt %d); retrying in %.0f s", cause, about, attempt, delay
             )
-            self._queue.retry_later(item.id, cause, delay)
+            with self._committing(progress):
+                self._queue.retry_later(item.id, cause, delay)
             if attempt == retry.error_email_after_attempts:
                 self._errors.report(camera, cause, delivery)
             return RETRY

@@ -114,6 +114,13 @@ class UploadQueue:
         due, now held by this owner; None if nothing is due. Workers on other nodes pass over
         a row being claimed (skip_locked) instead of waiting for it."""
         now = time.time()
+        # A read first: an idle worker's look must not take the single writer's turn.
+        if not self._db.query(
+            "SELECT 1 FROM uploads WHERE (state = 'pending' AND next_attempt_at <= ?)"
+            " OR (state = 'working' AND COALESCE(lease_until, 0) < ?) LIMIT 1",
+            (now, now),
+        ):
+            return None
         with self._db.transaction() as conn:
             row = (
                 conn.execute(

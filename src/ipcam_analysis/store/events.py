@@ -6,7 +6,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +23,7 @@ from ipcam_analysis.values import (
     ERROR,
     Decision,
     Detection,
+    MatchedLabel,
     NotifyOutcome,
     Snapshot,
     Upload,
@@ -30,6 +31,8 @@ from ipcam_analysis.values import (
 )
 
 log = logging.getLogger(__name__)
+
+KeptPictures = tuple[str, str, int]  # the picture's and the thumbnail's names, their bytes
 
 THUMBNAIL_WIDTH = 320
 PAGE_SIZE = 50
@@ -117,9 +120,19 @@ class EventStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, record: EventRecord) -> None:
-        """Store the event (replacing an earlier record of the same upload) and its pictures."""
-        files = self._write_snapshot(record) if record.snapshot else None
+    def record(
+        self,
+        record: EventRecord,
+        with_writes: Callable[[], None] | None = None,
+        pictures: KeptPictures | None = None,
+    ) -> None:
+        """Store the event (replacing an earlier record of the same upload) and its pictures,
+        unless `keep_pictures` kept them already; `with_writes` (the queue item closed)
+        commits in the same transaction."""
+        files = pictures
+        if files is None and record.snapshot:
+            matched = record.decision.matched if record.decision else ()
+            files = self.keep_pictures(record.item_id, record.upload, record.snapshot, matched)
         detection, decision, upload = record.detection, record.decision, record.upload
         triggered = [m.label.name for m in decision.matched] if decision else []
         labels = [label_to_dict(label) for label in detection.labels] if detection else []
@@ -171,6 +184,8 @@ class EventStore:
                 ],
             )
             self._update_camera(conn, record, received)
+            if with_writes is not None:
+                with_writes()
         self._retention.added((files[2] if files else 0) - (old[0] if old else 0))
         self.enforce_retention()
 
@@ -201,14 +216,14 @@ class EventStore:
                 (record.item_id, camera),
             )
 
-    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int] | None:
+    def keep_pictures(
+        self, item_id: int, upload: Upload, snapshot: Snapshot, matched: tuple[MatchedLabel, ...]
+    ) -> KeptPictures | None:
         """The event's picture (the camera's own JPEG bytes when it sent a JPEG) and a thumbnail
-        with the triggering boxes; the names kept are relative to `snapshots/`."""
-        snapshot = record.snapshot
-        assert snapshot is not None
-        day = record.upload.received_at.strftime("%Y-%m-%d")
-        full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
-        matched = record.decision.matched if record.decision else ()
+        with the triggering boxes; the names kept are relative to `snapshots/`. None when they
+        cannot be kept."""
+        day = upload.received_at.strftime("%Y-%m-%d")
+        full_name, thumb_name = f"{day}/{item_id}.jpg", f"{day}/{item_id}_thumb.jpg"
         full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
         small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
         keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
@@ -221,7 +236,7 @@ class EventStore:
             with suppress(OSError):
                 self.storage.delete(keys)
             cause = exc.strerror or str(exc)
-            log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, cause)
+            log.warning("Cannot keep the snapshot of event %d: %s", item_id, cause)
             return None
         return full_name, thumb_name, len(full) + len(small)
 
