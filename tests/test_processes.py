@@ -86,3 +86,34 @@ def test_a_killed_worker_process_is_replaced_and_loses_nothing(
     health = httpx.get(dashboard.group(1).rstrip("/") + "/healthz", timeout=30).json()
     assert health["status"] == "ok" and health["detector"]["last_success"] is not None
     assert process.terminate() == 0
+
+
+def test_the_worker_processes_counts_show_on_the_main_processes_metrics(
+    tmp_path: Path, aws: Moto, service_process
+) -> None:
+    aws.rekognition.labels = [PERSON]
+    config = base_config(tmp_path, workers=1, worker_processes=2, node_name="node-a")
+    process = service_process(
+        ["-c", str(write_config(tmp_path, config)), "-n"], service_environment(aws)
+    )
+    address = process.address()
+    for number in range(3):
+        upload(address, "cam01", PERSON_JPEG, f"{number}.jpg")
+    wait_until(lambda: len(aws.sent_emails()) == 3, 60, "three alerts")
+    dashboard = re.search(r"Dashboard: (http://\S+)", process.output)
+    assert dashboard is not None
+    url = dashboard.group(1).rstrip("/") + "/metrics"
+    labels = 'camera="cam01",node="node-a"'
+    expected = [
+        f"ipcam_uploads_total{{{labels}}} 3.0",  # counted by the main process
+        f"ipcam_alerts_total{{{labels}}} 3.0",  # the rest by the worker processes
+        f'ipcam_outcomes_total{{{labels},outcome="alert"}} 3.0',
+        f"ipcam_cloud_calls_total{{{labels}}} 3.0",
+        'ipcam_detector_seconds_count{detector="rekognition",node="node-a"} 3.0',
+    ]
+    wait_until(
+        lambda: all(line in httpx.get(url, timeout=30).text for line in expected),
+        30,
+        "the worker processes' counts on /metrics",
+    )
+    assert process.terminate() == 0

@@ -12,7 +12,11 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from prometheus_client.metrics_core import Metric
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector, build_detector
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MakeDetector = Callable[[str], Detector]
 CHECK_SECONDS = 1.0  # how often the main process looks for a child that died
+COUNTS_SECONDS = 1.0  # how often a child sends its metrics to the main process's /metrics
 STOP_SECONDS = 40.0  # a child's workers get 30 s to finish what they hold
 
 
@@ -88,11 +93,19 @@ class AnalysisProcesses:
     child that dies is replaced and the uploads it held go back to the queue.
 
     The main process and a child share nothing but the database and two pipes: one carries
-    "there is work" and "stop" to the child, the other the child's log records back. No lock is
-    shared, so a child killed at any moment cannot leave one held for the others."""
+    "there is work" and "stop" to the child, the other the child's log records and metrics back.
+    No lock is shared, so a child killed at any moment cannot leave one held for the others."""
 
-    def __init__(self, config: AppConfig, count: int, make_detector: MakeDetector | None) -> None:
-        """`make_detector` must be picklable (a module-level class or function)."""
+    def __init__(
+        self,
+        config: AppConfig,
+        count: int,
+        make_detector: MakeDetector | None,
+        metrics: Metrics,
+    ) -> None:
+        """`make_detector` must be picklable (a module-level class or function); the children's
+        counts are added to `metrics`."""
+        self._metrics = metrics
         self._config = config
         self._count = count
         self._make_detector = make_detector
@@ -133,7 +146,9 @@ class AnalysisProcesses:
         # The child's ends now live in the child: closing ours lets each side see the other end.
         commands_in.close()
         logs_out.close()
-        self._children[number] = _Child(process, commands_out, logs_in)
+        self._children[number] = _Child(
+            process, commands_out, logs_in, partial(self._metrics.counted_by_process, number)
+        )
 
     def _watch(self) -> None:
         while not self._stopping.wait(CHECK_SECONDS):
@@ -164,12 +179,14 @@ WAKE, STOP = b"w", b"s"
 class _Child:
     """The main process's side of one child: its process, its command pipe, its log relay."""
 
-    def __init__(self, process: Any, commands: Any, logs: Any) -> None:
+    def __init__(
+        self, process: Any, commands: Any, logs: Any, counted: Callable[[list[Metric]], None]
+    ) -> None:
         self.process = process
         self._commands = commands
         # A child that is busy does not read "wake"; a full pipe must never block a put.
         os.set_blocking(commands.fileno(), False)
-        self._relay = threading.Thread(target=_relay_logs, args=(logs,), daemon=True)
+        self._relay = threading.Thread(target=_relay_logs, args=(logs, counted), daemon=True)
         self._relay.start()
 
     def tell(self, command: bytes) -> None:
@@ -191,16 +208,26 @@ class _Child:
         self._relay.join(STOP_SECONDS)
 
 
-def _relay_logs(logs: Any) -> None:
+@dataclass(frozen=True)
+class _Counts:
+    """A child's metrics (Metrics.counts()), sent over its log pipe."""
+
+    metrics: list[Metric]
+
+
+def _relay_logs(logs: Any, counted: Callable[[list[Metric]], None]) -> None:
     """A child's records, logged here by the logger of the same name (so this process's
-    handlers, formats and secret masking apply), until the child's end closes."""
+    handlers, formats and secret masking apply), and its counts, until the child's end closes."""
     while True:
         try:
-            record = logs.recv()
+            message = logs.recv()
         except (EOFError, OSError):
             logs.close()
             return
-        logging.getLogger(record.name).handle(record)
+        if isinstance(message, _Counts):
+            counted(message.metrics)
+        else:
+            logging.getLogger(message.name).handle(message)
 
 
 def run_child(
@@ -213,7 +240,7 @@ def run_child(
 ) -> None:
     """A worker process: runs until told to stop, and ends at once if the main process dies
     (its command pipe closes), leaving what it held to the next start's recovery."""
-    _log_through(logs, level)
+    sender = _log_through(logs, level)
     if config.mqtt.client_id:  # a broker drops a connection whose id another one takes
         mqtt = config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-{number}"})
         config = config.model_copy(update={"mqtt": mqtt})
@@ -224,8 +251,13 @@ def run_child(
     store = EventStore(
         database, open_storage(config.storage_settings(), config.data_dir), config.history
     )
-    analysis = Analysis(config, database, queue, store, Metrics(queue.depth), make_detector)
+    metrics = Metrics(queue.depth)
+    analysis = Analysis(config, database, queue, store, metrics, make_detector)
     analysis.start()
+    stopping = threading.Event()
+    threading.Thread(
+        target=_send_counts, args=(metrics, sender, stopping), name="metrics", daemon=True
+    ).start()
     while True:
         try:
             command = commands.recv_bytes()
@@ -235,7 +267,15 @@ def run_child(
             break
         queue.wake_all()
     analysis.stop()
+    stopping.set()
+    sender.put_nowait(_Counts(metrics.counts()))  # the last uploads' counts too
     database.close()
+
+
+def _send_counts(metrics: Metrics, sender: _PipeSender, stopping: threading.Event) -> None:
+    while not stopping.wait(COUNTS_SECONDS):
+        with contextlib.suppress(OSError):  # the main process is gone: the child ends anyway
+            sender.put_nowait(_Counts(metrics.counts()))
 
 
 def _owner(config: AppConfig, number: int) -> str:
@@ -243,13 +283,15 @@ def _owner(config: AppConfig, number: int) -> str:
     return f"{config.node_name}/analysis-{number}"
 
 
-def _log_through(logs: Any, level: int) -> None:
+def _log_through(logs: Any, level: int) -> _PipeSender:
+    sender = _PipeSender(logs)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(logging.handlers.QueueHandler(_PipeSender(logs)))  # type: ignore[arg-type]
+    root.addHandler(logging.handlers.QueueHandler(sender))  # type: ignore[arg-type]
     root.setLevel(logging.WARNING)
     logging.getLogger("ipcam_analysis").setLevel(level)
+    return sender
 
 
 class _PipeSender:
@@ -259,6 +301,6 @@ class _PipeSender:
         self._connection = connection
         self._lock = threading.Lock()  # the pipe has one writer process, many threads
 
-    def put_nowait(self, record: logging.LogRecord) -> None:
+    def put_nowait(self, record: logging.LogRecord | _Counts) -> None:
         with self._lock:
             self._connection.send(record)

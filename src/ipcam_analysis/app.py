@@ -73,8 +73,9 @@ class Service:
         self.config = config
         self.roles = tuple(role for role in ROLES if role in set(roles))
         self.database = open_database(config.database, config.data_dir)
+        self.metrics = Metrics(lambda: self.queue.depth(), config.node_name)
         processes = (
-            AnalysisProcesses(config, config.worker_processes, make_detector)
+            AnalysisProcesses(config, config.worker_processes, make_detector, self.metrics)
             if config.worker_processes > 1 and "worker" in self.roles
             else None
         )
@@ -86,7 +87,6 @@ class Service:
         )
         self.storage = open_storage(config.storage_settings(), config.data_dir)
         self.store = EventStore(self.database, self.storage, config.history)
-        self.metrics = Metrics(self.queue.depth, config.node_name)
         self.analysis: Analysis | AnalysisProcesses | None = None
         if "worker" in self.roles:
             self.analysis = processes or Analysis(

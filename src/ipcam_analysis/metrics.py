@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
 DETECTOR_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -51,6 +53,9 @@ class Metrics:
         )
         queue_gauge.set_function(queue_depth)
         self.last_detector_success: float | None = None
+        # The latest counts of each worker process (its own registry, sent over its pipe).
+        self._processes: dict[int, list[Metric]] = {}
+        self._processes_lock = threading.Lock()
 
     def detector_answered(
         self, detector: str, seconds: float, camera: str, cloud_calls: int
@@ -63,12 +68,48 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self)  # type: ignore[arg-type]
 
+    def counts(self) -> list[Metric]:
+        """What a worker process sends to the main one: its counters and histograms (the
+        queue depth is the main process's to tell)."""
+        return [metric for metric in self.registry.collect() if metric.type != "gauge"]
+
+    def counted_by_process(self, number: int, counts: list[Metric]) -> None:
+        """A worker process's latest `counts()`, added to this process's own on /metrics (a
+        replaced process starts again from zero, which Prometheus reads as a counter reset)."""
+        with self._processes_lock:
+            self._processes[number] = counts
+
     def collect(self) -> Iterator[Metric]:
-        """The registry's metrics, each sample with this node's label."""
-        for metric in self.registry.collect():
+        """The registry's metrics plus the worker processes', each sample with this node's
+        label."""
+        with self._processes_lock:
+            others = [metric for counts in self._processes.values() for metric in counts]
+        for metric in _added(self.registry.collect(), others):
             if self._node:
                 metric.samples = [
                     sample._replace(labels={**sample.labels, "node": self._node})
                     for sample in metric.samples
                 ]
             yield metric
+
+
+def _added(own: Iterable[Metric], others: list[Metric]) -> Iterator[Metric]:
+    """Each of `own` with the samples of the same name and labels in `others` added in (their
+    creation times left out: the sum has none)."""
+    for metric in own:
+        totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for other in others:
+            if other.name != metric.name:
+                continue
+            for sample in other.samples:
+                if not sample.name.endswith("_created"):
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    totals[key] = totals.get(key, 0.0) + sample.value
+        samples = []
+        for sample in metric.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            samples.append(sample._replace(value=sample.value + totals.pop(key, 0.0)))
+        for (name, labels), value in totals.items():  # labels only a worker process has seen
+            samples.append(Sample(name, dict(labels), value))
+        metric.samples = samples
+        yield metric
