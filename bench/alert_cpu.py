@@ -108,8 +108,10 @@ STAGES: list[tuple[Any, str, str | Callable[..., str]]] = [
     (pipeline, "encode_jpeg", "draw + encode"),
     (pipeline, "_send_safely", lambda notifier, *_: f"channel {notifier.name}"),
     (EventStore, "record", "record (event, pictures)"),
+    (EventStore, "keep_pictures", "record (event, pictures)"),
     (ErrorReporter, "clear", "record (event, pictures)"),
     (pipeline.Pipeline, "process", "pipeline, unwrapped parts"),
+    (pipeline.Pipeline, "_notify", "pipeline, unwrapped parts"),
 ]
 
 
