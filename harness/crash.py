@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from harness.aws import Moto, label
 from harness.backends import query_database
@@ -123,3 +126,13 @@ class CrashRig:
 def alert_mails(sink: SmtpSink) -> list[EmailMessage]:
     """The alerts the sink accepted (not the service's error e-mails)."""
     return [m for m in sink.messages if m["Subject"] != "Image processing error"]
+
+
+@pytest.fixture
+def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
+    """A CrashRig in tmp_path whose cloud sees a person; whatever it started is killed after."""
+    aws.rekognition.labels = [PERSON]
+    crash_rig = CrashRig(tmp_path, aws, smtp_sink)
+    yield crash_rig
+    smtp_sink.stop_holding()
+    crash_rig.stop_all()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
+from starlette.applications import Starlette
 
 from harness.service import DATA
 from ipcam_analysis.config import AppConfig
@@ -97,6 +98,7 @@ class Dashboard:
     queue: UploadQueue
     server: WebServer
     client: httpx.Client
+    app: Starlette  # what it serves: its routes say which paths exist
 
     @property
     def address(self) -> tuple[str, int]:
@@ -134,11 +136,12 @@ def served_store(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
             lambda: {"ftp": ftp_address()},
             time.time() if started_at is None else started_at,
         )
-        server = WebServer(create_app(context, login_throttle), "127.0.0.1", 0)
+        app = create_app(context, login_throttle)
+        server = WebServer(app, "127.0.0.1", 0)
         server.start()
         client = httpx.Client(base_url=server.url.rstrip("/"), timeout=30)
         started.append((server, client, database))
-        return Dashboard(store, queue, server, client)
+        return Dashboard(store, queue, server, client, app)
 
     yield start
     for server, client, database in started:

@@ -14,4 +14,5 @@ pytest_plugins = [
     "harness.backends",
     "harness.nodes",
     "harness.web",
+    "harness.crash",
 ]

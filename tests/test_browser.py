@@ -31,7 +31,8 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-# `UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py` refreshes the README's pictures.
+# `UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py` refreshes the dashboard's pictures in
+# docs/screenshots, shown in docs/configuration.md.
 README_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 # What the scripted Rekognition sees in each test picture (boxes measured by eye).

@@ -6,30 +6,18 @@ a copy sent again carries the same Message-ID."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from harness.aws import Moto
 from harness.backends import write_lock_held
-from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
+from harness.crash import PERSON_JPEG, CrashRig, alert_mails
 from harness.service import upload, wait_until
-from harness.smtp import SmtpSink
 
 FIRST = 1  # the queue id of the first upload, the one the kill interrupts
-
-
-@pytest.fixture
-def rig(tmp_path: Path, aws: Moto, smtp_sink: SmtpSink) -> Iterator[CrashRig]:
-    aws.rekognition.labels = [PERSON]
-    crash_rig = CrashRig(tmp_path, aws, smtp_sink)
-    yield crash_rig
-    smtp_sink.stop_holding()
-    crash_rig.stop_all()
 
 
 @dataclass(frozen=True)

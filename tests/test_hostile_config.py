@@ -30,6 +30,8 @@ MASKED = {
 }
 
 
+# The backend fixture's own database URL (IPCAM_DATABASE_URL) would replace the one written.
+@pytest.mark.embedded_only
 @pytest.mark.parametrize("form", URLS)
 def test_check_config_masks_the_database_password(tmp_path: Path, aws: Moto, form: str) -> None:
     path = write_config(tmp_path, base_config(tmp_path, database={"url": URLS[form]}))
@@ -47,6 +49,7 @@ def test_check_config_masks_the_database_password(tmp_path: Path, aws: Moto, for
         assert shown not in result.stdout + result.stderr
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize("form", URLS)
 def test_the_log_masks_the_database_password(tmp_path: Path, form: str) -> None:
     config = load_config(

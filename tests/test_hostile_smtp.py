@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import socket
 import ssl
-from contextlib import ExitStack
+import subprocess
+import threading
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.aws import Moto
+from harness.backends import query_database
 from harness.ftp import CAMERAS
 from harness.mail_camera import RunningSmtp, camera_mail, make_certificate
-from harness.service import DATA, wait_until
+from harness.service import (
+    DATA,
+    PASSWORDS,
+    ServiceProcess,
+    base_config,
+    free_port,
+    service_environment,
+    wait_until,
+    write_config,
+)
 from ipcam_analysis.ingest.mail import MAX_MULTIPARTS
-from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP
+from ipcam_analysis.ingest.smtp import SPOOL_IN_MEMORY_BYTES
+from ipcam_analysis.values import CORRUPT, ERROR, NOT_IMAGE
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 
@@ -60,30 +76,6 @@ def test_a_message_nested_beyond_reason_is_refused_for_good(
     assert len(smtp.wait_for_uploads(2)) == 2
 
 
-def greeting(smtp: RunningSmtp, source: str, stack: ExitStack) -> bytes:
-    """The first line a new connection from `source` hears; the connection is kept open."""
-    sock = stack.enter_context(
-        socket.create_connection(smtp.address, timeout=30, source_address=(source, 0))
-    )
-    return sock.makefile("rb").readline()
-
-
-def test_a_full_server_says_it_is_busy_not_that_the_address_has_too_many(start_smtp) -> None:
-    smtp = start_smtp()
-    addresses = [f"127.0.0.{host}" for host in range(10, 23)]  # 13, each under its own cap
-    with ExitStack() as stack:
-        greetings = [
-            greeting(smtp, address, stack)
-            for address in addresses
-            for _ in range(MAX_SESSIONS_PER_IP)
-        ]
-    refusals = [line for line in greetings if not line.startswith(b"220")]
-    assert len(refusals) == len(addresses) * MAX_SESSIONS_PER_IP - MAX_SESSIONS
-    assert set(refusals) == {
-        b"421 4.3.2 The server is busy (too many connections); try again later\r\n"
-    }
-
-
 def test_a_failed_starttls_is_one_line_and_the_server_carries_on(
     start_smtp, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -110,3 +102,107 @@ def test_a_failed_starttls_is_one_line_and_the_server_carries_on(
         client.login("cam01", CAMERAS["cam01"])
         client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert smtp.wait_for_uploads(1)[0].camera == "cam01"
+
+
+def test_a_big_message_is_received_whole_through_its_spool_file(start_smtp) -> None:
+    smtp = start_smtp()
+    picture = big_picture(SPOOL_IN_MEMORY_BYTES * 2)
+    text = ".a line that starts with a dot\n..and two\n"
+    send_as_cam01(smtp, camera_mail([("big.jpg", picture)], text=text))
+    (upload,) = smtp.wait_for_uploads(1)
+    assert upload.path.read_bytes() == picture
+    assert upload.note.endswith(".a line that starts with a dot\n..and two")
+
+
+def test_a_line_too_long_is_refused_and_the_session_goes_on(start_smtp) -> None:
+    smtp = start_smtp()
+    with smtplib.SMTP(*smtp.address, timeout=60) as client:
+        client.login("cam01", CAMERAS["cam01"])
+        long_line = b"Subject: x\r\n\r\n" + b"x" * 5000 + b"\r\n"
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("cam01@cameras.example", ["owner@example.com"], long_line)
+        assert refused.value.smtp_code == 500
+        client.send_message(camera_mail([("a.jpg", JPEG)]))
+    assert len(smtp.wait_for_uploads(1)) == 1
+
+
+# --- messages held unfinished ----------------------------------------------------------------
+
+MB = 1024 * 1024
+HELD_MESSAGES = 20
+MESSAGE_BYTES = int(4.9 * MB)
+END_OF_DATA = b".\r\n"
+
+
+def big_picture(size: int) -> bytes:
+    """A valid JPEG of about `size` bytes: a snapshot with comment segments (64 kB each)."""
+    comment = b"\xff\xfe\xff\xff" + b"c" * 65533
+    return JPEG[:2] + comment * (size // len(comment)) + JPEG[2:]
+
+
+def resident_mb(process: ServiceProcess) -> float:
+    status = Path(f"/proc/{process.process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def all_sent_is_read(port: int) -> bool:
+    """Whether nothing waits in the kernel between the clients and the service: every byte
+    sent to `port` is read by the service (both queues empty on each side)."""
+    command = ["ss", "-tnH", "state", "established", f"( sport = :{port} or dport = :{port} )"]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
+    queues = [line.split()[:2] for line in lines.stdout.splitlines()]
+    return len(queues) == 2 * HELD_MESSAGES and all(q == ["0", "0"] for q in queues)
+
+
+def send_held_at_the_end(port: int, message: bytes, held: threading.Barrier) -> int:
+    """cam01 sends `message` but the final dot, waits for `held`, then ends it: the reply."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.login("cam01", PASSWORDS["cam01"])
+        client.mail("cam01@cameras.example")
+        client.rcpt("owner@example.com")
+        assert client.docmd("DATA")[0] == 354
+        client.send(re.sub(rb"(?m)^\.", b"..", message))  # what smtplib.data() sends, but the dot
+        held.wait()
+        client.send(END_OF_DATA)
+        return client.getreply()[0]
+
+
+def test_messages_held_unfinished_are_spooled_not_kept_in_memory(
+    tmp_path: Path, aws: Moto, service_process: Any
+) -> None:
+    port = free_port()
+    config = base_config(tmp_path, smtp_server={"enabled": True, "host": "127.0.0.1", "port": port})
+    env = service_environment(aws)
+    process = service_process(["-c", str(write_config(tmp_path, config)), "-n"], env)
+    process.address()
+    wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
+    picture = big_picture(MESSAGE_BYTES * 72 // 100)  # base64: 4/3, and line ends
+    message = camera_mail([("big.jpg", picture)]).as_bytes(policy=policy.SMTP)
+    assert MESSAGE_BYTES - 0.2 * MB < len(message) < MESSAGE_BYTES + 0.2 * MB
+    held = threading.Barrier(HELD_MESSAGES + 1)
+    replies: list[int] = []
+
+    def camera() -> None:
+        replies.append(send_held_at_the_end(port, message, held))
+
+    before = resident_mb(process)
+    threads = [threading.Thread(target=camera) for _ in range(HELD_MESSAGES)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: held.n_waiting == HELD_MESSAGES, 120, "every message but its end sent")
+    wait_until(lambda: all_sent_is_read(port), 60, "the service to read what was sent")
+    growth = resident_mb(process) - before
+    held.wait()
+    for thread in threads:
+        thread.join(120)
+    # In memory, the messages would be HELD_MESSAGES * MESSAGE_BYTES (98 MB) and more.
+    assert growth < HELD_MESSAGES * MESSAGE_BYTES / MB / 2, f"grew {growth:.0f} MB"
+    assert replies == [250] * HELD_MESSAGES
+
+    def outcomes() -> list[str] | None:
+        rows = query_database(tmp_path / "data", "SELECT state, outcome FROM uploads")
+        finished = len(rows) == HELD_MESSAGES and all(state == "done" for state, _ in rows)
+        return sorted({outcome for _, outcome in rows}) if finished else None
+
+    decoded = wait_until(outcomes, 120, "the pictures analysed")
+    assert not set(decoded) & {NOT_IMAGE, CORRUPT, ERROR}, decoded

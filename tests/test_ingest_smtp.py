@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import smtplib
 import socket
@@ -279,7 +280,7 @@ def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_stre
         b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(JPEG[:64]) + b"\r\n"
         b"--B\r\nContent-Type: application/octet-stream; name=log.bin\r\n\r\nxx\r\n--B--\r\n"
     )
-    mail = read_mail(raw)
+    mail = read_mail(io.BytesIO(raw))
     assert mail.note == "Bewegung Kanal 2 ü\nAlarm Channel 2"
     (picture,) = mail.pictures
     assert picture.name == "1-CH2_snap.jpg" and picture.data == JPEG[:64]
@@ -287,10 +288,10 @@ def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_stre
 
 def test_pictures_left_by_a_crash_are_found_again_as_one_burst(tmp_path: Path) -> None:
     """What a process killed between writing a message's pictures and queueing them leaves."""
-    mail = read_mail(camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG)]).as_bytes())
+    mail = read_mail(io.BytesIO(camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG)]).as_bytes()))
     home = tmp_path / "ftp" / "cam01"
     written = write_uploads(mail, "cam01", home, "192.0.2.7", datetime.now().astimezone())
-    single = read_mail(camera_mail([("c.jpg", JPEG)]).as_bytes())
+    single = read_mail(io.BytesIO(camera_mail([("c.jpg", JPEG)]).as_bytes()))
     write_uploads(single, "cam01", home, "192.0.2.7", datetime.now().astimezone())
     found = list(find_leftovers(tmp_path / "ftp", ["cam01"], set()))
     for left in found:

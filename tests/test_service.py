@@ -261,3 +261,11 @@ def test_error_email_once_per_failure_streak_per_camera(run_service, aws: Moto) 
     service.wait_idle()
     assert len(errors()) == 2
     assert [o for _, o in service.outcomes()] == ["error", "error", "alert", "error"]
+
+
+def test_a_picture_in_which_nothing_is_found_says_so(run_service, aws: Moto) -> None:
+    service = run_service()  # Rekognition answers no label
+    upload(service.address, "cam01", PERSON_JPEG, "empty.jpg")
+    service.wait_idle()
+    rows = service.service.database.query("SELECT outcome, reason FROM events")
+    assert [(row[0], row[1]) for row in rows] == [("no_match", "nothing found")]

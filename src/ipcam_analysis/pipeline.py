@@ -64,6 +64,8 @@ BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other fram
 # An upload that hits an unexpected exception (a bug) is retried this often, then recorded as
 # an error event.
 MAX_INTERNAL_ERRORS = 3
+# The reason of a picture with no label left to decide on: the API says what the dashboard says.
+NOTHING_FOUND = "nothing found"
 
 
 @dataclass
@@ -223,7 +225,7 @@ class Pipeline:
             self._errors.clear(camera.name)
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
-            return self._finish(progress, NO_MATCH, "; ".join(reasons) or None)
+            return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
         upload = item.upload
         # Without a burst or a repeat filter, nothing is read or remembered: no transaction.
         remembers = bool(upload.burst_id) or remembers_repeats(camera)

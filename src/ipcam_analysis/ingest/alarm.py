@@ -16,7 +16,7 @@ from pydantic import Field
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.alarm_frames import parse_alarms
 from ipcam_analysis.ingest.loop import ServerThread
-from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP
+from ipcam_analysis.ingest.throttle import SessionShares
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import CameraEvent
 
@@ -54,7 +54,7 @@ class AlarmIngest:
     ) -> None:
         self._settings = settings
         self._on_camera_event = on_camera_event
-        self._connections = ConnectionShares()
+        self._connections = SessionShares[asyncio.StreamWriter](asyncio.StreamWriter.close)
         self._repeats = RepeatWindows()
         self._pending = 0  # events handed to the threads, not yet recorded
         self._unknown_addresses: set[str] = set()  # each logged once
@@ -138,43 +138,6 @@ class AlarmIngest:
     def _known_serial(self, event: CameraEvent) -> CameraEvent:
         camera = self._settings.serial_ids.get(event.serial_id, "")
         return replace(event, camera=camera) if camera else event
-
-
-class ConnectionShares:
-    """Open connections by address, MAX_SESSIONS_PER_IP each and MAX_SESSIONS in all. When all
-    are taken, a newcomer takes the oldest connection of the address holding the most, so a
-    flood from a few addresses cannot keep a camera's alarm out. Used on the server's loop only."""
-
-    def __init__(self) -> None:
-        self._by_ip: dict[str, list[asyncio.StreamWriter]] = {}  # oldest first
-        self._count = 0
-
-    def admit(self, ip: str, writer: asyncio.StreamWriter) -> bool:
-        held = self._by_ip.get(ip, [])
-        if len(held) >= MAX_SESSIONS_PER_IP:
-            return False
-        if self._count >= MAX_SESSIONS:
-            biggest = max(self._by_ip.values(), key=len)
-            if len(biggest) <= len(held) + 1:  # every address holds its share already
-                return False
-            biggest.pop(0).close()  # its reader ends; its own release() finds it gone
-            self._count -= 1
-        self._by_ip.setdefault(ip, []).append(writer)
-        self._count += 1
-        return True
-
-    def release(self, ip: str, writer: asyncio.StreamWriter) -> None:
-        held = self._by_ip.get(ip, [])
-        if writer in held:
-            held.remove(writer)
-            self._count -= 1
-            if not held:
-                del self._by_ip[ip]
-
-    def close_all(self) -> None:
-        for held in self._by_ip.values():
-            for writer in held:
-                writer.close()
 
 
 class RepeatWindows:

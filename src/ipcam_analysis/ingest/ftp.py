@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from pyftpdlib.servers import FTPServer
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.file_names import REOLINK_TEST_FOLDER, file_name_note
 from ipcam_analysis.ingest.ftp_files import (
     SPOOL_FOLDER,
     CameraDTPHandler,
@@ -34,8 +36,13 @@ from ipcam_analysis.ingest.ftp_files import (
     spool_home,
 )
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
-from ipcam_analysis.ingest.throttle import LoginThrottle
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
+from ipcam_analysis.ingest.throttle import MAX_SESSIONS, LoginThrottle, SessionShares
+from ipcam_analysis.ingest.tls import (
+    TlsConfig,
+    certificate_files,
+    old_versions_ciphers,
+    tls_failure,
+)
 from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
@@ -45,8 +52,9 @@ log = logging.getLogger(__name__)
 # CWD, LIST/NLST/SIZE/MDTM (some cameras probe before uploading), MKD and STOR; no reading back.
 CAMERA_PERMISSIONS = "elmw"
 IDLE_TIMEOUT_SECONDS = 60
-MAX_SESSIONS = 256
-MAX_SESSIONS_PER_IP = 20
+# pyftpdlib's bound on its sockets: each session and its data connection, and the listener.
+MAX_SOCKETS = 2 * MAX_SESSIONS + 1
+TOO_MANY_SESSIONS = "421 Too many connections at once; try again later."
 POLL_SECONDS = 0.2  # how long stop() may wait for the IO thread to notice it
 STOP_TIMEOUT_SECONDS = 10
 ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploads may resume
@@ -54,6 +62,12 @@ ADMISSION_CHECK_SECONDS = 1.0  # while refusing, how often to look whether uploa
 LOGGED_LOGIN_FAILURES = 10
 # Instead of 226 when the queue cannot take the file: a 4xx says "not done, try again".
 NOT_QUEUED_REPLY = "451 The upload could not be queued for analysis; try again later."
+TLS_VERSIONS = {
+    "1.0": SSL.TLS1_VERSION,
+    "1.1": SSL.TLS1_1_VERSION,
+    "1.2": SSL.TLS1_2_VERSION,
+    "1.3": SSL.TLS1_3_VERSION,
+}
 
 
 class FtpServerConfig(StrictModel):
@@ -108,6 +122,12 @@ class CameraAuthorizer(DummyAuthorizer):
             raise AuthenticationFailed("Authentication failed.")
 
 
+def folders_removable(commands: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """pyftpdlib's commands, RMD allowed to whoever may make a folder (it removes only empty
+    ones): Reolink's FTP test removes the folder it made. Deleting files stays refused."""
+    return {**commands, "RMD": {**commands["RMD"], "perm": "m"}}
+
+
 class CameraFtpHandler(FTPHandler):
     """One camera's FTP session; `make_handler_class` sets the shared attributes per server."""
 
@@ -120,10 +140,60 @@ class CameraFtpHandler(FTPHandler):
     login_throttle: LoginThrottle
     admission: UploadAdmission
     open_sessions: WeakSet[FTPHandler]
+    sessions: SessionShares[FTPHandler]
     _failures_in_a_row = 0  # from the session's address, when its last login failed
+    _counted = False
+    # A session refused for too many connections is closed without on_connect().
+    _test_folders: tuple[str, ...] = ()  # the camera's FTP test folders this session made
+    proto_cmds = folders_removable(FTPHandler.proto_cmds)
+
+    def handle(self) -> None:
+        """Greets the camera if its address has room (see SessionShares)."""
+        ip = self.remote_ip
+        if self.sessions.admit(ip, self):
+            self._counted = True
+            super().handle()
+            return
+        refused = self.sessions.refused_in_a_row(ip)
+        if refused == 1 or refused % 100 == 0:
+            log.warning("FTP connection from %s refused: too many at once (%d so far)", ip, refused)
+        say_busy_and_close(self)
+
+    def close(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.sessions.release(self.remote_ip, self)
+        super().close()
+
+    # A session refused for too many connections is closed without on_connect().
+    _test_folders: tuple[str, ...] = ()  # the camera's FTP test folders this session made
+    proto_cmds = folders_removable(FTPHandler.proto_cmds)
 
     def on_connect(self) -> None:
         self.open_sessions.add(self)
+
+    def on_disconnect(self) -> None:
+        # A camera's FTP test folder left empty is not kept: one would pile up per test.
+        for folder in self._test_folders:
+            with suppress(OSError):
+                os.rmdir(folder)
+
+    def ftp_ALLO(self, line: str) -> None:
+        # pyftpdlib's "202 No storage allocation necessary" is correct, yet Dahua (Empire Tech)
+        # cameras hang up on a 202 here and try again forever.
+        self.respond("200 ALLO OK, no storage allocation needed.")
+
+    def ftp_MKD(self, path: str) -> str | None:
+        made: str | None = super().ftp_MKD(path)
+        if made is not None and REOLINK_TEST_FOLDER.fullmatch(os.path.basename(made)):
+            self._test_folders = (*self._test_folders, made)
+            log.info(
+                "Camera %s (%s) runs its FTP test: folder %s made",
+                self.username,
+                self.remote_ip,
+                self.fs.fs2ftp(made),
+            )
+        return made
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         # A NUL would reach the file system as a ValueError and end the session with a traceback.
@@ -220,15 +290,17 @@ class CameraFtpHandler(FTPHandler):
         """The received file as queued: its own file (see ftp_files), deleted once handled."""
         home = Path(self.fs.root)
         path = file if self.remove_files else spool_copy(file, home)
+        original_name = self._original_name(str(file))
         return Upload(
             camera=self.username,
             path=path,
             received_at=datetime.now().astimezone(),
             remote_ip=self.remote_ip,
-            original_name=self._original_name(str(file)),
+            original_name=original_name,
             source=self.source_kind(),
             remove_when_done=True,
             home=home if self.remove_files else spool_home(home),
+            note=file_name_note(original_name),
         )
 
     def _original_name(self, file: str) -> str:
@@ -244,6 +316,7 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
     """A camera's session on a server that offers TLS (`AUTH TLS`, then `PROT P` for data)."""
 
     dtp_handler = CameraTlsDTPHandler
+    proto_cmds = folders_removable(TLS_FTPHandler.proto_cmds)  # AUTH, PBSZ, PROT too
 
     def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
         # pyftpdlib answers these 550 when TLS is required and missing; the log says who.
@@ -283,6 +356,10 @@ def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
     certfile, keyfile = certificate_files(tls, "FTP")
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_options(TLS_FTPHandler.ssl_options)
+    context.set_min_proto_version(TLS_VERSIONS[tls.min_version])
+    ciphers = old_versions_ciphers(tls, "The FTP server")
+    if ciphers is not None:
+        context.set_cipher_list(ciphers.encode())
     try:
         context.use_certificate_chain_file(str(certfile))
         context.use_privatekey_file(str(keyfile))
@@ -325,6 +402,11 @@ class CameraFtpServer(FTPServer):
             self.ioloop.modify(self._fileno, self.ioloop.READ)
 
 
+def say_busy_and_close(session: FTPHandler) -> None:
+    session.respond(TOO_MANY_SESSIONS)
+    session.close_when_done()
+
+
 def make_handler_class(
     settings: FtpServerConfig,
     accept_uploads: AcceptUploads,
@@ -347,6 +429,7 @@ def make_handler_class(
         "login_throttle": login_throttle,
         "admission": admission,
         "open_sessions": WeakSet(),
+        "sessions": SessionShares[FTPHandler](say_busy_and_close),
     }
     if settings.tls.mode == "off":
         return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
@@ -413,7 +496,7 @@ class FtpIngest:
             raise FtpIngestError(
                 f"cannot listen for FTP on {settings.host}:{settings.port}: {exc.strerror or exc}"
             ) from None
-        server.max_cons, server.max_cons_per_ip = MAX_SESSIONS, MAX_SESSIONS_PER_IP
+        server.max_cons = MAX_SOCKETS  # sessions per address: CameraFtpHandler.sessions
         host, port = server.address
         self._address = (host, port)
         self._thread = threading.Thread(target=self._serve, args=(server,), name="ftp", daemon=True)

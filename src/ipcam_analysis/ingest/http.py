@@ -230,11 +230,13 @@ def _write_new_file(path: Path, data: bytes) -> None:
     The clean-up after an analysed upload removes that folder when it is empty: if it does so
     between the mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
     for attempt in range(1, FOLDER_ATTEMPTS + 1):
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # mkdir's exist_ok check races with the clean-up too: a folder found existing,
+            # then gone before it is checked, is FileExistsError.
+            path.parent.mkdir(parents=True, exist_ok=True)
             file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
-        except FileNotFoundError:
-            if attempt == FOLDER_ATTEMPTS:
+        except (FileNotFoundError, FileExistsError):
+            if attempt == FOLDER_ATTEMPTS or path.exists():
                 raise
             continue
         with file:

@@ -7,11 +7,13 @@ import hmac
 import logging
 import socket
 import ssl
+import tempfile
+import warnings
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from weakref import WeakSet
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
@@ -22,8 +24,13 @@ from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
-from ipcam_analysis.ingest.throttle import LoginThrottle, SessionCount
-from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, tls_failure
+from ipcam_analysis.ingest.throttle import LoginThrottle, SessionShares
+from ipcam_analysis.ingest.tls import (
+    TlsConfig,
+    certificate_files,
+    old_versions_ciphers,
+    tls_failure,
+)
 from ipcam_analysis.settings import StrictModel
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,19 @@ UNKNOWN_SENDER = (
     " or list this address as the camera's smtp_from"
 )
 NOT_QUEUED = "451 4.3.0 The pictures could not be queued; try again later"
+NOT_SPOOLED = "451 4.3.0 The message could not be stored; try again later"
+TOO_MUCH_DATA = "552 Error: Too much mail data"  # aiosmtpd's words, as push() expects them
+LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+# A message being received is kept in memory up to this, then in a file: sessions held in the
+# middle of big messages cost little memory, however many they are (each address has its share).
+SPOOL_IN_MEMORY_BYTES = 256 * 1024
 UNREADABLE = "554 5.6.0 The message cannot be read ({}); not queued, do not send it again"
+TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
 
 
 class SmtpServerConfig(StrictModel):
@@ -79,7 +98,8 @@ class CameraMailHandler:
             name: pw.get_secret_value().encode() for name, pw in settings.users.items()
         }
         self._warned_cleartext: set[str] = set()
-        self.sessions = SessionCount()
+        # An address's oldest idle session makes room for a newcomer: see SessionShares.
+        self.sessions = SessionShares[SMTP](say_busy_and_close)
         self.open_sessions: WeakSet[SMTP] = WeakSet()  # closed by stop()
         self._queueing = ThreadPoolExecutor(QUEUE_THREADS, thread_name_prefix="smtp-queue")
 
@@ -140,13 +160,16 @@ class CameraMailHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    def spool(self) -> tempfile.SpooledTemporaryFile[bytes]:
+        """Where a message being received goes: memory, then a file beside the pictures."""
+        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY_BYTES, dir=self._settings.root_dir)
+
+    async def receive_mail(self, session: Session, message: IO[bytes]) -> str:
+        """The reply to a message received whole: its pictures queued, or why not."""
         camera, ip = session.camera, peer_ip(session)
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
         loop = asyncio.get_running_loop()
         try:
-            ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)
+            ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, message)
         except UnreadableMail as exc:  # sent again, it would fail again: refused for good
             log.warning("E-mail from %s (%s) refused: %s", camera, ip, exc)
             return UNREADABLE.format(exc)
@@ -161,11 +184,11 @@ class CameraMailHandler:
             return NOT_QUEUED
         return f"250 2.0.0 Queued as {' '.join(map(str, ids))}"
 
-    def queue_mail(self, camera: str, ip: str, raw: bytes) -> list[int]:
+    def queue_mail(self, camera: str, ip: str, message: IO[bytes]) -> list[int]:
         """Every picture of the message written and queued in one transaction; the queue ids,
         once committed. If any cannot be queued, none is and no file is left: the camera
         hears 451 and sends the whole message again, each picture once, in one burst."""
-        mail = read_mail(raw)
+        mail = read_mail(message)
         home = self._settings.root_dir / camera
         uploads = write_uploads(mail, camera, home, ip, datetime.now().astimezone())
         ids = queue_uploads(uploads, self._accept_uploads)
@@ -174,6 +197,13 @@ class CameraMailHandler:
         else:
             log.info("E-mail without a picture from %s (%s): a connection test", camera, ip)
         return ids
+
+
+def say_busy_and_close(session: SMTP) -> None:
+    transport = session.transport
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        transport.write(TOO_MANY_SESSIONS)
+        transport.close()
 
 
 def peer_ip(session: Session) -> str:
@@ -197,7 +227,7 @@ class CameraSmtp(SMTP):
         self.session.camera = None
         self.session.failed_login = None
         ip = peer_ip(self.session)
-        if self.event_handler.sessions.admit(ip):
+        if self.event_handler.sessions.admit(ip, self):
             self._counted = True
             return
         refused = self.event_handler.sessions.refused_in_a_row(ip)
@@ -206,15 +236,13 @@ class CameraSmtp(SMTP):
                 "SMTP connection from %s refused: too many at once (%d so far)", ip, refused
             )
         self._handler_coroutine.cancel()  # before it greets
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(TOO_MANY_SESSIONS)
-        transport.close()
+        say_busy_and_close(self)
 
     def connection_lost(self, error: Exception | None) -> None:
         assert self.session is not None
         if self._counted:
             self._counted = False
-            self.event_handler.sessions.release(peer_ip(self.session))
+            self.event_handler.sessions.release(peer_ip(self.session), self)
             if self.envelope is not None and self.envelope.mail_from:
                 log.warning(
                     "E-mail from %s (%s) cut off before its end: nothing queued",
@@ -251,6 +279,63 @@ class CameraSmtp(SMTP):
             )
         await super().push(status)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the message spooled (see SPOOL_IN_MEMORY_BYTES) where aiosmtpd
+        keeps every line of it in memory until the end."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None and self.session is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        with self.event_handler.spool() as message:
+            reply = await self._receive_message(message)
+            if reply is None:
+                message.seek(0)
+                reply = await self.event_handler.receive_mail(self.session, message)
+        self._set_post_data_state()
+        await self.push(reply)
+
+    async def _receive_message(self, message: IO[bytes]) -> str | None:
+        """The lines up to the lone dot into `message`, dots unstuffed (RFC 5321 4.5.2); else
+        the refusal, sent once the message has ended all the same (RFC 5321 4.2.5)."""
+        refusal: str | None = None
+        size, limit = 0, self.data_size_limit
+        in_long_line = False  # the rest of a line longer than the reader's limit comes next
+        while True:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.readexactly(exc.consumed)
+                refusal, in_long_line = refusal or LINE_TOO_LONG, True
+                continue
+            if line == b".\r\n" and not in_long_line:
+                return refusal
+            in_long_line = False
+            size += len(line)
+            if limit and size > limit:
+                refusal = refusal or TOO_MUCH_DATA
+            if refusal is None:
+                refusal = self._spool_line(message, line[1:] if line[:1] == b"." else line)
+
+    def _spool_line(self, message: IO[bytes], line: bytes) -> str | None:
+        try:
+            message.write(line)
+        except OSError as exc:  # the disk is full: the camera tries again later
+            assert self.session is not None
+            log.error(
+                "Could not store the e-mail from %s (%s): %s",
+                self.session.camera,
+                peer_ip(self.session),
+                exc,
+            )
+            return NOT_SPOOLED
+        return None
+
     async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
         return await self._slow_if_failed(await super().auth_PLAIN(_, args))
 
@@ -283,6 +368,12 @@ def tls_context(settings: TlsConfig) -> ssl.SSLContext | None:
         return None
     certfile, keyfile = certificate_files(settings, "SMTP")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with warnings.catch_warnings():  # Python deprecates naming TLS 1.0 and 1.1; opted in here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = TLS_VERSIONS[settings.min_version]
+    ciphers = old_versions_ciphers(settings, "The SMTP server")
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
     try:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
@@ -318,6 +409,12 @@ class SmtpIngest:
         settings = self._settings
         context = tls_context(settings.tls)
         required = settings.tls.mode == "required"
+        try:
+            settings.root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
+        except OSError as exc:
+            raise SmtpIngestError(
+                f"cannot make the folder {settings.root_dir}: {exc.strerror or exc}"
+            ) from None
         # aiosmtpd logs every connection at INFO, and a deprecation warning at each login that
         # its own AUTH code causes; our hooks log what matters.
         library_log = logging.getLogger("mail.log")

@@ -6,8 +6,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
+Session = TypeVar("Session")
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_IP = 20
 LOGGED_FAILURES_IN_A_ROW = 10  # failed logins from one address logged one by one, then 1 in 100
@@ -74,8 +75,8 @@ class LoginThrottle:
 
 
 class SessionCount:
-    """Open sessions per address and in all, to refuse a flood (SMTP 421, HTTP 503, alarms
-    dropped)."""
+    """Open connections per address and in all, beyond which HTTP push answers 503 (FTP, SMTP
+    and alarms make room instead: SessionShares)."""
 
     def __init__(self, per_ip: int = MAX_SESSIONS_PER_IP, total: int = MAX_SESSIONS) -> None:
         self._per_ip = per_ip
@@ -99,3 +100,59 @@ class SessionCount:
         self._by_ip[ip] -= 1
         if self._by_ip[ip] <= 0:
             del self._by_ip[ip]
+
+
+class SessionShares(Generic[Session]):
+    """Open sessions by address, `per_ip` each and `total` in all. When all are taken, a
+    newcomer takes the oldest session of the address holding the most (`close` ends it), so
+    idle sessions from a few addresses cannot keep a camera out (13 addresses at 20 each are
+    more than 256). Used on one server's IO loop only."""
+
+    def __init__(
+        self,
+        close: Callable[[Session], None],
+        per_ip: int = MAX_SESSIONS_PER_IP,
+        total: int = MAX_SESSIONS,
+    ) -> None:
+        self._close = close
+        self._per_ip = per_ip
+        self._total = total
+        self._by_ip: dict[str, list[Session]] = {}  # oldest first
+        self._count = 0
+        self._refused: Counter[str] = Counter()  # in a row, per address
+
+    def admit(self, ip: str, session: Session) -> bool:
+        held = self._by_ip.get(ip, [])
+        if len(held) >= self._per_ip or (self._count >= self._total and not self._make_room(ip)):
+            self._refused[ip] += 1
+            return False
+        self._by_ip.setdefault(ip, []).append(session)
+        self._count += 1
+        self._refused.pop(ip, None)
+        return True
+
+    def _make_room(self, ip: str) -> bool:
+        biggest_ip, biggest = max(self._by_ip.items(), key=lambda item: len(item[1]))
+        if len(biggest) <= len(self._by_ip.get(ip, [])) + 1:  # each holds its share already
+            return False
+        oldest = biggest[0]
+        self.release(biggest_ip, oldest)  # its own release() later finds it gone
+        self._close(oldest)
+        return True
+
+    def refused_in_a_row(self, ip: str) -> int:
+        """Sessions refused from ip since it was last admitted: log the first, not the flood."""
+        return self._refused[ip]
+
+    def release(self, ip: str, session: Session) -> None:
+        held = self._by_ip.get(ip, [])
+        if session in held:
+            held.remove(session)
+            self._count -= 1
+            if not held:
+                del self._by_ip[ip]
+
+    def close_all(self) -> None:
+        for held in list(self._by_ip.values()):
+            for session in list(held):
+                self._close(session)

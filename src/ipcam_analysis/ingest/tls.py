@@ -8,14 +8,14 @@ import os
 import socket
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.settings import StrictModel
@@ -23,6 +23,11 @@ from ipcam_analysis.settings import StrictModel
 log = logging.getLogger(__name__)
 
 TlsMode = Literal["off", "optional", "required"]
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+DEFAULT_MIN_VERSION: TlsVersion = "1.2"
+# Below TLS 1.2 the handshake signs with MD5/SHA-1, which OpenSSL 3 refuses at its default
+# security level (Debian's is 2): the old versions need level 0, on the camera's side too.
+OLD_VERSIONS_CIPHERS = "DEFAULT:@SECLEVEL=0"
 SELF_SIGNED_CERTIFICATE = "self-signed-cert.pem"
 SELF_SIGNED_KEY = "self-signed-key.pem"
 # Long enough that nobody has to renew it on a camera; cameras rarely check dates anyway.
@@ -30,14 +35,31 @@ SELF_SIGNED_DAYS = 3650
 
 
 class TlsConfig(StrictModel):
-    """`off`: clear text only; `optional`: TLS when the client asks; `required`: TLS or nothing."""
+    """`off`: clear text only; `optional`: TLS when the client asks; `required`: TLS or nothing.
+    Without a mode, a configured certificate means `optional`."""
 
     mode: TlsMode = "off"
     certfile: Path | None = None  # PEM; may hold the key too
     keyfile: Path | None = None
+    # Opt-in for cameras whose firmware speaks only TLS 1.0 or 1.1 (warned about at start).
+    min_version: TlsVersion = DEFAULT_MIN_VERSION
     # Filled from data_dir by the config: where a self-signed certificate is made when
     # certfile is not set.
     self_signed_dir: Path | None = None
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # YAML reads `min_version: 1.0` as a number.
+        return str(value) if isinstance(value, float) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _certificate_means_tls(cls, data: Any) -> Any:
+        # A certificate set up is meant to be offered (STARTTLS, AUTH TLS) to the cameras.
+        if isinstance(data, dict) and data.get("certfile") and "mode" not in data:
+            return {**data, "mode": "optional"}
+        return data
 
     @model_validator(mode="after")
     def _key_needs_certificate(self) -> TlsConfig:
@@ -67,6 +89,20 @@ def certificate_files(settings: TlsConfig, listener: str) -> tuple[Path, Path]:
         "%s TLS certificate %s, SHA-256 fingerprint %s", listener, certfile, fingerprint(certfile)
     )
     return certfile, keyfile
+
+
+def old_versions_ciphers(settings: TlsConfig, listener: str) -> str | None:
+    """The cipher list a listener needs for TLS older than 1.2, warned about in one line;
+    None at 1.2 and above (the library's defaults stay)."""
+    if settings.min_version >= "1.2":
+        return None
+    log.warning(
+        "%s accepts TLS %s (tls.min_version): its encryption is weak; raise it to 1.2"
+        " once no camera needs it",
+        listener,
+        settings.min_version,
+    )
+    return OLD_VERSIONS_CIPHERS
 
 
 def tls_failure(error: BaseException) -> str:
