@@ -114,9 +114,9 @@ MUTANTS: list[Mutant] = [
         (
             Edit(
                 SMTP,
-                "ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)",
+                "ids = await loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, message)",
                 "ids: list[int] = []\n"
-                "            loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, raw)",
+                "            loop.run_in_executor(self._queueing, self.queue_mail, camera, ip, message)",
             ),
         ),
         (f"{ACKS}::test_no_smtp_250_before_the_pictures_are_queued",),

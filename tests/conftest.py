@@ -8,6 +8,7 @@ pytest_plugins = [
     "harness.mail_camera",
     "harness.mqtt",
     "harness.webhook",
+    "harness.onvif",
     "harness.service",
     # After harness.service, which it imports: a plugin imported earlier is not assert-rewritten.
     "harness.postgres",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from harness.eval_images import EVAL_IMAGES, centre_inside, eval_snapshot, overlap
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.config.messages import describe_validation_error
-from ipcam_analysis.detect import build_detector, darknet, weights
+from ipcam_analysis.detect import build_detector, darknet, weights, yolo
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig
 from ipcam_analysis.rules import decide
 from ipcam_analysis.values import Box, Detection, Label
@@ -87,49 +87,61 @@ def test_every_box_lies_within_the_image(detector: LocalDetector) -> None:
             assert 25 <= instance.confidence <= 100
 
 
-def test_the_converted_model_answers_like_opencvs_darknet_reader() -> None:
-    """Our ONNX conversion against OpenCV's own Darknet reader, on one real photo at 416×416."""
+@pytest.mark.parametrize("model", list(weights.MODELS.values()), ids=list(weights.MODELS))
+def test_the_converted_model_answers_like_opencvs_darknet_reader(model: weights.YoloModel) -> None:
+    """Our ONNX conversion and decoding against OpenCV's own Darknet reader, on one real photo
+    at 416×416: the same boxes with the same scores (YOLOv4-tiny: its split routes, scale_x_y)."""
     import onnxruntime
 
-    cfg, weights_file = weights.locate(weights.YOLO_CFG), weights.locate(weights.YOLO_WEIGHTS)
-    picture = cv2.resize(cv2.imread(str(EVAL_IMAGES / "darknet_dog.jpg")), (416, 416))
+    cfg, weights_file = weights.locate(model.cfg), weights.locate(model.weights)
+    picture = cv2.resize(cv2.imread(str(EVAL_IMAGES / "darknet_person.jpg")), (416, 416))
     blob = cv2.dnn.blobFromImage(picture, 1 / 255, (416, 416), swapRB=True)
     reference = cv2.dnn.readNetFromDarknet(str(cfg), str(weights_file))
     reference.setInput(blob)
-    expected = np.vstack(reference.forward(reference.getUnconnectedOutLayersNames()))[:, 5:]
+    rows = np.vstack(reference.forward(reference.getUnconnectedOutLayersNames()))
+    cell, class_id = np.nonzero(rows[:, 5:] >= 0.3)
+    centre, size = rows[cell, :2], rows[cell, 2:4]
+    corners = np.hstack([centre - size / 2, centre + size / 2])
+    expected = sorted(
+        (class_id, score, *box)
+        for class_id, score, box in zip(class_id, rows[cell, 5 + class_id], corners, strict=True)
+    )
     session = onnxruntime.InferenceSession(darknet.convert(cfg, weights_file))
     heads = darknet.yolo_heads(cfg)
-    ours = []
-    for output, head in zip(
-        session.run([h.output for h in heads], {"image": blob}), heads, strict=True
-    ):
-        grid = output.reshape(len(head.anchors), 5 + head.classes, *output.shape[2:])
-        scores = 1 / (1 + np.exp(-grid[:, 5:])) * (1 / (1 + np.exp(-grid[:, 4:5])))
-        # OpenCV orders cells row by row, then anchor; it zeroes scores below 0.2.
-        ours.append(scores.transpose(2, 3, 0, 1).reshape(-1, head.classes))
-    ours = np.vstack(ours)
-    ours[ours < 0.2] = 0
-    assert np.abs(ours - expected).max() < 0.02
+    found = [
+        yolo.decode(output, head, 416, 0.3)
+        for output, head in zip(
+            session.run([h.output for h in heads], {"image": blob}), heads, strict=True
+        )
+    ]
+    ours = sorted(
+        (class_id, score, *corners)
+        for part in found
+        for corners, class_id, score in zip(part.corners, part.class_ids, part.scores, strict=True)
+    )
+    assert len(ours) == len(expected) >= 5
+    assert np.abs(np.array(ours, float) - np.array(expected, float)).max() < 1e-4
 
 
 def test_missing_and_damaged_model_files_say_how_to_reinstall(tmp_path: Path) -> None:
-    for model_file in weights.YOLO_FILES:
+    model = weights.MODELS[LocalDetectorConfig().model]
+    for model_file in model.files:
         shutil.copy(weights.locate(model_file), tmp_path / model_file.name)
     LocalDetector(LocalDetectorConfig(), 25, model_folder=tmp_path)  # the intact copy loads
 
-    damaged = tmp_path / "yolov3-tiny.weights"
+    damaged = tmp_path / model.weights.name
     data = bytearray(damaged.read_bytes())
     data[1000] ^= 0xFF
     damaged.write_bytes(bytes(data))
     with pytest.raises(weights.ModelFilesError) as error:
         LocalDetector(LocalDetectorConfig(), 25, model_folder=tmp_path)
-    assert "yolov3-tiny.weights" in str(error.value)
+    assert model.weights.name in str(error.value)
     assert "damaged" in str(error.value)
     assert weights.INSTALL_COMMAND in str(error.value)
 
     (tmp_path / "coco.names").unlink()
     with pytest.raises(weights.ModelFilesError, match=r"coco\.names cannot be read"):
-        weights.verified_in(tmp_path, weights.COCO_NAMES)
+        weights.verified_in(tmp_path, model.names)
 
 
 def test_a_missing_package_names_the_install_command() -> None:
@@ -141,14 +153,14 @@ def test_a_missing_package_names_the_install_command() -> None:
 def test_the_converted_model_is_cached_and_a_damaged_copy_replaced(
     tmp_path: Path,
 ) -> None:
-    cfg, weights_file = weights.locate(weights.YOLO_CFG), weights.locate(weights.YOLO_WEIGHTS)
+    model = weights.MODELS[LocalDetectorConfig().model]
+    cfg, weights_file = weights.locate(model.cfg), weights.locate(model.weights)
     cached = Path(darknet.cached_model(cfg, weights_file, "test", tmp_path))
     assert cached.parent == tmp_path
     assert darknet.cached_model(cfg, weights_file, "test", tmp_path) == str(
         cached
     )  # converted once
-    key = weights.YOLO_CFG.sha256[:8] + weights.YOLO_WEIGHTS.sha256[:8]
-    damaged = cached.with_name(cached.name.replace("-test-", f"-{key}-"))
+    damaged = cached.with_name(cached.name.replace("test-", f"{model.name}-{model.key}-"))
     damaged.write_bytes(b"not a model")
     detector = LocalDetector(LocalDetectorConfig(model_cache_dir=tmp_path), 25)
     assert damaged.stat().st_size == cached.stat().st_size

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import FrameType
+from typing import Any, cast
 
 from ipcam_analysis.analysis import Analysis, AnalysisProcesses
 from ipcam_analysis.config import AppConfig
@@ -19,6 +20,7 @@ from ipcam_analysis.ingest import (
     EVENT_SOURCES,
     SOURCES,
     LoginThrottle,
+    Poller,
     Source,
     UploadAdmission,
 )
@@ -92,7 +94,10 @@ class Service:
             self.analysis = processes or Analysis(
                 config, self.database, self.queue, self.store, self.metrics, make_detector
             )
-        self.sources: dict[str, Source] = self._sources() if "ingest" in self.roles else {}
+        self.sources: dict[str, Source] = {}  # the listeners
+        self.pollers: dict[str, Poller] = {}  # the sources that reach out to cameras (ONVIF)
+        if "ingest" in self.roles:
+            self.sources, self.pollers = self._sources()
         self._takes_camera_events = "ingest" in self.roles and bool(config.event_source_settings())
         # Camera events are published where they arrive: through the analysis's own MQTT
         # connection when it runs in this process, else through one of this process's own.
@@ -112,13 +117,15 @@ class Service:
                 self.metrics,
                 self.listener_addresses,
                 roles=self.roles,
+                camera_links=self.camera_links,
             )
             self.web = WebServer(create_app(dashboard), config.web.host, config.web.port)
         self._stopped = threading.Event()
         self._lock = DataDirLock(config.data_dir)
 
-    def _sources(self) -> dict[str, Source]:
-        """The listeners cameras send to, each feeding the queue through `_accept_uploads`."""
+    def _sources(self) -> tuple[dict[str, Source], dict[str, Poller]]:
+        """The listeners cameras send to and the pollers that reach out to cameras, each
+        feeding the queue through `_accept_uploads`."""
         config = self.config
         ftp = config.ftp_server
         self.admission = UploadAdmission(
@@ -128,15 +135,19 @@ class Service:
             [ftp.root_dir, config.data_dir],
         )
         throttle = LoginThrottle()
-        sources: dict[str, Source] = {
-            kind: SOURCES[kind].implementation(
+        sources: dict[str, Source] = {}
+        pollers: dict[str, Poller] = {}
+        for kind, settings in config.source_settings().items():
+            built = SOURCES[kind].implementation(
                 settings, self._accept_uploads, login_throttle=throttle, admission=self.admission
             )
-            for kind, settings in config.source_settings().items()
-        }
+            if SOURCES[kind].health == "poller":
+                pollers[kind] = cast(Poller, built)
+            else:
+                sources[kind] = cast(Source, built)
         for kind, settings in config.event_source_settings().items():
             sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
-        return sources
+        return sources, pollers
 
     @property
     def ftp(self) -> Source:
@@ -193,6 +204,8 @@ class Service:
         log.info("Camera %s reported %s %s", camera, event.event, event.status)
         for publisher in self._event_publishers:
             publisher.publish_camera_event(event)
+        for poller in self.pollers.values():
+            poller.camera_reported(event)
         return True
 
     def listener_addresses(self) -> dict[str, tuple[str, int] | None]:
@@ -204,6 +217,10 @@ class Service:
             except RuntimeError:  # not started
                 found[kind] = None
         return found
+
+    def camera_links(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each poller's cameras' links (state, since, error), by the poller's kind."""
+        return {kind: poller.camera_links() for kind, poller in self.pollers.items()}
 
     def start(self) -> None:
         """In this order: the data_dir lock, then the listeners bound; only then does anything
@@ -237,9 +254,9 @@ class Service:
 
     def _start_listeners(self) -> None:
         """The sources, then the dashboard; if one cannot listen, those started stop again."""
-        started: list[Source | WebServer] = []
+        started: list[Source | Poller | WebServer] = []
         try:
-            for source in self.sources.values():
+            for source in [*self.sources.values(), *self.pollers.values()]:
                 source.start()
                 started.append(source)
             if self.web is not None:
@@ -305,7 +322,7 @@ class Service:
         log.info("Stopping: no new uploads; finishing the images in progress")
         if self.web is not None:
             self.web.stop()
-        for source in self.sources.values():
+        for source in [*self.pollers.values(), *self.sources.values()]:
             source.stop()
         if self.analysis is not None:
             self.analysis.stop()

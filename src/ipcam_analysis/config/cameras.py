@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import DetectorKind
+from ipcam_analysis.ingest.onvif import OnvifCameraConfig
 from ipcam_analysis.notify.apprise import AppriseUrl
 from ipcam_analysis.rules import CallLimits, FiltersConfig, TimeWindow
 from ipcam_analysis.rules.windows import TimeWindows
@@ -30,6 +31,8 @@ class CameraConfig(StrictModel):
     # A camera that e-mails without logging in is known by its sender address(es).
     smtp_from: list[str] | None = None
     serial_id: str | None = None  # what an XMeye camera's alarms carry as SerialID
+    # A camera that announces motion (ONVIF), or whose alarm should fetch its snapshot.
+    onvif: OnvifCameraConfig | None = None
 
     @field_validator("smtp_from", mode="before")
     @classmethod

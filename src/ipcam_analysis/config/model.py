@@ -26,6 +26,7 @@ from ipcam_analysis.detect.rekognition import RekognitionConfig
 from ipcam_analysis.ingest.alarm import AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.ingest.http import HttpIngestConfig
+from ipcam_analysis.ingest.onvif import OnvifSourceConfig
 from ipcam_analysis.ingest.smtp import SmtpServerConfig
 from ipcam_analysis.ingest.tls import TlsConfig
 from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
@@ -296,6 +297,9 @@ class AppConfig(StrictModel):
                     "tls": self._tls(self.smtp_server.tls),
                 }
             )
+        onvif = {name: camera.onvif for name, camera in self.cameras.items() if camera.onvif}
+        if onvif:
+            sources["onvif"] = OnvifSourceConfig(cameras=onvif, root_dir=ftp.root_dir)
         return sources
 
     def _tls(self, tls: TlsConfig) -> TlsConfig:
@@ -318,6 +322,11 @@ class AppConfig(StrictModel):
             found.append(self.mqtt.password.get_secret_value())
         if self.database.url:
             found += database_url_secrets(self.database.url)
+        for camera in self.cameras.values():
+            if camera.onvif is not None:
+                found.append(camera.onvif.password.get_secret_value())
+                if camera.onvif.snapshot_url is not None:
+                    found.append(camera.onvif.snapshot_url.get_secret_value())
         camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
         for url in [*self.notify, *camera_urls]:
             found += secrets_in_url(url)

