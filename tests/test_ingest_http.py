@@ -202,8 +202,8 @@ def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("headers", "content", "status", "reason"),
     [
-        ({"Content-Type": "text/plain"}, b"hello", 415, "Not an image type: text/plain"),
-        ({}, JPEG, 415, "Not an image type: none"),
+        ({"Content-Type": "text/plain"}, b"hello", 415, "Not an image or clip type: text/plain"),
+        ({}, JPEG, 415, "Not an image or clip type: none"),
         ({"Content-Type": "image/jpeg"}, b"\xff" * (1024 * 1024 + 1), 413, "Larger than"),
         ({"Content-Type": "image/jpeg"}, b"", 400, "Empty body"),
     ],
@@ -380,7 +380,7 @@ def test_a_raw_body_that_is_no_image_is_415_whatever_its_type_says(
             *("-u", f"cam01:{CAMERAS['cam01']}", "-H", f"Content-Type: {kind}"),
             *("--data-binary", f"@{fake}", http_ingest.url),
         )
-        assert (status, body) == (415, "The body holds no JPEG or PNG image\n")
+        assert (status, body) == (415, "The body holds no JPEG or PNG image nor clip\n")
     assert http_ingest.uploads == [] and http_ingest.kept_files() == []
 
 

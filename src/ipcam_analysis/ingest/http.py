@@ -181,14 +181,18 @@ class HttpIngest:
         raw = content_type in IMAGE_TYPES or content_type in CLIP_TYPES
         if not raw and content_type != "multipart/form-data":
             shown = _printable(content_type) or "none"
-            raise Refusal(415, f"Not an image type: {shown} (send image/jpeg or image/png)")
+            raise Refusal(
+                415, f"Not an image or clip type: {shown} (send image/jpeg, image/png or video/mp4)"
+            )
         body = await self._read_body(request)
         data, sent_name = (body, None) if raw else await _form_file(request, body)
         # What the bytes are, whatever the client says they are.
         suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
         suffix = suffix or CLIP_SUFFIXES.get(clip_format(data) or "")
         if suffix is None:
-            raise Refusal(415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image")
+            raise Refusal(
+                415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image nor clip"
+            )
         return Picture(data, suffix, sent_name)
 
     async def _read_body(self, request: Request) -> bytes:
