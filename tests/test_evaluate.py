@@ -70,7 +70,9 @@ def test_json_greyscale_and_small(folder: Path, capsys: pytest.CaptureFixture[st
     assert (person["present"], person["absent"]) == (1, 3)
     assert person["found"] + len(person["missed_images"]) == 1
     assert summary["ms_median"] > 0 and summary["ms_p90"] >= summary["ms_median"]
-    assert 50 < summary["peak_rss_mb"] < 2000
+    # The peak is this whole test process's (the suite's before it too): only its presence
+    # is checked here; the figures belong in docs/performance.md.
+    assert summary["peak_rss_mb"] > 50
 
 
 def test_cascade_counts_the_cloud_calls_it_would_make(

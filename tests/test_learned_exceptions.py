@@ -257,14 +257,16 @@ def test_not_a_person_and_undo_in_a_real_browser(
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{service.service.web.url}events/{first['id']}")
-    page.get_by_role("button", name=re.compile("^Not a Person")).click()
+    with page.expect_navigation():  # the page reloads once the mark is taken
+        page.get_by_role("button", name=re.compile("^Not a Person")).click()
     learned = wait_until(service.service.store.exceptions.listing, what="the exception")
     assert [(e["camera"], e["label"], e["event_id"]) for e in learned] == [
         ("cam01", "Person", first["id"])
     ]
     page.goto(f"{service.service.web.url}cameras")
     expect(page.locator("section.learned tbody tr")).to_contain_text("Person (97 %)")
-    page.get_by_role("button", name="Undo").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Undo").click()
     expect(page.locator("section.learned")).to_contain_text("None yet")
     assert service.service.store.exceptions.listing() == []
     assert console_errors == []

@@ -146,7 +146,7 @@ def test_nodes_starting_together_create_the_schema_once(
         versions = {database.schema_version() for database in databases}
         assert versions == {len(MIGRATIONS)}
         assert databases[0].query("SELECT COUNT(*) FROM schema_version") == [(1,)]
-        upgrades = [r for r in caplog.records if "schema to version 1" in r.getMessage()]
+        upgrades = [r for r in caplog.records if r.getMessage().endswith("schema to version 1")]
         assert len(upgrades) == 1
     finally:
         for database in databases:
