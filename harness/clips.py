@@ -23,6 +23,7 @@ FPS = 5
 # kind: (muxer, encoder)
 MUXERS = {
     "mp4": ("mp4", "libx264"),
+    "mov": ("mov", "libx264"),
     "mkv": ("matroska", "libx264"),
     "h264": ("h264", "libx264"),
     "h265": ("hevc", "libx265"),
@@ -55,7 +56,7 @@ def encode_clip(
     preset: str = "veryfast",
     key_every: int = 1,
 ) -> bytes:
-    """`kind`: mp4, mkv, h264 or h265 (raw Annex-B) or hxvs (the XMeye container); H.264
+    """`kind`: mp4, mov, mkv, h264 or h265 (raw Annex-B) or hxvs (the XMeye container); H.264
     (H.265 for h265), a key frame every `key_every` seconds (a second, as most cameras do)."""
     if kind == "hxvs":
         return hxvs_clip(frames, fps)
