@@ -184,7 +184,11 @@ def test_quick_start_picture_alerts_by_email_console_dashboard_and_mqtt(journey:
     assert event["outcome"] == "alert" and "Person" in event["triggered"]
     assert event["source"] == "ftp"
     assert_is_jpeg(journey.api(event["snapshot_url"]).content)
-    assert re.search(r"DETECTED LABELS from cam01 .*Person", journey.process.output)
+    # The console line the README shows, to the labels and their confidences.
+    shown = re.search(r"DETECTED LABELS from cam01 \(.*?\): (.*)$", README, re.MULTILINE)
+    assert shown, "the README's quick start shows no DETECTED LABELS line"
+    printed = re.search(r"DETECTED LABELS from cam01 \(.*?\): (.*)$", journey.process.output, re.M)
+    assert printed and printed.group(1) == shown.group(1)
 
     (mail,) = wait_until(lambda: alert_mails(journey, "cam01"), WAIT_SECONDS, "the alert e-mail")
     assert mail["To"] == EXAMPLE["email"]["recipients"][0]
