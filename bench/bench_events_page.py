@@ -30,8 +30,8 @@ import httpx
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import EventRecord, EventStore, LocalStorage, SqliteDatabase
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.values import Detection, Label, Upload
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 

@@ -32,11 +32,11 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
 from harness.clips import EMPTY_STREET, PEOPLE, encode_clip, held  # noqa: E402
-from ipcam_analysis.clip_analysis import MAX_LOCAL_FRAMES, analyse_clip  # noqa: E402
 from ipcam_analysis.config import AppConfig  # noqa: E402
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig  # noqa: E402
 from ipcam_analysis.imaging import decode_snapshot  # noqa: E402
 from ipcam_analysis.imaging.clips import clip_format  # noqa: E402
+from ipcam_analysis.service.clip_analysis import MAX_LOCAL_FRAMES, analyse_clip  # noqa: E402
 
 FPS = 15
 SIZES = {"640x360": (640, 360), "1920x1080": (1920, 1080)}

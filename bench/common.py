@@ -40,10 +40,10 @@ from typing import Any
 import yaml
 from PIL import Image, ImageOps
 
-from ipcam_analysis.app import Service, build_service
 from ipcam_analysis.config import AppConfig, resolve_paths
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.logsetup import remove_logging
+from ipcam_analysis.service.app import Service, build_service
+from ipcam_analysis.service.logsetup import remove_logging
 from ipcam_analysis.store import DATABASE_FILE
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
-from ipcam_analysis.app import build_service  # noqa: E402
 from ipcam_analysis.config import load_config  # noqa: E402
+from ipcam_analysis.service.app import build_service  # noqa: E402
 from ipcam_analysis.values import ROLES  # noqa: E402
 
 

@@ -33,8 +33,8 @@ PARTS = {
     "database (sqlite3, store/, queue, gates)": (
         "sqlite3",
         "ipcam_analysis/store/",
-        "ipcam_analysis/queue.py",
-        "ipcam_analysis/gates.py",
+        "ipcam_analysis/store/queue.py",
+        "ipcam_analysis/service/decisions.py",
     ),
     "FTP (pyftpdlib, ingest/)": ("pyftpdlib/", "ipcam_analysis/ingest/"),
     "logging": ("logging/",),

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from harness.service import RunningService
-from ipcam_analysis.app import Service
+from ipcam_analysis.service.app import Service
 from ipcam_analysis.store import SqliteDatabase
 from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 

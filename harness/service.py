@@ -21,9 +21,9 @@ import yaml
 
 from harness.aws import REGION, Moto, aws_environment
 from harness.ftp import upload_with_ftplib
-from ipcam_analysis.app import Service, build_service
 from ipcam_analysis.config import load_config
-from ipcam_analysis.logsetup import remove_logging
+from ipcam_analysis.service.app import Service, build_service
+from ipcam_analysis.service.logsetup import remove_logging
 from ipcam_analysis.values import ROLES
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"

@@ -23,8 +23,8 @@ from harness.service import DATA
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import Database, EventRecord, EventStore, LocalStorage, open_database
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.values import (
     Box,
     Decision,

@@ -28,12 +28,12 @@ FTP_FILES = "src/ipcam_analysis/ingest/ftp_files.py"
 SMTP = "src/ipcam_analysis/ingest/smtp.py"
 HTTP = "src/ipcam_analysis/ingest/http.py"
 ALARM = "src/ipcam_analysis/ingest/alarm_frames.py"
-APP = "src/ipcam_analysis/app.py"
-ANALYSIS = "src/ipcam_analysis/analysis.py"
-PIPELINE = "src/ipcam_analysis/pipeline.py"
-GATES = "src/ipcam_analysis/gates.py"
-QUEUE = "src/ipcam_analysis/queue.py"
-WORKERS = "src/ipcam_analysis/workers.py"
+APP = "src/ipcam_analysis/service/app.py"
+PROCESSES = "src/ipcam_analysis/service/processes.py"
+PIPELINE = "src/ipcam_analysis/service/pipeline.py"
+GATES = "src/ipcam_analysis/service/decisions.py"
+QUEUE = "src/ipcam_analysis/store/queue.py"
+WORKERS = "src/ipcam_analysis/service/worker_pool.py"
 STORAGE = "src/ipcam_analysis/store/storage.py"
 EMAIL = "src/ipcam_analysis/notify/email.py"
 WEB_APP = "src/ipcam_analysis/web/app.py"
@@ -281,7 +281,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "dead-process-claims-kept",
         "a killed worker process's claims are given back",
-        (Edit(ANALYSIS, "self._give_back(number)", "pass"),),
+        (Edit(PROCESSES, "self._give_back(number)", "pass"),),
         (f"{CLAIMS}::test_a_killed_worker_process_gives_back_its_claims_and_only_its_own",),
     ),
     Mutant(
@@ -289,7 +289,7 @@ MUTANTS: list[Mutant] = [
         "only the dead process's claims are given back",
         (
             Edit(
-                ANALYSIS,
+                PROCESSES,
                 "UploadQueue(database).recover(_owner(self._config, number))",
                 'UploadQueue(database).recover(f"{self._config.node_name}/")',
             ),

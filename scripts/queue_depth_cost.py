@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import Database
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.values import Upload
 
 DONE, PENDING = 100_000, 10_000

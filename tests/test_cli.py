@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from harness.service import (
     wait_until,
     write_config,
 )
-from ipcam_analysis.app import NO_ALERT_CHANNEL
+from ipcam_analysis.service.app import NO_ALERT_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = DATA / "seed"
@@ -198,6 +199,22 @@ def test_root_script_runs_like_the_original(tmp_path: Path, aws: Moto) -> None:
     result = subprocess.run(
         [str(ROOT / "ipcam_analysis.py"), "-c", str(path), "--check-config"],
         cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service_environment(aws),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Configuration OK" in result.stderr
+
+
+@pytest.mark.parametrize("folder", ["root", "elsewhere"])
+def test_python_dash_m_runs_the_command_line(tmp_path: Path, aws: Moto, folder: str) -> None:
+    # From the repository root, where the original's script of the same name lies, too.
+    path = write_config(tmp_path, base_config(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "ipcam_analysis", "-c", str(path), "--check-config"],
+        cwd=ROOT if folder == "root" else tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

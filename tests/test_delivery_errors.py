@@ -22,7 +22,7 @@ def test_a_down_channel_gets_an_honest_error_email_and_backs_off(
     # A webhook nobody listens on: "connection refused", as a Telegram outage would be.
     dead_webhook = f"json://127.0.0.1:{free_port()}/hook"
     service = run_service(notify=[dead_webhook], retry={"error_email_after_attempts": 3})
-    caplog.set_level(logging.WARNING, logger="ipcam_analysis.pipeline")
+    caplog.set_level(logging.WARNING, logger="ipcam_analysis.service.pipeline")
 
     upload(service.address, "cam01", PERSON_JPEG, "gate.jpg")
 

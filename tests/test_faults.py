@@ -14,7 +14,7 @@ from harness.endurance import FixedLatencyDetector
 from harness.service import RunningService, upload, wait_until
 from harness.webhook import WebhookSink
 from ipcam_analysis.notify.apprise import AppriseNotifier
-from ipcam_analysis.pipeline import MAX_INTERNAL_ERRORS
+from ipcam_analysis.service.pipeline import MAX_INTERNAL_ERRORS
 from ipcam_analysis.values import Alert, Detection, NotifyOutcome, Snapshot, WatchedLabels
 
 ERROR_SUBJECTS = ("Image processing error", "Alert not delivered by every channel")

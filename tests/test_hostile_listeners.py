@@ -36,11 +36,11 @@ from harness.service import (
     wait_until,
     write_config,
 )
-from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.cli import EXIT_FAILURE
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
+from ipcam_analysis.net.asgi_server import AsgiServer
 from tests.test_ingest_http import CAMERAS, ScriptedAdmission
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.logsetup import configure_logging, remove_logging
 from ipcam_analysis.masking import MASK, SecretMaskingFilter
+from ipcam_analysis.service.logsetup import configure_logging, remove_logging
 
 SECRET = "pw-cam01-secret"
 

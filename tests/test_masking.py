@@ -55,7 +55,13 @@ def test_a_malformed_record_never_raises_and_its_secrets_stay_masked(
 ) -> None:
     masking = SecretMaskingFilter([SECRET])
     record = logging.LogRecord(
-        "ipcam_analysis.pipeline", logging.INFO, __file__, 1, f"{SECRET} {message}", args, None
+        "ipcam_analysis.service.pipeline",
+        logging.INFO,
+        __file__,
+        1,
+        f"{SECRET} {message}",
+        args,
+        None,
     )
     assert masking.filter(record) is True
     shown = record.getMessage()

@@ -18,7 +18,7 @@ from harness.aws import Moto
 from harness.backends import DATABASE_URL
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.service import RunningService, upload, wait_until
-from ipcam_analysis.gates import camera_key
+from ipcam_analysis.service.decisions import camera_key
 from ipcam_analysis.store import EventFilter
 
 pytestmark = pytest.mark.shared_only  # SQLite runs one write transaction at a time anyway

@@ -16,7 +16,6 @@ from harness.aws import Moto, label
 from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
-from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.store import (
     THUMBNAIL_WIDTH,
     EventFilter,
@@ -25,6 +24,7 @@ from ipcam_analysis.store import (
     LocalStorage,
 )
 from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.schema import MIGRATIONS
 from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload

@@ -15,7 +15,7 @@ from ipcam_analysis import __version__
 from ipcam_analysis.config import AppConfig, load_config
 from ipcam_analysis.config.warnings import config_warnings
 from ipcam_analysis.errors import ConfigError, UserError
-from ipcam_analysis.instance_lock import AlreadyRunningError
+from ipcam_analysis.service.instance_lock import AlreadyRunningError
 from ipcam_analysis.values import ROLES
 
 log = logging.getLogger("ipcam_analysis")
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if command is None and not args.test_aws:
         return _serve(config, args, config_path, warnings)
-    from ipcam_analysis.logsetup import configure_logging
+    from ipcam_analysis.service.logsetup import configure_logging
 
     configure_logging(config, console=args.enable_console_log, level=args.log_level)
     _log_loaded(config_path, warnings)
@@ -190,8 +190,8 @@ def _roles(text: str) -> tuple[str, ...]:
 def _serve(
     config: AppConfig, args: argparse.Namespace, config_path: Path, warnings: list[str]
 ) -> int:
-    from ipcam_analysis.app import build_service
-    from ipcam_analysis.limits import raise_open_files_limit
+    from ipcam_analysis.net.limits import raise_open_files_limit
+    from ipcam_analysis.service.app import build_service
 
     service = build_service(
         config, roles=args.role, console=args.enable_console_log, log_level=args.log_level

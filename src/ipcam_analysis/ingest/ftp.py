@@ -43,7 +43,7 @@ from ipcam_analysis.ingest.tls import (
     old_versions_ciphers,
     tls_failure,
 )
-from ipcam_analysis.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
+from ipcam_analysis.net.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 

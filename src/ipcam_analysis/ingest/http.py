@@ -24,12 +24,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ipcam_analysis.asgi_server import AsgiServer
 from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload, write_new_file
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.net.asgi_server import AsgiServer
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
 

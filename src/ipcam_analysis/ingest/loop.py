@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ipcam_analysis.limits import keep_accepting_quietly
+from ipcam_analysis.net.limits import keep_accepting_quietly
 
 log = logging.getLogger(__name__)
 

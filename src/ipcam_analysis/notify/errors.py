@@ -17,7 +17,7 @@ SendNotice = Callable[[str, str], NotifyOutcome]  # (subject, text) -> outcome
 
 class ErrorStreaks(Protocol):
     """Where the reporter remembers, across restarts, which cameras already had their e-mail
-    (the store's FilterMemory)."""
+    (the store's CameraHistory)."""
 
     def in_error_streak(self, camera: str) -> bool: ...
 

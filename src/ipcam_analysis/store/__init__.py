@@ -3,6 +3,7 @@ pictures, where pictures are kept (files or S3), and the SQL of what the filters
 decisions are made here."""
 
 from ipcam_analysis.store.camera_events import CameraEventStore
+from ipcam_analysis.store.camera_history import CameraHistory
 from ipcam_analysis.store.database import (
     DATABASE_FILE,
     STORAGE_ERRORS,
@@ -20,7 +21,6 @@ from ipcam_analysis.store.events import (
     EventStore,
 )
 from ipcam_analysis.store.exceptions import LearnedExceptions
-from ipcam_analysis.store.memory import FilterMemory
 from ipcam_analysis.store.storage import (
     LocalStorage,
     Storage,
@@ -35,12 +35,12 @@ __all__ = [
     "STORAGE_ERRORS",
     "THUMBNAIL_WIDTH",
     "CameraEventStore",
+    "CameraHistory",
     "Database",
     "DatabaseSettings",
     "EventFilter",
     "EventRecord",
     "EventStore",
-    "FilterMemory",
     "LearnedExceptions",
     "LocalStorage",
     "SqliteDatabase",

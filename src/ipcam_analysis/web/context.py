@@ -12,9 +12,9 @@ from starlette.requests import Request
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.probe import ListenerState, probe_listener
-from ipcam_analysis.queue import UploadQueue
+from ipcam_analysis.net.probe import ListenerState, probe_listener
 from ipcam_analysis.store import EventFilter, EventStore, local_iso
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.web.summaries import camera_states, usage_summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from ipcam_analysis.asgi_server import AsgiServer, ListenerError
+from ipcam_analysis.net.asgi_server import AsgiServer, ListenerError
 
 WebServerError = ListenerError  # the dashboard cannot start; one line for the user
 

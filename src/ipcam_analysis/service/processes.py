@@ -1,6 +1,5 @@
-"""The analysis side of the service: notifiers, the pipeline and its worker threads, run in the
-main process or, with `worker_processes` above 1, in that many child processes over the shared
-database (the sources and the dashboard stay in the main process)."""
+"""Analysis in `worker_processes` child processes over the shared database (the sources and
+the dashboard stay in the main process)."""
 
 from __future__ import annotations
 
@@ -9,78 +8,19 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
-import socket
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
-from ipcam_analysis.notify.errors import ErrorReporter
-from ipcam_analysis.pipeline import Pipeline
-from ipcam_analysis.queue import UploadQueue
-from ipcam_analysis.store import Database, EventStore, FilterMemory, open_database, open_storage
-from ipcam_analysis.values import NotifyOutcome
-from ipcam_analysis.workers import WorkerPool
+from ipcam_analysis.service.analysis import Analysis, MakeDetector
+from ipcam_analysis.store import EventStore, open_database, open_storage
+from ipcam_analysis.store.queue import UploadQueue
 
 log = logging.getLogger(__name__)
 
-MakeDetector = Callable[[str], Detector]
 CHECK_SECONDS = 1.0  # how often the main process looks for a child that died
 STOP_SECONDS = 40.0  # a child's workers get 30 s to finish what they hold
-
-
-class Analysis:
-    """Worker threads claiming from the queue, each item through the pipeline to the notifiers."""
-
-    def __init__(
-        self,
-        config: AppConfig,
-        database: Database,
-        queue: UploadQueue,
-        store: EventStore,
-        metrics: Metrics,
-        make_detector: MakeDetector | None = None,
-    ) -> None:
-        memory = FilterMemory(database)
-        cameras = config.camera_names
-        self.notifiers = build_notifiers(
-            {camera: config.notifier_settings(camera) for camera in [*cameras, None]}
-        )
-        pipeline = Pipeline(
-            config, queue, store, memory, metrics, self.notifiers, _error_reporter(config, memory)
-        )
-        self.workers = WorkerPool(
-            config.workers,
-            queue,
-            pipeline,
-            make_detector or (lambda kind: build_detector(config.detector_settings(kind))),
-            config.detector_kinds(),
-        )
-
-    def start(self) -> None:
-        for notifier in distinct(self.notifiers):
-            notifier.start()
-        self.workers.start()
-
-    def stop(self) -> None:
-        self.workers.stop()
-        for notifier in distinct(self.notifiers):
-            notifier.close()
-
-
-def _error_reporter(config: AppConfig, memory: FilterMemory) -> ErrorReporter:
-    email = EmailNotifier.from_settings(config.email_settings())
-    if email is None:
-        return ErrorReporter(memory, None, None)
-    hostname = socket.gethostname()
-
-    def send_error(camera: str, cause: str, delivery: str | None) -> NotifyOutcome:
-        return email.send_error(camera, cause, hostname, delivery)
-
-    return ErrorReporter(memory, send_error, email.send_notice)
 
 
 class AnalysisProcesses:

@@ -8,10 +8,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ipcam_analysis.clip_analysis import MAX_CLOUD_FRAMES, MAX_LOCAL_FRAMES, analyse_clip
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
-from ipcam_analysis.gates import CameraGates, camera_key
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
@@ -25,7 +23,6 @@ from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, UnreadableClipError, cli
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
-from ipcam_analysis.queue import QueuedItem, UploadQueue
 from ipcam_analysis.rules import (
     decide,
     describe_labels,
@@ -38,7 +35,10 @@ from ipcam_analysis.rules import (
 from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
 from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
-from ipcam_analysis.store import EventFilter, EventRecord, EventStore, FilterMemory
+from ipcam_analysis.service.clip_analysis import MAX_CLOUD_FRAMES, MAX_LOCAL_FRAMES, analyse_clip
+from ipcam_analysis.service.decisions import CameraDecisions, camera_key
+from ipcam_analysis.store import CameraHistory, EventFilter, EventRecord, EventStore
+from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 from ipcam_analysis.store.uploads import read_upload, remove_upload
 from ipcam_analysis.values import (
     ALERT,
@@ -111,7 +111,7 @@ class Pipeline:
         config: AppConfig,
         queue: UploadQueue,
         store: EventStore,
-        memory: FilterMemory,
+        memory: CameraHistory,
         metrics: Metrics,
         notifiers: Mapping[str | None, Sequence[Notifier]],
         errors: ErrorReporter,
@@ -121,7 +121,7 @@ class Pipeline:
         self._queue = queue
         self._store = store
         self._memory = memory
-        self._gates = CameraGates(memory, config.budget, errors.notice)
+        self._decisions = CameraDecisions(memory, config.budget, errors.notice)
         self._metrics = metrics
         self._notifiers = notifiers
         self._errors = errors
@@ -189,7 +189,7 @@ class Pipeline:
         assert snapshot is not None
         now = time.time()
         frame_hash = perceptual_hash(snapshot.image)
-        distance = self._gates.repeated_frame(camera, item.id, frame_hash, now)
+        distance = self._decisions.repeated_frame(camera, item.id, frame_hash, now)
         if distance is not None:
             log.info(
                 "Same picture as the last one from %s (distance %d): not analysed",
@@ -201,7 +201,7 @@ class Pipeline:
             )
         kind, reserved = camera.detector, 0
         if kind in PAID_KINDS:
-            if self._gates.reserve_cloud_call(camera, now):
+            if self._decisions.reserve_cloud_call(camera, now):
                 reserved = 1
             elif self._config.budget.on_exhausted == "none":
                 return self._finish(progress, SKIPPED, "cloud budget exhausted")
@@ -211,13 +211,13 @@ class Pipeline:
             progress.detection = detectors(kind).detect(snapshot, camera.watched)
         except BaseException as exc:
             # A call that failed is not paid for: the reservation goes back.
-            self._gates.settle_cloud_calls(camera.name, reserved, 0, now)
+            self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)
             if isinstance(exc, DetectorError):
                 return self._failed(progress, str(exc), transient=exc.transient)
             raise
         # The calls counted and the detection kept together: a crash keeps both or neither.
         with self._memory.atomically():
-            self._gates.settle_cloud_calls(
+            self._decisions.settle_cloud_calls(
                 camera.name, reserved, progress.detection.cloud_calls, now
             )
             self._queue.save_detection(item.id, progress.detection)
@@ -239,7 +239,7 @@ class Pipeline:
 
         def detect_frame(snapshot: Snapshot) -> Detection | None:
             if calls.kind in PAID_KINDS:
-                if self._gates.reserve_cloud_call(camera, time.time()):
+                if self._decisions.reserve_cloud_call(camera, time.time()):
                     calls.reserved += 1
                 elif self._config.budget.on_exhausted == "none":
                     return None
@@ -265,7 +265,7 @@ class Pipeline:
         except DetectorError as exc:
             return self._failed(progress, str(exc), transient=exc.transient)
         finally:
-            self._gates.settle_cloud_calls(camera.name, calls.reserved, calls.made, time.time())
+            self._decisions.settle_cloud_calls(camera.name, calls.reserved, calls.made, time.time())
         if clip.detection is None:
             return self._finish(progress, SKIPPED, "cloud budget exhausted")
         progress.snapshot, progress.detection = clip.snapshot, clip.detection
@@ -288,7 +288,7 @@ class Pipeline:
         decision = decide(labels, camera.labels, camera.new_labels_only)
         upload = item.upload
         if not upload.burst_id and camera.filters.confirm.wait_seconds:
-            decision, reasons, wait = self._gates.confirmed_by_next_picture(
+            decision, reasons, wait = self._decisions.confirmed_by_next_picture(
                 camera, item.id, decision, time.time()
             )
             if wait:
@@ -306,7 +306,7 @@ class Pipeline:
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
             turn = (
-                self._gates.burst_turn(upload, item.id, decision, now)
+                self._decisions.burst_turn(upload, item.id, decision, now)
                 if upload.burst_id
                 else DECIDES
             )
@@ -319,11 +319,11 @@ class Pipeline:
                     progress.filtered.extend(reasons)
                 matched, reasons = self._same_motion(progress, matched)
                 progress.filtered.extend(reasons)
-                matched, reasons = self._gates.drop_repeats(camera, matched, now)
+                matched, reasons = self._decisions.drop_repeats(camera, matched, now)
                 progress.filtered.extend(reasons)
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:
-                    self._gates.burst_decided(upload, item.id, alerted=decision.alert)
+                    self._decisions.burst_decided(upload, item.id, alerted=decision.alert)
                 if decision.alert:
                     self._queue.save_decision(item.id, decision, progress.filtered)
         if turn.wait:

@@ -13,7 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from ipcam_analysis.errors import UserError
-from ipcam_analysis.limits import keep_accepting_quietly
+from ipcam_analysis.net.limits import keep_accepting_quietly
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, cast
 
-from ipcam_analysis.analysis import Analysis, AnalysisProcesses
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.ingest import (
@@ -25,8 +24,6 @@ from ipcam_analysis.ingest import (
     UploadAdmission,
 )
 from ipcam_analysis.ingest.leftovers import find_leftovers
-from ipcam_analysis.instance_lock import DataDirLock
-from ipcam_analysis.logsetup import configure_logging
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import (
     HOW_TO_SWITCH_ON,
@@ -34,12 +31,16 @@ from ipcam_analysis.notify import (
     MqttNotifier,
     alerts_go_somewhere,
 )
-from ipcam_analysis.queue import UploadQueue
 from ipcam_analysis.rules.windows import describe_time_windows
+from ipcam_analysis.service.analysis import Analysis
+from ipcam_analysis.service.instance_lock import DataDirLock
+from ipcam_analysis.service.logsetup import configure_logging
+from ipcam_analysis.service.processes import AnalysisProcesses
+from ipcam_analysis.service.watchdog import ServiceWatchdog
 from ipcam_analysis.store import EventStore, open_database, open_storage
+from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
 from ipcam_analysis.values import ROLES, CameraEvent, Upload
-from ipcam_analysis.watchdog import ServiceWatchdog
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)

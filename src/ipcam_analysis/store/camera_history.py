@@ -17,7 +17,7 @@ _ALERTED, _SUPPRESSED = 1, -1
 _BURST_VERDICTS = {_ALERTED: True, _SUPPRESSED: False}
 
 
-class FilterMemory:
+class CameraHistory:
     """Per camera, in the database, so it survives restarts."""
 
     def __init__(self, database: Database) -> None:

@@ -22,17 +22,17 @@ from ipcam_analysis.rules.bursts import (
     matched_names,
 )
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
-from ipcam_analysis.store import FilterMemory
+from ipcam_analysis.store import CameraHistory
 from ipcam_analysis.values import Decision, MatchedLabel, Upload
 
 log = logging.getLogger(__name__)
 
 
-class CameraGates:
+class CameraDecisions:
     """The remembering rules, each one atomic over the shared database."""
 
     def __init__(
-        self, memory: FilterMemory, budget: BudgetConfig, notice: Callable[[str], None]
+        self, memory: CameraHistory, budget: BudgetConfig, notice: Callable[[str], None]
     ) -> None:
         """`notice(text)` tells the owner something once (a budget warning)."""
         self._memory = memory
@@ -95,7 +95,7 @@ class CameraGates:
         self, camera: CameraSettings, matched: tuple[MatchedLabel, ...], now: float
     ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
         """Drop objects still where they were alerted and labels in cooldown, and remember what
-        is left as alerted. Call inside `FilterMemory.atomically(camera_key(...))` together with saving the
+        is left as alerted. Call inside `CameraHistory.atomically(camera_key(...))` together with saving the
         decision, so that a crash keeps both or neither."""
         reasons: list[str] = []
         stationary = camera.filters.stationary
@@ -121,7 +121,7 @@ class CameraGates:
     def burst_turn(self, upload: Upload, item_id: int, decision: Decision, now: float) -> BurstTurn:
         """An alerting frame of a burst (the pictures of one e-mail), before the repeats: wait
         until the burst's other frames are decided; then the strongest decides for the burst,
-        and the others name it. Call inside `FilterMemory.atomically(camera_key(...))`, with
+        and the others name it. Call inside `CameraHistory.atomically(camera_key(...))`, with
         drop_repeats and burst_decided when this frame decides."""
         assert upload.burst_id is not None
         strength = max(match.label.confidence for match in decision.matched)
@@ -165,7 +165,7 @@ BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the
 
 
 def camera_key(camera: str) -> str:
-    """What decisions about one camera lock (see FilterMemory.atomically)."""
+    """What decisions about one camera lock (see CameraHistory.atomically)."""
     return f"camera {camera}"
 
 

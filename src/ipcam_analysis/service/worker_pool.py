@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ipcam_analysis.detect import Detector
-from ipcam_analysis.pipeline import Pipeline
-from ipcam_analysis.queue import QueuedItem, UploadQueue
+from ipcam_analysis.service.pipeline import Pipeline
 from ipcam_analysis.store import STORAGE_ERRORS
+from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from ipcam_analysis.probe import ListenerState, probe_listener
+from ipcam_analysis.net.probe import ListenerState, probe_listener
 
 log = logging.getLogger(__name__)
 
