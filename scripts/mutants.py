@@ -207,7 +207,13 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "failed-cloud-call-kept-on-the-budget",
         "a call that failed is not paid for",
-        (Edit(PIPELINE, "self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)", "pass"),),
+        (
+            Edit(
+                PIPELINE,
+                "self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)",
+                "pass",
+            ),
+        ),
         (f"{RETRIES}::test_a_retried_upload_is_not_a_repeat_of_itself_nor_paid_twice",),
     ),
     Mutant(
@@ -266,8 +272,8 @@ MUTANTS: list[Mutant] = [
         (
             Edit(
                 QUEUE,
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) < ?",
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) > ?",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) < $1",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) > $1",
             ),
         ),
         (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),
