@@ -124,7 +124,7 @@ def _decoded(
         yield from _decoded_hxvs(data, skip)
         return
     try:
-        clip = av.open(io.BytesIO(data), format=_demuxer(container))
+        clip = av.open(io.BytesIO(data), "r", format=_demuxer(container))
     except av.error.FFmpegError as exc:
         raise UnreadableClipError(_describe(container, exc)) from None
     with clip:
