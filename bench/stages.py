@@ -23,6 +23,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
 from ipcam_analysis.imaging import (  # noqa: E402
+    THUMBNAIL_WIDTH,
     decode_snapshot,
     draw_boxes,
     encode_jpeg,
@@ -30,7 +31,6 @@ from ipcam_analysis.imaging import (  # noqa: E402
     thumbnail,
 )
 from ipcam_analysis.notify.email import EmailConfig, build_alert_email  # noqa: E402
-from ipcam_analysis.store import THUMBNAIL_WIDTH  # noqa: E402
 from ipcam_analysis.values import Alert, MatchedLabel  # noqa: E402
 
 MATCHED = (MatchedLabel(common.PERSON, "Person"),)
