@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -179,8 +180,9 @@ def caption_size(
     text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, padding: int
 ) -> tuple[int, int]:
     """A caption's width and height with its padding, from the font's metrics (no drawing)."""
-    left, top, right, bottom = font.getbbox(text)  # whole pixels, typed as floats
-    return int(right - left) + 2 * padding, int(bottom - top) + 2 * padding
+    left, top, right, bottom = font.getbbox(text)
+    # Whole pixels: FreeType's box is in floats (whole unless a stroke is asked for).
+    return math.ceil(right - left) + 2 * padding, math.ceil(bottom - top) + 2 * padding
 
 
 def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
