@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,15 +62,24 @@ def _handler(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def webhook_sink() -> Iterator[WebhookSink]:
-    """An HTTP server keeping what it receives in `webhook_sink.requests`."""
+@contextmanager
+def running_webhook_sink() -> Iterator[WebhookSink]:
+    """An HTTP server keeping what it receives in `sink.requests`, until the block ends."""
     sink = WebhookSink(HOST, 0)
     server = ThreadingHTTPServer((HOST, 0), _handler(sink))
     sink.port = int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield sink
-    server.shutdown()
-    server.server_close()
-    thread.join(30)
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(30)
+
+
+@pytest.fixture
+def webhook_sink() -> Iterator[WebhookSink]:
+    """An HTTP server keeping what it receives in `webhook_sink.requests`."""
+    with running_webhook_sink() as sink:
+        yield sink
