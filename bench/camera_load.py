@@ -1,5 +1,6 @@
 """Cameras uploading over real FTP at once (ftplib, one session per upload, as cameras do), each
-upload's start and 226 timed: for bench/side_by_side.py."""
+upload's start and 226 timed, and a probe timing FTP logins meanwhile: for
+bench/side_by_side.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import ftplib
 import io
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench import common
 
@@ -77,3 +80,41 @@ def run_load(
     for thread in threads:
         thread.join()
     return load
+
+
+PROBE_ADDRESS = "127.0.9.9"  # no camera's: the probe waits for the server, not for a camera
+PROBE_EVERY_SECONDS = 0.1
+
+
+def _probe(connection: Any, _stop: Any, port: int, user: str, password: str) -> None:
+    """A child process (so the probe does not wait for the benchmark's own threads): a login
+    on a new session every PROBE_EVERY_SECONDS until the parent asks for the results; sends
+    the times (ms) taken by connect, banner, USER and PASS, and the errors."""
+    logins: list[float] = []
+    errors: list[str] = []
+    connection.send("ready")
+    while not connection.poll(PROBE_EVERY_SECONDS):
+        started = time.perf_counter()
+        try:
+            with ftplib.FTP(timeout=60, source_address=(PROBE_ADDRESS, 0)) as ftp:
+                ftp.connect(common.LOOPBACK, port)
+                ftp.login(user, password)
+                logins.append((time.perf_counter() - started) * 1000)
+        except (OSError, ftplib.Error) as exc:
+            errors.append(str(exc))
+    connection.send((logins, errors))
+
+
+@contextmanager
+def probed_logins(port: int, user: str, password: str) -> Iterator[dict[str, Any]]:
+    """FTP logins timed while inside; the dict yielded is filled when the block ends: the
+    logins' percentiles in ms (n, p50, ..., max) and the first errors."""
+    found: dict[str, Any] = {}
+    with common.child_server(_probe, port, user, password) as connection:
+        if not connection.poll(common.CHILD_START_SECONDS):
+            raise TimeoutError("the login probe did not start")
+        connection.recv()
+        yield found
+        connection.send("results")
+        logins, errors = connection.recv() if connection.poll(120) else ([], ["no report"])
+    found.update(common.percentiles(logins), errors=errors[:3])
