@@ -18,7 +18,6 @@ from harness.aws import Moto
 from harness.backends import DATABASE_URL
 from harness.crash import PERSON, PERSON_JPEG, CrashRig, alert_mails
 from harness.service import RunningService, upload, wait_until
-from ipcam_analysis.service.decisions import camera_key
 from ipcam_analysis.store import EventFilter
 
 pytestmark = pytest.mark.shared_only  # SQLite runs one write transaction at a time anyway
@@ -95,29 +94,33 @@ def test_two_workers_reserving_at_once_make_one_call_on_a_budget_of_one(
     assert outcomes(service) == ["alert", "skipped"]
 
 
+# Another program's trigger: a write of an upload's decision waits for the lock this test holds.
+DECISION_WAITS = 4242
+HOLD_DECISIONS = f"""
+CREATE FUNCTION decision_waits() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock({DECISION_WAITS}); RETURN NEW; END $$;
+CREATE TRIGGER decision_waits BEFORE UPDATE OF decision ON uploads
+FOR EACH ROW EXECUTE FUNCTION decision_waits();
+"""
+
+
 def test_sigkill_between_the_alert_memory_and_its_decision_keeps_neither(
     rig: CrashRig, aws: Moto, request: pytest.FixtureRequest
 ) -> None:
-    """The kill lands while the decision's last write waits for a row lock another program
-    holds: the cooldown it remembered must go with it, or the restart finds the alert in its
-    own cooldown and the owner never hears of it."""
+    """The kill lands while the decision's write waits for a lock another program holds: the
+    cooldown it remembered must go with it, or the restart finds the alert in its own cooldown
+    and the owner never hears of it."""
     cloud = GatedCloud(aws, request)
     rig.config_overrides = {"filters": {"cooldown_seconds": 3600}}
     first = rig.start()
     upload(first.address(), "cam01", PERSON_JPEG, "a.jpg")
     wait_until(lambda: aws.rekognition.calls == 1, 60, "the detector call")
-    url = os.environ[DATABASE_URL]
-    camera_lock = "SELECT pg_advisory_{}(hashtextextended(%s, 0))"
-    with psycopg.connect(url, autocommit=True) as decisions, psycopg.connect(url) as row:
-        # First the camera's decisions wait for this test, then the upload's row does.
-        decisions.execute(camera_lock.format("lock"), (camera_key("cam01"),))
+    with psycopg.connect(os.environ[DATABASE_URL], autocommit=True) as held:
+        held.execute(HOLD_DECISIONS)
+        held.execute(f"SELECT pg_advisory_lock({DECISION_WAITS})")
         cloud.gate.set()
-        wait_until(lambda: rig.detection_saved(1) and waiting_on_locks() == 1, 60, "decide")
-        row.execute("SELECT id FROM uploads WHERE id = 1 FOR UPDATE")
-        decisions.execute(camera_lock.format("unlock"), (camera_key("cam01"),))
-        wait_until(lambda: waiting_on_locks("UPDATE uploads SET decision") == 1, 60, "the decision")
+        wait_until(lambda: waiting_on_locks("UPDATE uploads SET decision") == 1, 60, "decide")
         first.kill()
-        row.rollback()
 
     second = rig.start()
     rig.wait_drained()

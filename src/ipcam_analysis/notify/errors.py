@@ -59,7 +59,9 @@ class ErrorReporter:
 
     def clear(self, camera: str) -> None:
         """A success ends the camera's failure streak: the next failure is news again."""
-        self._streaks.end_error_streak(camera)
+        # Read first: a write on every success would take SQLite's one writer for nothing.
+        if self._streaks.in_error_streak(camera):
+            self._streaks.end_error_streak(camera)
 
     def notice(self, text: str) -> None:
         """Something the owner should know once (a cloud budget running out): log and e-mail."""

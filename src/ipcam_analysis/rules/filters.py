@@ -53,6 +53,11 @@ class FiltersConfig(StrictModel):
     # A weak detection alerts only when another picture of the same burst saw its label.
     confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
 
+    @property
+    def remembers_alerts(self) -> bool:
+        """Whether an alert is remembered for the ones after it (stationary objects, cooldowns)."""
+        return self.stationary.enabled or bool(self.cooldown_seconds)
+
     def merged(self, override: FiltersConfig | None) -> FiltersConfig:
         """This (global) config with the keys a camera set replaced."""
         if override is None:

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from PIL import Image
+
 from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector
-from ipcam_analysis.imaging import hash_distance
-from ipcam_analysis.rules import BudgetConfig
+from ipcam_analysis.imaging import hash_distance, region_fingerprint
+from ipcam_analysis.rules import BudgetConfig, drop_learned_exceptions
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
 from ipcam_analysis.rules.bursts import (
     BurstTurn,
@@ -22,9 +24,14 @@ from ipcam_analysis.rules.bursts import (
     confirmed_by_next_picture,
     matched_names,
 )
-from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
-from ipcam_analysis.store import CameraHistory
-from ipcam_analysis.values import Decision, Detection, MatchedLabel, Snapshot, Upload
+from ipcam_analysis.rules.repeats import (
+    drop_alerted_by_snapshot,
+    drop_cooling_down,
+    drop_stationary,
+    object_kind,
+)
+from ipcam_analysis.store import CameraHistory, EventFilter, EventStore
+from ipcam_analysis.values import ALERT, Decision, Detection, Label, MatchedLabel, Snapshot, Upload
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +40,48 @@ class CameraDecisions:
     """The remembering rules, each one atomic over the shared database."""
 
     def __init__(
-        self, memory: CameraHistory, budget: BudgetConfig, notice: Callable[[str], None]
+        self,
+        memory: CameraHistory,
+        events: EventStore,
+        budget: BudgetConfig,
+        notice: Callable[[str], None],
     ) -> None:
         """`notice(text)` tells the owner something once (a budget warning)."""
         self._memory = memory
+        self._events = events
         self._budget = budget
         self._notice = notice
+
+    def drop_learned_exceptions(
+        self, camera: CameraSettings, labels: tuple[Label, ...], image: Image.Image | None
+    ) -> tuple[tuple[Label, ...], tuple[str, ...], frozenset[int]]:
+        """Drop what the user marked "not a <label>" on this camera (rules/exceptions.py): the
+        labels left, why the others went, and the exceptions that matched (to be counted)."""
+        exceptions = self._events.exceptions.of_camera(camera.name)
+        if not exceptions:
+            return labels, (), frozenset()
+        assert image is not None
+        return drop_learned_exceptions(
+            labels,
+            exceptions,
+            lambda box: region_fingerprint(image, box),
+            camera.filters.exceptions,
+        )
+
+    def drop_alerted_by_snapshot(
+        self, upload: Upload, item_id: int, clip_seconds: float, matched: tuple[MatchedLabel, ...]
+    ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
+        """A clip's labels alerted by a snapshot the camera sent since the clip began (plus a
+        little, for the upload's own delay) are not alerted again: one motion, one alert."""
+        since = upload.received_at.timestamp() - clip_seconds - SAME_MOTION_SLACK_SECONDS
+        alerts = self._events.events(EventFilter(camera=upload.camera, outcome=ALERT, since=since))
+        by_snapshot = {
+            name.casefold(): event["id"]
+            for event in alerts
+            if not event["clip"] and event["id"] != item_id
+            for name in event["triggered"]
+        }
+        return drop_alerted_by_snapshot(matched, by_snapshot)
 
     def repeated_frame(
         self, camera: CameraSettings, item_id: int, frame_hash: int, now: float
@@ -73,6 +116,10 @@ class CameraDecisions:
         for text in notices:
             self._notice(text)
         return allowed
+
+    def has_budget(self, camera: CameraSettings, now: float) -> bool:
+        """Whether a cap applies to the camera's paid calls: then each is reserved first."""
+        return bool(limits_for(camera.name, self._budget, camera.budget, now))
 
     def paid_calls(self, camera: CameraSettings) -> PaidCalls:
         """One upload's detector calls, paid ones reserved from the budget."""
@@ -117,8 +164,10 @@ class CameraDecisions:
                 matched, last_alerts, camera.filters.cooldown_seconds, now
             )
             reasons += dropped
-        if matched:
+        # Only what an enabled filter reads: every write takes SQLite's one writer.
+        if matched and camera.filters.cooldown_seconds:
             self._memory.remember_alert(camera.name, matched, now)
+        if matched and stationary.enabled:
             boxes = [(object_kind(m.label), i.box) for m in matched for i in m.label.instances]
             self._memory.remember_objects(camera.name, boxes, now)
         return matched, reasons
@@ -185,7 +234,8 @@ class PaidCalls:
     ) -> Detection | None:
         """The camera's detector on the picture, or the budget's fallback once the budget is
         spent; None when the budget allows no call at all. `detectors(kind)` gives one."""
-        if self._kind in PAID_KINDS:
+        # Without a cap, nothing is reserved: the calls are counted as they are settled.
+        if self._kind in PAID_KINDS and self._decisions.has_budget(self._camera, now):
             if self._decisions.reserve_cloud_call(self._camera, now):
                 self._reserved += 1
             elif self._on_exhausted == "none":
@@ -202,6 +252,9 @@ class PaidCalls:
         self._decisions.settle_cloud_calls(self._camera.name, self._reserved, self._made, now)
 
 
+# A snapshot received this long before a clip began (by the clip's length before its upload)
+# still shows the clip's motion: cameras send the snapshot at once, the clip once recorded.
+SAME_MOTION_SLACK_SECONDS = 10.0
 SIGHTINGS_KEPT_SECONDS = 3600.0  # what single pictures matched, for a late one before them
 BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from ipcam_analysis.imaging import draw_boxes, encode_jpeg
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.rules import matching_sensors
+from ipcam_analysis.service.pending_writes import PendingWrites
 from ipcam_analysis.service.pipeline_settings import PipelineSettings
 from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 from ipcam_analysis.values import Alert, Decision, NotifyOutcome, Snapshot
@@ -28,7 +30,8 @@ class Sent:
 
 
 class Delivery:
-    """Sends alerts through each camera's notifiers; a channel that sent is recorded at once."""
+    """Sends alerts through each camera's notifiers; a channel that sent is recorded before
+    the next one sends."""
 
     def __init__(
         self,
@@ -62,21 +65,33 @@ class Delivery:
             clip=clip,
         )
 
-    def send(self, alert: Alert, item: QueuedItem) -> Sent:
-        """Through each channel of the alert's camera, but those an earlier attempt sent it by."""
+    def send(self, alert: Alert, item: QueuedItem, pending: PendingWrites) -> Sent:
+        """Through each channel of the alert's camera, but those an earlier attempt sent it by.
+
+        Before a channel sends, what is `pending` commits (the detection, the channels that
+        sent): a crash then neither pays the cloud again nor repeats those channels. Before the
+        first of several channels it waits for that channel's mark instead, so that an alert
+        by two channels costs SQLite's one writer 4 transactions, not 5; a crash during that
+        first send asks the cloud again after the restart (docs/reliability.md)."""
         outcomes: list[NotifyOutcome] = []
         to_retry: list[str] = []
         failed: list[str] = []
         about = item.about
-        for notifier in self._notifiers.get(alert.camera, self._notifiers[None]):
+        notifiers = self._notifiers.get(alert.camera, self._notifiers[None])
+        first_of_several = sum(n.name not in item.notified for n in notifiers) > 1
+        for notifier in notifiers:
             if notifier.name in item.notified:
                 outcomes.append(NotifyOutcome(notifier.name, True, "sent by an earlier attempt"))
                 continue
+            if not first_of_several:
+                pending.commit()
+            first_of_several = False
             outcome = _send_safely(notifier, alert, about)
             outcomes.append(outcome)
             if outcome.ok:
-                # At once: until this commits, a crash means this channel sends it again.
-                self._queue.mark_notified(item.id, notifier.name)
+                # Until this commits (before the next channel sends, or with the event), a
+                # crash means this channel sends it again.
+                pending.add(partial(self._queue.mark_notified, item.id, notifier.name))
                 log.info("Alert for %s sent by %s %s", about, notifier.name, outcome.detail)
                 continue
             self._metrics.notification_failures.labels(notifier.name).inc()

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import Detector
@@ -16,7 +17,7 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.rules import describe_labels, one_name_per_object
 from ipcam_analysis.service.clip_analysis import ClipAnalysis, analyse_clip
 from ipcam_analysis.service.decisions import CameraDecisions
-from ipcam_analysis.store import CameraHistory
+from ipcam_analysis.service.pending_writes import PendingWrites
 from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 from ipcam_analysis.values import DUPLICATE, SKIPPED, UNREADABLE_CLIP, Detection, Snapshot
 
@@ -37,15 +38,8 @@ class Detecting:
     """What the camera's detector sees, each paid call reserved from the budget first; a
     detector that fails raises DetectorError, its reservations given back."""
 
-    def __init__(
-        self,
-        decisions: CameraDecisions,
-        memory: CameraHistory,
-        queue: UploadQueue,
-        metrics: Metrics,
-    ) -> None:
+    def __init__(self, decisions: CameraDecisions, queue: UploadQueue, metrics: Metrics) -> None:
         self._decisions = decisions
-        self._memory = memory
         self._queue = queue
         self._metrics = metrics
 
@@ -55,13 +49,14 @@ class Detecting:
         camera: CameraSettings,
         snapshot: Snapshot,
         detectors: Callable[[str], Detector],
+        pending: PendingWrites,
     ) -> Detection | NotAnalysed:
         """The detection to decide on, unless the picture repeats the camera's last one or the
         budget allows no call. Each object is named once, here: what is decided, sent and
-        recorded (as `ipcam-analysis detect` prints it), and what a retry reuses."""
+        recorded (as `ipcam-analysis detect` prints it), and what a retry reuses. The calls
+        counted and the detection kept are `pending`, together: a crash keeps both or neither."""
         now = time.time()
-        frame_hash = perceptual_hash(snapshot.image)
-        distance = self._decisions.repeated_frame(camera, item.id, frame_hash, now)
+        distance = self._repeated_frame(item, camera, snapshot, now)
         if distance is not None:
             log.info(
                 "Same picture as the last one from %s (distance %d): not analysed",
@@ -79,12 +74,20 @@ class Detecting:
         if answer is None:
             return NotAnalysed(SKIPPED, BUDGET_EXHAUSTED)
         detection = one_name_per_object(answer, camera.filters, camera.min_confidence_percent)
-        # The calls counted and the detection kept together: a crash keeps both or neither.
-        with self._memory.atomically():
-            calls.settle(now)
-            self._queue.save_detection(item.id, detection)
+        pending.add(partial(calls.settle, now))
+        pending.add(partial(self._queue.save_detection, item.id, detection))
         self._answered(item, answer)
         return detection
+
+    def _repeated_frame(
+        self, item: QueuedItem, camera: CameraSettings, snapshot: Snapshot, now: float
+    ) -> int | None:
+        """The distance to the camera's last frame when this one repeats it; with the duplicate
+        filter off, no hash is made and no frame remembered."""
+        if not camera.filters.duplicate_hash_distance:
+            return None
+        frame_hash = perceptual_hash(snapshot.image)
+        return self._decisions.repeated_frame(camera, item.id, frame_hash, now)
 
     def clip(
         self,
@@ -93,10 +96,11 @@ class Detecting:
         data: bytes,
         container: str,
         detectors: Callable[[str], Detector],
+        pending: PendingWrites,
     ) -> ClipAnalysis | NotAnalysed:
         """The clip's best frame and what was seen where, unless no frame decodes or the budget
         allows no call. Analysed again whole on a retry (only its decision and deliveries are
-        kept)."""
+        kept); the calls counted are `pending`."""
         calls = self._decisions.paid_calls(camera)
         try:
             clip = analyse_clip(
@@ -107,9 +111,12 @@ class Detecting:
             )
         except UnreadableClipError as exc:
             log.info("Unreadable clip from %s: %s", item.about, exc)
+            pending.add(partial(calls.settle, time.time()))
             return NotAnalysed(UNREADABLE_CLIP, str(exc))
-        finally:
-            calls.settle(time.time())
+        except BaseException:
+            calls.settle(time.time())  # a call that failed is not paid for
+            raise
+        pending.add(partial(calls.settle, time.time()))
         if clip.detection is None:
             return NotAnalysed(SKIPPED, BUDGET_EXHAUSTED)
         self._answered(item, clip.detection)

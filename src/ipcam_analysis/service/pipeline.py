@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import Detector, DetectorError
@@ -16,21 +18,21 @@ from ipcam_analysis.imaging import (
     NotAnImageError,
     decode_snapshot,
     event_pictures,
-    region_fingerprint,
 )
 from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
-from ipcam_analysis.rules import decide, drop_learned_exceptions, filter_labels, why_not_alerted
+from ipcam_analysis.rules import decide, filter_labels, why_not_alerted
 from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
-from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.service.decisions import CameraDecisions, camera_key
 from ipcam_analysis.service.delivery import Delivery, delivery_status
 from ipcam_analysis.service.detection import Detecting, NotAnalysed
+from ipcam_analysis.service.pending_writes import PendingWrites
 from ipcam_analysis.service.pipeline_settings import PipelineSettings
-from ipcam_analysis.store import CameraHistory, EventFilter, EventRecord, EventStore
+from ipcam_analysis.store import STORAGE_ERRORS, CameraHistory, EventRecord, EventStore
+from ipcam_analysis.store.events import KeptPictures
 from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 from ipcam_analysis.store.uploads import read_upload, remove_upload
 from ipcam_analysis.values import (
@@ -45,8 +47,7 @@ from ipcam_analysis.values import (
     SUPPRESSED,
     Decision,
     Detection,
-    Label,
-    MatchedLabel,
+    EventPictures,
     NotifyOutcome,
     Snapshot,
 )
@@ -58,9 +59,6 @@ BURST_POLL_SECONDS = 1.0  # how often a frame waiting for its burst's other fram
 # An upload that hits an unexpected exception (a bug) is retried this often, then recorded as
 # an error event.
 MAX_INTERNAL_ERRORS = 3
-# A snapshot received this long before a clip began (by the clip's length before its upload)
-# still shows the clip's motion: cameras send the snapshot at once, the clip once recorded.
-SAME_MOTION_SLACK_SECONDS = 10.0
 # The reason of a picture with no label left to decide on: the API says what the dashboard says.
 NOTHING_FOUND = "nothing found"
 
@@ -71,6 +69,7 @@ class _Progress:
 
     item: QueuedItem
     camera: CameraSettings
+    pending: PendingWrites  # what this attempt owes the database
     file_size: int | None = None
     snapshot: Snapshot | None = None
     detection: Detection | None = None  # each object under one name
@@ -81,6 +80,8 @@ class _Progress:
     clip_file: bytes | None = None  # kept with the event
     clip_suffix: str = ""
     clip_seconds: float = 0.0
+    pictures: EventPictures | None = None  # drawn before an alert is sent
+    kept: KeptPictures | None = None  # their files, kept before an alert is sent
 
 
 class Pipeline:
@@ -101,8 +102,8 @@ class Pipeline:
         self._queue = queue
         self._store = store
         self._memory = memory
-        self._decisions = CameraDecisions(memory, settings.budget, errors.notice)
-        self._detecting = Detecting(self._decisions, memory, queue, metrics)
+        self._decisions = CameraDecisions(memory, store, settings.budget, errors.notice)
+        self._detecting = Detecting(self._decisions, queue, metrics)
         self._delivery = Delivery(settings, notifiers, queue, metrics)
         self._metrics = metrics
         self._errors = errors
@@ -111,10 +112,21 @@ class Pipeline:
         """Take the item to a final outcome, or back to the queue for a retry; returns which.
 
         `detectors(kind)` gives this worker's detector of a kind."""
-        upload = item.upload
-        camera = self._settings.camera(upload.camera)
-        progress = _Progress(item, camera, detection=item.detection)
-        about = item.about
+        camera = self._settings.camera(item.upload.camera)
+        pending = PendingWrites(self._memory)
+        progress = _Progress(item, camera, pending, detection=item.detection)
+        try:
+            return self._stages(progress, detectors)
+        except Exception:
+            # What the attempt achieved (its detection, the channels that sent) stays achieved
+            # for the next one, whatever failed after it.
+            with suppress(*STORAGE_ERRORS):
+                pending.commit()
+            raise
+
+    def _stages(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str:
+        item, camera = progress.item, progress.camera
+        upload, about = item.upload, item.about
         log.info("Processing image from %s", about)
         try:
             data = read_upload(self._store.storage, upload)
@@ -163,7 +175,7 @@ class Pipeline:
         assert progress.snapshot is not None
         try:
             found = self._detecting.picture(
-                progress.item, progress.camera, progress.snapshot, detectors
+                progress.item, progress.camera, progress.snapshot, detectors, progress.pending
             )
         except DetectorError as exc:
             return self._failed(progress, str(exc), transient=exc.transient)
@@ -181,7 +193,9 @@ class Pipeline:
     ) -> str | None:
         """The clip through the detect step; None when its best frame is ready to decide on."""
         try:
-            clip = self._detecting.clip(progress.item, progress.camera, data, container, detectors)
+            clip = self._detecting.clip(
+                progress.item, progress.camera, data, container, detectors, progress.pending
+            )
         except DetectorError as exc:
             return self._failed(progress, str(exc), transient=exc.transient)
         if isinstance(clip, NotAnalysed):
@@ -199,17 +213,21 @@ class Pipeline:
         labels, dropped = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
-        progress.filtered.extend(dropped)
-        labels = self._drop_learned_exceptions(progress, labels)
+        image = progress.snapshot.image if progress.snapshot else None
+        labels, unlearned, matched = self._decisions.drop_learned_exceptions(camera, labels, image)
+        if matched:  # counted with the attempt's next transaction
+            counted = partial(self._store.exceptions.matched, matched, item.id, time.time())
+            progress.pending.add(counted)
+        progress.filtered.extend([*dropped, *unlearned])
         decision = decide(labels, camera.labels, camera.new_labels_only)
         if not item.upload.burst_id and camera.filters.confirm.wait_seconds:
             decision, reasons, wait = self._decisions.confirmed_by_next_picture(
                 camera, item.id, decision, time.time()
             )
             if wait:
-                why = "waiting for the camera's next picture to confirm a weak detection"
-                self._queue.hold(item.id, why, BURST_POLL_SECONDS)
-                return RETRY
+                return self._held(
+                    progress, "waiting for the camera's next picture to confirm a weak detection"
+                )
             progress.filtered.extend(reasons)
         progress.decision = decision
         if not decision.alert:
@@ -226,7 +244,11 @@ class Pipeline:
         cooldown), decided and remembered with the decision in one transaction."""
         item, camera = progress.item, progress.camera
         upload = item.upload
-        with self._memory.atomically(camera_key(camera.name)):
+        # Without a burst or a filter that remembers alerts, nothing is read or remembered here:
+        # no transaction of its own; the decision is saved with the attempt's next one.
+        remembers = bool(upload.burst_id) or camera.filters.remembers_alerts
+        pending = progress.pending
+        with pending.committing(camera_key(camera.name)) if remembers else nullcontext():
             now = time.time()
             turn = (
                 self._decisions.burst_turn(upload, item.id, decision, now)
@@ -240,19 +262,21 @@ class Pipeline:
                         matched, turn.others_saw, camera.filters.confirm
                     )
                     progress.filtered.extend(reasons)
-                matched, reasons = self._same_motion(progress, matched)
-                progress.filtered.extend(reasons)
+                if progress.clip_file is not None:
+                    matched, reasons = self._decisions.drop_alerted_by_snapshot(
+                        upload, item.id, progress.clip_seconds, matched
+                    )
+                    progress.filtered.extend(reasons)
                 matched, reasons = self._decisions.drop_repeats(camera, matched, now)
                 progress.filtered.extend(reasons)
                 decision = replace(decision, alert=bool(matched), matched=matched)
                 if upload.burst_id:
                     self._decisions.burst_decided(upload, item.id, alerted=decision.alert)
                 if decision.alert:
-                    self._queue.save_decision(item.id, decision, progress.filtered)
+                    saved = partial(self._queue.save_decision, item.id, decision)
+                    pending.add(partial(saved, list(progress.filtered)))
         if turn.wait:
-            why = "waiting for the other pictures of the same e-mail"
-            self._queue.hold(item.id, why, BURST_POLL_SECONDS)
-            return RETRY
+            return self._held(progress, "waiting for the other pictures of the same e-mail")
         progress.decision = decision if turn.decides else replace(decision, alert=False)
         if not turn.decides:
             return self._suppressed(progress, turn.reason)
@@ -260,42 +284,11 @@ class Pipeline:
             return self._suppressed(progress, "; ".join(progress.filtered))
         return self._notify(progress)
 
-    def _same_motion(
-        self, progress: _Progress, matched: tuple[MatchedLabel, ...]
-    ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
-        """A clip's labels alerted by a snapshot the camera sent since the clip began (plus a
-        little, for the upload's own delay) are not alerted again: one motion, one alert."""
-        if progress.clip_file is None:
-            return matched, []
-        upload = progress.item.upload
-        since = upload.received_at.timestamp() - progress.clip_seconds - SAME_MOTION_SLACK_SECONDS
-        alerts = self._store.events(EventFilter(camera=upload.camera, outcome=ALERT, since=since))
-        by_snapshot = {
-            name.casefold(): event["id"]
-            for event in alerts
-            if not event["clip"] and event["id"] != progress.item.id
-            for name in event["triggered"]
-        }
-        return drop_alerted_by_snapshot(matched, by_snapshot)
-
-    def _drop_learned_exceptions(
-        self, progress: _Progress, labels: tuple[Label, ...]
-    ) -> tuple[Label, ...]:
-        """Drop what the user marked "not a <label>" on this camera (rules/exceptions.py)."""
-        exceptions = self._store.exceptions.of_camera(progress.camera.name)
-        if not exceptions:
-            return labels
-        image = progress.snapshot.image if progress.snapshot else None
-        assert image is not None
-        labels, reasons, matched = drop_learned_exceptions(
-            labels,
-            exceptions,
-            lambda box: region_fingerprint(image, box),
-            progress.camera.filters.exceptions,
-        )
-        self._store.exceptions.matched(matched, progress.item.id, time.time())
-        progress.filtered.extend(reasons)
-        return labels
+    def _held(self, progress: _Progress, why: str) -> str:
+        """Back to the queue for a moment, to wait for other pictures (no attempt counted)."""
+        with progress.pending.committing():
+            self._queue.hold(progress.item.id, why, BURST_POLL_SECONDS)
+        return RETRY
 
     def _suppressed(self, progress: _Progress, reason: str) -> str:
         log.info("Alert for %s suppressed: %s", progress.item.about, reason)
@@ -314,7 +307,13 @@ class Pipeline:
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
         alert = self._delivery.alert(item, snapshot, decision, progress.clip_note)
-        sent = self._delivery.send(alert, item)
+        # Before sending: after the last channel, only the event's commit is left (a crash in
+        # between sends that channel again).
+        progress.pictures = event_pictures(snapshot, decision.matched)
+        progress.kept = self._store.keep_pictures(
+            item.id, item.upload, progress.pictures, progress.clip_file, progress.clip_suffix
+        )
+        sent = self._delivery.send(alert, item, progress.pending)
         progress.notifications.extend(sent.outcomes)
         status = delivery_status(decision, progress.notifications)
         if sent.to_retry:
@@ -333,9 +332,17 @@ class Pipeline:
         item = progress.item
         if progress.clip_note:
             reason = "; ".join(part for part in (progress.clip_note, reason) if part)
-        if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
-            self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
+
+        def close_item() -> None:
+            if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
+                self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
+            self._queue.finish(item.id, outcome, reason)
+            progress.pending.make()
+
         matched = progress.decision.matched if progress.decision else ()
+        pictures = progress.pictures
+        if pictures is None and progress.snapshot is not None:
+            pictures = event_pictures(progress.snapshot, matched)
         self._store.record(
             EventRecord(
                 item_id=item.id,
@@ -343,15 +350,17 @@ class Pipeline:
                 outcome=outcome,
                 reason=reason,
                 file_size=progress.file_size,
-                pictures=event_pictures(progress.snapshot, matched) if progress.snapshot else None,
+                pictures=pictures,
                 detection=progress.detection,
                 decision=progress.decision,
                 notifications=tuple(progress.notifications),
                 clip=progress.clip_file,
                 clip_suffix=progress.clip_suffix,
-            )
+            ),
+            progress.kept,
+            also=close_item,
         )
-        self._queue.finish(item.id, outcome, reason)
+        progress.pending.forget()
         self._metrics.outcomes.labels(item.upload.camera, outcome).inc()
         remove_upload(self._store.storage, item.upload)
         return outcome
@@ -360,7 +369,7 @@ class Pipeline:
         """After an exception no stage expected (a bug): retried with backoff a few times, then
         recorded as an error event, with the error e-mail."""
         camera = self._settings.camera(item.upload.camera)
-        progress = _Progress(item, camera, detection=item.detection)
+        progress = _Progress(item, camera, PendingWrites(self._memory), detection=item.detection)
         return self._failed(progress, cause, transient=item.attempts + 1 < MAX_INTERNAL_ERRORS)
 
     def _failed(
@@ -379,7 +388,8 @@ class Pipeline:
             log.warning(
                 "%s (image from %s, attempt %d); retrying in %.0f s", cause, about, attempt, delay
             )
-            self._queue.retry_later(item.id, cause, delay)
+            with progress.pending.committing():
+                self._queue.retry_later(item.id, cause, delay)
             if attempt == retry.error_email_after_attempts:
                 self._errors.report(camera, cause, delivery)
             return RETRY

@@ -6,7 +6,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +30,10 @@ from ipcam_analysis.values import (
 )
 
 log = logging.getLogger(__name__)
+
+# Where keep_pictures put an event's files: the picture's, the thumbnail's and the clip's names
+# (relative to `snapshots/`) and their bytes together.
+KeptPictures = tuple[str, str, int, str | None]
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
@@ -114,9 +118,20 @@ class EventStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, record: EventRecord) -> None:
-        """Store the event (replacing an earlier record of the same upload) and its pictures."""
-        files = self._write_pictures(record) if record.pictures else None
+    def record(
+        self,
+        record: EventRecord,
+        kept: KeptPictures | None = None,
+        also: Callable[[], None] | None = None,
+    ) -> None:
+        """Store the event (replacing an earlier record of the same upload) and its pictures,
+        unless `keep_pictures` kept them already (`kept`); `also()` writes in the same
+        transaction (the queue item closed)."""
+        files = kept
+        if files is None and record.pictures:
+            files = self.keep_pictures(
+                record.item_id, record.upload, record.pictures, record.clip, record.clip_suffix
+            )
         detection, decision, upload = record.detection, record.decision, record.upload
         triggered = [m.label.name for m in decision.matched] if decision else []
         labels = [label_to_dict(label) for label in detection.labels] if detection else []
@@ -169,6 +184,8 @@ class EventStore:
                 ],
             )
             self._update_camera(conn, record, received)
+            if also is not None:
+                also()
         self._retention.added((files[2] if files else 0) - (old[0] if old else 0))
         self.enforce_retention()
 
@@ -199,19 +216,25 @@ class EventStore:
                 (record.item_id, camera),
             )
 
-    def _write_pictures(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
-        """The event's picture, its thumbnail and a clip's file; the names kept are relative to
-        `snapshots/`, and their sizes count against `max_snapshots_mb` together."""
-        pictures = record.pictures
-        assert pictures is not None
-        day = record.upload.received_at.strftime("%Y-%m-%d")
-        full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
+    def keep_pictures(
+        self,
+        item_id: int,
+        upload: Upload,
+        pictures: EventPictures,
+        clip: bytes | None = None,
+        clip_suffix: str = "",
+    ) -> KeptPictures | None:
+        """The event's picture, its thumbnail and a clip's file (None when they cannot be
+        kept); the names kept are relative to `snapshots/`, and their sizes count against
+        `max_snapshots_mb` together. Kept again under the same names by a later attempt."""
+        day = upload.received_at.strftime("%Y-%m-%d")
+        full_name, thumb_name = f"{day}/{item_id}.jpg", f"{day}/{item_id}_thumb.jpg"
         keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
         contents = [pictures.picture, pictures.thumbnail]
-        clip_name = f"{day}/{record.item_id}{record.clip_suffix}" if record.clip else None
-        if clip_name and record.clip:
+        clip_name = f"{day}/{item_id}{clip_suffix}" if clip else None
+        if clip_name and clip:
             keys.append(snapshot_key(clip_name))
-            contents.append(record.clip)
+            contents.append(clip)
         try:
             for key, content in zip(keys, contents, strict=True):
                 self.storage.write(key, content)
@@ -221,7 +244,7 @@ class EventStore:
             with suppress(OSError):
                 self.storage.delete(keys)
             cause = exc.strerror or str(exc)
-            log.warning("Cannot keep the snapshot of event %d: %s", record.item_id, cause)
+            log.warning("Cannot keep the snapshot of event %d: %s", item_id, cause)
             return None
         return full_name, thumb_name, sum(map(len, contents)), clip_name
 

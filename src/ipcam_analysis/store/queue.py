@@ -27,6 +27,11 @@ from ipcam_analysis.values import (
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0  # a claim not renewed for this long is another worker's to take
+# What a claim takes ($1: now): an item whose lease ran out (its worker died), else one due. No
+# lease at all: claimed before leases existed (schema 8), by a process gone; such a row counts as
+# expired the longest, on both engines (which put NULLs at opposite ends of an order).
+LEASE_RAN_OUT = "state = 'working' AND COALESCE(lease_until, 0) < $1"
+DUE = "state = 'pending' AND next_attempt_at <= $1"
 
 
 @dataclass(frozen=True)
@@ -109,18 +114,22 @@ class UploadQueue:
         due, now held by this owner; None if nothing is due. Workers on other nodes pass over
         a row being claimed (skip_locked) instead of waiting for it."""
         now = time.time()
+        # A read first: an idle worker's look must not take SQLite's one writer from the others.
+        if not self._db.query(
+            f"SELECT 1 WHERE EXISTS (SELECT 1 FROM uploads WHERE {LEASE_RAN_OUT})"
+            f" OR EXISTS (SELECT 1 FROM uploads WHERE {DUE})",
+            (now,),
+        ):
+            return None
         with self._db.transaction() as conn:
             row = (
                 conn.execute(
-                    # No lease at all: claimed before leases existed (schema 8), by a process
-                    # gone; such a row counts as expired the longest, on both engines (which
-                    # put NULLs at opposite ends of an order).
-                    "SELECT * FROM uploads WHERE state = 'working' AND COALESCE(lease_until, 0) < $1"
+                    f"SELECT * FROM uploads WHERE {LEASE_RAN_OUT}"
                     f" ORDER BY COALESCE(lease_until, 0), id LIMIT 1{self._db.skip_locked}",
                     (now,),
                 ).fetchone()
                 or conn.execute(
-                    "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= $1"
+                    f"SELECT * FROM uploads WHERE {DUE}"
                     f" ORDER BY next_attempt_at, id LIMIT 1{self._db.skip_locked}",
                     (now,),
                 ).fetchone()
