@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.aws import Moto, label
 from harness.backends import query_database
@@ -85,4 +86,47 @@ def test_a_killed_worker_process_is_replaced_and_loses_nothing(
     assert dashboard is not None
     health = httpx.get(dashboard.group(1).rstrip("/") + "/healthz", timeout=30).json()
     assert health["status"] == "ok" and health["detector"]["last_success"] is not None
+    assert process.terminate() == 0
+
+
+def test_uploads_analysed_in_worker_processes_are_counted_on_the_main_metrics(
+    tmp_path: Path, aws: Moto, service_process
+) -> None:
+    aws.rekognition.labels = [PERSON]
+    config = base_config(tmp_path, workers=1, worker_processes=2, node_name="node-a")
+    process = service_process(
+        ["-c", str(write_config(tmp_path, config)), "-n"], service_environment(aws)
+    )
+    address = process.address()
+    wait_until(
+        lambda: len(analysis_processes(process.process.pid)) == 2, 60, "two analysis processes"
+    )
+    for number in range(UPLOADS):
+        upload(address, "cam01", PERSON_JPEG, f"{number}.jpg")
+    wait_until(lambda: len(aws.sent_emails()) == UPLOADS, 60, "an alert per upload")
+    dashboard = re.search(r"Dashboard: (http://\S+)", process.output)
+    assert dashboard is not None
+    url = dashboard.group(1).rstrip("/") + "/metrics"
+    cam01 = {"camera": "cam01", "node": "node-a"}
+    expected = {
+        ("ipcam_uploads_total", frozenset(cam01.items())): UPLOADS,  # the main process's own
+        ("ipcam_alerts_total", frozenset(cam01.items())): UPLOADS,  # the rest: the children's
+        ("ipcam_outcomes_total", frozenset({**cam01, "outcome": "alert"}.items())): UPLOADS,
+        ("ipcam_cloud_calls_total", frozenset(cam01.items())): UPLOADS,
+        (
+            "ipcam_detector_seconds_count",
+            frozenset({"detector": "rekognition", "node": "node-a"}.items()),
+        ): UPLOADS,
+    }
+
+    def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        page = httpx.get(url, timeout=30).text
+        # One family per name: Prometheus refuses a page that declares one twice.
+        declared = [line for line in page.splitlines() if line.startswith("# TYPE ")]
+        assert len(declared) == len(set(declared)), page
+        families = text_string_to_metric_families(page)
+        samples = [sample for family in families for sample in family.samples]
+        return {(s.name, frozenset(s.labels.items())): s.value for s in samples}
+
+    wait_until(lambda: expected.items() <= counted().items(), 30, "the worker processes' counts")
     assert process.terminate() == 0

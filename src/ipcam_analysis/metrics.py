@@ -1,12 +1,15 @@
-"""Counters for /metrics (Prometheus text format) and the health facts /healthz reports."""
+"""Counters for /metrics (Prometheus text format) and the health facts /healthz reports; with
+worker processes, theirs too (prometheus_client's multi-process mode)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 DETECTOR_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -14,10 +17,18 @@ DETECTOR_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 class Metrics:
     """One registry per service, so several services in one process (tests) do not mix."""
 
-    def __init__(self, queue_depth: Callable[[], float], node: str = "") -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], float] | None,
+        node: str = "",
+        worker_processes: Path | None = None,
+    ) -> None:
         """`node` labels every sample, so one Prometheus tells the nodes sharing a database
-        apart (their queue depth is the shared queue's)."""
+        apart (their queue depth is the shared queue's; a worker process reports none).
+        `worker_processes`: the folder where the worker processes keep their counts, added to
+        this process's own."""
         self._node = node
+        self._worker_processes = worker_processes
         self.registry = CollectorRegistry()
         registry = self.registry
         self.uploads = Counter(
@@ -46,10 +57,11 @@ class Metrics:
             ["notifier"],
             registry=registry,
         )
-        queue_gauge = Gauge(
-            "ipcam_queue_depth", "Uploads waiting or in progress", registry=registry
-        )
-        queue_gauge.set_function(queue_depth)
+        if queue_depth is not None:
+            queue_gauge = Gauge(
+                "ipcam_queue_depth", "Uploads waiting or in progress", registry=registry
+            )
+            queue_gauge.set_function(queue_depth)
         self.last_detector_success: float | None = None
 
     def detector_answered(
@@ -64,11 +76,23 @@ class Metrics:
         return generate_latest(self)
 
     def collect(self) -> Iterator[Metric]:
-        """The registry's metrics, each sample with this node's label."""
-        for metric in self.registry.collect():
+        """The registry's metrics and the worker processes' (the counts of a process that was
+        replaced included), each sample with this node's label."""
+        own = list(self.registry.collect())
+        theirs = {metric.name: metric for metric in self._worker_process_metrics()}
+        for metric in own:  # one family per name: counted here or there, never both
+            if metric.name in theirs:
+                metric.samples += theirs.pop(metric.name).samples
+        for metric in [*own, *theirs.values()]:
             if self._node:
                 metric.samples = [
                     sample._replace(labels={**sample.labels, "node": self._node})
                     for sample in metric.samples
                 ]
             yield metric
+
+    def _worker_process_metrics(self) -> list[Metric]:
+        folder = self._worker_processes
+        if folder is None or not folder.is_dir():
+            return []
+        return list(MultiProcessCollector(None, str(folder)).collect())

@@ -89,7 +89,9 @@ class Service:
         )
         self.storage = open_storage(config.storage_settings(), config.data_dir)
         self.store = EventStore(self.database, self.storage, config.history)
-        self.metrics = Metrics(self.queue.depth, config.node_name)
+        self.metrics = Metrics(
+            self.queue.depth, config.node_name, processes.metrics_folder if processes else None
+        )
         self.analysis: Analysis | AnalysisProcesses | None = None
         if "worker" in self.roles:
             self.analysis = processes or Analysis(
@@ -256,8 +258,9 @@ class Service:
     def _start_listeners(self) -> None:
         """The sources, then the dashboard; if one cannot listen, those started stop again."""
         started: list[Source | Poller | WebServer] = []
+        sources: list[Source | Poller] = [*self.sources.values(), *self.pollers.values()]
         try:
-            for source in [*self.sources.values(), *self.pollers.values()]:
+            for source in sources:
                 source.start()
                 started.append(source)
             if self.web is not None:
@@ -323,7 +326,8 @@ class Service:
         log.info("Stopping: no new uploads; finishing the images in progress")
         if self.web is not None:
             self.web.stop()
-        for source in [*self.pollers.values(), *self.sources.values()]:
+        sources: list[Source | Poller] = [*self.pollers.values(), *self.sources.values()]
+        for source in sources:
             source.stop()
         if self.analysis is not None:
             self.analysis.stop()

@@ -8,8 +8,13 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.metrics import Metrics
@@ -21,15 +26,20 @@ log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0  # how often the main process looks for a child that died
 STOP_SECONDS = 40.0  # a child's workers get 30 s to finish what they hold
+# Under data_dir: the children's counts, one file per process (prometheus_client's multi-process
+# mode, chosen by this variable when a child imports it), added up by the main /metrics.
+METRICS_FOLDER = "worker-metrics"
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class AnalysisProcesses:
     """`count` child processes, each an Analysis on its own connections to the database; a
     child that dies is replaced and the uploads it held go back to the queue.
 
-    The main process and a child share nothing but the database and two pipes: one carries
-    "there is work" and "stop" to the child, the other the child's log records back. No lock is
-    shared, so a child killed at any moment cannot leave one held for the others."""
+    The main process and a child share nothing but the database, two pipes and the child's
+    metrics file: one pipe carries "there is work" and "stop" to the child, the other the
+    child's log records back. No lock is shared, so a child killed at any moment cannot leave
+    one held for the others."""
 
     def __init__(self, config: AppConfig, count: int, make_detector: MakeDetector | None) -> None:
         """`make_detector` must be picklable (a module-level class or function)."""
@@ -40,8 +50,12 @@ class AnalysisProcesses:
         self._children: dict[int, _Child] = {}
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="analysis-watch", daemon=True)
+        self.metrics_folder = config.data_dir / METRICS_FOLDER
 
     def start(self) -> None:
+        # The last run's counts are not this run's: a restart starts from zero, as one process.
+        shutil.rmtree(self.metrics_folder, ignore_errors=True)
+        self.metrics_folder.mkdir(parents=True)
         for number in range(1, self._count + 1):
             self._start_child(number)
         self._watcher.start()
@@ -58,6 +72,7 @@ class AnalysisProcesses:
             child.tell(STOP)
         for child in self._children.values():
             child.join(STOP_SECONDS)
+            mark_process_dead(child.process.pid, str(self.metrics_folder))
 
     def _start_child(self, number: int) -> None:
         commands_in, commands_out = self._context.Pipe(duplex=False)
@@ -69,7 +84,8 @@ class AnalysisProcesses:
             name=f"analysis-{number}",
             daemon=True,
         )
-        process.start()
+        with _environment(MULTIPROCESS_VARIABLE, str(self.metrics_folder)):
+            process.start()
         # The child's ends now live in the child: closing ours lets each side see the other end.
         commands_in.close()
         logs_out.close()
@@ -86,6 +102,7 @@ class AnalysisProcesses:
                     child.process.exitcode,
                 )
                 child.close()
+                mark_process_dead(child.process.pid, str(self.metrics_folder))
                 self._give_back(number)
                 self._start_child(number)
 
@@ -164,7 +181,8 @@ def run_child(
     store = EventStore(
         database, open_storage(config.storage_settings(), config.data_dir), config.history
     )
-    analysis = Analysis(config, database, queue, store, Metrics(queue.depth), make_detector)
+    # Counts only: the queue's depth is the main process's to tell.
+    analysis = Analysis(config, database, queue, store, Metrics(None), make_detector)
     analysis.start()
     while True:
         try:
@@ -176,6 +194,25 @@ def run_child(
         queue.wake_all()
     analysis.stop()
     database.close()
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """`name` set while inside: a spawned child inherits it from its start, before it imports
+    anything (this process's own imports are done)."""
+    with _ENVIRONMENT_LOCK:
+        before = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = before
 
 
 def _owner(config: AppConfig, number: int) -> str:
