@@ -41,7 +41,7 @@ from harness.webhook import running_webhook_sink  # noqa: E402
 from ipcam_analysis.config import AppConfig  # noqa: E402
 from ipcam_analysis.detect.rekognition import RekognitionDetector  # noqa: E402
 from ipcam_analysis.notify.errors import ErrorReporter  # noqa: E402
-from ipcam_analysis.service import delivery, detection, pipeline  # noqa: E402
+from ipcam_analysis.service import delivery, detection, pending_writes, pipeline  # noqa: E402
 from ipcam_analysis.service.decisions import CameraDecisions  # noqa: E402
 from ipcam_analysis.store import EventStore  # noqa: E402
 from ipcam_analysis.store.queue import UploadQueue  # noqa: E402
@@ -95,6 +95,7 @@ def channel_of(notifier: Any, *_: Any) -> str:
 STAGES: list[tuple[Any, str, str | Callable[..., str]]] = [
     *((UploadQueue, name, QUEUE) for name in ("put_many", "claim", "save_detection")),
     *((UploadQueue, name, QUEUE) for name in ("save_decision", "mark_notified", "finish")),
+    (pending_writes.PendingWrites, "commit", QUEUE),
     (pipeline, "read_upload", DECODE),
     (pipeline, "decode_snapshot", DECODE),
     (detection, "perceptual_hash", DECIDE),
@@ -108,6 +109,7 @@ STAGES: list[tuple[Any, str, str | Callable[..., str]]] = [
     (delivery, "encode_jpeg", DRAW),
     (delivery, "_send_safely", channel_of),
     (pipeline, "event_pictures", RECORD),
+    (EventStore, "keep_pictures", RECORD),
     (EventStore, "record", RECORD),
     (ErrorReporter, "clear", RECORD),
     (pipeline.Pipeline, "process", UNWRAPPED),

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from email import policy
 
 import pytest
 
 from harness.aws import REGION, Moto
-from ipcam_analysis.notify.email import EmailNotifier
-from ipcam_analysis.notify.ses import SesTransport
+from ipcam_analysis.notify.email import EmailNotifier, build_alert_email
+from ipcam_analysis.notify.ses import SesTransport, wire_bytes
+from ipcam_analysis.values import Label, MatchedLabel
 from tests.test_notify_email import email_settings, make_alert
 
 FALLBACK_LINE = "sending with SES v1's ses:SendRawEmail instead"
@@ -63,3 +65,11 @@ def test_a_policy_allowing_neither_is_one_permanent_failure(
     assert not outcome.ok
     assert "SES:" in outcome.detail and "SendRawEmail" in outcome.detail
     assert aws.sent_emails() == []
+
+
+def test_ses_gets_the_bytes_the_standard_generator_makes() -> None:
+    """The picture's body is written in one piece, not line by line: the same bytes."""
+    person = MatchedLabel(Label("Person", 97.0), "Person")
+    settings = email_settings("ses", subject="⚡ $camera: $list " + "long subject " * 8)
+    message = build_alert_email(make_alert("Garten-Tür", (person,)), settings)
+    assert wire_bytes(message) == message.as_bytes(policy=policy.SMTP)

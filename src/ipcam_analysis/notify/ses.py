@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import threading
 from email import policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from typing import TYPE_CHECKING
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HTTP_FORBIDDEN = 403
+LINE_ENDS = re.compile(r"\r\n|\r|\n")  # what the standard generator turns into its own
 
 
 class SesTransport:
@@ -35,8 +39,7 @@ class SesTransport:
         self._lock = threading.Lock()
 
     def send(self, message: EmailMessage, recipients: list[str]) -> None:
-        # RFC 5322 wants CRLF line ends on the wire.
-        data = message.as_bytes(policy=policy.SMTP)
+        data = wire_bytes(message)
         sender = envelope_sender(message)
         try:
             v1 = self._v1
@@ -80,3 +83,20 @@ def envelope_sender(message: EmailMessage) -> str:
     """The From header as SES's `Source` wants it: ASCII, a non-ASCII name as an RFC 2047 word."""
     # The header object holds the decoded name; formataddr encodes it again.
     return formataddr(parseaddr(str(message["From"])))
+
+
+class _WholeBodyGenerator(BytesGenerator):
+    """The standard generator, but each body written in one piece: it writes a 100 KB picture
+    line by line in Python (a fifth of the time to flatten an alert, docs/performance.md)."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(LINE_ENDS.sub(policy.SMTP.linesep, lines))
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as `as_bytes(policy=policy.SMTP)` gives it: CRLF line ends, as RFC 5322
+    wants on the wire."""
+    buffer = io.BytesIO()
+    _WholeBodyGenerator(buffer, mangle_from_=False, policy=policy.SMTP).flatten(message)
+    return buffer.getvalue()
