@@ -207,7 +207,13 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "failed-cloud-call-kept-on-the-budget",
         "a call that failed is not paid for",
-        (Edit(PIPELINE, "self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)", "pass"),),
+        (
+            Edit(
+                PIPELINE,
+                "self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)",
+                "pass",
+            ),
+        ),
         (f"{RETRIES}::test_a_retried_upload_is_not_a_repeat_of_itself_nor_paid_twice",),
     ),
     Mutant(

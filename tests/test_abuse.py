@@ -26,7 +26,7 @@ from harness.endurance import (
 )
 from harness.ftp import CAMERAS, StartFtp, upload_with_ftplib
 from harness.service import upload, wait_until
-from ipcam_analysis.ingest.ftp import LOGGED_LOGIN_FAILURES, LoginThrottle
+from ipcam_analysis.ingest.throttle import LOGGED_FAILURES_IN_A_ROW, LoginThrottle
 
 ATTACKER = "127.0.0.2"
 GUESSES = 1000
@@ -91,11 +91,8 @@ def test_password_guessing_is_slowed_and_logged_while_cameras_upload(
     # Logged: each of the first failures in a row, then one line per hundred.
     lines = [r.getMessage() for r in caplog.records]
     assert all(ATTACKER in line for line in lines)
-    assert len(lines) == LOGGED_LOGIN_FAILURES + GUESSES // 100
-    assert lines[-1] == (
-        f"{GUESSES} failed FTP logins in a row from {ATTACKER} (last user cam01);"
-        " each is answered slowly"
-    )
+    assert len(lines) == LOGGED_FAILURES_IN_A_ROW + GUESSES // 100
+    assert lines[-1] == f"Failed FTP login as 'cam01' from {ATTACKER} ({GUESSES} in a row)"
 
 
 def test_the_21st_session_from_one_address_is_refused_and_cameras_carry_on(
