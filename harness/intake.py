@@ -20,14 +20,17 @@ PutMany = Callable[[Sequence[Upload]], list[int]]
 
 
 def collecting_intake(
-    put_many: PutMany, data_dir: Path, admission: UploadAdmission | None = None
+    put_many: PutMany,
+    data_dir: Path,
+    admission: UploadAdmission | None = None,
+    storage: Any = None,
 ) -> Intake:
     """An Intake whose queue is `put_many` (what the test collects, or raises to refuse);
-    without `admission`, every upload is admitted."""
+    without `admission`, every upload is admitted; without `storage`, it is data_dir's."""
     queue: Any = SimpleNamespace(put_many=put_many)
     return Intake(
         queue,
-        LocalStorage(data_dir),
+        storage or LocalStorage(data_dir),
         admission or UploadAdmission(10_000, lambda: 0, 0, []),
         Metrics(lambda: 0),
     )

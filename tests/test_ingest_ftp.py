@@ -224,7 +224,7 @@ def test_a_kept_file_the_spool_cannot_take_is_answered_451(
 ) -> None:
     ftp_ingest = start_ftp(remove_files=False)
     (ftp_ingest.settings.root_dir / SPOOL_FOLDER).write_bytes(b"")  # not a folder: no spool
-    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be queued"):
+    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be stored"):
         upload_with_ftplib(
             ftp_ingest.host, ftp_ingest.port, "cam01", CAMERAS["cam01"], "a.jpg", b"1"
         )

@@ -170,7 +170,7 @@ class CameraFtpHandler(FTPHandler):
                 self._original_name(file),
                 exc,
             )
-            return REPLIES[Refusal.NOT_QUEUED]
+            return REPLIES[Refusal.NOT_STORED]
         size = upload.path.stat().st_size
         log.info(
             "Upload from %s (%s): %s (%d bytes)",
