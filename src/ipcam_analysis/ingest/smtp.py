@@ -149,12 +149,7 @@ class CameraMailHandler:
         return "250 2.1.0 OK"
 
     async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: CameraSession,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         # Every recipient is "us": nothing is ever forwarded, so this is never a relay.
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
