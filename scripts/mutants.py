@@ -297,8 +297,8 @@ MUTANTS: list[Mutant] = [
         (
             Edit(
                 QUEUE,
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) < ?",
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) > ?",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) < $1",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) > $1",
             ),
         ),
         (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),
