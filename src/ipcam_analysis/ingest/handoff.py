@@ -39,7 +39,7 @@ class NotAccepted(Exception):
     def __init__(self, refusal: Refusal, reason: str) -> None:
         super().__init__(reason)
         self.refusal = refusal
-        self.reason = reason  # one line: the operating system's words for a write that failed
+        self.reason = reason  # one line; for a write that failed, the system's words
 
 
 class UploadIntake(Protocol):
