@@ -16,13 +16,8 @@ from harness.aws import Moto, label
 from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
-from ipcam_analysis.store import (
-    THUMBNAIL_WIDTH,
-    EventFilter,
-    EventRecord,
-    EventStore,
-    LocalStorage,
-)
+from ipcam_analysis.imaging import THUMBNAIL_WIDTH
+from ipcam_analysis.store import EventFilter, EventRecord, EventStore, LocalStorage
 from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
 from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.store.retention import HistoryConfig

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -47,16 +47,19 @@ NOTIFIERS: dict[str, NotifierPlugin] = {
 HOW_TO_SWITCH_ON = "email (transport and recipients), notify (Apprise URLs) or mqtt.host"
 
 
+Camera = TypeVar("Camera", str, str | None)  # None: the settings of no camera in particular
+
+
 def build_notifiers(
-    settings_by_camera: Mapping[str, Mapping[str, BaseModel]],
-) -> dict[str, tuple[Notifier, ...]]:
+    settings_by_camera: Mapping[Camera, Mapping[str, BaseModel]],
+) -> dict[Camera, tuple[Notifier, ...]]:
     """Each camera's notifiers, in registry order, from `{camera: {kind: settings}}`.
 
     Cameras with the same settings for a kind share its notifiers: one MQTT connection serves
     all, and an e-mail notifier is made once per set of recipients.
     """
     made: dict[tuple[str, str], Sequence[Notifier]] = {}
-    result: dict[str, tuple[Notifier, ...]] = {}
+    result: dict[Camera, tuple[Notifier, ...]] = {}
     for camera, by_kind in settings_by_camera.items():
         chosen: list[Notifier] = []
         for kind, plugin in NOTIFIERS.items():
@@ -69,7 +72,7 @@ def build_notifiers(
     return result
 
 
-def alerts_go_somewhere(settings_by_camera: Mapping[str, Mapping[str, BaseModel]]) -> bool:
+def alerts_go_somewhere(settings_by_camera: Mapping[Camera, Mapping[str, BaseModel]]) -> bool:
     """Whether any camera's settings, from `{camera: {kind: settings}}`, switch a channel on."""
     return any(
         plugin.switched_on(by_kind[kind])
@@ -78,7 +81,7 @@ def alerts_go_somewhere(settings_by_camera: Mapping[str, Mapping[str, BaseModel]
     )
 
 
-def distinct(notifiers_by_camera: Mapping[str, Sequence[Notifier]]) -> list[Notifier]:
+def distinct(notifiers_by_camera: Mapping[Camera, Sequence[Notifier]]) -> list[Notifier]:
     """Every notifier once, to start and close them."""
     return list({id(n): n for found in notifiers_by_camera.values() for n in found}.values())
 

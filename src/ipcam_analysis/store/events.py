@@ -1,4 +1,4 @@
-"""The event history: one event per processed upload, its snapshot and thumbnail, and retention."""
+"""The event history: one event per processed upload, its pictures as given, and retention."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.imaging import encode_jpeg, thumbnail
 from ipcam_analysis.store.camera_events import CameraEventStore
 from ipcam_analysis.store.database import Database, Parameters, local_iso, upsert
 from ipcam_analysis.store.exceptions import LearnedExceptions
@@ -24,15 +23,14 @@ from ipcam_analysis.values import (
     ERROR,
     Decision,
     Detection,
+    EventPictures,
     NotifyOutcome,
-    Snapshot,
     Upload,
     label_to_dict,
 )
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_WIDTH = 320
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
 EVENT_COLUMNS = (
@@ -52,7 +50,7 @@ class EventRecord:
     outcome: str
     reason: str | None = None
     file_size: int | None = None
-    snapshot: Snapshot | None = None
+    pictures: EventPictures | None = None  # drawn by the pipeline; kept as they are
     detection: Detection | None = None
     decision: Decision | None = None
     notifications: Sequence[NotifyOutcome] = ()
@@ -118,7 +116,7 @@ class EventStore:
 
     def record(self, record: EventRecord) -> None:
         """Store the event (replacing an earlier record of the same upload) and its pictures."""
-        files = self._write_snapshot(record) if record.snapshot else None
+        files = self._write_pictures(record) if record.pictures else None
         detection, decision, upload = record.detection, record.decision, record.upload
         triggered = [m.label.name for m in decision.matched] if decision else []
         labels = [label_to_dict(label) for label in detection.labels] if detection else []
@@ -136,8 +134,8 @@ class EventStore:
                     received,
                     upload.original_name,
                     record.file_size,
-                    record.snapshot.width if record.snapshot else None,
-                    record.snapshot.height if record.snapshot else None,
+                    record.pictures.width if record.pictures else None,
+                    record.pictures.height if record.pictures else None,
                     record.outcome,
                     record.reason,
                     detection.detector if detection else None,
@@ -195,25 +193,21 @@ class EventStore:
                 "UPDATE cameras SET last_error = $1, last_error_at = $2 WHERE name = $3",
                 (record.reason, received, camera),
             )
-        if record.snapshot:
+        if record.pictures:
             conn.execute(
                 "UPDATE cameras SET last_snapshot_event = $1 WHERE name = $2",
                 (record.item_id, camera),
             )
 
-    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
-        """The event's picture (the camera's own JPEG bytes when it sent a JPEG), a thumbnail
-        with the triggering boxes, and a clip's file; the names kept are relative to
+    def _write_pictures(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
+        """The event's picture, its thumbnail and a clip's file; the names kept are relative to
         `snapshots/`, and their sizes count against `max_snapshots_mb` together."""
-        snapshot = record.snapshot
-        assert snapshot is not None
+        pictures = record.pictures
+        assert pictures is not None
         day = record.upload.received_at.strftime("%Y-%m-%d")
         full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
-        matched = record.decision.matched if record.decision else ()
-        full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
-        small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
         keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
-        contents = [full, small]
+        contents = [pictures.picture, pictures.thumbnail]
         clip_name = f"{day}/{record.item_id}{record.clip_suffix}" if record.clip else None
         if clip_name and record.clip:
             keys.append(snapshot_key(clip_name))
