@@ -24,6 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.aws import Moto
+from harness.intake import collecting_intake
 from harness.mail_camera import camera_mail
 from harness.service import (
     DATA,
@@ -41,7 +42,7 @@ from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.net.asgi_server import AsgiServer
-from tests.test_ingest_http import CAMERAS, ScriptedAdmission
+from tests.test_ingest_http import CAMERAS
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 LIMIT = 256  # the service's open files: a flood of FLOOD connections is more than it can hold
@@ -180,6 +181,7 @@ def knock(address: tuple[str, int]) -> None:
         sock.recv(100)
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("flooded", ["http", "ftp", "smtp", "dashboard"])
 def test_a_flood_past_the_limit_leaves_every_listener_working(
     tmp_path: Path, aws: Moto, service_process: Any, flooded: str
@@ -203,6 +205,7 @@ def test_a_flood_past_the_limit_leaves_every_listener_working(
     assert listeners.log.stat().st_size - log_size < 64 * 1024
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("flooded", ["http", "ftp", "smtp", "dashboard"])
 def test_the_soft_limit_is_raised_so_a_flood_is_held_while_cameras_upload(
     tmp_path: Path, aws: Moto, service_process: Any, flooded: str
@@ -218,6 +221,7 @@ def test_the_soft_limit_is_raised_so_a_flood_is_held_while_cameras_upload(
     assert "cannot accept connections" not in listeners.log_text()
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_systemd_hears_ready_and_alive_and_a_closed_listener_ends_the_service(
     tmp_path: Path, aws: Moto, service_process: Any
 ) -> None:
@@ -249,6 +253,7 @@ BUSY = {
 }
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("way", ["ftp", "smtp"])
 def test_idle_sessions_from_13_addresses_leave_room_for_a_camera(
     tmp_path: Path, aws: Moto, service_process: Any, way: str
@@ -295,11 +300,10 @@ def http_push(tmp_path: Path) -> Iterator[HttpIngest]:
     settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path / "ftp")
     ingest = HttpIngest(
         settings.model_copy(update={"port": 0}),
-        lambda uploads: [1],
+        collecting_intake(lambda uploads: [1], tmp_path / "data"),
         login_throttle=LoginThrottle(
             first_delay_seconds=GUESS_DELAY, max_delay_seconds=GUESS_DELAY
         ),
-        admission=ScriptedAdmission([None]),
     )
     ingest.start()
     yield ingest
@@ -330,6 +334,7 @@ def test_one_address_idle_and_trickling_connections_leave_room_for_others(
         assert camera_posts(http_push) == 201
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_headers_that_never_end_are_cut_off(http_push: HttpIngest) -> None:
     with attacker_socket(http_push) as sock:
         sock.sendall(HEADER_START)
@@ -383,6 +388,7 @@ def closed_or_trickled(sock: socket.socket, header: bytes) -> bool:
     return False
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_parallel_wrong_passwords_from_one_address_are_answered_one_by_one(
     http_push: HttpIngest,
 ) -> None:

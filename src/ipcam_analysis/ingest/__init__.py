@@ -1,11 +1,11 @@
 """Where uploads come in: one file per source, each "camera bytes in, Upload out".
 
 SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
-(alarms) instead. A source is built from its own settings, the function that queues uploads
-(those received together all or none; it returns only once the rows are committed), the shared
-admission check (back-pressure, free space) and login throttle. A source listens for cameras
-(its health: its address answers) or, a poller, reaches out to them (its health: each camera's
-link). Adding a source is a new file and one line here.
+(alarms) instead. A source is built from its own settings, the intake it hands uploads to
+(handoff.UploadIntake: its admission check before an upload, and `accept`, those received
+together all or none, returning once the rows are committed) and the shared login throttle.
+A source listens for cameras (its health: its address answers) or, a poller, reaches out to
+them (its health: each camera's link). Adding a source is a new file and one line here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.alarm import AlarmIngest, AlarmServerConfig
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
-from ipcam_analysis.ingest.handoff import AcceptUploads
+from ipcam_analysis.ingest.handoff import UploadIntake
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.onvif import OnvifSource, OnvifSourceConfig
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
@@ -58,10 +58,9 @@ class SourceFactory(Protocol):
     def __call__(
         self,
         settings: BaseModel,
-        accept_uploads: AcceptUploads,
+        intake: UploadIntake,
         *,
         login_throttle: LoginThrottle,
-        admission: UploadAdmission,
     ) -> Source | Poller: ...
 
 
@@ -108,4 +107,5 @@ __all__ = [
     "Source",
     "SourcePlugin",
     "UploadAdmission",
+    "UploadIntake",
 ]
