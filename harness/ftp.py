@@ -72,17 +72,22 @@ def start_ftp(tmp_path: Path) -> Iterator[StartFtp]:
     """Starts an FtpIngest on 127.0.0.1:0 with cam01/cam02; keyword arguments override settings.
 
     `login_throttle=` replaces the default, which answers failed logins after 0.05 s so that
-    tests stay fast. Every server started is stopped at the end of the test.
+    tests stay fast; `tls_dir=` is where a self-signed certificate is made. Every server
+    started is stopped at the end of the test.
     """
     started: list[FtpIngest] = []
 
-    def start(login_throttle: LoginThrottle | None = None, **overrides: Any) -> RunningFtp:
+    def start(
+        login_throttle: LoginThrottle | None = None, tls_dir: Path | None = None, **overrides: Any
+    ) -> RunningFtp:
         settings = FtpServerConfig(
             root_dir=tmp_path / "ftp", host="127.0.0.1", users=CAMERAS, **overrides
         ).model_copy(update={"port": 0})  # the model refuses port 0; FtpIngest must accept it
         throttle = login_throttle or LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
         running = RunningFtp(settings, throttle)
-        running.ingest = FtpIngest(settings, running.collect, login_throttle=throttle)
+        running.ingest = FtpIngest(
+            settings, running.collect, login_throttle=throttle, tls_dir=tls_dir
+        )
         running.ingest.start()
         started.append(running.ingest)
         return running

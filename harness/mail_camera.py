@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from harness.ftp import CAMERAS
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
@@ -29,6 +31,7 @@ class RunningSmtp:
     """A started SmtpIngest and what it has queued so far (ids count from 1)."""
 
     settings: SmtpServerConfig
+    cameras: CameraDirectory
     ingest: SmtpIngest | None = None
     fail_with: Exception | None = None  # when set, the callback raises it
     uploads: list[Upload] = field(default_factory=list)
@@ -102,19 +105,14 @@ def start_smtp(tmp_path: Path) -> Iterator[Any]:
 
     def start(**overrides: Any) -> RunningSmtp:
         settings = SmtpServerConfig.model_validate(
-            {
-                "enabled": True,
-                "host": HOST,
-                "port": 0,
-                "root_dir": tmp_path / "ftp",
-                "users": CAMERAS,
-                "senders": {CAM02_SENDER: "cam02"},
-                **overrides,
-            }
+            {"enabled": True, "host": HOST, "port": 0, **overrides}
         )
-        running = RunningSmtp(settings)
+        passwords = {name: SecretStr(password) for name, password in CAMERAS.items()}
+        cameras = CameraDirectory(passwords, tmp_path / "ftp", senders={CAM02_SENDER: "cam02"})
+        running = RunningSmtp(settings, cameras)
         running.ingest = SmtpIngest(
             settings,
+            cameras,
             running.collect,
             login_throttle=LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2),
             admission=UploadAdmission(1000, lambda: 0, 0, []),

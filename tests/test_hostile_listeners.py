@@ -41,7 +41,7 @@ from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.net.asgi_server import AsgiServer
-from tests.test_ingest_http import CAMERAS, ScriptedAdmission
+from tests.test_ingest_http import CAMERAS, ScriptedAdmission, camera_directory
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 LIMIT = 256  # the service's open files: a flood of FLOOD connections is more than it can hold
@@ -292,9 +292,9 @@ HEADER_START = b"POST /upload HTTP/1.1\r\nHost: cameras\r\n"
 def http_push(tmp_path: Path) -> Iterator[HttpIngest]:
     """The HTTP push listener on 127.0.0.1, answering a wrong password after GUESS_DELAY, and
     the next failure from the address GUESS_DELAY after that answer."""
-    settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path / "ftp")
     ingest = HttpIngest(
-        settings.model_copy(update={"port": 0}),
+        HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
+        camera_directory(tmp_path / "ftp"),
         lambda uploads: [1],
         login_throttle=LoginThrottle(
             first_delay_seconds=GUESS_DELAY, max_delay_seconds=GUESS_DELAY

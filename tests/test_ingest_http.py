@@ -17,15 +17,23 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from harness.service import DATA, wait_until
-from ipcam_analysis.ingest import UploadAdmission
+from ipcam_analysis.ingest import CameraDirectory, UploadAdmission
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
+
+
+def camera_directory(root_dir: Path) -> CameraDirectory:
+    """cam01 and cam02, whose uploads are kept under root_dir."""
+    return CameraDirectory({name: SecretStr(pw) for name, pw in CAMERAS.items()}, root_dir)
+
+
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 OUR_LOGGER = "ipcam_analysis.ingest.http"
@@ -66,14 +74,18 @@ class ScriptedAdmission(UploadAdmission):
 
 @pytest.fixture
 def http_ingest(tmp_path: Path) -> Iterator[RunningHttp]:
-    settings = HttpIngestConfig(
-        enabled=True, host="127.0.0.1", max_upload_mb=1, users=CAMERAS, root_dir=tmp_path / "ftp"
-    ).model_copy(update={"port": 0})
+    settings = HttpIngestConfig(enabled=True, host="127.0.0.1", max_upload_mb=1).model_copy(
+        update={"port": 0}
+    )
     reply: list[str | None] = [None]
     throttle = LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
     running = RunningHttp(None, tmp_path / "ftp", reply)  # type: ignore[arg-type]
     running.ingest = HttpIngest(
-        settings, running.collect, login_throttle=throttle, admission=ScriptedAdmission(reply)
+        settings,
+        camera_directory(tmp_path / "ftp"),
+        running.collect,
+        login_throttle=throttle,
+        admission=ScriptedAdmission(reply),
     )
     running.ingest.start()
     yield running
@@ -174,9 +186,9 @@ def test_bad_credentials_are_refused_401_and_logged(
 
 def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
     throttle = LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
-    settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path)
     ingest = HttpIngest(
-        settings.model_copy(update={"port": 0}),
+        HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
+        camera_directory(tmp_path),
         lambda uploads: [1],
         login_throttle=throttle,
         admission=ScriptedAdmission([None]),

@@ -75,7 +75,7 @@ def test_auth_login_without_tls_queues_each_picture_as_one_burst(
     assert third.burst_id is None and third.burst_size == 1
     assert first.note.startswith("Alarm event: Motion Detection\nAlarm Event: Motion Detection")
     assert "Alarm Input Channel: 1" in first.note
-    home = smtp.settings.root_dir / "cam01"
+    home = smtp.cameras.root_dir / "cam01"
     assert first.home == home and first.remove_when_done
     assert first.original_name.startswith("smtp/") and first.original_name.endswith("ch1-a.jpg")
     # One warning per camera about its password crossing in clear, not one per message.
@@ -242,7 +242,7 @@ def test_message_cut_off_mid_data_queues_nothing(start_smtp, caplog) -> None:
     )
     assert any("cam01 (127.0.0.1)" in m for m in warnings(caplog) if "cut off" in m)
     assert smtp.uploads == []
-    assert not (smtp.settings.root_dir / "cam01" / "smtp").exists()
+    assert not (smtp.cameras.root_dir / "cam01" / "smtp").exists()
 
 
 def test_a_flood_of_connections_gets_421_and_the_server_keeps_serving(start_smtp) -> None:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     detector = (
         _ScreeningOnly(settings)  # type: ignore[arg-type]
         if args.no_cloud
-        else build_detector(settings)
+        else build_detector(settings, config.detector_context)
     )
     scores = {name: ClassScore() for name in classes}
     timings: list[float] = []

@@ -3,7 +3,7 @@ config.yaml (`model.py`), per-camera settings (`cameras.py`), loading (`loading.
 masked dump (`dump.py`) and one-line validation messages (`messages.py`)."""
 
 from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
-from ipcam_analysis.config.loading import load_config, resolve_paths
+from ipcam_analysis.config.loading import load_config
 from ipcam_analysis.config.model import AppConfig, RetryConfig, WebConfig
 from ipcam_analysis.errors import ConfigError
 
@@ -15,5 +15,4 @@ __all__ = [
     "RetryConfig",
     "WebConfig",
     "load_config",
-    "resolve_paths",
 ]

@@ -44,7 +44,7 @@ from ipcam_analysis.ingest.tls import (
     tls_failure,
 )
 from ipcam_analysis.net.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.settings import ConfigPath, StrictModel
 from ipcam_analysis.values import Upload
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,10 @@ TLS_VERSIONS = {
 
 
 class FtpServerConfig(StrictModel):
-    root_dir: Path = Path("ftp")
+    """`ftp_server:`; its users are the cameras, for every source, and root_dir the folder
+    their uploads wait in until analysed, whichever source received them."""
+
+    root_dir: ConfigPath = Field(Path("ftp"), validate_default=True)
     host: str = "0.0.0.0"
     port: int = Field(2121, ge=0, le=65535)  # 0: any free port (tests)
     remove_files: bool = True
@@ -106,6 +109,11 @@ class FtpServerConfig(StrictModel):
             if not password.get_secret_value():
                 raise ValueError(f"camera {name!r} has no password")
         return self
+
+    @property
+    def enabled(self) -> bool:
+        """Always: the cameras' FTP server is the one source that cannot be switched off."""
+        return True
 
 
 class FtpIngestError(UserError):
@@ -350,10 +358,10 @@ class CameraFtpsHandler(CameraFtpHandler, TLS_FTPHandler):
         return "ftps" if self._ssl_established and self._prot else "ftp"
 
 
-def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
+def tls_attributes(tls: TlsConfig, self_signed_dir: Path | None) -> dict[str, Any]:
     """The TLS handler's class attributes; its context is made now, so that a bad certificate
     stops the start rather than the first camera's session."""
-    certfile, keyfile = certificate_files(tls, "FTP")
+    certfile, keyfile = certificate_files(tls, "FTP", self_signed_dir)
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_options(TLS_FTPHandler.ssl_options)
     context.set_min_proto_version(TLS_VERSIONS[tls.min_version])
@@ -412,8 +420,10 @@ def make_handler_class(
     accept_uploads: AcceptUploads,
     login_throttle: LoginThrottle,
     admission: UploadAdmission,
+    tls_dir: Path | None,
 ) -> type[CameraFtpHandler]:
-    """A handler class for one server: its cameras, limits and callback (homes must exist)."""
+    """A handler class for one server: its cameras, limits and callback (homes must exist);
+    a self-signed certificate is made in `tls_dir` when TLS is on without a certfile."""
     authorizer = CameraAuthorizer()
     for camera, password in settings.users.items():
         home = settings.root_dir / camera
@@ -433,7 +443,7 @@ def make_handler_class(
     }
     if settings.tls.mode == "off":
         return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
-    attributes.update(tls_attributes(settings.tls))
+    attributes.update(tls_attributes(settings.tls, tls_dir))
     return type("ConfiguredCameraFtpsHandler", (CameraFtpsHandler,), attributes)
 
 
@@ -442,7 +452,7 @@ class FtpIngest:
 
     accept_uploads runs in the IO thread, so it must be quick (put the upload in a queue and return).
     `admission` refuses uploads beyond the queue's or the disk's room; by default it watches
-    the free space of root_dir only.
+    the free space of root_dir only. `tls_dir`: where a self-signed certificate is made.
     """
 
     def __init__(
@@ -452,8 +462,10 @@ class FtpIngest:
         *,
         login_throttle: LoginThrottle | None = None,
         admission: UploadAdmission | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
         self._settings = settings
+        self._tls_dir = tls_dir
         self._accept_uploads = accept_uploads
         self._login_throttle = login_throttle or LoginThrottle()
         self._admission = admission or UploadAdmission(
@@ -484,7 +496,7 @@ class FtpIngest:
                     f"cannot create the FTP folder {home}: {exc.strerror}"
                 ) from None
         handler = make_handler_class(
-            settings, self._accept_uploads, self._login_throttle, self._admission
+            settings, self._accept_uploads, self._login_throttle, self._admission, self._tls_dir
         )
         _keep_pyftpdlib_logging_default()
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.

@@ -10,17 +10,17 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 
-from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload, write_new_file
+from ipcam_analysis.ingest.context import SourceContext
+from ipcam_analysis.ingest.handoff import queue_upload, write_new_file
 from ipcam_analysis.ingest.onvif_client import (
     MOTION,
     SNAPSHOT_TIMEOUT_SECONDS,
@@ -33,7 +33,6 @@ from ipcam_analysis.ingest.onvif_client import (
     onvif_endpoint,
     snapshot_uri,
 )
-from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database import local_iso
 from ipcam_analysis.values import CameraEvent, Upload
@@ -91,14 +90,6 @@ class OnvifCameraConfig(StrictModel):
         return self
 
 
-class OnvifSourceConfig(StrictModel):
-    """The ONVIF source, filled by the configuration: each camera's `onvif:` section, and the
-    folder its snapshots wait in until analysed (ftp_server.root_dir)."""
-
-    cameras: dict[str, OnvifCameraConfig] = Field(default_factory=dict)
-    root_dir: Path = Path("ftp")
-
-
 @dataclass(frozen=True)
 class CameraLink:
     """One camera's link to the service: its state since when, and what went wrong last."""
@@ -123,23 +114,18 @@ class CameraLink:
 
 class OnvifSource:
     """Follows the cameras on an asyncio loop in a thread of its own. It reaches out to the
-    cameras rather than listening, so its health is each camera's link (`camera_links`)."""
+    cameras rather than listening (a poller), so it is built from each camera's `onvif:`
+    section, and its health is each camera's link (`camera_links`)."""
 
-    def __init__(
-        self,
-        settings: OnvifSourceConfig,
-        accept_uploads: AcceptUploads,
-        *,
-        login_throttle: LoginThrottle,
-        admission: UploadAdmission,
-    ) -> None:
-        self._settings = settings
-        self._accept_uploads = accept_uploads
-        self._admission = admission
+    def __init__(self, settings: Mapping[str, OnvifCameraConfig], context: SourceContext) -> None:
+        self._cameras = settings
+        self._root_dir = context.cameras.root_dir  # where snapshots wait until analysed
+        self._accept_uploads = context.accept_uploads
+        self._admission = context.admission
         now = time.time()
         self._links = {
             name: CameraLink(SUBSCRIBING if camera.address else ON_ALARM, now)
-            for name, camera in settings.cameras.items()
+            for name, camera in settings.items()
         }
         self._links_lock = threading.Lock()
         self._last_snapshot: dict[str, float] = {}
@@ -156,11 +142,11 @@ class OnvifSource:
         self._thread = threading.Thread(target=self._serve, args=(loop,), name="onvif", daemon=True)
         self._loop = loop
         self._thread.start()
-        subscribed = sum(1 for camera in self._settings.cameras.values() if camera.address)
+        subscribed = sum(1 for camera in self._cameras.values() if camera.address)
         log.info(
             "ONVIF: following %d camera(s), %d more on their alarms",
             subscribed,
-            len(self._settings.cameras) - subscribed,
+            len(self._cameras) - subscribed,
         )
 
     def stop(self) -> None:
@@ -182,7 +168,7 @@ class OnvifSource:
     def camera_reported(self, event: CameraEvent) -> None:
         """What a camera reported through another source (its alarm): motion from a camera
         with only a snapshot_url has its snapshot fetched. Returns at once."""
-        camera = self._settings.cameras.get(event.camera)
+        camera = self._cameras.get(event.camera)
         loop = self._loop
         if camera is None or camera.address or camera.snapshot_url is None or loop is None:
             return
@@ -212,7 +198,7 @@ class OnvifSource:
         self._session = aiohttp.ClientSession(timeout=timeout)
         followers = [
             asyncio.create_task(self._follow(name, camera), name=f"onvif {name}")
-            for name, camera in self._settings.cameras.items()
+            for name, camera in self._cameras.items()
             if camera.address
         ]
         try:
@@ -337,7 +323,7 @@ class OnvifSource:
     def _new_upload(self, name: str, url: str, data: bytes, note: str) -> Upload:
         """The Upload for a fetched snapshot, in a folder per camera and day: <root>/<camera>/onvif/…"""
         received = datetime.now().astimezone()
-        home = self._settings.root_dir / name
+        home = self._root_dir / name
         file_name = "snapshot.png" if data.startswith(b"\x89PNG") else "snapshot.jpg"
         unique = f"{received:%H%M%S}-{uuid.uuid4().hex[:8]}-{file_name}"
         return Upload(

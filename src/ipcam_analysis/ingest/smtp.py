@@ -17,10 +17,11 @@ from typing import IO, Any
 from weakref import WeakSet
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.handoff import AcceptUploads, queue_uploads
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, read_mail, write_uploads
@@ -69,11 +70,6 @@ class SmtpServerConfig(StrictModel):
     port: int = Field(2525, ge=0, le=65535)  # 0: any free port (tests)
     tls: TlsConfig = Field(default_factory=TlsConfig)  # STARTTLS
     max_message_mb: float = Field(25, gt=0)
-    # Filled from the rest of the config: where the pictures go, the cameras' logins, and the
-    # sender addresses (lower case) of cameras that cannot log in.
-    root_dir: Path = Path("ftp")
-    users: dict[str, SecretStr] = Field(default_factory=dict)
-    senders: dict[str, str] = Field(default_factory=dict)
 
 
 class SmtpIngestError(UserError):
@@ -85,17 +81,17 @@ class CameraMailHandler:
 
     def __init__(
         self,
-        settings: SmtpServerConfig,
+        cameras: CameraDirectory,
         accept_uploads: AcceptUploads,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
     ) -> None:
-        self._settings = settings
+        self._cameras = cameras
         self._accept_uploads = accept_uploads
         self.login_throttle = login_throttle
         self._admission = admission
         self._passwords = {
-            name: pw.get_secret_value().encode() for name, pw in settings.users.items()
+            name: pw.get_secret_value().encode() for name, pw in cameras.passwords.items()
         }
         self._warned_cleartext: set[str] = set()
         # An address's oldest idle session makes room for a newcomer: see SessionShares.
@@ -138,7 +134,7 @@ class CameraMailHandler:
     ) -> str:
         ip = peer_ip(session)
         camera = session.auth_data if session.authenticated else None
-        camera = camera or self._settings.senders.get(address.lower())
+        camera = camera or self._cameras.senders.get(address.lower())
         if camera is None:
             log.warning("E-mail refused from unknown sender %r at %s", address, ip)
             return UNKNOWN_SENDER
@@ -162,7 +158,7 @@ class CameraMailHandler:
 
     def spool(self) -> tempfile.SpooledTemporaryFile[bytes]:
         """Where a message being received goes: memory, then a file beside the pictures."""
-        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY_BYTES, dir=self._settings.root_dir)
+        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY_BYTES, dir=self._cameras.root_dir)
 
     async def receive_mail(self, session: Session, message: IO[bytes]) -> str:
         """The reply to a message received whole: its pictures queued, or why not."""
@@ -189,7 +185,7 @@ class CameraMailHandler:
         once committed. If any cannot be queued, none is and no file is left: the camera
         hears 451 and sends the whole message again, each picture once, in one burst."""
         mail = read_mail(message)
-        home = self._settings.root_dir / camera
+        home = self._cameras.root_dir / camera
         uploads = write_uploads(mail, camera, home, ip, datetime.now().astimezone())
         ids = queue_uploads(uploads, self._accept_uploads)
         if mail.pictures:
@@ -362,11 +358,12 @@ class CameraSmtp(SMTP):
         return result
 
 
-def tls_context(settings: TlsConfig) -> ssl.SSLContext | None:
-    """STARTTLS with the configured certificate, or the self-signed one made in data_dir."""
+def tls_context(settings: TlsConfig, self_signed_dir: Path | None) -> ssl.SSLContext | None:
+    """STARTTLS with the configured certificate, or the self-signed one made in
+    self_signed_dir (data_dir/tls)."""
     if settings.mode == "off":
         return None
-    certfile, keyfile = certificate_files(settings, "SMTP")
+    certfile, keyfile = certificate_files(settings, "SMTP", self_signed_dir)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     with warnings.catch_warnings():  # Python deprecates naming TLS 1.0 and 1.1; opted in here
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -389,13 +386,18 @@ class SmtpIngest:
     def __init__(
         self,
         settings: SmtpServerConfig,
+        cameras: CameraDirectory,
         accept_uploads: AcceptUploads,
         *,
         login_throttle: LoginThrottle,
         admission: UploadAdmission,
+        tls_dir: Path | None = None,
     ) -> None:
+        """`tls_dir`: where a self-signed certificate is made when tls has no certfile."""
         self._settings = settings
-        self._handler = CameraMailHandler(settings, accept_uploads, login_throttle, admission)
+        self._cameras = cameras
+        self._tls_dir = tls_dir
+        self._handler = CameraMailHandler(cameras, accept_uploads, login_throttle, admission)
         self._address: tuple[str, int] | None = None
         self._thread = ServerThread("smtp")
 
@@ -406,14 +408,14 @@ class SmtpIngest:
         return self._address
 
     def start(self) -> None:
-        settings = self._settings
-        context = tls_context(settings.tls)
+        settings, root_dir = self._settings, self._cameras.root_dir
+        context = tls_context(settings.tls, self._tls_dir)
         required = settings.tls.mode == "required"
         try:
-            settings.root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
+            root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
         except OSError as exc:
             raise SmtpIngestError(
-                f"cannot make the folder {settings.root_dir}: {exc.strerror or exc}"
+                f"cannot make the folder {root_dir}: {exc.strerror or exc}"
             ) from None
         # aiosmtpd logs every connection at INFO, and a deprecation warning at each login that
         # its own AUTH code causes; our hooks log what matters.
@@ -446,7 +448,7 @@ class SmtpIngest:
         log.info(
             "SMTP server listening on %s:%d for %d camera(s), TLS %s",
             *self._address,
-            len(settings.users),
+            len(self._cameras.passwords),
             settings.tls.mode,
         )
 

@@ -18,11 +18,14 @@ from ipcam_analysis.detect import Detector
 from ipcam_analysis.ingest import (
     EVENT_SOURCES,
     SOURCES,
+    EventSourceContext,
     LoginThrottle,
     Poller,
     Source,
+    SourceContext,
     UploadAdmission,
 )
+from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import (
@@ -46,7 +49,9 @@ from ipcam_analysis.web import DashboardContext, WebServer, create_app
 log = logging.getLogger(__name__)
 
 EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
-NO_ALERT_CHANNEL = f"No alert channel is configured: alerts go nowhere (set {HOW_TO_SWITCH_ON})"
+NO_ALERT_CHANNEL = (
+    f"No alert channel is configured: alerts go nowhere (set one of {HOW_TO_SWITCH_ON})"
+)
 
 
 def build_service(
@@ -128,26 +133,28 @@ class Service:
         """The listeners cameras send to and the pollers that reach out to cameras, each
         feeding the queue through `_accept_uploads`."""
         config = self.config
-        ftp = config.ftp_server
+        ftp = config.section(FtpServerConfig)
         self.admission = UploadAdmission(
             ftp.max_queued_uploads,
             self.queue.recent_depth,
             ftp.min_free_mb,
             [ftp.root_dir, config.data_dir],
         )
-        throttle = LoginThrottle()
+        cameras = config.camera_directory
+        context = SourceContext(
+            cameras, config.tls_dir, self._accept_uploads, self.admission, LoginThrottle()
+        )
         sources: dict[str, Source] = {}
         pollers: dict[str, Poller] = {}
         for kind, settings in config.source_settings().items():
-            built = SOURCES[kind].implementation(
-                settings, self._accept_uploads, login_throttle=throttle, admission=self.admission
-            )
-            if SOURCES[kind].health == "poller":
+            built = SOURCES[kind].build(settings, context)
+            if SOURCES[kind].kind == "poller":
                 pollers[kind] = cast(Poller, built)
             else:
                 sources[kind] = cast(Source, built)
+        events = EventSourceContext(cameras, self._camera_event)
         for kind, settings in config.event_source_settings().items():
-            sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
+            sources[kind] = EVENT_SOURCES[kind].build(settings, events)
         return sources, pollers
 
     @property
@@ -247,7 +254,7 @@ class Service:
             for publisher in self._event_publishers:
                 publisher.start()
         self._log_ready()
-        for camera, password in self.config.ftp_server.users.items():
+        for camera, password in self.config.section(FtpServerConfig).users.items():
             if password.get_secret_value() == EXAMPLE_PASSWORD:
                 log.warning("Camera %s still has the example config's password: change it", camera)
         if self.config.time_window:
@@ -256,8 +263,9 @@ class Service:
     def _start_listeners(self) -> None:
         """The sources, then the dashboard; if one cannot listen, those started stop again."""
         started: list[Source | Poller | WebServer] = []
+        sources: list[Source | Poller] = [*self.sources.values(), *self.pollers.values()]
         try:
-            for source in [*self.sources.values(), *self.pollers.values()]:
+            for source in sources:
                 source.start()
                 started.append(source)
             if self.web is not None:
@@ -281,7 +289,7 @@ class Service:
             )
         if self.roles != ROLES:
             log.info("Node %s runs: %s", config.node_name, ", ".join(self.roles))
-        cameras = [*config.camera_names, None]
+        cameras: list[str | None] = [*config.camera_names, None]
         if self.analysis is not None and not alerts_go_somewhere(
             {camera: config.notifier_settings(camera) for camera in cameras}
         ):
@@ -290,7 +298,7 @@ class Service:
     def _find_leftovers(self) -> list[Upload]:
         """Files left in the upload folders by a crash (with `remove_files`, every file there
         that the queue does not hold is unhandled by definition), and in the FTP spool."""
-        settings = self.config.ftp_server
+        settings = self.config.section(FtpServerConfig)
         queued = self.queue.unfinished_paths()
         return list(
             find_leftovers(
@@ -323,7 +331,8 @@ class Service:
         log.info("Stopping: no new uploads; finishing the images in progress")
         if self.web is not None:
             self.web.stop()
-        for source in [*self.pollers.values(), *self.sources.values()]:
+        sources: list[Source | Poller] = [*self.pollers.values(), *self.sources.values()]
+        for source in sources:
             source.stop()
         if self.analysis is not None:
             self.analysis.stop()
@@ -386,10 +395,7 @@ def _unchanged_since_listed(upload: Upload) -> bool:
 def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:
     """An MQTT connection for the main process, beside the worker processes' own (a client id
     the user chose gets a suffix: a broker drops a connection whose id another one takes)."""
-    settings = config.notifier_settings()["mqtt"]
-    assert isinstance(settings, MqttConfig)
+    settings = config.section(MqttConfig)
     if not settings.host:
         return []
-    if settings.client_id:
-        settings = settings.model_copy(update={"client_id": f"{settings.client_id}-events"})
-    return [MqttNotifier(settings)]
+    return [MqttNotifier(settings, replace(config.notifier_context, instance="events"))]
