@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -18,6 +18,13 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+
+if TYPE_CHECKING:  # the boto3-stubs packages, installed for the type checker only
+    from botocore.client import BaseClient
+    from mypy_boto3_rekognition import RekognitionClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ses import SESClient
+    from mypy_boto3_sesv2 import SESV2Client
 
 # botocore retries a few times quickly; longer outages are the durable queue's business.
 _BOTO_CONFIG = BotoConfig(
@@ -57,7 +64,21 @@ _S3_CONFIG = _BOTO_CONFIG.merge(
 )
 
 
-def client(service: str, region: str | None, endpoint_url: str | None = None) -> Any:
+@overload
+def client(service: Literal["rekognition"], region: str | None) -> RekognitionClient: ...
+@overload
+def client(
+    service: Literal["s3"], region: str | None, endpoint_url: str | None = None
+) -> S3Client: ...
+@overload
+def client(service: Literal["ses"], region: str | None) -> SESClient: ...
+@overload
+def client(service: Literal["sesv2"], region: str | None) -> SESV2Client: ...
+def client(
+    service: Literal["rekognition", "s3", "ses", "sesv2"],
+    region: str | None,
+    endpoint_url: str | None = None,
+) -> BaseClient:
     """A boto3 client; `AWS_ENDPOINT_URL`, profiles and credentials come from boto3's
     environment (`endpoint_url`, when given, wins over `AWS_ENDPOINT_URL`)."""
     config = _S3_CONFIG if service == "s3" else _BOTO_CONFIG

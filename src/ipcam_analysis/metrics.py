@@ -61,7 +61,7 @@ class Metrics:
         self.last_detector_success = time.time()
 
     def exposition(self) -> bytes:
-        return generate_latest(self)  # type: ignore[arg-type]
+        return generate_latest(self)
 
     def collect(self) -> Iterator[Metric]:
         """The registry's metrics, each sample with this node's label."""

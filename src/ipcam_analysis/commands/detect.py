@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ipcam_analysis.config import AppConfig, CameraSettings
 from ipcam_analysis.detect import DETECTORS, DetectorError, build_detector
@@ -108,12 +107,12 @@ def read_snapshot(path: Path) -> Snapshot:
         raise UnreadableImage(str(exc)) from None
 
 
-def as_json(path: Path, detection: Detection) -> dict[str, Any]:
+def as_json(path: Path, detection: Detection) -> dict[str, object]:
     """One entry per instance (box relative to the image); `box` is null for image-level labels.
     `runner_ups`: the other classes of an object merged under this name."""
-    entries = []
+    entries: list[dict[str, object]] = []
     for label in detection.labels:
-        common = {"name": label.name, "parents": list(label.parents)}
+        common: dict[str, object] = {"name": label.name, "parents": list(label.parents)}
         if not label.instances:
             entries.append(
                 {**common, "confidence": round(label.confidence, 1), "box": None, "runner_ups": []}

@@ -18,6 +18,7 @@ from PIL import Image
 from ipcam_analysis.commands.detect import UnreadableImage, read_snapshot
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DETECTORS, build_detector
+from ipcam_analysis.detect.base import Detector
 from ipcam_analysis.detect.cascade import CascadeDetectorConfig, local_stage
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.imaging import decode_snapshot
@@ -71,14 +72,14 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     truth_file = args.folder / "labels.csv"
     rows, classes = read_truth(truth_file)
     kind = args.detector or config.detector.type
-    if args.no_cloud and kind != "cascade":
-        raise UserError("--no-cloud only applies to --detector cascade")
     settings = config.detector_settings(kind)
-    detector = (
-        _ScreeningOnly(settings)  # type: ignore[arg-type]
-        if args.no_cloud
-        else build_detector(settings, config.detector_context)
-    )
+    detector: Detector
+    if not args.no_cloud:
+        detector = build_detector(settings, config.detector_context)
+    elif isinstance(settings, CascadeDetectorConfig):
+        detector = _ScreeningOnly(settings)
+    else:
+        raise UserError("--no-cloud only applies to --detector cascade")
     scores = {name: ClassScore() for name in classes}
     timings: list[float] = []
     cloud_calls = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
 from pydantic import Field, field_validator
@@ -12,6 +12,9 @@ from ipcam_analysis import aws
 from ipcam_analysis.detect.base import DetectorContext, DetectorError, DetectorSettings
 from ipcam_analysis.imaging import IMAGE_WORK, encode_jpeg
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
+
+if TYPE_CHECKING:
+    from mypy_boto3_rekognition.type_defs import LabelTypeDef
 
 # Rekognition's limits for images sent as bytes.
 MAX_BYTES = 5 * 1024 * 1024
@@ -74,7 +77,7 @@ class RekognitionDetector:
         self._client.close()
 
 
-def parse_label(raw: dict[str, Any]) -> Label:
+def parse_label(raw: LabelTypeDef) -> Label:
     """One entry of DetectLabels' `Labels` as our Label."""
     instances = tuple(
         Instance(

@@ -143,14 +143,14 @@ class YoloTiny:
             return found
         pixels = found.corners * [width, height, width, height]
         xywh = np.column_stack([pixels[:, :2], pixels[:, 2:] - pixels[:, :2]])
-        keep = cv2.dnn.NMSBoxesBatched(
+        kept = cv2.dnn.NMSBoxesBatched(
             xywh.tolist(),
             found.scores.tolist(),
             found.class_ids.tolist(),
             self._threshold,
             self._settings.nms_threshold,
         )
-        keep = np.asarray(keep, int).reshape(-1)
+        keep = np.asarray(kept, int).reshape(-1)
         return _Found(found.corners[keep], found.class_ids[keep], found.scores[keep])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -166,7 +167,8 @@ def caption_size(
 ) -> tuple[int, int]:
     """A caption's width and height with its padding, from the font's metrics (no drawing)."""
     left, top, right, bottom = font.getbbox(text)
-    return right - left + 2 * padding, bottom - top + 2 * padding
+    # Whole pixels: FreeType's box is in floats (whole unless a stroke is asked for).
+    return math.ceil(right - left) + 2 * padding, math.ceil(bottom - top) + 2 * padding
 
 
 def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:

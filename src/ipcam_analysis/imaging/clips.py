@@ -66,15 +66,23 @@ def clip_format(data: bytes) -> str | None:
 
 
 def clip_duration_seconds(data: bytes, container: str) -> float | None:
-    """The clip's length when its container says it (not raw Annex-B), to spread the samples."""
+    """The clip's length, to spread the samples and to tell the user: what the container says,
+    or for raw Annex-B (no timestamps) its frames counted, undecoded, at the stream's rate."""
     if container == "hxvs":
         times = [timestamp for timestamp, _, _ in _hxvs_access_units(data)]
-        return (times[-1] - times[0]) / 1000 if times else None
-    if container in ("h264", "hevc"):
-        return None
+        if len(times) < 2:
+            return None
+        span = times[-1] - times[0]
+        return (span + span / (len(times) - 1)) / 1000  # the last frame lasts one frame too
     try:
         with av.open(io.BytesIO(data), format=_demuxer(container)) as clip:
-            return clip.duration / av.time_base if clip.duration else None
+            if container not in ("h264", "hevc"):
+                return clip.duration / av.time_base if clip.duration else None
+            if not clip.streams.video:
+                return None
+            stream = clip.streams.video[0]
+            frames = sum(1 for packet in clip.demux(stream) if packet.size)
+            return frames / float(_frame_rate(stream)) if frames else None
     except av.error.FFmpegError as exc:
         raise UnreadableClipError(_describe(container, exc)) from None
 
@@ -124,7 +132,7 @@ def _decoded(
         yield from _decoded_hxvs(data, skip)
         return
     try:
-        clip = av.open(io.BytesIO(data), format=_demuxer(container))
+        clip = av.open(io.BytesIO(data), "r", format=_demuxer(container))
     except av.error.FFmpegError as exc:
         raise UnreadableClipError(_describe(container, exc)) from None
     with clip:
@@ -199,10 +207,13 @@ def _hxvs_access_units(data: bytes) -> list[tuple[int, bool, bytes]]:
 def _frame_time(frame: av.VideoFrame, index: int, stream: av.VideoStream) -> float:
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
+    return index / float(_frame_rate(stream))
+
+
+def _frame_rate(stream: av.VideoStream) -> Fraction | int:
     # Raw Annex-B has no timestamps: the rate its SPS states (known once decoding has begun),
     # else FFmpeg's guess, else 25 frames a second.
-    rate = stream.codec_context.framerate or stream.guessed_rate or 25
-    return index / float(rate)
+    return stream.codec_context.framerate or stream.guessed_rate or 25
 
 
 def _demuxer(container: str) -> str | None:

@@ -44,8 +44,10 @@ def decode_snapshot(data: bytes) -> Snapshot:
     if not data:
         raise NotAnImageError("empty file")
     if parse_steps(data) > MAX_PARSE_STEPS:
-        kind = "PNG" if data.startswith(PNG_SIGNATURE) else "JPEG"
-        raise CorruptImageError(f"truncated or corrupt {kind} (too many parts where pixels belong)")
+        looks_like = "PNG" if data.startswith(PNG_SIGNATURE) else "JPEG"
+        raise CorruptImageError(
+            f"truncated or corrupt {looks_like} (too many parts where pixels belong)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

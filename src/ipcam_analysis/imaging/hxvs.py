@@ -19,10 +19,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 HEADER_SIZE = 16
 RECORD_HEADER = struct.Struct("<4sIII")  # tag, payload bytes, timestamp (ms), flags
-CODECS = {b"HXVS": "h264", b"HXVT": "hevc"}
+# As FFmpeg names its decoders.
+HxvsCodec = Literal["h264", "hevc"]
+CODECS: dict[bytes, HxvsCodec] = {b"HXVS": "h264", b"HXVT": "hevc"}
 
 
 class HxvsError(Exception):
@@ -31,7 +34,7 @@ class HxvsError(Exception):
 
 @dataclass(frozen=True)
 class HxvsHeader:
-    codec: str  # "h264" or "hevc", as FFmpeg names its decoders
+    codec: HxvsCodec
     width: int
     height: int
 

@@ -26,6 +26,19 @@ class ListenerError(UserError):
     """A listener cannot start; the message is one line for the user."""
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn's server, whose event loop logs a burst of "too many open files" on accept as
+    one line. `run()` stays uvicorn's, which makes the loop the way each Python needs."""
+
+    def __init__(self, config: uvicorn.Config, what: str) -> None:
+        super().__init__(config)
+        self._what = what
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        keep_accepting_quietly(asyncio.get_running_loop(), self._what)
+        await super().serve(sockets)
+
+
 class AsgiServer:
     """`start()` returns once the app is listening; `stop()` is graceful and bounded.
 
@@ -84,9 +97,12 @@ class AsgiServer:
             timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
             http=self._http_protocol or "auto",
         )
-        self._server = uvicorn.Server(config)
+        self._server = _QuietServer(config, self._what[:1].upper() + self._what[1:])
         self._thread = threading.Thread(
-            target=self._serve, args=(self._server, sock), name=self._thread_name, daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=self._thread_name,
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -95,16 +111,6 @@ class AsgiServer:
                 self.stop()
                 raise ListenerError(f"{self._what} did not start on {self._host}:{self._port}")
             time.sleep(0.01)
-
-    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
-        async def serve() -> None:
-            keep_accepting_quietly(
-                asyncio.get_running_loop(), self._what[:1].upper() + self._what[1:]
-            )
-            await server.serve(sockets=[sock])
-
-        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
-            runner.run(serve())
 
     def stop(self) -> None:
         """Finish open requests (at most GRACEFUL_STOP_SECONDS), then close; safe to repeat."""

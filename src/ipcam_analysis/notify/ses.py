@@ -8,12 +8,15 @@ import threading
 from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ipcam_analysis import aws
 from ipcam_analysis.notify.base import MailError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ses import SESClient
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class SesTransport:
         # fifth of the CPU of v1's form-encoded one for the same message (docs/performance.md).
         self._region = region
         self._v2 = aws.client("sesv2", region)
-        self._v1: Any = None  # made on the first refusal of SESv2, then used for good
+        self._v1: SESClient | None = None  # made on the first refusal of SESv2, then used for good
         self._lock = threading.Lock()
 
     def send(self, message: EmailMessage, recipients: list[str]) -> None:
@@ -36,7 +39,8 @@ class SesTransport:
         data = message.as_bytes(policy=policy.SMTP)
         sender = envelope_sender(message)
         try:
-            if self._v1 is None:
+            v1 = self._v1
+            if v1 is None:
                 try:
                     self._v2.send_email(
                         FromEmailAddress=sender,
@@ -47,23 +51,21 @@ class SesTransport:
                 except ClientError as exc:
                     if not _access_denied(exc):
                         raise
-                    self._fall_back_to_v1()
-            self._v1.send_raw_email(
-                Source=sender, Destinations=recipients, RawMessage={"Data": data}
-            )
+                    v1 = self._fall_back_to_v1()
+            v1.send_raw_email(Source=sender, Destinations=recipients, RawMessage={"Data": data})
         except (BotoCoreError, ClientError) as exc:
             cause, transient = aws.describe_aws_error(exc)
             raise MailError(f"SES: {cause}", transient=transient) from exc
 
-    def _fall_back_to_v1(self) -> None:
+    def _fall_back_to_v1(self) -> SESClient:
         with self._lock:
-            if self._v1 is not None:
-                return
-            log.warning(
-                "SES: the AWS credentials may not use SESv2's ses:SendEmail; sending with"
-                " SES v1's ses:SendRawEmail instead (allow ses:SendEmail: it costs less CPU)"
-            )
-            self._v1 = aws.client("ses", self._region)
+            if self._v1 is None:
+                log.warning(
+                    "SES: the AWS credentials may not use SESv2's ses:SendEmail; sending with"
+                    " SES v1's ses:SendRawEmail instead (allow ses:SendEmail: it costs less CPU)"
+                )
+                self._v1 = aws.client("ses", self._region)
+            return self._v1
 
 
 def _access_denied(exc: ClientError) -> bool:

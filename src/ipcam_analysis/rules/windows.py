@@ -33,7 +33,8 @@ def parse_clock_time(value: Any) -> time:
 ClockTime = Annotated[time, Field(description="HH:MM, server local time")]
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class TimeWindow(StrictModel):
@@ -41,7 +42,7 @@ class TimeWindow(StrictModel):
 
     start: ClockTime
     end: ClockTime
-    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
+    days: tuple[Weekday, ...] = WEEKDAYS
 
     @field_validator("start", "end", mode="before")
     @classmethod

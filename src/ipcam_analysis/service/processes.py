@@ -185,6 +185,7 @@ def _log_through(logs: Any, level: int) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    # typeshed's queue also asks for get(), which only a QueueListener calls; the handler puts.
     root.addHandler(logging.handlers.QueueHandler(_PipeSender(logs)))  # type: ignore[arg-type]
     root.setLevel(logging.WARNING)
     logging.getLogger("ipcam_analysis").setLevel(level)

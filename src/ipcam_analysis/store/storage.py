@@ -9,7 +9,7 @@ import posixpath
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from botocore.exceptions import (
@@ -24,6 +24,9 @@ from pydantic import field_validator
 from ipcam_analysis import aws
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.settings import StrictModel
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +202,9 @@ class S3Storage:
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes up to 1000 keys
-            chunk = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
+            chunk: list[ObjectIdentifierTypeDef] = [
+                {"Key": self._key(key)} for key in keys[start : start + 1000]
+            ]
             with self._errors(f"cannot delete {len(chunk)} object(s)"):
                 answer = self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}

@@ -58,7 +58,11 @@ def create_app(context: DashboardContext, login_throttle: LoginThrottle | None =
                 *pages.routes,
                 *exceptions.routes,
                 *api.routes,
-                Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), "static"),
+                Mount(
+                    "/static",
+                    StaticFiles(directory=Path(__file__).parent / "static"),
+                    name="static",
+                ),
             ]
             if "web" in context.roles
             else api.monitoring_routes
