@@ -16,6 +16,7 @@ from ipcam_analysis.notify.apprise import AppriseConfig, AppriseNotifier, build_
 from ipcam_analysis.notify.base import Notifier, NotifierContext
 from ipcam_analysis.notify.email import EmailConfig, EmailNotifier, build_email_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier, build_mqtt_notifiers
+from ipcam_analysis.notify.webhook import WebhookConfig, build_webhook_notifiers
 from ipcam_analysis.settings import Plugin
 
 # The notifiers a channel's settings turn on: none when switched off, one per URL for Apprise.
@@ -25,6 +26,7 @@ NOTIFIERS: dict[str, NotifierPlugin] = {
     "email": Plugin("email", EmailConfig, build_email_notifiers, "per_camera"),
     "apprise": Plugin("notify", AppriseConfig, build_apprise_notifiers, "per_camera"),
     "mqtt": Plugin("mqtt", MqttConfig, build_mqtt_notifiers, "shared"),
+    "webhook": Plugin("webhook", WebhookConfig, build_webhook_notifiers, "per_camera"),
 }
 # Where a user switches one on, for the line saying alerts go nowhere.
 HOW_TO_SWITCH_ON = ", ".join(plugin.section for plugin in NOTIFIERS.values())
