@@ -240,3 +240,26 @@ def test_an_smtp_login_needs_its_password(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, mail + "smtp: {host: mail.lan}}"))
     assert config.email.smtp is not None and config.email.smtp.username is None
+
+
+def test_a_cameras_own_email_section_holds_only_what_differs(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "ftp_server: {users: {cam01: pw1, cam02: pw2, cam03: pw3}}\n"
+            "email: {transport: ses, sender_email: a@b.example, recipients: [all@b.example]}\n"
+            "cameras:\n"
+            "  cam01: {email: {recipients: [gate@b.example], subject: 'Gate: $labels'}}\n"
+            "  cam02: {recipients: [garden@b.example]}\n",
+        )
+    )
+    own, legacy, inherited = (config.notifier_settings(c)["email"] for c in config.camera_names)
+    assert own == config.email.model_copy(
+        update={"recipients": ["gate@b.example"], "subject": "Gate: $labels"}
+    )
+    assert legacy == config.email.model_copy(update={"recipients": ["garden@b.example"]})
+    assert inherited == config.email
+    message = error_of(
+        tmp_path, "ftp_server: {users: {cam01: pw1}}\ncameras: {cam01: {email: {transport: smtp}}}"
+    )
+    assert message.endswith("cameras.cam01.email: sender_email is required when transport is smtp")
