@@ -121,7 +121,8 @@ def street_clip(seconds: int, size: tuple[int, int]) -> bytes:
 
 
 def analyse_in_child(clip: bytes, size: str, cache: Path) -> dict[str, Any]:
-    camera = AppConfig.model_validate({"labels": ["Person"]}).camera("bench")
+    config = {"labels": ["Person"], "detector": {"type": "local"}}
+    camera = AppConfig.model_validate(config).camera("bench")
     detector = LocalDetector(LocalDetectorConfig(model_cache_dir=cache), 25)
     detector.detect(decode_snapshot(common.snapshot_jpeg(SIZES[size])))
     before = _status_mb("VmRSS")
@@ -132,8 +133,6 @@ def analyse_in_child(clip: bytes, size: str, cache: Path) -> dict[str, Any]:
         clip_format(clip) or "",
         camera,
         lambda snapshot: detector.detect(snapshot, camera.watched),
-        MAX_LOCAL_FRAMES,
-        jpeg_frames=False,
     )
     elapsed = time.perf_counter() - started
     return {

@@ -463,7 +463,7 @@ def database_of(work: Path) -> Path:
 # recorded). Both come from the same machine's clock.
 FINISHED_SINCE_SQL = (
     "SELECT received_at, finished_at FROM uploads"
-    " WHERE state = 'done' AND finished_at IS NOT NULL AND finished_at >= ?"
+    " WHERE state = 'done' AND finished_at IS NOT NULL AND finished_at >= $1"
 )
 
 

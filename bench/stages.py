@@ -26,11 +26,10 @@ from ipcam_analysis.imaging import (  # noqa: E402
     decode_snapshot,
     draw_boxes,
     encode_jpeg,
+    event_pictures,
     perceptual_hash,
-    thumbnail,
 )
 from ipcam_analysis.notify.email import EmailConfig, build_alert_email  # noqa: E402
-from ipcam_analysis.store import THUMBNAIL_WIDTH  # noqa: E402
 from ipcam_analysis.values import Alert, MatchedLabel  # noqa: E402
 
 MATCHED = (MatchedLabel(common.PERSON, "Person"),)
@@ -40,7 +39,7 @@ EMAIL = EmailConfig(
 
 
 def steps(data: bytes) -> dict[str, Callable[[], Any]]:
-    """Each step as the pipeline, the e-mail notifier and the store call it."""
+    """Each step as the pipeline and the e-mail notifier call it."""
     snapshot = decode_snapshot(data)
     image = snapshot.image
     annotated = draw_boxes(image, MATCHED)
@@ -54,9 +53,8 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
         "build the e-mail, as bytes (notify/email)": lambda: build_alert_email(
             alert, EMAIL
         ).as_bytes(),
-        "thumbnail, after the e-mail (store)": lambda: encode_jpeg(
-            thumbnail(image, MATCHED, THUMBNAIL_WIDTH), quality=75
-        ),
+        # A JPEG upload's picture is kept as it came: this is the thumbnail's cost.
+        "event pictures, after the e-mail (imaging)": lambda: event_pictures(snapshot, MATCHED),
     }
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from harness.aws import REGION
 from ipcam_analysis.store import DATABASE_FILE
-from ipcam_analysis.store.postgres import postgres_sql
+from ipcam_analysis.store.database import by_number
 
 BACKENDS = ("sqlite", "postgresql-s3")
 DATABASE_URL = "IPCAM_DATABASE_URL"
@@ -101,13 +101,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def query_database(data_dir: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """A read of the service's database as another program would make it: the SQLite file in
-    data_dir, or the PostgreSQL database of this test."""
+    data_dir, or the PostgreSQL database of this test (parameters `$1, $2, ...`, as the store's)."""
     url = os.environ.get(DATABASE_URL)
     if url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            return [tuple(row) for row in conn.execute(postgres_sql(sql), params).fetchall()]
+        with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.RawCursor) as conn:
+            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
     with closing(sqlite3.connect(data_dir / DATABASE_FILE, timeout=30)) as conn:
-        return conn.execute(sql, params).fetchall()
+        return conn.execute(sql, by_number(params)).fetchall()
 
 
 @contextmanager

@@ -91,11 +91,11 @@ class CrashRig:
         return query_database(self.folder / "data", sql, params)
 
     def detection_saved(self, item_id: int) -> bool:
-        rows = self.query("SELECT detection FROM uploads WHERE id = ?", (item_id,))
+        rows = self.query("SELECT detection FROM uploads WHERE id = $1", (item_id,))
         return bool(rows and rows[0][0])
 
     def notified(self, item_id: int) -> list[str]:
-        rows = self.query("SELECT notified FROM uploads WHERE id = ?", (item_id,))
+        rows = self.query("SELECT notified FROM uploads WHERE id = $1", (item_id,))
         return json.loads(rows[0][0]) if rows else []
 
     def drained(self) -> bool:

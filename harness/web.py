@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from harness.service import DATA
 from ipcam_analysis.config import AppConfig
+from ipcam_analysis.imaging import event_pictures
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.store import Database, EventRecord, EventStore, LocalStorage, open_database
@@ -63,7 +64,8 @@ def event_record(
     reason: str | None = None,
     cloud_calls: int = 1,
 ) -> EventRecord:
-    """An event as the pipeline would record it; a detection only when labels are given."""
+    """An event as the pipeline would record it (its pictures drawn as the pipeline draws them);
+    a detection only when labels are given."""
     received = received_at or datetime.now().astimezone()
     detection = (
         Detection("rekognition", tuple(labels), 123.4, cloud_calls)
@@ -83,7 +85,7 @@ def event_record(
         outcome=outcome,
         reason=reason,
         file_size=len(snapshot.data) if snapshot else 12,
-        snapshot=snapshot,
+        pictures=event_pictures(snapshot, matched) if snapshot else None,
         detection=detection,
         decision=Decision(bool(matched), matched) if detection else None,
         notifications=tuple(notifications),

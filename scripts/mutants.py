@@ -31,6 +31,8 @@ ALARM = "src/ipcam_analysis/ingest/alarm_frames.py"
 APP = "src/ipcam_analysis/service/app.py"
 PROCESSES = "src/ipcam_analysis/service/processes.py"
 PIPELINE = "src/ipcam_analysis/service/pipeline.py"
+DETECTION = "src/ipcam_analysis/service/detection.py"
+DELIVERY = "src/ipcam_analysis/service/delivery.py"
 GATES = "src/ipcam_analysis/service/decisions.py"
 QUEUE = "src/ipcam_analysis/store/queue.py"
 WORKERS = "src/ipcam_analysis/service/worker_pool.py"
@@ -207,7 +209,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "failed-cloud-call-kept-on-the-budget",
         "a call that failed is not paid for",
-        (Edit(PIPELINE, "self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)", "pass"),),
+        (Edit(DETECTION, "calls.settle(now)\n            raise", "raise"),),
         (f"{RETRIES}::test_a_retried_upload_is_not_a_repeat_of_itself_nor_paid_twice",),
     ),
     Mutant(
@@ -228,7 +230,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "retry-sends-again-where-it-was-sent",
         "a retry skips the channels that already sent the alert",
-        (Edit(PIPELINE, "if notifier.name in item.notified:", "if False:"),),
+        (Edit(DELIVERY, "if notifier.name in item.notified:", "if False:"),),
         (
             f"{NOTIFIERS}::test_webhook_refusing_then_accepting_gets_the_alert_and_email_is_sent_once",
         ),
@@ -236,7 +238,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sent-channel-not-recorded",
         "a channel that sent is recorded at once",
-        (Edit(PIPELINE, "self._queue.mark_notified(item.id, notifier.name)", "pass"),),
+        (Edit(DELIVERY, "self._queue.mark_notified(item.id, notifier.name)", "pass"),),
         (
             f"{NOTIFIERS}::test_webhook_refusing_then_accepting_gets_the_alert_and_email_is_sent_once",
         ),
@@ -266,8 +268,8 @@ MUTANTS: list[Mutant] = [
         (
             Edit(
                 QUEUE,
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) < ?",
-                "WHERE state = 'working' AND COALESCE(lease_until, 0) > ?",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) < $1",
+                "WHERE state = 'working' AND COALESCE(lease_until, 0) > $1",
             ),
         ),
         (f"{CLAIMS}::test_an_item_held_longer_than_its_lease_stays_with_its_worker",),

@@ -71,7 +71,7 @@ def while_the_event_is_recorded(rig: CrashRig, stack: ExitStack) -> None:
     """The snapshot file is a FIFO, so the service waits inside the event's recording until it
     is read; meanwhile another program holds the write lock the event then needs."""
     wait_until(rig.sink.holding.is_set, what="the mail server to hold the recipient")
-    received = rig.query("SELECT received_at FROM uploads WHERE id = ?", (FIRST,))[0][0]
+    received = rig.query("SELECT received_at FROM uploads WHERE id = $1", (FIRST,))[0][0]
     folder = rig.snapshot_dir / f"{datetime.fromisoformat(received):%Y-%m-%d}"
     folder.mkdir(parents=True, exist_ok=True)
     snapshot = folder / f"{FIRST}.jpg"

@@ -43,7 +43,7 @@ def error_mails(aws: Moto) -> list[str]:
 
 
 def attempts(running: RunningService, name: str) -> int:
-    query = "SELECT attempts FROM uploads WHERE original_name = ?"
+    query = "SELECT attempts FROM uploads WHERE original_name = $1"
     return running.service.database.query(query, (name,))[0][0]
 
 

@@ -16,17 +16,12 @@ from harness.aws import Moto, label
 from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
-from ipcam_analysis.store import (
-    THUMBNAIL_WIDTH,
-    EventFilter,
-    EventRecord,
-    EventStore,
-    LocalStorage,
-)
+from ipcam_analysis.imaging import THUMBNAIL_WIDTH
+from ipcam_analysis.store import EventFilter, EventRecord, EventStore, LocalStorage
 from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
 from ipcam_analysis.store.queue import UploadQueue
 from ipcam_analysis.store.retention import HistoryConfig
-from ipcam_analysis.store.schema import MIGRATIONS
+from ipcam_analysis.store.schema import SCHEMA_VERSION
 from ipcam_analysis.values import CameraEvent, Label, NotifyOutcome, Upload
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
@@ -191,7 +186,7 @@ def test_snapshot_files_are_found_through_the_database_only(tmp_path: Path) -> N
     secret.write_text("not a picture")
     # Even a database row pointing outside the snapshot folder is not served.
     for outside in ("../../secret.txt", str(secret)):
-        store._db.execute("UPDATE events SET snapshot = ? WHERE id = 1", (outside,))
+        store._db.execute("UPDATE events SET snapshot = $1 WHERE id = 1", (outside,))
         assert store.snapshot(1) is None
     assert store.snapshot(2) is None
 
@@ -221,13 +216,13 @@ def test_camera_state_and_usage(tmp_path: Path) -> None:
 @pytest.mark.embedded_only
 def test_a_new_database_gets_the_whole_schema(tmp_path: Path) -> None:
     database = SqliteDatabase(tmp_path / "new.db")
-    assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    assert database.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     tables = {
         row[0] for row in database.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
     assert {"uploads", "events", "event_labels", "cameras"} <= tables
     database.close()
-    assert SqliteDatabase(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    assert SqliteDatabase(tmp_path / "new.db").query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
 
 
 @pytest.mark.embedded_only
@@ -239,7 +234,7 @@ def test_a_version_1_database_is_upgraded_and_its_queued_upload_survives(
     path.parent.mkdir(parents=True)
     upload_file = copy_test_image("darknet_person.jpg", tmp_path / "ftp" / "cam01" / "old.jpg")
     with sqlite3.connect(path) as old:
-        old.executescript(MIGRATIONS[0])
+        old.executescript((DATA / "database_v1.sql").read_text(encoding="utf-8"))
         old.execute(
             "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at)"
             " VALUES ('cam01', ?, 'old.jpg', '192.0.2.7', ?)",
@@ -253,7 +248,7 @@ def test_a_version_1_database_is_upgraded_and_its_queued_upload_survives(
     assert service.outcomes() == [("old.jpg", "alert")]
     (event,) = service.service.store.events(EventFilter())
     assert event["original_name"] == "old.jpg" and event["triggered"] == ["Person"]
-    assert service.service.database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    assert service.service.database.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
 
 
 def test_real_uploads_are_recorded_with_their_outcome(run_service, aws: Moto) -> None:

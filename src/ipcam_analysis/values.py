@@ -181,6 +181,17 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class EventPictures:
+    """An event's pictures, ready to keep: the picture as JPEG (the camera's own bytes when it sent
+    a JPEG) and a thumbnail with the matched boxes; drawn by imaging, kept by the store as given."""
+
+    picture: bytes
+    thumbnail: bytes
+    width: int  # the picture's
+    height: int
+
+
+@dataclass(frozen=True)
 class RememberedObject:
     """A box a camera alerted on, as the store remembers it for the stationary filter."""
 

@@ -22,7 +22,7 @@ from ipcam_analysis.detect.base import Detector
 from ipcam_analysis.detect.cascade import CascadeDetectorConfig, local_stage
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.imaging import decode_snapshot
-from ipcam_analysis.rules import decide
+from ipcam_analysis.rules import decide, one_name_per_object
 from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
 
 
@@ -71,7 +71,8 @@ class ClassScore:
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     truth_file = args.folder / "labels.csv"
     rows, classes = read_truth(truth_file)
-    kind = args.detector or config.detector.type
+    camera = config.camera("")  # the global settings, as `detect` without --camera
+    kind = args.detector or camera.detector
     settings = config.detector_settings(kind)
     detector: Detector
     if not args.no_cloud:
@@ -90,8 +91,10 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             detection = detector.detect(snapshot, config.watched_labels())
             timings.append((time.perf_counter() - started) * 1000)
             cloud_calls += detection.cloud_calls
+            # Each object under one name, as the service decides on it.
+            named = one_name_per_object(detection, camera.filters, camera.min_confidence_percent)
             for name in classes:
-                alerted = decide(detection.labels, [name], False).alert
+                alerted = decide(named.labels, [name], False).alert
                 _score(scores[name], row, name, alerted, detection.cloud_calls > 0)
     except UnreadableImage as exc:
         raise UserError(f"{args.folder / row['file']}: {exc}") from None

@@ -1,6 +1,13 @@
 """Pixels: decode and validate an upload, hash it, draw the boxes, encode JPEG."""
 
-from ipcam_analysis.imaging.annotate import draw_boxes, encode_jpeg, pixel_rect, thumbnail
+from ipcam_analysis.imaging.annotate import (
+    THUMBNAIL_WIDTH,
+    draw_boxes,
+    encode_jpeg,
+    event_pictures,
+    pixel_rect,
+    thumbnail,
+)
 from ipcam_analysis.imaging.decode import (
     IMAGE_WORK,
     CorruptImageError,
@@ -12,11 +19,13 @@ from ipcam_analysis.imaging.hash import hash_distance, perceptual_hash, region_f
 
 __all__ = [
     "IMAGE_WORK",
+    "THUMBNAIL_WIDTH",
     "CorruptImageError",
     "NotAnImageError",
     "decode_snapshot",
     "draw_boxes",
     "encode_jpeg",
+    "event_pictures",
     "hash_distance",
     "perceptual_hash",
     "pixel_rect",

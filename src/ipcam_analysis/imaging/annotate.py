@@ -1,4 +1,5 @@
-"""Draws the matched labels' boxes and captions on a snapshot, and encodes the result as JPEG."""
+"""Draws the matched labels' boxes and captions on a snapshot (the alert picture, an event's
+thumbnail), and encodes the result as JPEG."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ipcam_analysis.imaging.captions import Rect, layout_captions, leader_line
 from ipcam_analysis.imaging.decode import IMAGE_WORK, to_rgb
-from ipcam_analysis.values import Box, MatchedLabel
+from ipcam_analysis.values import Box, EventPictures, MatchedLabel, Snapshot
 
 # Yellow like the original's boxes; the dark edge keeps them visible on snow, sky and headlights.
 BOX_COLOUR = (255, 221, 0)
@@ -30,6 +31,9 @@ MIN_FONT_SIZE = 12
 SHARP_REDUCING_GAP = 2.0
 FAST_REDUCING_GAP = 1.0
 
+THUMBNAIL_WIDTH = 320  # the dashboard's lists show pictures this wide
+THUMBNAIL_QUALITY = 75
+
 
 def draw_boxes(
     image: Image.Image, matched: Sequence[MatchedLabel], resize_percent: int = 100
@@ -44,6 +48,16 @@ def thumbnail(image: Image.Image, matched: Sequence[MatchedLabel], width: int) -
     percent = max(1, min(100, round(width * 100 / image.width)))
     with IMAGE_WORK:
         return _boxed(image, matched, percent, FAST_REDUCING_GAP)
+
+
+def event_pictures(snapshot: Snapshot, matched: Sequence[MatchedLabel]) -> EventPictures:
+    """The pictures an event keeps: the camera's own JPEG bytes (a PNG or a clip's frame encoded),
+    and a thumbnail with the matched boxes."""
+    picture = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
+    small = thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH)
+    return EventPictures(
+        picture, encode_jpeg(small, quality=THUMBNAIL_QUALITY), snapshot.width, snapshot.height
+    )
 
 
 def _boxed(

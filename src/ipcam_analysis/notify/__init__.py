@@ -8,7 +8,7 @@ and it is built for the cameras that use it. Adding a channel is a new file and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -32,16 +32,19 @@ NOTIFIERS: dict[str, NotifierPlugin] = {
 HOW_TO_SWITCH_ON = ", ".join(plugin.section for plugin in NOTIFIERS.values())
 
 
+Camera = TypeVar("Camera", str, str | None)  # None: the settings of no camera in particular
+
+
 def build_notifiers(
-    settings_by_camera: Mapping[str | None, Mapping[str, BaseModel]], context: NotifierContext
-) -> dict[str | None, tuple[Notifier, ...]]:
+    settings_by_camera: Mapping[Camera, Mapping[str, BaseModel]], context: NotifierContext
+) -> dict[Camera, tuple[Notifier, ...]]:
     """Each camera's notifiers, in registry order, from `{camera: {kind: settings}}`.
 
     Cameras with the same settings for a kind share its notifiers: one MQTT connection serves
     all, and an e-mail notifier is made once per set of recipients.
     """
     made: list[tuple[BaseModel, Sequence[Notifier]]] = []
-    result: dict[str | None, tuple[Notifier, ...]] = {}
+    result: dict[Camera, tuple[Notifier, ...]] = {}
     for camera, by_kind in settings_by_camera.items():
         chosen: list[Notifier] = []
         for kind, plugin in NOTIFIERS.items():
@@ -56,7 +59,7 @@ def build_notifiers(
     return result
 
 
-def alerts_go_somewhere(settings_by_camera: Mapping[str | None, Mapping[str, Any]]) -> bool:
+def alerts_go_somewhere(settings_by_camera: Mapping[Camera, Mapping[str, Any]]) -> bool:
     """Whether any camera's settings, from `{camera: {kind: settings}}`, switch a channel on
     (each notifier's settings class has `switched_on`, true when they send alerts somewhere)."""
     return any(
@@ -66,7 +69,7 @@ def alerts_go_somewhere(settings_by_camera: Mapping[str | None, Mapping[str, Any
     )
 
 
-def distinct(notifiers_by_camera: Mapping[str | None, Sequence[Notifier]]) -> list[Notifier]:
+def distinct(notifiers_by_camera: Mapping[Camera, Sequence[Notifier]]) -> list[Notifier]:
     """Every notifier once, to start and close them."""
     return list({id(n): n for found in notifiers_by_camera.values() for n in found}.values())
 

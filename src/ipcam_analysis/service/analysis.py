@@ -14,6 +14,7 @@ from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import EmailConfig, EmailNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.service.pipeline import Pipeline
+from ipcam_analysis.service.pipeline_settings import PipelineSettings, RetryPolicy
 from ipcam_analysis.service.worker_pool import WorkerPool
 from ipcam_analysis.store import CameraHistory, Database, EventStore
 from ipcam_analysis.store.queue import UploadQueue
@@ -45,7 +46,13 @@ class Analysis:
             replace(config.notifier_context, instance=instance),
         )
         pipeline = Pipeline(
-            config, queue, store, memory, metrics, self.notifiers, _error_reporter(config, memory)
+            pipeline_settings(config),
+            queue,
+            store,
+            memory,
+            metrics,
+            self.notifiers,
+            _error_reporter(config, memory),
         )
         self.workers = WorkerPool(
             config.workers,
@@ -67,6 +74,18 @@ class Analysis:
         self.workers.stop()
         for notifier in distinct(self.notifiers):
             notifier.close()
+
+
+def pipeline_settings(config: AppConfig) -> PipelineSettings:
+    """What the pipeline reads of the configuration, resolved once."""
+    return PipelineSettings(
+        cameras={name: config.camera(name) for name in config.camera_names},
+        other_cameras=config.camera(""),
+        budget=config.budget,
+        retry=RetryPolicy(**config.retry.model_dump()),
+        sensor_labels=config.sensor_labels,
+        alert_resize_percent=config.rekognition_settings().image_resize_percent,
+    )
 
 
 def _error_reporter(config: AppConfig, memory: CameraHistory) -> ErrorReporter:

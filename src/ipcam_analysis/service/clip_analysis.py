@@ -1,5 +1,6 @@
 """A video clip decided as one: the camera's detector on sampled frames, the best frame kept
-with where in the clip each watched label was first seen."""
+(its objects named once, as a picture's are) with where in the clip each watched label was
+first seen."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ipcam_analysis.config import CameraSettings
+from ipcam_analysis.detect import PAID_KINDS
 from ipcam_analysis.imaging import encode_jpeg
 from ipcam_analysis.imaging.clips import clip_duration_seconds, sample_frames
 from ipcam_analysis.rules import decide, filter_labels, one_name_per_object
@@ -22,8 +24,9 @@ MAX_CLOUD_FRAMES = 5
 
 @dataclass(frozen=True)
 class ClipAnalysis:
-    """What a clip showed: its best frame and that frame's detection (with the time and calls
-    of every frame), and the moment each watched label first appeared."""
+    """What a clip showed: its best frame and that frame's detection, each object under one
+    name (with the time and calls of every frame), and the moment each watched label first
+    appeared."""
 
     snapshot: Snapshot | None  # None when the budget allowed no frame at all
     detection: Detection | None
@@ -43,22 +46,21 @@ def analyse_clip(
     container: str,
     camera: CameraSettings,
     detect_frame: Callable[[Snapshot], Detection | None],
-    max_frames: int,
-    *,
-    jpeg_frames: bool,
 ) -> ClipAnalysis:
     """Run `detect_frame` on the sampled frames (it returns None to stop: the budget is spent);
     the frame whose watched label is the most confident is the clip's picture, the first frame
-    when none matched. Raises UnreadableClipError when no frame decodes. `jpeg_frames`: each
-    frame is encoded for a detector that sends the file (a cloud one); the local detector reads
-    the pixels, and the kept picture is encoded once, by the store."""
+    when none matched. Raises UnreadableClipError when no frame decodes. A paid detector sees
+    fewer frames, each encoded as the file it sends; the local one reads the pixels, and the
+    kept picture is encoded once, with the event's pictures."""
+    paid = camera.detector in PAID_KINDS
+    max_frames = MAX_CLOUD_FRAMES if paid else MAX_LOCAL_FRAMES
     duration = clip_duration_seconds(data, container)
     every = max(SAMPLE_EVERY_SECONDS, (duration or 0) / max_frames)
     best: tuple[float, Snapshot, Detection] | None = None
     first_seen: dict[str, float] = {}
     frames, elapsed_ms, cloud_calls, last_offset = 0, 0.0, 0, 0.0
     for frame in sample_frames(data, container, every, max_frames):
-        if jpeg_frames:
+        if paid:
             snapshot = Snapshot(encode_jpeg(frame.image), "JPEG", frame.image)
         else:
             snapshot = Snapshot(b"", "FRAME", frame.image)
@@ -68,6 +70,7 @@ def analyse_clip(
         frames, last_offset = frames + 1, frame.offset_seconds
         elapsed_ms += detection.elapsed_ms
         cloud_calls += detection.cloud_calls
+        detection = one_name_per_object(detection, camera.filters, camera.min_confidence_percent)
         strength = _watched_strength(detection, camera, frame.offset_seconds, first_seen)
         if best is None or strength > best[0]:
             best = (strength, snapshot, detection)
@@ -88,8 +91,7 @@ def _watched_strength(
 ) -> float:
     """The confidence of the frame's strongest watched label (0 when none), noting when each
     watched label first appeared: the rules the pipeline applies to the chosen frame."""
-    named = one_name_per_object(detection, camera.filters, camera.min_confidence_percent)
-    labels, _ = filter_labels(named.labels, camera.filters, camera.min_confidence_percent)
+    labels, _ = filter_labels(detection.labels, camera.filters, camera.min_confidence_percent)
     decision = decide(labels, camera.labels, camera.new_labels_only)
     for match in decision.matched:
         first_seen.setdefault(match.display_name, offset)

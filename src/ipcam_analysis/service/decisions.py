@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ipcam_analysis.config import CameraSettings
+from ipcam_analysis.detect import PAID_KINDS, Detector
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
 from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
@@ -23,7 +24,7 @@ from ipcam_analysis.rules.bursts import (
 )
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import CameraHistory
-from ipcam_analysis.values import Decision, MatchedLabel, Upload
+from ipcam_analysis.values import Decision, Detection, MatchedLabel, Snapshot, Upload
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class CameraDecisions:
         for text in notices:
             self._notice(text)
         return allowed
+
+    def paid_calls(self, camera: CameraSettings) -> PaidCalls:
+        """One upload's detector calls, paid ones reserved from the budget."""
+        return PaidCalls(self, camera, self._budget.on_exhausted)
 
     def settle_cloud_calls(self, camera: str, reserved: int, made: int, now: float) -> None:
         """The calls made replace the reservation (a cascade that did not ask the cloud gives
@@ -158,6 +163,43 @@ class CameraDecisions:
         """This frame decided for its burst: the others name it."""
         assert upload.burst_id is not None
         self._memory.remember_burst_verdict(upload.burst_id, item_id, alerted=alerted)
+
+
+class PaidCalls:
+    """One upload's detector calls (a picture's one, a clip's frames): each paid call reserved
+    from the budget before it is made, all settled once with the calls really made."""
+
+    def __init__(
+        self, decisions: CameraDecisions, camera: CameraSettings, on_exhausted: str
+    ) -> None:
+        """`on_exhausted`: the kind that answers once the budget is spent, or "none"."""
+        self._decisions = decisions
+        self._camera = camera
+        self._on_exhausted = on_exhausted
+        self._kind = camera.detector
+        self._reserved = 0
+        self._made = 0
+
+    def detect(
+        self, detectors: Callable[[str], Detector], snapshot: Snapshot, now: float
+    ) -> Detection | None:
+        """The camera's detector on the picture, or the budget's fallback once the budget is
+        spent; None when the budget allows no call at all. `detectors(kind)` gives one."""
+        if self._kind in PAID_KINDS:
+            if self._decisions.reserve_cloud_call(self._camera, now):
+                self._reserved += 1
+            elif self._on_exhausted == "none":
+                return None
+            else:
+                self._kind = self._on_exhausted
+        detection = detectors(self._kind).detect(snapshot, self._camera.watched)
+        self._made += detection.cloud_calls
+        return detection
+
+    def settle(self, now: float) -> None:
+        """The calls made replace the reservations: a failed call, or a cascade that did not
+        ask the cloud, is not paid for."""
+        self._decisions.settle_cloud_calls(self._camera.name, self._reserved, self._made, now)
 
 
 SIGHTINGS_KEPT_SECONDS = 3600.0  # what single pictures matched, for a late one before them

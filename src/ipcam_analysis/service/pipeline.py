@@ -1,5 +1,6 @@
-"""One queued upload through the stages: validate → window → detect → decide (a burst as one,
-then the repeats) → notify → record."""
+"""One queued upload through the stages: validate → window → detect (service/detection.py) →
+decide (a burst as one, then the repeats) → notify (service/delivery.py) → record, with the
+pictures drawn here."""
 
 from __future__ import annotations
 
@@ -8,52 +9,40 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ipcam_analysis.config import AppConfig, CameraSettings
-from ipcam_analysis.detect import PAID_KINDS, Detector, DetectorError
+from ipcam_analysis.config import CameraSettings
+from ipcam_analysis.detect import Detector, DetectorError
 from ipcam_analysis.imaging import (
     CorruptImageError,
     NotAnImageError,
     decode_snapshot,
-    draw_boxes,
-    encode_jpeg,
-    perceptual_hash,
+    event_pictures,
     region_fingerprint,
 )
-from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, UnreadableClipError, clip_format
+from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
-from ipcam_analysis.rules import (
-    decide,
-    describe_labels,
-    drop_learned_exceptions,
-    filter_labels,
-    matching_sensors,
-    one_name_per_object,
-    why_not_alerted,
-)
+from ipcam_analysis.rules import decide, drop_learned_exceptions, filter_labels, why_not_alerted
 from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
 from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
-from ipcam_analysis.service.clip_analysis import MAX_CLOUD_FRAMES, MAX_LOCAL_FRAMES, analyse_clip
 from ipcam_analysis.service.decisions import CameraDecisions, camera_key
+from ipcam_analysis.service.delivery import Delivery, delivery_status
+from ipcam_analysis.service.detection import Detecting, NotAnalysed
+from ipcam_analysis.service.pipeline_settings import PipelineSettings
 from ipcam_analysis.store import CameraHistory, EventFilter, EventRecord, EventStore
 from ipcam_analysis.store.queue import QueuedItem, UploadQueue
 from ipcam_analysis.store.uploads import read_upload, remove_upload
 from ipcam_analysis.values import (
     ALERT,
     CORRUPT,
-    DUPLICATE,
     ERROR,
     MISSING,
     NO_MATCH,
     NOT_IMAGE,
     OUTSIDE_WINDOW,
     RETRY,
-    SKIPPED,
     SUPPRESSED,
-    UNREADABLE_CLIP,
-    Alert,
     Decision,
     Detection,
     Label,
@@ -84,7 +73,7 @@ class _Progress:
     camera: CameraSettings
     file_size: int | None = None
     snapshot: Snapshot | None = None
-    detection: Detection | None = None
+    detection: Detection | None = None  # each object under one name
     decision: Decision | None = None
     notifications: list[NotifyOutcome] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)  # why labels or objects were dropped
@@ -94,21 +83,12 @@ class _Progress:
     clip_seconds: float = 0.0
 
 
-@dataclass
-class _FrameCalls:
-    """A clip's paid calls: reserved by the budget, made by the detector, settled together."""
-
-    kind: str
-    reserved: int = 0
-    made: int = 0
-
-
 class Pipeline:
     """Processes one item at a time per worker; all state lives in the database."""
 
     def __init__(
         self,
-        config: AppConfig,
+        settings: PipelineSettings,
         queue: UploadQueue,
         store: EventStore,
         memory: CameraHistory,
@@ -117,13 +97,14 @@ class Pipeline:
         errors: ErrorReporter,
     ) -> None:
         """`notifiers` by camera; the None entry serves cameras no longer configured."""
-        self._config = config
+        self._settings = settings
         self._queue = queue
         self._store = store
         self._memory = memory
-        self._decisions = CameraDecisions(memory, config.budget, errors.notice)
+        self._decisions = CameraDecisions(memory, settings.budget, errors.notice)
+        self._detecting = Detecting(self._decisions, memory, queue, metrics)
+        self._delivery = Delivery(settings, notifiers, queue, metrics)
         self._metrics = metrics
-        self._notifiers = notifiers
         self._errors = errors
 
     def process(self, item: QueuedItem, detectors: Callable[[str], Detector]) -> str:
@@ -131,7 +112,7 @@ class Pipeline:
 
         `detectors(kind)` gives this worker's detector of a kind."""
         upload = item.upload
-        camera = self._config.camera(upload.camera)
+        camera = self._settings.camera(upload.camera)
         progress = _Progress(item, camera, detection=item.detection)
         about = item.about
         log.info("Processing image from %s", about)
@@ -171,11 +152,6 @@ class Pipeline:
             outcome = self._detect(progress, detectors)
             if outcome is not None:
                 return outcome
-        assert progress.detection is not None
-        # What is decided, sent and recorded (and what `ipcam-analysis detect` prints).
-        progress.detection = one_name_per_object(
-            progress.detection, camera.filters, camera.min_confidence_percent
-        )
         if item.decision is not None:  # decided by an earlier attempt; only alerting is left
             progress.decision = item.decision
             progress.filtered.extend(item.filtered)
@@ -183,45 +159,17 @@ class Pipeline:
         return self._decide(progress)
 
     def _detect(self, progress: _Progress, detectors: Callable[[str], Detector]) -> str | None:
-        """Run the camera's detector, unless the frame repeats the last one or the cloud budget
-        says otherwise; None when there is a detection to decide on."""
-        item, camera, snapshot = progress.item, progress.camera, progress.snapshot
-        assert snapshot is not None
-        now = time.time()
-        frame_hash = perceptual_hash(snapshot.image)
-        distance = self._decisions.repeated_frame(camera, item.id, frame_hash, now)
-        if distance is not None:
-            log.info(
-                "Same picture as the last one from %s (distance %d): not analysed",
-                item.about,
-                distance,
-            )
-            return self._finish(
-                progress, DUPLICATE, f"same picture as the last one (distance {distance})"
-            )
-        kind, reserved = camera.detector, 0
-        if kind in PAID_KINDS:
-            if self._decisions.reserve_cloud_call(camera, now):
-                reserved = 1
-            elif self._config.budget.on_exhausted == "none":
-                return self._finish(progress, SKIPPED, "cloud budget exhausted")
-            else:
-                kind = self._config.budget.on_exhausted
+        """The picture through the detect step; None when there is a detection to decide on."""
+        assert progress.snapshot is not None
         try:
-            progress.detection = detectors(kind).detect(snapshot, camera.watched)
-        except BaseException as exc:
-            # A call that failed is not paid for: the reservation goes back.
-            self._decisions.settle_cloud_calls(camera.name, reserved, 0, now)
-            if isinstance(exc, DetectorError):
-                return self._failed(progress, str(exc), transient=exc.transient)
-            raise
-        # The calls counted and the detection kept together: a crash keeps both or neither.
-        with self._memory.atomically():
-            self._decisions.settle_cloud_calls(
-                camera.name, reserved, progress.detection.cloud_calls, now
+            found = self._detecting.picture(
+                progress.item, progress.camera, progress.snapshot, detectors
             )
-            self._queue.save_detection(item.id, progress.detection)
-        self._detected(item, progress.detection)
+        except DetectorError as exc:
+            return self._failed(progress, str(exc), transient=exc.transient)
+        if isinstance(found, NotAnalysed):
+            return self._finish(progress, found.outcome, found.reason)
+        progress.detection = found
         return None
 
     def _analyse_clip(
@@ -231,63 +179,30 @@ class Pipeline:
         container: str,
         detectors: Callable[[str], Detector],
     ) -> str | None:
-        """A clip's sampled frames through the camera's detector, each paid frame reserved
-        from the budget; None when its best frame is ready to decide on. Analysed again
-        whole on a retry (only its decision and deliveries are kept)."""
-        item, camera = progress.item, progress.camera
-        calls = _FrameCalls(camera.detector)
-
-        def detect_frame(snapshot: Snapshot) -> Detection | None:
-            if calls.kind in PAID_KINDS:
-                if self._decisions.reserve_cloud_call(camera, time.time()):
-                    calls.reserved += 1
-                elif self._config.budget.on_exhausted == "none":
-                    return None
-                else:
-                    calls.kind = self._config.budget.on_exhausted
-            detection = detectors(calls.kind).detect(snapshot, camera.watched)
-            calls.made += detection.cloud_calls
-            return detection
-
-        paid = camera.detector in PAID_KINDS
+        """The clip through the detect step; None when its best frame is ready to decide on."""
         try:
-            clip = analyse_clip(
-                data,
-                container,
-                camera,
-                detect_frame,
-                MAX_CLOUD_FRAMES if paid else MAX_LOCAL_FRAMES,
-                jpeg_frames=paid,
-            )
-        except UnreadableClipError as exc:
-            log.info("Unreadable clip from %s: %s", item.about, exc)
-            return self._finish(progress, UNREADABLE_CLIP, str(exc))
+            clip = self._detecting.clip(progress.item, progress.camera, data, container, detectors)
         except DetectorError as exc:
             return self._failed(progress, str(exc), transient=exc.transient)
-        finally:
-            self._decisions.settle_cloud_calls(camera.name, calls.reserved, calls.made, time.time())
-        if clip.detection is None:
-            return self._finish(progress, SKIPPED, "cloud budget exhausted")
+        if isinstance(clip, NotAnalysed):
+            return self._finish(progress, clip.outcome, clip.reason)
         progress.snapshot, progress.detection = clip.snapshot, clip.detection
         progress.clip_note, progress.clip_seconds = clip.describe(), clip.duration_seconds
         progress.clip_file, progress.clip_suffix = data, CLIP_SUFFIXES[container]
-        self._detected(item, clip.detection)
         return None
 
     def _decide(self, progress: _Progress) -> str:
-        """Filters, then the rule; a burst's frames wait for each other and its strongest
-        decides for it; then the repeats (stationary objects, cooldown), decided and
-        remembered with the decision in one transaction."""
+        """Filters, then the rule; a weak single picture waits for the camera's next one to
+        confirm it; then the camera's history has its say."""
         item, camera, detection = progress.item, progress.camera, progress.detection
         assert detection is not None
-        labels, reasons = filter_labels(
+        labels, dropped = filter_labels(
             detection.labels, camera.filters, camera.min_confidence_percent
         )
-        progress.filtered.extend(reasons)
+        progress.filtered.extend(dropped)
         labels = self._drop_learned_exceptions(progress, labels)
         decision = decide(labels, camera.labels, camera.new_labels_only)
-        upload = item.upload
-        if not upload.burst_id and camera.filters.confirm.wait_seconds:
+        if not item.upload.burst_id and camera.filters.confirm.wait_seconds:
             decision, reasons, wait = self._decisions.confirmed_by_next_picture(
                 camera, item.id, decision, time.time()
             )
@@ -303,6 +218,14 @@ class Pipeline:
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
             return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
+        return self._decide_with_history(progress, decision)
+
+    def _decide_with_history(self, progress: _Progress, decision: Decision) -> str:
+        """An alerting decision against the camera's history: a burst's frames wait for each
+        other and its strongest decides for it; then the repeats (stationary objects,
+        cooldown), decided and remembered with the decision in one transaction."""
+        item, camera = progress.item, progress.camera
+        upload = item.upload
         with self._memory.atomically(camera_key(camera.name)):
             now = time.time()
             turn = (
@@ -379,90 +302,40 @@ class Pipeline:
         self._errors.clear(progress.camera.name)
         return self._finish(progress, SUPPRESSED, reason)
 
-    def _detected(self, item: QueuedItem, detection: Detection) -> None:
-        self._metrics.detector_answered(
-            detection.detector,
-            detection.elapsed_ms / 1000,
-            item.upload.camera,
-            detection.cloud_calls,
-        )
-        log.info(
-            "%s answered for %s in %.0f ms: %s",
-            detection.detector,
-            item.about,
-            detection.elapsed_ms,
-            describe_labels(detection.labels),
-        )
-
     def _notify(self, progress: _Progress) -> str:
+        """Send the alert by each channel; a channel that may work later retries the upload
+        (the others are not sent it again)."""
         item, snapshot, decision = progress.item, progress.snapshot, progress.decision
         assert snapshot is not None and decision is not None
-        upload, about = item.upload, item.about
+        camera = item.upload.camera
         log.info(
             "DETECTED LABELS from %s: %s",
-            about,
+            item.about,
             ", ".join(f"{m.display_name} {m.label.confidence:.1f}%" for m in decision.matched),
         )
-        annotated = draw_boxes(
-            snapshot.image,
-            decision.matched,
-            self._config.rekognition_settings().image_resize_percent,
-        )
-        alert = Alert(
-            camera=upload.camera,
-            received_at=upload.received_at,
-            matched=decision.matched,
-            annotated_jpeg=encode_jpeg(annotated),
-            image_size=annotated.size,
-            original_name=upload.original_name,
-            event_id=item.id,
-            sensors=matching_sensors(decision.matched, self._config.sensor_labels),
-            clip=progress.clip_note,
-        )
-        retry_causes: list[str] = []
-        failures: list[str] = []
-        notifiers = self._notifiers.get(upload.camera, self._notifiers[None])
-        for notifier in notifiers:
-            if notifier.name in item.notified:
-                progress.notifications.append(
-                    NotifyOutcome(notifier.name, True, "sent by an earlier attempt")
-                )
-                continue
-            outcome = _send_safely(notifier, alert, about)
-            progress.notifications.append(outcome)
-            if outcome.ok:
-                # At once: until this commits, a crash means this channel sends it again.
-                self._queue.mark_notified(item.id, notifier.name)
-                log.info("Alert for %s sent by %s %s", about, notifier.name, outcome.detail)
-                continue
-            self._metrics.notification_failures.labels(notifier.name).inc()
-            if outcome.retry:
-                retry_causes.append(f"{notifier.name}: {outcome.detail}")
-            else:
-                log.error("Alert for %s not sent by %s: %s", about, notifier.name, outcome.detail)
-                failures.append(f"{notifier.name}: {outcome.detail}")
-        if retry_causes:
-            return self._failed(
-                progress,
-                "; ".join(retry_causes),
-                transient=True,
-                delivery=delivery_status(progress),
-            )
-        if failures:
-            self._errors.report(upload.camera, "; ".join(failures), delivery_status(progress))
+        alert = self._delivery.alert(item, snapshot, decision, progress.clip_note)
+        sent = self._delivery.send(alert, item)
+        progress.notifications.extend(sent.outcomes)
+        status = delivery_status(decision, progress.notifications)
+        if sent.to_retry:
+            return self._failed(progress, "; ".join(sent.to_retry), transient=True, delivery=status)
+        if sent.failed:
+            self._errors.report(camera, "; ".join(sent.failed), status)
         else:
-            self._errors.clear(upload.camera)
-        self._metrics.alerts.labels(upload.camera).inc()
-        reasons = [*failures, *progress.filtered]
+            self._errors.clear(camera)
+        self._metrics.alerts.labels(camera).inc()
+        reasons = [*sent.failed, *progress.filtered]
         return self._finish(progress, ALERT, "; ".join(reasons) or None)
 
     def _finish(self, progress: _Progress, outcome: str, reason: str | None = None) -> str:
-        """Record the event, close the queue item, and remove the upload if configured."""
+        """Record the event with its pictures, close the queue item, and remove the upload if
+        configured."""
         item = progress.item
         if progress.clip_note:
             reason = "; ".join(part for part in (progress.clip_note, reason) if part)
         if item.upload.burst_id:  # decided: the burst's alerting frames need not wait for it
             self._memory.remember_burst_frame(item.upload.burst_id, item.id, 0.0, replace=False)
+        matched = progress.decision.matched if progress.decision else ()
         self._store.record(
             EventRecord(
                 item_id=item.id,
@@ -470,7 +343,7 @@ class Pipeline:
                 outcome=outcome,
                 reason=reason,
                 file_size=progress.file_size,
-                snapshot=progress.snapshot,
+                pictures=event_pictures(progress.snapshot, matched) if progress.snapshot else None,
                 detection=progress.detection,
                 decision=progress.decision,
                 notifications=tuple(progress.notifications),
@@ -486,9 +359,8 @@ class Pipeline:
     def failed_unexpectedly(self, item: QueuedItem, cause: str) -> str:
         """After an exception no stage expected (a bug): retried with backoff a few times, then
         recorded as an error event, with the error e-mail."""
-        progress = _Progress(
-            item, self._config.camera(item.upload.camera), detection=item.detection
-        )
+        camera = self._settings.camera(item.upload.camera)
+        progress = _Progress(item, camera, detection=item.detection)
         return self._failed(progress, cause, transient=item.attempts + 1 < MAX_INTERNAL_ERRORS)
 
     def _failed(
@@ -497,13 +369,13 @@ class Pipeline:
         """Retry with backoff while it may help and the upload is not too old; else give up loudly.
 
         `delivery` says what worked when only some channels failed (for the error e-mail)."""
-        retry = self._config.retry
+        retry = self._settings.retry
         item = progress.item
         attempt = item.attempts + 1
         age_hours = (time.time() - item.upload.received_at.timestamp()) / 3600
         camera, about = item.upload.camera, item.about
         if transient and age_hours < retry.give_up_after_hours:
-            delay = min(retry.first_delay_seconds * 2 ** (attempt - 1), retry.max_delay_seconds)
+            delay = retry.delay_seconds(attempt)
             log.warning(
                 "%s (image from %s, attempt %d); retrying in %.0f s", cause, about, attempt, delay
             )
@@ -514,28 +386,3 @@ class Pipeline:
         log.error("Image processing error for %s: %s", about, cause)
         self._errors.report(camera, cause, delivery)
         return self._finish(progress, ERROR, cause)
-
-
-def delivery_status(progress: _Progress) -> str:
-    """`analysed (Person, Truck); email sent; apprise:tgram failed: connection refused`: what
-    worked and what did not, for an error e-mail that does not cry "failed to process"."""
-    decision = progress.decision
-    names = ", ".join(dict.fromkeys(m.display_name for m in decision.matched)) if decision else ""
-    steps = [f"analysed ({names})" if names else "analysed"]
-    steps += [
-        f"{outcome.notifier} sent" if outcome.ok else f"{outcome.notifier} failed: {outcome.detail}"
-        for outcome in progress.notifications
-    ]
-    return "; ".join(steps)
-
-
-def _send_safely(notifier: Notifier, alert: Alert, about: str) -> NotifyOutcome:
-    """A notifier that raises (a bug, an unforeseen library error) fails its own channel only,
-    and is retried like a network failure; the channels after it still send."""
-    try:
-        return notifier.send(alert)
-    except Exception as exc:
-        log.exception("Unexpected error in notifier %s for %s", notifier.name, about)
-        return NotifyOutcome(
-            notifier.name, ok=False, detail=f"internal error ({type(exc).__name__})", retry=True
-        )

@@ -15,7 +15,6 @@ from ipcam_analysis.store.database import (
 )
 from ipcam_analysis.store.events import (
     PAGE_SIZE,
-    THUMBNAIL_WIDTH,
     EventFilter,
     EventRecord,
     EventStore,
@@ -33,7 +32,6 @@ __all__ = [
     "DATABASE_FILE",
     "PAGE_SIZE",
     "STORAGE_ERRORS",
-    "THUMBNAIL_WIDTH",
     "CameraEventStore",
     "CameraHistory",
     "Database",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipcam_analysis.store.database import Database, local_iso
+from ipcam_analysis.store.database import Database, Parameters, local_iso
 from ipcam_analysis.values import CameraEvent
 
 NOTE_WITHIN_SECONDS = 30.0  # a camera event is noted on the camera's next upload within this
@@ -24,28 +24,27 @@ class CameraEventStore:
         received = event.received_at.timestamp()
         with self._db.transaction() as conn:
             conn.execute(
-                "DELETE FROM camera_events WHERE received_at < ?", (received - self._keep_seconds,)
+                "DELETE FROM camera_events WHERE received_at < $1", (received - self._keep_seconds,)
             )
             return self._db.insert(
-                "INSERT INTO camera_events (camera, remote_ip, received_at, event, status, channel,"
-                " serial_id, camera_time, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.camera,
-                    event.remote_ip,
-                    received,
-                    event.event,
-                    event.status,
-                    event.channel,
-                    event.serial_id,
-                    event.camera_time,
-                    event.details,
-                ),
+                "camera_events",
+                {
+                    "camera": event.camera,
+                    "remote_ip": event.remote_ip,
+                    "received_at": received,
+                    "event": event.event,
+                    "status": event.status,
+                    "channel": event.channel,
+                    "serial_id": event.serial_id,
+                    "camera_time": event.camera_time,
+                    "details": event.details,
+                },
             )
 
     def camera_at_address(self, remote_ip: str) -> str | None:
         """The camera whose latest upload came from this address, if any."""
         rows = self._db.query(
-            "SELECT name FROM cameras WHERE last_remote_ip = ? ORDER BY last_upload DESC LIMIT 1",
+            "SELECT name FROM cameras WHERE last_remote_ip = $1 ORDER BY last_upload DESC LIMIT 1",
             (remote_ip,),
         )
         return rows[0][0] if rows else None
@@ -55,15 +54,15 @@ class CameraEventStore:
         yet noted on an upload, now marked as noted; "" when there is none. At most
         MAX_NOTED_EVENTS names are listed, the rest counted: the note stays a line."""
         rows = self._db.query(
-            "SELECT id, event FROM camera_events WHERE camera = ? AND received_at >= ?"
-            " AND attached = 0 ORDER BY id LIMIT ?",
+            "SELECT id, event FROM camera_events WHERE camera = $1 AND received_at >= $2"
+            " AND attached = 0 ORDER BY id LIMIT $3",
             (camera, now - NOTE_WITHIN_SECONDS, MAX_NOTED_ROWS),
         )
         if not rows:
             return ""
         self._db.execute(
-            "UPDATE camera_events SET attached = 1 WHERE camera = ? AND attached = 0"
-            " AND id BETWEEN ? AND ?",
+            "UPDATE camera_events SET attached = 1 WHERE camera = $1 AND attached = 0"
+            " AND id BETWEEN $2 AND $3",
             (camera, rows[0]["id"], rows[-1]["id"]),
         )
         reported = list(dict.fromkeys(row["event"][:MAX_NOTED_NAME] for row in rows))
@@ -76,16 +75,15 @@ class CameraEventStore:
     ) -> list[dict[str, Any]]:
         """Newest first, for the dashboard and `GET /api/camera_events`."""
         clauses: list[str] = []
-        params: list[Any] = []
+        params = Parameters()
         if camera:
-            clauses.append("camera = ?")
-            params.append(camera)
+            clauses.append(f"camera = {params.bind(camera)}")
         if before_id is not None:
-            clauses.append("id < ?")
-            params.append(before_id)
+            clauses.append(f"id < {params.bind(before_id)}")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._db.query(
-            f"SELECT * FROM camera_events{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            f"SELECT * FROM camera_events{where} ORDER BY id DESC LIMIT {params.bind(limit)}",
+            params,
         )
         return [
             {

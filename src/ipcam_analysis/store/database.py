@@ -1,6 +1,11 @@
 """The database: SQLite in data_dir by default (WAL: one writer, a reader per thread), or a shared
-PostgreSQL server for many nodes (`store/postgres.py`). Every query is written once, in SQL both
-engines take: `?` placeholders, ON CONFLICT upserts, no engine-specific functions."""
+PostgreSQL server for many nodes (`store/postgres.py`, imported only then).
+
+Queries are written once and reach each engine as written: both parse `$1, $2, ...` themselves
+(PostgreSQL's own placeholders; to SQLite, parameters named `$1`, `$2`, bound by name), so a `?`
+or a `$1` inside a literal or a comment stays text, and nothing rewrites SQL at run time. What
+does differ is written per engine in its class: how a new row's id comes back, the claim's row
+lock, per-key locks, where the schema version is kept, how an auto-numbered key is spelled."""
 
 from __future__ import annotations
 
@@ -8,31 +13,37 @@ import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import psycopg
 from pydantic import Field, field_validator
 
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.store.database_url import DatabaseUrl
-from ipcam_analysis.store.schema import MIGRATIONS
+from ipcam_analysis.store.schema import migrations
 
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "ipcam_analysis.db"  # in data_dir
-Params = Sequence[Any] | dict[str, Any]
-# A database or disk that cannot be written, or a database server out of reach: no fault of the
-# upload, which is tried again later.
-STORAGE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError, OSError)
+Params = Sequence[Any]  # for $1, $2, ... in order
+
+
+class DatabaseUnavailable(OSError):
+    """The database server out of reach (store/postgres.py raises it for psycopg's errors)."""
+
+
+# A database or disk that cannot be written, or a database server out of reach (an OSError too):
+# no fault of the upload, which is tried again later.
+STORAGE_ERRORS = (sqlite3.OperationalError, OSError)
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
 
@@ -40,11 +51,11 @@ class Cursor(Protocol):
 
 
 class Connection(Protocol):
-    """What a transaction hands out: sqlite3's connection, or psycopg's behind an adapter."""
+    """What a transaction hands out: either engine's connection, taking `$n` parameters."""
 
     def execute(self, sql: str, params: Params = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, rows: Sequence[Params], /) -> Any: ...
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> object: ...
 
 
 def local_iso(epoch: float | None) -> str | None:
@@ -52,13 +63,31 @@ def local_iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat()
 
 
+def placeholders(count: int) -> str:
+    """`$1, $2, ...`: `count` parameters."""
+    return ", ".join(f"${number}" for number in range(1, count + 1))
+
+
+class Parameters(list[Any]):
+    """The parameters of a query put together piece by piece: `bind(value)` adds a value and
+    gives its placeholder, so the numbers always match."""
+
+    def bind(self, value: Any) -> str:
+        self.append(value)
+        return f"${len(self)}"
+
+
+def insert_statement(table: str, columns: Sequence[str]) -> str:
+    """An INSERT of `columns` (quoted: a column may be named by a reserved word)."""
+    names = ", ".join(f'"{column}"' for column in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({placeholders(len(columns))})"
+
+
 def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """INSERT of `columns` that replaces the other columns of a row with the same `key`."""
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
+    conflict = ", ".join(f'"{column}"' for column in key)
+    return f"{insert_statement(table, columns)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
 
 
 class DatabaseSettings(StrictModel):
@@ -83,7 +112,8 @@ class DatabaseSettings(StrictModel):
 def open_database(settings: DatabaseSettings, data_dir: Path) -> Database:
     """The shared PostgreSQL database when `database.url` is set, else the SQLite file."""
     if settings.url:
-        from ipcam_analysis.store.postgres import PostgresDatabase  # only where it is used
+        # Only here: a SQLite user's process never loads psycopg.
+        from ipcam_analysis.store.postgres import PostgresDatabase
 
         return PostgresDatabase(settings.url.get_secret_value(), settings.pool_size)
     return SqliteDatabase(data_dir / DATABASE_FILE)
@@ -94,6 +124,8 @@ class Database(ABC):
     join it (so its reads see its own writes), and a nested transaction() is part of the outer
     one."""
 
+    # How the engine spells an `id` key it numbers itself, in the schema's CREATE TABLEs.
+    auto_id: str
     # Appended to a claim's SELECT: lets workers on other nodes pass over a claimed row.
     skip_locked = ""
 
@@ -122,10 +154,10 @@ class Database(ABC):
         with self.transaction() as conn:
             return conn.execute(sql, params)
 
-    def insert(self, sql: str, params: Params = ()) -> int:
-        """An INSERT into a table with an `id` key; the new row's id."""
-        with self.transaction() as conn:
-            return self._inserted_id(conn, sql, params)
+    @abstractmethod
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        """A new row of a table with an `id` key (committed, or with the transaction it
+        joins); its id."""
 
     def query(self, sql: str, params: Params = ()) -> list[Any]:
         """Rows (by name or position) of a read that sees every commit made before it starts."""
@@ -149,11 +181,11 @@ class Database(ABC):
     def migrate(self) -> None:
         with self.transaction() as conn:
             version = self._schema_version(conn)
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            steps = migrations(self.auto_id)[version:]
+            for number, statements in enumerate(steps, start=version + 1):
                 log.info("Upgrading the database schema to version %d", number)
-                for statement in self._ddl(script).split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements:
+                    conn.execute(statement)
                 self._set_schema_version(conn, number)
 
     def schema_version(self) -> int:
@@ -167,25 +199,42 @@ class Database(ABC):
     def _read(self, sql: str, params: Params) -> list[Any]: ...
 
     @abstractmethod
-    def _inserted_id(self, conn: Connection, sql: str, params: Params) -> int: ...
-
-    @abstractmethod
     def _schema_version(self, conn: Connection) -> int: ...
 
     @abstractmethod
     def _set_schema_version(self, conn: Connection, number: int) -> None: ...
 
-    def _ddl(self, script: str) -> str:
-        return script
-
     @abstractmethod
     def close(self) -> None: ...
+
+
+class _SqliteConnection:
+    """sqlite3's connection taking `$n` parameters in order: SQLite reads `$1` as a parameter
+    named `1`, bound here from a mapping (binding named parameters from a sequence is deprecated
+    since Python 3.12)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = (), /) -> sqlite3.Cursor:
+        return self.conn.execute(sql, by_number(params))
+
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, [by_number(row) for row in rows])
+
+
+def by_number(params: Params) -> dict[str, Any]:
+    """Parameters for sqlite3 to bind to `$1, $2, ...` (named `1`, `2`, ...)."""
+    return {str(number): value for number, value in enumerate(params, start=1)}
 
 
 class SqliteDatabase(Database):
     """One write connection shared under a lock (SQLite has one writer at a time anyway) and a
     read connection per thread, so the dashboard never waits behind the workers' writes (WAL
     lets readers see the last commit while a write is under way)."""
+
+    # A rowid alias: SQLite numbers it.
+    auto_id = "id INTEGER PRIMARY KEY"
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -194,31 +243,31 @@ class SqliteDatabase(Database):
         self._lock = threading.RLock()
         self._writer = self._connect()
         # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commits.
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.conn.execute("PRAGMA journal_mode=WAL")
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.migrate()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> _SqliteConnection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        return _SqliteConnection(conn)
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         # IMMEDIATE takes the write lock up front: no other thread or process writes in between,
         # so every transaction is already serialised and lock() has nothing to add.
         with self._lock:
-            self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                self._writer.conn.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
+            self._writer.conn.execute("COMMIT")
 
     def lock(self, key: str) -> None:
         """Nothing to add: BEGIN IMMEDIATE already lets one transaction run at a time."""
@@ -232,22 +281,24 @@ class SqliteDatabase(Database):
         with self._lock:  # autocommit: one statement needs no BEGIN/COMMIT round
             return self._writer.execute(sql, params)
 
-    def _inserted_id(self, conn: Connection, sql: str, params: Params) -> int:
-        cursor = conn.execute(sql, params)
-        return int(getattr(cursor, "lastrowid", 0) or 0)
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        # lastrowid, not RETURNING: SQLite has RETURNING only since 3.35 (RHEL 9 ships 3.34).
+        with self.transaction():
+            cursor = self._writer.execute(insert_statement(table, list(row)), list(row.values()))
+            return int(cursor.lastrowid or 0)
 
     def _read(self, sql: str, params: Params) -> list[Any]:
         return self._reader().execute(sql, params).fetchall()
 
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._readers, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-            self._readers.conn = conn
+    def _reader(self) -> _SqliteConnection:
+        reader: _SqliteConnection | None = getattr(self._readers, "conn", None)
+        if reader is None:
+            reader = self._connect()
+            reader.conn.execute("PRAGMA query_only=ON")
+            self._readers.conn = reader
             with self._readers_lock:
-                self._all_readers.append(conn)
-        return conn
+                self._all_readers.append(reader.conn)
+        return reader
 
     def _schema_version(self, conn: Connection) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -261,4 +312,4 @@ class SqliteDatabase(Database):
         for conn in readers:
             conn.close()
         with self._lock:
-            self._writer.close()
+            self._writer.conn.close()

@@ -1,4 +1,4 @@
-"""The event history: one event per processed upload, its snapshot and thumbnail, and retention."""
+"""The event history: one event per processed upload, its pictures as given, and retention."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ipcam_analysis.imaging import encode_jpeg, thumbnail
 from ipcam_analysis.store.camera_events import CameraEventStore
-from ipcam_analysis.store.database import Database, local_iso, upsert
+from ipcam_analysis.store.database import Database, Parameters, local_iso, upsert
 from ipcam_analysis.store.exceptions import LearnedExceptions
 from ipcam_analysis.store.retention import HistoryConfig, Retention, snapshot_key
 from ipcam_analysis.store.storage import Storage
@@ -24,15 +23,14 @@ from ipcam_analysis.values import (
     ERROR,
     Decision,
     Detection,
+    EventPictures,
     NotifyOutcome,
-    Snapshot,
     Upload,
     label_to_dict,
 )
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_WIDTH = 320
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
 EVENT_COLUMNS = (
@@ -52,7 +50,7 @@ class EventRecord:
     outcome: str
     reason: str | None = None
     file_size: int | None = None
-    snapshot: Snapshot | None = None
+    pictures: EventPictures | None = None  # drawn by the pipeline; kept as they are
     detection: Detection | None = None
     decision: Decision | None = None
     notifications: Sequence[NotifyOutcome] = ()
@@ -80,32 +78,27 @@ class EventFilter:
         same at any depth, for common and rare labels alike (IN (subquery) built the whole list).
         """
         clauses: list[str] = []
-        params: list[Any] = []
+        params = Parameters()
         source, order = "events e", "e.id"
         if self.label:
             source, order = "event_labels l JOIN events e ON e.id = l.event_id", "l.event_id"
-            clauses.append("l.name = ?")
-            params.append(self.label)
+            clauses.append(f"l.name = {params.bind(self.label)}")
         for column, value in (
             ("camera", self.camera),
             ("outcome", self.outcome),
             ("burst_id", self.burst),
         ):
             if value:
-                clauses.append(f"e.{column} = ?")
-                params.append(value)
+                clauses.append(f"e.{column} = {params.bind(value)}")
         if self.since is not None:
-            clauses.append("e.received_at >= ?")
-            params.append(self.since)
+            clauses.append(f"e.received_at >= {params.bind(self.since)}")
         if self.until is not None:
-            clauses.append("e.received_at < ?")
-            params.append(self.until)
+            clauses.append(f"e.received_at < {params.bind(self.until)}")
         if self.before_id is not None:
-            clauses.append(f"{order} < ?")
-            params.append(self.before_id)
+            clauses.append(f"{order} < {params.bind(self.before_id)}")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        params.append(max(1, min(self.limit, MAX_PAGE_SIZE)))
-        return f"SELECT e.* FROM {source}{where} ORDER BY {order} DESC LIMIT ?", params
+        limit = params.bind(max(1, min(self.limit, MAX_PAGE_SIZE)))
+        return f"SELECT e.* FROM {source}{where} ORDER BY {order} DESC LIMIT {limit}", params
 
 
 class EventStore:
@@ -123,16 +116,16 @@ class EventStore:
 
     def record(self, record: EventRecord) -> None:
         """Store the event (replacing an earlier record of the same upload) and its pictures."""
-        files = self._write_snapshot(record) if record.snapshot else None
+        files = self._write_pictures(record) if record.pictures else None
         detection, decision, upload = record.detection, record.decision, record.upload
         triggered = [m.label.name for m in decision.matched] if decision else []
         labels = [label_to_dict(label) for label in detection.labels] if detection else []
         received = upload.received_at.timestamp()
         with self._db.transaction() as conn:
             old = conn.execute(
-                "SELECT snapshot_bytes FROM events WHERE id = ?", (record.item_id,)
+                "SELECT snapshot_bytes FROM events WHERE id = $1", (record.item_id,)
             ).fetchone()
-            conn.execute("DELETE FROM event_labels WHERE event_id = ?", (record.item_id,))
+            conn.execute("DELETE FROM event_labels WHERE event_id = $1", (record.item_id,))
             conn.execute(
                 upsert("events", EVENT_COLUMNS, ("id",)),
                 (
@@ -141,8 +134,8 @@ class EventStore:
                     received,
                     upload.original_name,
                     record.file_size,
-                    record.snapshot.width if record.snapshot else None,
-                    record.snapshot.height if record.snapshot else None,
+                    record.pictures.width if record.pictures else None,
+                    record.pictures.height if record.pictures else None,
                     record.outcome,
                     record.reason,
                     detection.detector if detection else None,
@@ -164,7 +157,7 @@ class EventStore:
             # One row per label name (the label filter joins on it): a name a detector reports
             # twice keeps its best confidence.
             conn.executemany(
-                "INSERT INTO event_labels (event_id, name, confidence, triggered) VALUES (?, ?, ?, ?)"
+                "INSERT INTO event_labels (event_id, name, confidence, triggered) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (event_id, name) DO UPDATE SET"
                 " confidence = CASE WHEN excluded.confidence > event_labels.confidence"
                 " THEN excluded.confidence ELSE event_labels.confidence END,"
@@ -182,7 +175,7 @@ class EventStore:
     def _update_camera(self, conn: Any, record: EventRecord, received: float) -> None:
         camera = record.upload.camera
         conn.execute(
-            "INSERT INTO cameras (name, last_upload) VALUES (?, ?)"
+            "INSERT INTO cameras (name, last_upload) VALUES ($1, $2)"
             " ON CONFLICT (name) DO UPDATE SET last_upload = CASE"
             " WHEN cameras.last_upload > excluded.last_upload THEN cameras.last_upload"
             " ELSE excluded.last_upload END",
@@ -190,35 +183,31 @@ class EventStore:
         )
         if record.upload.remote_ip:  # where its alarms come from too (see camera_events)
             conn.execute(
-                "UPDATE cameras SET last_remote_ip = ? WHERE name = ? AND last_upload <= ?",
+                "UPDATE cameras SET last_remote_ip = $1 WHERE name = $2 AND last_upload <= $3",
                 (record.upload.remote_ip, camera, received),
             )
         if record.outcome == ALERT:
-            conn.execute("UPDATE cameras SET last_alert = ? WHERE name = ?", (received, camera))
+            conn.execute("UPDATE cameras SET last_alert = $1 WHERE name = $2", (received, camera))
         if record.outcome == ERROR:
             conn.execute(
-                "UPDATE cameras SET last_error = ?, last_error_at = ? WHERE name = ?",
+                "UPDATE cameras SET last_error = $1, last_error_at = $2 WHERE name = $3",
                 (record.reason, received, camera),
             )
-        if record.snapshot:
+        if record.pictures:
             conn.execute(
-                "UPDATE cameras SET last_snapshot_event = ? WHERE name = ?",
+                "UPDATE cameras SET last_snapshot_event = $1 WHERE name = $2",
                 (record.item_id, camera),
             )
 
-    def _write_snapshot(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
-        """The event's picture (the camera's own JPEG bytes when it sent a JPEG), a thumbnail
-        with the triggering boxes, and a clip's file; the names kept are relative to
+    def _write_pictures(self, record: EventRecord) -> tuple[str, str, int, str | None] | None:
+        """The event's picture, its thumbnail and a clip's file; the names kept are relative to
         `snapshots/`, and their sizes count against `max_snapshots_mb` together."""
-        snapshot = record.snapshot
-        assert snapshot is not None
+        pictures = record.pictures
+        assert pictures is not None
         day = record.upload.received_at.strftime("%Y-%m-%d")
         full_name, thumb_name = f"{day}/{record.item_id}.jpg", f"{day}/{record.item_id}_thumb.jpg"
-        matched = record.decision.matched if record.decision else ()
-        full = snapshot.data if snapshot.format == "JPEG" else encode_jpeg(snapshot.image)
-        small = encode_jpeg(thumbnail(snapshot.image, matched, THUMBNAIL_WIDTH), quality=75)
         keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
-        contents = [full, small]
+        contents = [pictures.picture, pictures.thumbnail]
         clip_name = f"{day}/{record.item_id}{record.clip_suffix}" if record.clip else None
         if clip_name and record.clip:
             keys.append(snapshot_key(clip_name))
@@ -252,7 +241,7 @@ class EventStore:
         return [_event_dict(row) for row in rows]
 
     def event(self, event_id: int) -> dict[str, Any] | None:
-        rows = self._db.query("SELECT * FROM events WHERE id = ?", (event_id,))
+        rows = self._db.query("SELECT * FROM events WHERE id = $1", (event_id,))
         return _event_dict(rows[0]) if rows else None
 
     def snapshot(
@@ -263,7 +252,7 @@ class EventStore:
         path is ever joined to a folder or a key. Raises OSError when shared storage cannot be
         reached."""
         column = "clip" if clip else "thumbnail" if thumbnail else "snapshot"
-        rows = self._db.query(f"SELECT {column} FROM events WHERE id = ?", (event_id,))
+        rows = self._db.query(f"SELECT {column} FROM events WHERE id = $1", (event_id,))
         if not rows or not rows[0][0]:
             return None
         try:
@@ -300,7 +289,7 @@ class EventStore:
             for row in self._db.query(
                 "SELECT camera || '' AS camera, COUNT(*) AS uploads,"
                 " SUM(CASE WHEN outcome = 'alert' THEN 1 ELSE 0 END) AS alerts"
-                " FROM events WHERE received_at >= ? GROUP BY 1",
+                " FROM events WHERE received_at >= $1 GROUP BY 1",
                 (midnight.timestamp(),),
             )
         }
@@ -338,18 +327,19 @@ class EventStore:
         # The local days' bounds come from here: this node's time zone, whatever the database
         # server's, and days of 23 or 25 hours where the clocks change.
         midnights = [start + timedelta(days=n) for n in range(days + 1)]
-        bounds = [
-            (day.strftime("%Y-%m-%d"), day.timestamp(), following.timestamp())
+        params = Parameters()
+        local_days = " UNION ALL ".join(
+            f"SELECT {params.bind(day.strftime('%Y-%m-%d'))} AS day,"
+            f" {params.bind(day.timestamp())} AS starts, {params.bind(following.timestamp())} AS ends"
             for day, following in itertools.pairwise(midnights)
-        ]
-        local_days = " UNION ALL ".join(["SELECT ? AS day, ? AS starts, ? AS ends"] * days)
+        )
         rows = self._db.query(
             f"SELECT d.day AS day, e.camera AS camera, COUNT(*) AS uploads,"
             " SUM(CASE WHEN e.outcome = 'alert' THEN 1 ELSE 0 END) AS alerts,"
             f" SUM(e.cloud_calls) AS cloud_calls FROM ({local_days}) d JOIN events e"
             " ON e.received_at >= d.starts AND e.received_at < d.ends"
             " GROUP BY d.day, e.camera ORDER BY d.day, e.camera",
-            [value for bound in bounds for value in bound],
+            params,
         )
         return [dict(row) for row in rows]
 

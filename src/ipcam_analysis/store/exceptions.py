@@ -30,25 +30,31 @@ class LearnedExceptions:
         learned when the same box of the same event is marked twice)."""
         with self._db.transaction() as conn:
             same = conn.execute(
-                'SELECT id FROM learned_exceptions WHERE event_id = ? AND label = ? AND "left" = ?'
-                " AND top = ? AND width = ? AND height = ?",
+                'SELECT id FROM learned_exceptions WHERE event_id = $1 AND label = $2 AND "left" = $3'
+                " AND top = $4 AND width = $5 AND height = $6",
                 (event_id, label, box.left, box.top, box.width, box.height),
             ).fetchone()
             if same is not None:
                 return int(same[0])
             return self._db.insert(
-                'INSERT INTO learned_exceptions (camera, label, "left", top, width, height,'
-                " fingerprint, confidence, event_id, marked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *(camera, label, box.left, box.top, box.width, box.height),
-                    *(f"{fingerprint:064x}", confidence, event_id, now),
-                ),
+                "learned_exceptions",
+                {
+                    "camera": camera,
+                    "label": label,
+                    "left": box.left,
+                    "top": box.top,
+                    "width": box.width,
+                    "height": box.height,
+                    "fingerprint": f"{fingerprint:064x}",
+                    "confidence": confidence,
+                    "event_id": event_id,
+                    "marked_at": now,
+                },
             )
 
     def of_camera(self, camera: str) -> list[LearnedException]:
         rows = self._db.query(
-            "SELECT * FROM learned_exceptions WHERE camera = ? ORDER BY id", (camera,)
+            "SELECT * FROM learned_exceptions WHERE camera = $1 ORDER BY id", (camera,)
         )
         return [
             LearnedException(
@@ -68,7 +74,7 @@ class LearnedExceptions:
         with self._db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO learned_exception_matches (exception_id, item_id, matched_at)"
-                " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 [(exception_id, item_id, now) for exception_id in sorted(exception_ids)],
             )
 
@@ -76,9 +82,9 @@ class LearnedExceptions:
         """Undo a mark; False when there was no such exception."""
         with self._db.transaction() as conn:
             conn.execute(
-                "DELETE FROM learned_exception_matches WHERE exception_id = ?", (exception_id,)
+                "DELETE FROM learned_exception_matches WHERE exception_id = $1", (exception_id,)
             )
-            cursor = conn.execute("DELETE FROM learned_exceptions WHERE id = ?", (exception_id,))
+            cursor = conn.execute("DELETE FROM learned_exceptions WHERE id = $1", (exception_id,))
             return cursor.rowcount == 1
 
     def listing(self) -> list[dict[str, Any]]:

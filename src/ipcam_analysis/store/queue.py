@@ -27,11 +27,6 @@ from ipcam_analysis.values import (
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0  # a claim not renewed for this long is another worker's to take
-INSERT_UPLOAD = (
-    "INSERT INTO uploads (camera, path, original_name, remote_ip, received_at, source,"
-    " home, remove_when_done, note, burst_id, burst_size, stored_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ class UploadQueue:
         # Insert and count under one lock, so a recount in between never misses these rows.
         with self._depth_lock:
             with self._db.transaction():
-                ids = [self._db.insert(INSERT_UPLOAD, _upload_row(upload)) for upload in uploads]
+                ids = [self._db.insert("uploads", _upload_row(upload)) for upload in uploads]
                 # Inside: PostgreSQL delivers it at the commit, and a failure undoes the rows
                 # instead of failing after them (the camera would send queued pictures again).
                 self._db.announce_put()
@@ -102,7 +97,7 @@ class UploadQueue:
         their leases to run out."""
         cursor = self._db.execute(
             "UPDATE uploads SET state = 'pending' WHERE state = 'working'"
-            " AND substr(COALESCE(claimed_by, ''), 1, ?) = ?",
+            " AND substr(COALESCE(claimed_by, ''), 1, $1) = $2",
             (len(owner_prefix), owner_prefix),
         )
         if cursor.rowcount:
@@ -117,13 +112,15 @@ class UploadQueue:
         with self._db.transaction() as conn:
             row = (
                 conn.execute(
-                    # No lease at all: claimed before leases existed (schema 8), by a process gone.
-                    "SELECT * FROM uploads WHERE state = 'working' AND COALESCE(lease_until, 0) < ?"
-                    f" ORDER BY lease_until, id LIMIT 1{self._db.skip_locked}",
+                    # No lease at all: claimed before leases existed (schema 8), by a process
+                    # gone; such a row counts as expired the longest, on both engines (which
+                    # put NULLs at opposite ends of an order).
+                    "SELECT * FROM uploads WHERE state = 'working' AND COALESCE(lease_until, 0) < $1"
+                    f" ORDER BY COALESCE(lease_until, 0), id LIMIT 1{self._db.skip_locked}",
                     (now,),
                 ).fetchone()
                 or conn.execute(
-                    "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= ?"
+                    "SELECT * FROM uploads WHERE state = 'pending' AND next_attempt_at <= $1"
                     f" ORDER BY next_attempt_at, id LIMIT 1{self._db.skip_locked}",
                     (now,),
                 ).fetchone()
@@ -138,8 +135,8 @@ class UploadQueue:
                     row["claimed_by"],
                 )
             conn.execute(
-                "UPDATE uploads SET state = 'working', claimed_by = ?, lease_until = ?"
-                " WHERE id = ?",
+                "UPDATE uploads SET state = 'working', claimed_by = $1, lease_until = $2"
+                " WHERE id = $3",
                 (self._owner, now + self.lease_seconds, row["id"]),
             )
         detection, decided = row["detection"], json.loads(row["decision"] or "null")
@@ -169,7 +166,7 @@ class UploadQueue:
     def renew_leases(self) -> int:
         """Extend every claim this owner holds (called well within the lease by its pool)."""
         return self._db.execute(
-            "UPDATE uploads SET lease_until = ? WHERE state = 'working' AND claimed_by = ?",
+            "UPDATE uploads SET lease_until = $1 WHERE state = 'working' AND claimed_by = $2",
             (time.time() + self.lease_seconds, self._owner),
         ).rowcount
 
@@ -189,7 +186,7 @@ class UploadQueue:
     def save_detection(self, item_id: int, detection: Detection) -> None:
         """Kept so a retry (e.g. after a mail outage) does not pay for the cloud call again."""
         self._db.execute(
-            "UPDATE uploads SET detection = ? WHERE id = ?",
+            "UPDATE uploads SET detection = $1 WHERE id = $2",
             (json.dumps(detection_to_dict(detection)), item_id),
         )
 
@@ -198,37 +195,37 @@ class UploadQueue:
         notification sends this alert instead of finding it in its own cooldown."""
         data = {"decision": decision_to_dict(decision), "filtered": filtered}
         self._db.execute(
-            "UPDATE uploads SET decision = ? WHERE id = ?", (json.dumps(data), item_id)
+            "UPDATE uploads SET decision = $1 WHERE id = $2", (json.dumps(data), item_id)
         )
 
     def mark_notified(self, item_id: int, notifier: str) -> None:
         """Recorded right after a notifier succeeds, so a restart never sends it twice."""
         with self._db.transaction() as conn:
             self._db.lock(f"upload {item_id}")
-            row = conn.execute("SELECT notified FROM uploads WHERE id = ?", (item_id,)).fetchone()
+            row = conn.execute("SELECT notified FROM uploads WHERE id = $1", (item_id,)).fetchone()
             done = sorted({*json.loads(row["notified"]), notifier})
             conn.execute(
-                "UPDATE uploads SET notified = ? WHERE id = ?", (json.dumps(done), item_id)
+                "UPDATE uploads SET notified = $1 WHERE id = $2", (json.dumps(done), item_id)
             )
 
     def finish(self, item_id: int, outcome: str, error: str | None = None) -> None:
         self._db.execute(
-            "UPDATE uploads SET state = 'done', outcome = ?, last_error = ?, finished_at = ?,"
-            " attempts = attempts + 1 WHERE id = ?",
+            "UPDATE uploads SET state = 'done', outcome = $1, last_error = $2, finished_at = $3,"
+            " attempts = attempts + 1 WHERE id = $4",
             (outcome, error, time.time(), item_id),
         )
 
     def retry_later(self, item_id: int, error: str, delay_seconds: float) -> None:
         self._db.execute(
-            "UPDATE uploads SET state = 'pending', attempts = attempts + 1, last_error = ?,"
-            " next_attempt_at = ? WHERE id = ?",
+            "UPDATE uploads SET state = 'pending', attempts = attempts + 1, last_error = $1,"
+            " next_attempt_at = $2 WHERE id = $3",
             (error, time.time() + delay_seconds, item_id),
         )
 
     def hold(self, item_id: int, why: str, delay_seconds: float) -> None:
         """Back to the queue for a while without counting an attempt: it waits for others."""
         self._db.execute(
-            "UPDATE uploads SET state = 'pending', last_error = ?, next_attempt_at = ? WHERE id = ?",
+            "UPDATE uploads SET state = 'pending', last_error = $1, next_attempt_at = $2 WHERE id = $3",
             (why, time.time() + delay_seconds, item_id),
         )
 
@@ -280,19 +277,19 @@ class UploadQueue:
         return None if row is None else max(0.0, row - time.time())
 
 
-def _upload_row(upload: Upload) -> tuple[object, ...]:
-    """The INSERT_UPLOAD parameters of an upload."""
-    return (
-        upload.camera,
-        str(upload.path),
-        upload.original_name,
-        upload.remote_ip,
-        upload.received_at.isoformat(),
-        upload.source,
-        None if upload.home is None else str(upload.home),
-        upload.remove_when_done,
-        upload.note,
-        upload.burst_id,
-        upload.burst_size,
-        upload.stored_key,
-    )
+def _upload_row(upload: Upload) -> dict[str, object]:
+    """The uploads row of an upload."""
+    return {
+        "camera": upload.camera,
+        "path": str(upload.path),
+        "original_name": upload.original_name,
+        "remote_ip": upload.remote_ip,
+        "received_at": upload.received_at.isoformat(),
+        "source": upload.source,
+        "home": None if upload.home is None else str(upload.home),
+        "remove_when_done": upload.remove_when_done,
+        "note": upload.note,
+        "burst_id": upload.burst_id,
+        "burst_size": upload.burst_size,
+        "stored_key": upload.stored_key,
+    }

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.store.database import Database
+from ipcam_analysis.store.database import Database, placeholders
 from ipcam_analysis.store.storage import Storage, checked_key
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Retention:
                 or time.monotonic() - last_sweep > AGE_SWEEP_SECONDS
             ):
                 cutoff = now - self._history.keep_days * 86400
-                self._delete_snapshots("received_at < ?", (cutoff,), delete_events=True)
+                self._delete_snapshots("received_at < $1", (cutoff,), delete_events=True)
                 self._budget.last_age_sweep = time.monotonic()
             if time.monotonic() - self._budget.counted_at > RECOUNT_SECONDS:
                 self._recount()
@@ -102,9 +102,8 @@ class Retention:
                 freed += row["snapshot_bytes"]
                 if freed >= over:
                     break
-            placeholders = ",".join("?" * len(chosen))
             if not self._delete_snapshots(
-                f"id IN ({placeholders})", tuple(chosen), delete_events=False
+                f"id IN ({placeholders(len(chosen))})", tuple(chosen), delete_events=False
             ):
                 break
             over -= freed
@@ -133,7 +132,7 @@ class Retention:
         with self._db.transaction() as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+                marks = placeholders(len(chunk))
                 if delete_events:
                     conn.execute(f"DELETE FROM event_labels WHERE event_id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
