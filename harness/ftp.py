@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig, LoginThrottle
+from harness.intake import collecting_intake
+from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
+from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
@@ -47,7 +50,7 @@ class RunningFtp:
         return (self.settings.root_dir / camera).resolve()
 
     def collect(self, uploads: Sequence[Upload]) -> list[int]:
-        """The accept_uploads callback: the uploads' numbers, as queue row ids would be."""
+        """The queue's put_many: the uploads' numbers, as queue row ids would be."""
         with self.arrived:
             self.uploads.extend(uploads)
             self.arrived.notify_all()
@@ -85,9 +88,12 @@ def start_ftp(tmp_path: Path) -> Iterator[StartFtp]:
         ).model_copy(update={"port": 0})  # the model refuses port 0; FtpIngest must accept it
         throttle = login_throttle or LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
         running = RunningFtp(settings, throttle)
-        running.ingest = FtpIngest(
-            settings, running.collect, login_throttle=throttle, tls_dir=tls_dir
+        # The service's admission, watching the free space of root_dir only.
+        admission = UploadAdmission(
+            settings.max_queued_uploads, lambda: 0, settings.min_free_mb, [settings.root_dir]
         )
+        intake = collecting_intake(running.collect, tmp_path / "data", admission)
+        running.ingest = FtpIngest(settings, intake, login_throttle=throttle, tls_dir=tls_dir)
         running.ingest.start()
         started.append(running.ingest)
         return running

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from harness.ftp import CAMERAS
-from ipcam_analysis.ingest.admission import UploadAdmission
+from harness.intake import collecting_intake
 from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
@@ -43,7 +43,7 @@ class RunningSmtp:
         return self.ingest.address
 
     def collect(self, uploads: Sequence[Upload]) -> list[int]:
-        """The accept_uploads callback."""
+        """The queue's put_many."""
         if self.fail_with is not None:
             raise self.fail_with
         with self.arrived:
@@ -113,9 +113,8 @@ def start_smtp(tmp_path: Path) -> Iterator[Any]:
         running.ingest = SmtpIngest(
             settings,
             cameras,
-            running.collect,
+            collecting_intake(running.collect, tmp_path / "data"),
             login_throttle=LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2),
-            admission=UploadAdmission(1000, lambda: 0, 0, []),
         )
         running.ingest.start()
         started.append(running.ingest)

@@ -23,12 +23,13 @@ class Mutant:
     backend: str = "sqlite"
 
 
-FTP = "src/ipcam_analysis/ingest/ftp.py"
+FTP_SESSION = "src/ipcam_analysis/ingest/ftp_session.py"
 FTP_FILES = "src/ipcam_analysis/ingest/ftp_files.py"
 SMTP = "src/ipcam_analysis/ingest/smtp.py"
 HTTP = "src/ipcam_analysis/ingest/http.py"
 ALARM = "src/ipcam_analysis/ingest/alarm_frames.py"
 APP = "src/ipcam_analysis/service/app.py"
+INTAKE = "src/ipcam_analysis/service/intake.py"
 PROCESSES = "src/ipcam_analysis/service/processes.py"
 PIPELINE = "src/ipcam_analysis/service/pipeline.py"
 DETECTION = "src/ipcam_analysis/service/detection.py"
@@ -86,7 +87,7 @@ MUTANTS: list[Mutant] = [
                 "class CameraTlsDTPHandler(TLS_DTPHandler):",
             ),
             Edit(
-                FTP,
+                FTP_SESSION,
                 "    dtp_handler = CameraTlsDTPHandler\n",
                 "    dtp_handler = CameraTlsDTPHandler\n" + QUEUE_ON_FILE_RECEIVED,
             ),
@@ -103,7 +104,7 @@ MUTANTS: list[Mutant] = [
                 "class CameraDTPHandler(DTPHandler):",
             ),
             Edit(
-                FTP,
+                FTP_SESSION,
                 "    dtp_handler = CameraDTPHandler\n",
                 "    dtp_handler = CameraDTPHandler\n" + QUEUE_ON_FILE_RECEIVED,
             ),
@@ -137,7 +138,7 @@ MUTANTS: list[Mutant] = [
         "FTP: no room (disk, queue) refuses an upload before any byte",
         (
             Edit(
-                FTP,
+                FTP_SESSION,
                 "return None if self._refused() else super().ftp_STOR(file, mode)",
                 "return super().ftp_STOR(file, mode)",
             ),
@@ -150,13 +151,37 @@ MUTANTS: list[Mutant] = [
         (
             Edit(
                 HTTP,
-                "item_id = await run_in_threadpool(self._write_and_queue, upload, picture.data)",
+                "item_id = await run_in_threadpool(self._queue, Received(upload, picture.data))",
                 "item_id = 0\n"
                 "            asyncio.get_running_loop().run_in_executor("
-                "None, self._write_and_queue, upload, picture.data)",
+                "None, self._queue, Received(upload, picture.data))",
             ),
         ),
         (f"{WINDOW}::test_no_201_before_the_upload_is_queued",),
+    ),
+    Mutant(
+        "intake-keeps-files-of-a-refused-batch",
+        "uploads the queue refuses leave no copy: the camera sends them again, analysed once",
+        (
+            Edit(
+                INTAKE,
+                "                remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)",
+                "                pass",
+            ),
+        ),
+        ("tests/test_intake.py::test_a_batch_the_queue_refuses_leaves_no_copy_anywhere",),
+    ),
+    Mutant(
+        "intake-writes-bytes-locally-with-shared-storage",
+        "with shared storage, bytes held in memory are sent there, never written here first",
+        (
+            Edit(
+                INTAKE,
+                "if data is None or self._storage.shared:",
+                "if data is None:",
+            ),
+        ),
+        ("tests/test_intake.py::test_bytes_go_to_shared_storage_as_they_are_and_no_file_is_made",),
     ),
     # --- gates: a camera's decisions as one upload at a time, with any number of workers ----------
     Mutant(
@@ -353,7 +378,7 @@ MUTANTS: list[Mutant] = [
         "a camera's FTP password is checked",
         (
             Edit(
-                FTP,
+                FTP_SESSION,
                 "if not (known and hmac.compare_digest(expected.encode(), password.encode())):",
                 "if not known:",
             ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ftplib
 import http.client
 import logging
+import smtplib
 import statistics
 import threading
 import time
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.endurance import (
@@ -25,8 +27,12 @@ from harness.endurance import (
     run_load,
 )
 from harness.ftp import CAMERAS, StartFtp, upload_with_ftplib
+from harness.intake import collecting_intake
 from harness.service import upload, wait_until
-from ipcam_analysis.ingest.ftp import LOGGED_LOGIN_FAILURES, LoginThrottle
+from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
+from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
+from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
+from ipcam_analysis.ingest.throttle import LOGGED_FAILURES_IN_A_ROW, LoginThrottle
 
 ATTACKER = "127.0.0.2"
 GUESSES = 1000
@@ -91,11 +97,56 @@ def test_password_guessing_is_slowed_and_logged_while_cameras_upload(
     # Logged: each of the first failures in a row, then one line per hundred.
     lines = [r.getMessage() for r in caplog.records]
     assert all(ATTACKER in line for line in lines)
-    assert len(lines) == LOGGED_LOGIN_FAILURES + GUESSES // 100
-    assert lines[-1] == (
-        f"{GUESSES} failed FTP logins in a row from {ATTACKER} (last user cam01);"
-        " each is answered slowly"
+    assert len(lines) == LOGGED_FAILURES_IN_A_ROW + GUESSES // 100
+    assert lines[-1] == f"Failed FTP login as 'cam01' from {ATTACKER} ({GUESSES} in a row)"
+
+
+def test_failed_logins_on_every_protocol_count_and_are_logged_as_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One guesser trying FTP, then SMTP, then HTTP: one count for its address, slowing all
+    three alike, and one policy's lines in each source's log."""
+    caplog.set_level(logging.WARNING, logger="ipcam_analysis.ingest")
+    throttle = LoginThrottle(**THROTTLE)
+    intake = collecting_intake(lambda uploads: [1], tmp_path / "data")
+    where = {"host": "127.0.0.1", "root_dir": tmp_path / "ftp", "users": CAMERAS}
+    ftp = FtpIngest(
+        FtpServerConfig(**where).model_copy(update={"port": 0}), intake, login_throttle=throttle
     )
+    smtp = SmtpIngest(
+        SmtpServerConfig(enabled=True, **where).model_copy(update={"port": 0}),
+        intake,
+        login_throttle=throttle,
+    )
+    http = HttpIngest(
+        HttpIngestConfig(enabled=True, **where).model_copy(update={"port": 0}),
+        intake,
+        login_throttle=throttle,
+    )
+    with ExitStack() as servers:
+        for server in (ftp, smtp, http):
+            server.start()
+            servers.callback(server.stop)
+        with ftplib.FTP(source_address=(ATTACKER, 0)) as session:
+            session.connect(*ftp.address, timeout=20)
+            with pytest.raises(ftplib.error_perm, match=r"^530"):
+                session.login("cam01", "guess")
+        with smtplib.SMTP(*smtp.address, timeout=20, source_address=(ATTACKER, 0)) as client:
+            client.ehlo()
+            client.user, client.password = "cam02", "guess"
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                client.auth("PLAIN", client.auth_plain)  # login() would try LOGIN next
+        web = httpx.Client(transport=httpx.HTTPTransport(local_address=ATTACKER), timeout=20)
+        with web:
+            answer = web.post(f"http://127.0.0.1:{http.address[1]}/upload", auth=("cam01", "x"))
+        assert answer.status_code == 401
+
+    assert throttle.failures(ATTACKER) == 3
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Failed")] == [
+        f"Failed FTP login as 'cam01' from {ATTACKER} (1 in a row)",
+        f"Failed SMTP login as 'cam02' from {ATTACKER} (2 in a row)",
+        f"Failed HTTP upload login as 'cam01' from {ATTACKER} (3 in a row)",
+    ]
 
 
 def test_the_21st_session_from_one_address_is_refused_and_cameras_carry_on(

@@ -25,7 +25,8 @@ from harness.endurance import (
 )
 from harness.ftp import login_with_ftplib
 from harness.service import PASSWORDS, wait_until
-from ipcam_analysis.ingest.admission import QUEUE_FULL_REPLY, UploadAdmission
+from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.handoff import Refusal
 
 ADMISSION_LOGGER = "ipcam_analysis.ingest.admission"
 
@@ -83,7 +84,7 @@ def test_storm_of_50_cameras_loses_nothing_and_logins_stay_prompt(
         with login_with_ftplib(host, port, "cam01", PASSWORDS["cam01"]):
             logins.append(time.monotonic() - started)  # a figure for the report, not a test
         depths.append(service.queue.depth())
-        if service.admission.refusing:
+        if service.intake.admission.refusing:
             queue_full.set()
     queue_full.set()
     seen = load_result(load, timeout=STORM_SECONDS + 90)
@@ -110,7 +111,7 @@ def test_storm_of_50_cameras_loses_nothing_and_logins_stay_prompt(
     assert growth < MAX_RSS_GROWTH
     assert integrity(service) == "ok"
     # One WARNING when the refusing starts and one INFO when it ends, per episode.
-    wait_until(lambda: not service.admission.refusing, 10, "the end of the refusing")
+    wait_until(lambda: not service.intake.admission.refusing, 10, "the end of the refusing")
     episodes = [
         record.levelname
         for record in caplog.records
@@ -152,9 +153,9 @@ def test_refusing_starts_at_the_limit_and_ends_with_room_to_spare(
     depth.value = 99
     assert admission.refusal() is None
     depth.value = 100
-    assert admission.refusal() == QUEUE_FULL_REPLY
+    assert admission.refusal() is Refusal.QUEUE_FULL
     depth.value = 91  # below the limit, but not yet 10 % below it
-    assert admission.refusal() == QUEUE_FULL_REPLY
+    assert admission.refusal() is Refusal.QUEUE_FULL
     depth.value = 89
     assert admission.refusal() is None
 
@@ -171,5 +172,4 @@ def test_refusing_starts_at_the_limit_and_ends_with_room_to_spare(
 def test_free_space_below_the_minimum_refuses_uploads(tmp_path: Path) -> None:
     free_mb = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize / MB
     assert UploadAdmission(10, lambda: 0, free_mb / 2, [tmp_path]).refusal() is None
-    refusal = UploadAdmission(10, lambda: 0, free_mb * 2, [tmp_path]).refusal()
-    assert refusal is not None and refusal.startswith("452 Insufficient storage")
+    assert UploadAdmission(10, lambda: 0, free_mb * 2, [tmp_path]).refusal() is Refusal.DISK_FULL

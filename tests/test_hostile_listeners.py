@@ -24,6 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.aws import Moto
+from harness.intake import collecting_intake
 from harness.mail_camera import camera_mail
 from harness.service import (
     DATA,
@@ -41,7 +42,7 @@ from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.net.asgi_server import AsgiServer
-from tests.test_ingest_http import CAMERAS, ScriptedAdmission, camera_directory
+from tests.test_ingest_http import CAMERAS, camera_directory
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 LIMIT = 256  # the service's open files: a flood of FLOOD connections is more than it can hold
@@ -295,11 +296,10 @@ def http_push(tmp_path: Path) -> Iterator[HttpIngest]:
     ingest = HttpIngest(
         HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
         camera_directory(tmp_path / "ftp"),
-        lambda uploads: [1],
+        collecting_intake(lambda uploads: [1], tmp_path / "data"),
         login_throttle=LoginThrottle(
             first_delay_seconds=GUESS_DELAY, max_delay_seconds=GUESS_DELAY
         ),
-        admission=ScriptedAdmission([None]),
     )
     ingest.start()
     yield ingest

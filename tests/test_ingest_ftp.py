@@ -24,6 +24,7 @@ from harness.ftp import (
     login_with_ftplib,
     upload_with_ftplib,
 )
+from harness.intake import collecting_intake
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpIngestError, FtpServerConfig
 from ipcam_analysis.ingest.ftp_files import SPOOL_FOLDER
 from ipcam_analysis.ingest.throttle import LoginThrottle
@@ -223,7 +224,7 @@ def test_a_kept_file_the_spool_cannot_take_is_answered_451(
 ) -> None:
     ftp_ingest = start_ftp(remove_files=False)
     (ftp_ingest.settings.root_dir / SPOOL_FOLDER).write_bytes(b"")  # not a folder: no spool
-    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be queued"):
+    with pytest.raises(ftplib.error_temp, match=r"^451 The upload could not be stored"):
         upload_with_ftplib(
             ftp_ingest.host, ftp_ingest.port, "cam01", CAMERAS["cam01"], "a.jpg", b"1"
         )
@@ -250,8 +251,8 @@ def test_wrong_password_is_refused_and_logged_without_the_password(
 
     wait_until(lambda: len(messages(caplog, logging.WARNING)) == 2, "two failed-login warnings")
     assert messages(caplog, logging.WARNING) == [
-        "Failed FTP login for user cam01 from 127.0.0.1",
-        "Failed FTP login for user intruder from 127.0.0.1",
+        "Failed FTP login as 'cam01' from 127.0.0.1 (1 in a row)",
+        "Failed FTP login as 'intruder' from 127.0.0.1 (2 in a row)",
     ]
     for password in ("not-the-password", *CAMERAS.values()):
         assert password not in caplog.text
@@ -358,17 +359,18 @@ def test_passive_ports_and_masquerade_address_are_used(start_ftp: StartFtp) -> N
 # --- start-up errors
 
 
-def test_a_port_in_use_is_a_one_line_error(ftp_ingest: RunningFtp) -> None:
+def test_a_port_in_use_is_a_one_line_error(ftp_ingest: RunningFtp, tmp_path: Path) -> None:
     settings = ftp_ingest.settings.model_copy(update={"port": ftp_ingest.port})
+    intake = collecting_intake(ftp_ingest.collect, tmp_path / "data")
     with pytest.raises(FtpIngestError, match=r"cannot listen for FTP on 127\.0\.0\.1:.*in use"):
-        FtpIngest(settings, ftp_ingest.collect).start()
+        FtpIngest(settings, intake).start()
 
 
 @pytest.mark.parametrize("camera", ["..", "a/b", ""])
 def test_a_camera_name_that_is_not_a_folder_name_is_refused(tmp_path: Path, camera: str) -> None:
     settings = FtpServerConfig(root_dir=tmp_path / "ftp", users={camera: "secret-pw"})
     with pytest.raises(FtpIngestError, match="cannot be used as a folder name"):
-        FtpIngest(settings, lambda uploads: [1]).start()
+        FtpIngest(settings, collecting_intake(lambda uploads: [1], tmp_path / "data")).start()
     assert not (tmp_path / "ftp").exists()
 
 

@@ -19,8 +19,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from harness.intake import ScriptedAdmission, collecting_intake
 from harness.service import DATA, wait_until
-from ipcam_analysis.ingest import CameraDirectory, UploadAdmission
+from ipcam_analysis.ingest import CameraDirectory
+from ipcam_analysis.ingest.handoff import Refusal
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.store.storage import remove_file_and_empty_folders
@@ -43,7 +45,7 @@ OUR_LOGGER = "ipcam_analysis.ingest.http"
 class RunningHttp:
     ingest: HttpIngest
     root: Path
-    admission_refusal: list[str | None]
+    admission_refusal: list[Refusal | None]
     fail_with: Exception | None = None
     uploads: list[Upload] = field(default_factory=list)
 
@@ -61,32 +63,17 @@ class RunningHttp:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
 
 
-class ScriptedAdmission(UploadAdmission):
-    """Refuses with whatever the test puts in `reply` (None: take the upload)."""
-
-    def __init__(self, reply: list[str | None]) -> None:
-        super().__init__(10, lambda: 0, 0, [])
-        self._reply = reply
-
-    def refusal(self) -> str | None:
-        return self._reply[0]
-
-
 @pytest.fixture
 def http_ingest(tmp_path: Path) -> Iterator[RunningHttp]:
     settings = HttpIngestConfig(enabled=True, host="127.0.0.1", max_upload_mb=1).model_copy(
         update={"port": 0}
     )
-    reply: list[str | None] = [None]
+    refusal: list[Refusal | None] = [None]
     throttle = LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
-    running = RunningHttp(None, tmp_path / "ftp", reply)  # type: ignore[arg-type]
-    running.ingest = HttpIngest(
-        settings,
-        camera_directory(tmp_path / "ftp"),
-        running.collect,
-        login_throttle=throttle,
-        admission=ScriptedAdmission(reply),
-    )
+    running = RunningHttp(None, tmp_path / "ftp", refusal)  # type: ignore[arg-type]
+    intake = collecting_intake(running.collect, tmp_path / "data", ScriptedAdmission(refusal))
+    cameras = camera_directory(tmp_path / "ftp")
+    running.ingest = HttpIngest(settings, cameras, intake, login_throttle=throttle)
     running.ingest.start()
     yield running
     running.ingest.stop()
@@ -177,9 +164,9 @@ def test_bad_credentials_are_refused_401_and_logged(
 
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"].startswith("Basic")
-    name = auth[0] if auth else "(none)"
+    name = auth[0] if auth else ""
     [line] = warnings(caplog)
-    assert line == f"Failed HTTP upload login for camera {name} from 127.0.0.1 (1 in a row)"
+    assert line == f"Failed HTTP upload login as {name!r} from 127.0.0.1 (1 in a row)"
     assert "wrong" not in caplog.text and "dashboard-password" not in caplog.text
     assert http_ingest.uploads == [] and http_ingest.kept_files() == []
 
@@ -189,9 +176,8 @@ def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
     ingest = HttpIngest(
         HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
         camera_directory(tmp_path),
-        lambda uploads: [1],
+        collecting_intake(lambda uploads: [1], tmp_path / "data"),
         login_throttle=throttle,
-        admission=ScriptedAdmission([None]),
     )
     ingest.start()
     try:
@@ -277,7 +263,7 @@ def test_a_body_cut_off_mid_transfer_keeps_nothing(
 
 
 def test_back_pressure_is_503_with_retry_after(http_ingest: RunningHttp) -> None:
-    http_ingest.admission_refusal[0] = "452 Too many uploads waiting for analysis"
+    http_ingest.admission_refusal[0] = Refusal.QUEUE_FULL
     auth = ("cam01", CAMERAS["cam01"])
     headers = {"Content-Type": "image/jpeg"}
     refused = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
@@ -285,7 +271,7 @@ def test_back_pressure_is_503_with_retry_after(http_ingest: RunningHttp) -> None
     taken = httpx.post(http_ingest.url, content=JPEG, headers=headers, auth=auth)
 
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
-    assert refused.text == "Too many uploads waiting for analysis\n"
+    assert refused.text == "Too many uploads waiting for analysis; try again later.\n"
     assert taken.status_code == 201
     assert len(http_ingest.uploads) == 1
 

@@ -33,8 +33,9 @@ from harness.mail_camera import (
 )
 from harness.service import DATA, PASSWORDS, RunningService, wait_until
 from ipcam_analysis.ingest.leftovers import find_leftovers
-from ipcam_analysis.ingest.mail import read_mail, write_uploads
+from ipcam_analysis.ingest.mail import mail_uploads, read_mail
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
+from ipcam_analysis.store.uploads import write_new_file
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 OTHER_JPEG = (DATA / "skimage_coffee.jpg").read_bytes()
@@ -172,7 +173,7 @@ def test_bad_login_is_535_after_the_throttle(start_smtp, caplog, camera: str) ->
     with connect(smtp) as client, pytest.raises(smtplib.SMTPAuthenticationError) as failed:
         client.login(camera, "not-the-password")
     assert failed.value.smtp_code == 535
-    assert f"Failed SMTP login for camera {camera} from 127.0.0.1" in warnings(caplog)
+    assert f"Failed SMTP login as {camera!r} from 127.0.0.1 (1 in a row)" in warnings(caplog)
     assert "not-the-password" not in caplog.text
 
 
@@ -214,7 +215,8 @@ def test_a_failing_queue_answers_451(start_smtp, caplog) -> None:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert refused.value.smtp_code == 451
-    assert "Could not queue the e-mail from cam01 (127.0.0.1)" in caplog.text
+    assert "Could not queue the upload from cam01 (127.0.0.1): smtp/" in caplog.text
+    assert smtp.uploads == [] and not list((smtp.settings.root_dir / "cam01").rglob("*.jpg"))
 
 
 def test_message_cut_off_mid_data_queues_nothing(start_smtp, caplog) -> None:
@@ -288,11 +290,14 @@ def test_read_mail_decodes_subjects_html_bodies_and_pictures_named_as_octet_stre
 
 def test_pictures_left_by_a_crash_are_found_again_as_one_burst(tmp_path: Path) -> None:
     """What a process killed between writing a message's pictures and queueing them leaves."""
-    mail = read_mail(io.BytesIO(camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG)]).as_bytes()))
-    home = tmp_path / "ftp" / "cam01"
-    written = write_uploads(mail, "cam01", home, "192.0.2.7", datetime.now().astimezone())
+    pair = read_mail(io.BytesIO(camera_mail([("a.jpg", JPEG), ("b.jpg", OTHER_JPEG)]).as_bytes()))
     single = read_mail(io.BytesIO(camera_mail([("c.jpg", JPEG)]).as_bytes()))
-    write_uploads(single, "cam01", home, "192.0.2.7", datetime.now().astimezone())
+    home = tmp_path / "ftp" / "cam01"
+    now = datetime.now().astimezone()
+    pictures = mail_uploads(pair, "cam01", home, "192.0.2.7", now)
+    for received in [*pictures, *mail_uploads(single, "cam01", home, "192.0.2.7", now)]:
+        write_new_file(received.upload.path, received.data)
+    written = [received.upload for received in pictures]
     found = list(find_leftovers(tmp_path / "ftp", ["cam01"], set()))
     for left in found:
         assert left.source == "smtp" and left.original_name.startswith("smtp/")

@@ -2,12 +2,12 @@
 
 SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
 (alarms) instead. A source is built from its own settings and a context (context.py): the
-cameras, and the service's hooks it hands what it received to (those received together all or
-none; they return only once the rows are committed), the shared admission check
-(back-pressure, free space) and login throttle. A `listener` is configured by its section and
-listens for cameras (its health: its address answers); a `poller` is configured per camera
-(`cameras.<name>.<section>`) and reaches out to them (its health: each camera's link). Adding a
-source is a new file and one line here.
+cameras, where self-signed certificates go, the intake it hands uploads to (handoff.UploadIntake:
+its admission check before an upload, and `accept`, those received together all or none,
+returning once the rows are committed) and the shared login throttle. A `listener` is configured
+by its section and listens for cameras (its health: its address answers); a `poller` is
+configured per camera (`cameras.<name>.<section>`) and reaches out to them (its health: each
+camera's link). Adding a source is a new file and one line here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ipcam_analysis.ingest.context import (
     SourceContext,
 )
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
+from ipcam_analysis.ingest.handoff import UploadIntake
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.onvif import OnvifCameraConfig, OnvifSource
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
@@ -59,33 +60,19 @@ class Poller(Protocol):
 
 def _ftp(settings: FtpServerConfig, context: SourceContext) -> FtpIngest:
     return FtpIngest(
-        settings,
-        context.accept_uploads,
-        login_throttle=context.login_throttle,
-        admission=context.admission,
-        tls_dir=context.tls_dir,
+        settings, context.intake, login_throttle=context.login_throttle, tls_dir=context.tls_dir
     )
 
 
 def _http(settings: HttpIngestConfig, context: SourceContext) -> HttpIngest:
     return HttpIngest(
-        settings,
-        context.cameras,
-        context.accept_uploads,
-        login_throttle=context.login_throttle,
-        admission=context.admission,
+        settings, context.cameras, context.intake, login_throttle=context.login_throttle
     )
 
 
 def _smtp(settings: SmtpServerConfig, context: SourceContext) -> SmtpIngest:
-    return SmtpIngest(
-        settings,
-        context.cameras,
-        context.accept_uploads,
-        login_throttle=context.login_throttle,
-        admission=context.admission,
-        tls_dir=context.tls_dir,
-    )
+    cameras, intake, throttle = context.cameras, context.intake, context.login_throttle
+    return SmtpIngest(settings, cameras, intake, login_throttle=throttle, tls_dir=context.tls_dir)
 
 
 SourcePlugin = Plugin[Any, SourceContext, Source | Poller]
@@ -112,4 +99,5 @@ __all__ = [
     "SourceContext",
     "SourcePlugin",
     "UploadAdmission",
+    "UploadIntake",
 ]

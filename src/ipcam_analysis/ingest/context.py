@@ -1,5 +1,5 @@
 """What a source is built with besides its own settings: who the cameras are, and the service's
-hooks it hands what it receives to."""
+intake it hands what it receives to."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from ipcam_analysis.ingest.admission import UploadAdmission
-from ipcam_analysis.ingest.handoff import AcceptUploads
+from ipcam_analysis.ingest.handoff import UploadIntake
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import CameraEvent
 
@@ -30,14 +29,11 @@ class CameraDirectory:
 @dataclass(frozen=True)
 class SourceContext:
     """An upload source's: the cameras, where self-signed certificates are made (data_dir/tls),
-    and the service's intake: `accept_uploads` queues what was received together (all or
-    none, returning once committed), `admission` says whether there is room, `login_throttle`
-    slows down password guessing."""
+    the intake it hands what it received to, and the login throttle every source shares."""
 
     cameras: CameraDirectory
     tls_dir: Path
-    accept_uploads: AcceptUploads
-    admission: UploadAdmission
+    intake: UploadIntake
     login_throttle: LoginThrottle
 
 

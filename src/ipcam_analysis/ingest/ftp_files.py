@@ -28,7 +28,7 @@ from pyftpdlib.handlers import DTPHandler, TLS_DTPHandler
 from pyftpdlib.log import logger as pyftpdlib_logger
 
 if TYPE_CHECKING:
-    from ipcam_analysis.ingest.ftp import CameraFtpHandler
+    from ipcam_analysis.ingest.ftp_session import CameraFtpHandler
 
 # Cameras use 6 levels or so (2026-11-23/001/jpg/10/23/45.jpg); a thousand would make
 # os.makedirs recurse past Python's limit.

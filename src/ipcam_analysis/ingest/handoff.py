@@ -1,71 +1,61 @@
-"""Handing received uploads to the queue, as every source does before acknowledging them."""
+"""What every source hands its uploads to (the intake, service/intake.py), and the words for why
+the intake does not take them, which each source says in its own protocol's terms."""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Sequence
-from contextlib import suppress
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
 
-from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
-FOLDER_ATTEMPTS = 5  # see write_new_file
 
-# What a source hands what it received to: the uploads queued together, all or none (one
-# transaction), and their committed queue ids returned; raises when the queue cannot take them.
-AcceptUploads = Callable[[Sequence[Upload]], list[int]]
+class Refusal(Enum):
+    """Why the intake takes no upload now: said by each source in its own words (an FTP or
+    SMTP reply, an HTTP status), never read back from another protocol's. All are temporary:
+    the camera keeps its pictures and sends them again."""
 
-
-def queue_uploads(uploads: Sequence[Upload], accept: AcceptUploads) -> list[int]:
-    """The uploads' committed queue ids; when the queue cannot take them, their files are
-    deleted (with the folders they leave empty) and the error raised: the source then refuses them instead of acknowledging them.
-    The camera keeps the pictures and sends them again (a 4xx reply asks for that); a copy kept
-    here as well would be analysed, and alerted on, twice."""
-    try:
-        return accept(uploads)
-    except Exception:
-        for upload in uploads:
-            with suppress(OSError, ValueError):
-                remove_file_and_empty_folders(upload.path, upload.home or upload.path.parent)
-        raise
+    QUEUE_FULL = "too many uploads wait for analysis"
+    DISK_FULL = "too little free space on the server"
+    NOT_STORED = "the upload could not be written"
+    NOT_QUEUED = "the upload could not be queued"
 
 
-def queue_upload(upload: Upload, accept: AcceptUploads, log: logging.Logger) -> int | None:
-    """One upload's committed queue id, or None (logged in one line) when the queue cannot
-    take it (its file deleted, see queue_uploads)."""
-    try:
-        (item_id,) = queue_uploads([upload], accept)
-    except Exception as exc:  # a source serves every camera: it must survive this
-        log.error(
-            "Could not queue the upload from %s (%s): %s (%s)",
-            upload.camera,
-            upload.remote_ip,
-            upload.original_name,
-            exc,
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
-        return None
-    return item_id
+@dataclass(frozen=True)
+class Received:
+    """An upload whose bytes the source holds in memory (HTTP, SMTP, ONVIF). With local storage
+    the intake writes them at `upload.path` (fsynced) before queueing it; with shared storage it
+    sends them there, and no file is made here."""
+
+    upload: Upload
+    data: bytes
 
 
-def write_new_file(path: Path, data: bytes) -> None:
-    """Write and fsync `path`, a unique name (never over another upload), in its day folder.
-    The clean-up after an analysed upload removes that folder when it is empty: if it does so
-    between the mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
-    for attempt in range(1, FOLDER_ATTEMPTS + 1):
-        try:
-            # mkdir's exist_ok check races with the clean-up too: a folder found existing,
-            # then gone before it is checked, is FileExistsError.
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
-        except (FileNotFoundError, FileExistsError):
-            if attempt == FOLDER_ATTEMPTS or path.exists():
-                raise
-            continue
-        with file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        return
+class NotAccepted(Exception):
+    """None of the uploads handed over together is queued, and no copy of them is left (the
+    intake has logged why): the source refuses them instead of acknowledging them."""
+
+    def __init__(self, refusal: Refusal, reason: str) -> None:
+        super().__init__(reason)
+        self.refusal = refusal
+        self.reason = reason  # one line; for a write that failed, the system's words
+
+
+class UploadIntake(Protocol):
+    """The one way into the queue, shared by every source (and its admission check)."""
+
+    def refusal(self) -> Refusal | None:
+        """Why no upload may start now (the queue or the disk is full), or None. Cheap: asked
+        before each upload, by FTP in its one IO thread."""
+        ...
+
+    def recheck_refusal(self) -> None:
+        """While refusing, look again whether there is room: the log then says at once that
+        uploads resume, not at the next upload."""
+        ...
+
+    def accept(self, uploads: Sequence[Upload | Received]) -> list[int]:
+        """The uploads received together, queued in one transaction: their queue ids, returned
+        once committed (acknowledge them only then). Raises NotAccepted, all or none."""
+        ...

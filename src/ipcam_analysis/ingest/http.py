@@ -9,8 +9,7 @@ import hmac
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import suppress
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,11 +24,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
-from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.context import CameraDirectory
-from ipcam_analysis.ingest.handoff import AcceptUploads, queue_upload, write_new_file
+from ipcam_analysis.ingest.handoff import NotAccepted, Received, Refusal, UploadIntake
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
-from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.ingest.throttle import LoginThrottle, printable
 from ipcam_analysis.net.asgi_server import AsgiServer
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Upload
@@ -46,8 +44,14 @@ MAX_UPLOADS_AT_ONCE = 64
 # Open connections in all (idle ones cost a descriptor each); an address has 20 of them.
 MAX_OPEN_CONNECTIONS = 1024
 RETRY_AFTER_SECONDS = 30
-LOGGED_LOGIN_FAILURES = 10  # failed logins in a row from one address logged one by one
 MAX_NAME_LENGTH = 120
+# The intake's refusals in HTTP's words, each a 503 with Retry-After: the client sends it again.
+ANSWERS = {
+    Refusal.QUEUE_FULL: "Too many uploads waiting for analysis; try again later.",
+    Refusal.DISK_FULL: "Insufficient storage space on the server; try again later.",
+    Refusal.NOT_STORED: "The upload could not be written",  # then the system's reason
+    Refusal.NOT_QUEUED: "The upload could not be queued for analysis",
+}
 REALM = 'Basic realm="ipcam-analysis uploads", charset="UTF-8"'
 
 
@@ -60,7 +64,7 @@ class HttpIngestConfig(StrictModel):
     max_upload_mb: float = Field(20, gt=0, le=1024)
 
 
-class Refusal(Exception):
+class ErrorAnswer(Exception):
     """An upload answered with an error status; `reason` is the body and the log's words."""
 
     def __init__(self, status: int, reason: str) -> None:
@@ -83,16 +87,14 @@ class HttpIngest:
         self,
         settings: HttpIngestConfig,
         cameras: CameraDirectory,
-        accept_uploads: AcceptUploads,
+        intake: UploadIntake,
         *,
         login_throttle: LoginThrottle,
-        admission: UploadAdmission,
     ) -> None:
         self._settings = settings
         self._cameras = cameras
-        self._accept_uploads = accept_uploads
+        self._intake = intake
         self._throttle = login_throttle
-        self._admission = admission
         app = Starlette(routes=[Route("/upload", self._upload, methods=["POST"])])
         self._server = AsgiServer(
             app,
@@ -126,10 +128,10 @@ class HttpIngest:
         self._uploads_being_read += 1
         try:
             if self._uploads_being_read > MAX_UPLOADS_AT_ONCE:
-                raise Refusal(503, "Too many uploads at once; try again later")
-            busy = self._admission.refusal()  # an FTP reply, such as "452 Too many uploads …"
+                raise ErrorAnswer(503, "Too many uploads at once; try again later")
+            busy = self._intake.refusal()
             if busy is not None:
-                raise Refusal(503, busy.partition(" ")[2])
+                raise ErrorAnswer(503, ANSWERS[busy])
             picture = await self._read_picture(request)
             wanted = request.query_params.get("name") or picture.sent_name
             upload = _named_upload(camera, address, wanted, picture.suffix, self._cameras.root_dir)
@@ -140,8 +142,8 @@ class HttpIngest:
                 upload.original_name,
                 len(picture.data),
             )
-            item_id = await run_in_threadpool(self._write_and_queue, upload, picture.data)
-        except Refusal as refused:
+            item_id = await run_in_threadpool(self._queue, Received(upload, picture.data))
+        except ErrorAnswer as refused:
             log.warning("HTTP upload from %s (%s) refused: %s", camera, address, refused.reason)
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if refused.status == 503 else {}
             return PlainTextResponse(refused.reason + "\n", refused.status, headers=headers)
@@ -161,16 +163,8 @@ class HttpIngest:
 
     async def _refuse_login(self, request: Request, address: str) -> Response:
         # Answered late, later after each failure from the address: the FTP server's throttle.
-        delay = self._throttle.delay_after_failure(address)
-        failures = self._throttle.failures(address)
-        if failures <= LOGGED_LOGIN_FAILURES or failures % 100 == 0:
-            log.warning(
-                "Failed HTTP upload login for camera %s from %s (%d in a row)",
-                _printable(_basic_credentials(request)[0]) or "(none)",
-                address,
-                failures,
-            )
-        await asyncio.sleep(delay)
+        name = _basic_credentials(request)[0]
+        await asyncio.sleep(self._throttle.failed_login(address, name, "HTTP upload", log))
         headers = {"WWW-Authenticate": REALM}
         return PlainTextResponse("Wrong camera name or password\n", 401, headers=headers)
 
@@ -179,8 +173,8 @@ class HttpIngest:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         raw = content_type in IMAGE_TYPES or content_type in CLIP_TYPES
         if not raw and content_type != "multipart/form-data":
-            shown = _printable(content_type) or "none"
-            raise Refusal(
+            shown = printable(content_type) or "none"
+            raise ErrorAnswer(
                 415, f"Not an image or clip type: {shown} (send image/jpeg, image/png or video/mp4)"
             )
         body = await self._read_body(request)
@@ -189,14 +183,14 @@ class HttpIngest:
         suffix = next((s for sig, s in SIGNATURES.items() if data.startswith(sig)), None)
         suffix = suffix or CLIP_SUFFIXES.get(clip_format(data) or "")
         if suffix is None:
-            raise Refusal(
+            raise ErrorAnswer(
                 415, f"The {'body' if raw else 'file field'} holds no JPEG or PNG image nor clip"
             )
         return Picture(data, suffix, sent_name)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = int(self._settings.max_upload_mb * MB)
-        too_large = Refusal(413, f"Larger than http_ingest.max_upload_mb ({limit // MB} MB)")
+        too_large = ErrorAnswer(413, f"Larger than http_ingest.max_upload_mb ({limit // MB} MB)")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large  # before reading a byte of it
@@ -209,39 +203,37 @@ class HttpIngest:
                     raise too_large
                 chunks.append(chunk)
         except ClientDisconnect:
-            raise Refusal(400, f"Cut off after {received} bytes; nothing kept") from None
+            raise ErrorAnswer(400, f"Cut off after {received} bytes; nothing kept") from None
         if declared.isdigit() and received < int(declared):
-            raise Refusal(400, f"Cut off after {received} of {declared} bytes; nothing kept")
+            raise ErrorAnswer(400, f"Cut off after {received} of {declared} bytes; nothing kept")
         if not received:
-            raise Refusal(400, "Empty body")
+            raise ErrorAnswer(400, "Empty body")
         return b"".join(chunks)
 
-    def _write_and_queue(self, upload: Upload, data: bytes) -> int:
-        """Write and fsync the file, then queue it; the id once its row is committed."""
+    def _queue(self, received: Received) -> int:
+        """The upload's id once its row is committed (the intake keeps its bytes)."""
         try:
-            write_new_file(upload.path, data)
-        except OSError as exc:  # a full disk, a folder that cannot be made
-            with suppress(OSError):
-                upload.path.unlink(missing_ok=True)
-            raise Refusal(503, f"The upload could not be written: {exc.strerror}") from None
-        item_id = queue_upload(upload, self._accept_uploads, log)
-        if item_id is None:  # the file is gone: the client sends it again
-            raise Refusal(503, "The upload could not be queued for analysis")
+            (item_id,) = self._intake.accept([received])
+        except NotAccepted as refused:  # nothing is kept: the client sends it again
+            answer = ANSWERS[refused.refusal]
+            if refused.refusal is Refusal.NOT_STORED:
+                answer = f"{answer}: {refused.reason}"
+            raise ErrorAnswer(503, answer) from None
         return item_id
 
 
 async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:
-    async def replay() -> AsyncIterator[bytes]:
+    async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=20)
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise Refusal(400, f"Not a valid multipart form: {exc.message}") from None
+        raise ErrorAnswer(400, f"Not a valid multipart form: {exc.message}") from None
     field = form.get("file")
     if not isinstance(field, UploadFile):
-        raise Refusal(400, "The form has no `file` field with a file in it")
+        raise ErrorAnswer(400, "The form has no `file` field with a file in it")
     return await field.read(), field.filename
 
 
@@ -281,8 +273,3 @@ def _basic_credentials(request: Request) -> tuple[str, str]:
         return "", ""
     name, _, password = decoded.partition(":")
     return (name, password) if scheme.lower() == "basic" else ("", "")
-
-
-def _printable(text: str) -> str:
-    """Client-sent text for a log line or reply: no control characters, bounded."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", text)[:64]

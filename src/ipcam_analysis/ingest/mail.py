@@ -1,8 +1,7 @@
-"""A camera's e-mail taken apart: its pictures, its text, and the files the pipeline reads."""
+"""A camera's e-mail taken apart: its pictures, its text, and the uploads they become."""
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import IO
 
+from ipcam_analysis.ingest.handoff import Received
 from ipcam_analysis.values import Upload
 
 PICTURE_TYPES = {
@@ -133,33 +133,24 @@ def _plain_text(part: Message, *, html: bool) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def write_uploads(
+def mail_uploads(
     mail: CameraMail, camera: str, home: Path, remote_ip: str, received_at: datetime
-) -> list[Upload]:
-    """The pictures as files under `home`/smtp/DAY/ (fsynced: the camera hears 250 only once
-    they are queued), or the text as one file when there is no picture: a connection test,
-    recorded as "not an image" like an FTP camera's test upload."""
-    folder = home / SMTP_FOLDER / received_at.strftime("%Y-%m-%d")
+) -> list[Received]:
+    """The pictures as uploads kept under `home`/smtp/DAY/, one burst; or the text as one file
+    when there is no picture: a connection test, recorded as "not an image" like an FTP
+    camera's test upload."""
     prefix = f"{received_at:%H%M%S}-{uuid.uuid4().hex[:8]}"
     files = [(p.name, p.data) for p in mail.pictures] or [("message.txt", mail.note.encode())]
     burst_id = burst_of(camera, prefix) if len(files) > 1 else None
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{prefix}-{name}" for name, _ in files]
-    try:
-        for path, (_, data) in zip(paths, files, strict=True):
-            _write_durably(path, data)
-        _sync_folder(folder)
-    except OSError:
-        for path in paths:  # nothing half-written is left for the start-up scan to queue
-            path.unlink(missing_ok=True)
-        raise
-    return [
-        Upload(
+    uploads: list[Received] = []
+    for name, data in files:
+        kept_as = f"{SMTP_FOLDER}/{received_at:%Y-%m-%d}/{prefix}-{name}"
+        upload = Upload(
             camera=camera,
-            path=path,
+            path=home / kept_as,
             received_at=received_at,
             remote_ip=remote_ip,
-            original_name=path.relative_to(home).as_posix(),
+            original_name=kept_as,
             source="smtp",
             remove_when_done=True,
             home=home,
@@ -167,8 +158,8 @@ def write_uploads(
             burst_id=burst_id,
             burst_size=len(files),
         )
-        for path in paths
-    ]
+        uploads.append(Received(upload, data))
+    return uploads
 
 
 def burst_of(camera: str, message: str) -> str:
@@ -177,20 +168,5 @@ def burst_of(camera: str, message: str) -> str:
 
 
 def message_of(file_name: str) -> str:
-    """The start every file of one message has (`HHMMSS-xxxxxxxx`, see write_uploads)."""
+    """The start every file of one message has (`HHMMSS-xxxxxxxx`, see mail_uploads)."""
     return "-".join(file_name.split("-", 2)[:2])
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    with path.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, field_validator, model_validator
 
 from ipcam_analysis.ingest.context import SourceContext
-from ipcam_analysis.ingest.handoff import queue_upload, write_new_file
+from ipcam_analysis.ingest.handoff import NotAccepted, Received
 from ipcam_analysis.ingest.onvif_client import (
     MOTION,
     SNAPSHOT_TIMEOUT_SECONDS,
@@ -33,8 +32,8 @@ from ipcam_analysis.ingest.onvif_client import (
     onvif_endpoint,
     snapshot_uri,
 )
+from ipcam_analysis.ingest.onvif_links import CONNECTED, CameraLinks
 from ipcam_analysis.settings import StrictModel
-from ipcam_analysis.store.database import local_iso
 from ipcam_analysis.values import CameraEvent, Upload
 
 if TYPE_CHECKING:
@@ -52,9 +51,6 @@ MAX_RETRY_SECONDS = 300.0
 HEALTHY_SECONDS = 60.0  # a subscription that lived this long is followed at once when it ends
 MIN_SECONDS_BETWEEN_SNAPSHOTS = 2.0  # per camera: the motion events in between take no picture
 STOP_SECONDS = 10.0
-
-# A camera's link, as the dashboard and /healthz show it.
-SUBSCRIBING, CONNECTED, FAILING, ON_ALARM = "subscribing", "connected", "failing", "on_alarm"
 
 
 class OnvifCameraConfig(StrictModel):
@@ -90,28 +86,6 @@ class OnvifCameraConfig(StrictModel):
         return self
 
 
-@dataclass(frozen=True)
-class CameraLink:
-    """One camera's link to the service: its state since when, and what went wrong last."""
-
-    state: str
-    since: float  # epoch seconds
-    error: str = ""  # why it is failing, or why the subscription ended
-    retry_at: float | None = None
-    last_motion: float | None = None
-    snapshot_error: str = ""  # the last snapshot's failure, until one is fetched
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "since": local_iso(self.since),
-            "error": self.error or None,
-            "retry_at": local_iso(self.retry_at),
-            "last_motion": local_iso(self.last_motion),
-            "snapshot_error": self.snapshot_error or None,
-        }
-
-
 class OnvifSource:
     """Follows the cameras on an asyncio loop in a thread of its own. It reaches out to the
     cameras rather than listening (a poller), so it is built from each camera's `onvif:`
@@ -120,14 +94,8 @@ class OnvifSource:
     def __init__(self, settings: Mapping[str, OnvifCameraConfig], context: SourceContext) -> None:
         self._cameras = settings
         self._root_dir = context.cameras.root_dir  # where snapshots wait until analysed
-        self._accept_uploads = context.accept_uploads
-        self._admission = context.admission
-        now = time.time()
-        self._links = {
-            name: CameraLink(SUBSCRIBING if camera.address else ON_ALARM, now)
-            for name, camera in settings.items()
-        }
-        self._links_lock = threading.Lock()
+        self._intake = context.intake
+        self._links = CameraLinks({name: bool(camera.address) for name, camera in settings.items()})
         self._last_snapshot: dict[str, float] = {}
         self._alarm_fetches: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -162,8 +130,7 @@ class OnvifSource:
 
     def camera_links(self) -> dict[str, dict[str, Any]]:
         """Each camera's link, as /healthz and the cameras page show it."""
-        with self._links_lock:
-            return {name: link.report() for name, link in self._links.items()}
+        return self._links.report()
 
     def camera_reported(self, event: CameraEvent) -> None:
         """What a camera reported through another source (its alarm): motion from a camera
@@ -221,11 +188,11 @@ class OnvifSource:
             try:
                 await self._subscription(name, camera)
             except LinkFailure as failure:
-                was_connected = self._link(name).state == CONNECTED
+                was_connected = self._links[name].state == CONNECTED
                 lived = time.monotonic() - started >= HEALTHY_SECONDS
                 failures = 0 if was_connected and lived else failures + 1
                 delay = retry_delay(failures)
-                self._report_failure(name, str(failure), delay, was_connected)
+                self._links.failed(name, str(failure), delay, was_connected)
                 await asyncio.sleep(delay)
 
     async def _subscription(self, name: str, camera: OnvifCameraConfig) -> None:
@@ -251,7 +218,7 @@ class OnvifSource:
             asked = "CreatePullPointSubscription"
             lost = asyncio.Event()  # the library could not renew the subscription
             manager = await device.create_pullpoint_manager(SUBSCRIPTION_LENGTH, lost.set)
-            self._connected(name)
+            self._links.connected(name)
             asked = "PullMessages"
             await self._pull(name, camera, manager.get_service(), lost, snapshot_url)
             raise LinkFailure("Renew", "the camera did not renew the subscription")
@@ -293,7 +260,7 @@ class OnvifSource:
     ) -> None:
         """Fetch the camera's snapshot and queue it as an upload."""
         now = time.time()
-        self._update(name, last_motion=now)
+        self._links.update(name, last_motion=now)
         if now - self._last_snapshot.get(name, 0.0) < MIN_SECONDS_BETWEEN_SNAPSHOTS:
             log.debug(
                 "Camera %s: motion again within %.0f s: no new snapshot",
@@ -302,7 +269,7 @@ class OnvifSource:
             )
             return
         self._last_snapshot[name] = now
-        if self._admission.refusal() is not None:  # logged by the admission, once per episode
+        if self._intake.refusal() is not None:  # logged by the admission, once per episode
             return
         assert self._session is not None
         password = camera.password.get_secret_value()
@@ -311,14 +278,15 @@ class OnvifSource:
         except SnapshotError as exc:
             del self._last_snapshot[name]  # the next motion tries again
             level = (
-                logging.DEBUG if self._link(name).snapshot_error == str(exc) else logging.WARNING
+                logging.DEBUG if self._links[name].snapshot_error == str(exc) else logging.WARNING
             )
             log.log(level, "Camera %s: the snapshot could not be fetched: %s", name, exc)
-            self._update(name, snapshot_error=str(exc))
+            self._links.update(name, snapshot_error=str(exc))
             return
-        self._update(name, snapshot_error="")
+        self._links.update(name, snapshot_error="")
         upload = self._new_upload(name, url, data, note)
-        await asyncio.to_thread(self._write_and_queue, upload, data)
+        with suppress(NotAccepted):  # logged by the intake; the next motion takes another
+            await asyncio.to_thread(self._intake.accept, [Received(upload, data)])
 
     def _new_upload(self, name: str, url: str, data: bytes, note: str) -> Upload:
         """The Upload for a fetched snapshot, in a folder per camera and day: <root>/<camera>/onvif/…"""
@@ -337,50 +305,6 @@ class OnvifSource:
             home=home,
             note=note,
         )
-
-    def _write_and_queue(self, upload: Upload, data: bytes) -> None:
-        try:
-            write_new_file(upload.path, data)
-        except OSError as exc:
-            with suppress(OSError):
-                upload.path.unlink(missing_ok=True)
-            log.error("Camera %s: the snapshot could not be written: %s", upload.camera, exc)
-            return
-        queue_upload(upload, self._accept_uploads, log)
-
-    def _connected(self, name: str) -> None:
-        failed = self._link(name).error
-        self._set_state(name, CONNECTED, error="", retry_at=None)
-        log.info("ONVIF camera %s: subscribed to motion events%s", name, " again" if failed else "")
-
-    def _report_failure(self, name: str, error: str, delay: float, was_connected: bool) -> None:
-        """One line per failure, unless it repeats the one before (then at DEBUG)."""
-        repeated = not was_connected and self._link(name).error == error
-        state = SUBSCRIBING if was_connected else FAILING
-        self._set_state(name, state, error=error, retry_at=time.time() + delay)
-        what = "the subscription ended" if was_connected else "cannot subscribe to motion events"
-        log.log(
-            logging.DEBUG if repeated else logging.WARNING,
-            "ONVIF camera %s: %s (%s); trying again in %.0f s",
-            name,
-            what,
-            error,
-            delay,
-        )
-
-    def _link(self, name: str) -> CameraLink:
-        with self._links_lock:
-            return self._links[name]
-
-    def _update(self, name: str, **changes: Any) -> None:
-        with self._links_lock:
-            self._links[name] = replace(self._links[name], **changes)
-
-    def _set_state(self, name: str, state: str, **changes: Any) -> None:
-        with self._links_lock:
-            link = self._links[name]
-            since = link.since if link.state == state else time.time()
-            self._links[name] = replace(link, state=state, since=since, **changes)
 
 
 def retry_delay(failures: int) -> float:

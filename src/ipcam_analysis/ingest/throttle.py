@@ -1,7 +1,10 @@
-"""Abuse limits shared by the sources: slower answers to failed logins, sessions per address."""
+"""Abuse limits shared by the sources (and the dashboard): slower answers to failed logins, and
+one way of logging them; sessions per address."""
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -12,12 +15,12 @@ Session = TypeVar("Session")
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_IP = 20
 LOGGED_FAILURES_IN_A_ROW = 10  # failed logins from one address logged one by one, then 1 in 100
+MAX_SHOWN_CHARACTERS = 64
 
 
-def worth_logging(failures_in_a_row: int) -> bool:
-    """Whether to log a failed login: the first ones from an address, then every hundredth, so
-    a guesser's flood does not become the whole log."""
-    return failures_in_a_row <= LOGGED_FAILURES_IN_A_ROW or failures_in_a_row % 100 == 0
+def printable(text: str) -> str:
+    """Client-sent text for a log line or reply: no control characters, bounded."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", text)[:MAX_SHOWN_CHARACTERS]
 
 
 class _Failures(NamedTuple):
@@ -44,10 +47,31 @@ class LoginThrottle:
         # Shared by sources that run in different threads (the FTP IO loop, the HTTP server).
         self._lock = threading.Lock()
 
+    def failed_login(self, ip: str, name: str, service: str, log: logging.Logger) -> float:
+        """Record a failed login as `name` from ip, log it in the service's own log, and return
+        the delay before answering it (see delay_after_failure). Logged: the first failures in
+        a row from the address, then every hundredth, so a guesser's flood does not become the
+        whole log."""
+        delay, failures = self._record_failure(ip)
+        if failures <= LOGGED_FAILURES_IN_A_ROW or failures % 100 == 0:
+            log.warning(
+                "Failed %s login as %r from %s (%d in a row)",
+                service,
+                printable(name),
+                ip,
+                failures,
+            )
+        return delay
+
     def delay_after_failure(self, ip: str) -> float:
         """Record one failed login from ip and return the delay before answering it: after
         the answers to the address's earlier failures, so that parallel guesses are answered
         one by one, not side by side."""
+        return self._record_failure(ip)[0]
+
+    def _record_failure(self, ip: str) -> tuple[float, int]:
+        """The delay before answering, and the failures in a row from ip, this one included
+        (counted together: other sessions may fail before the answer goes out)."""
         now = self._clock()
         with self._lock:
             # Forgetting quiet IPs keeps the table small and gives a fixed camera a fresh start.
@@ -61,7 +85,7 @@ class LoginThrottle:
             delay = min(self._first_delay * 2.0 ** min(count - 1, 32), self._max_delay)
             answer_at = max(now, earlier.answer_at) + delay
             self._failures[ip] = _Failures(count, now, answer_at)
-        return answer_at - now
+        return answer_at - now, count
 
     def forget(self, ip: str) -> None:
         """A successful login from ip: its next failure starts at the first delay again."""

@@ -7,9 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
 from types import FrameType
 from typing import Any, cast
 
@@ -26,7 +25,6 @@ from ipcam_analysis.ingest import (
     UploadAdmission,
 )
 from ipcam_analysis.ingest.ftp import FtpServerConfig
-from ipcam_analysis.ingest.leftovers import find_leftovers
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import (
     HOW_TO_SWITCH_ON,
@@ -37,13 +35,13 @@ from ipcam_analysis.notify import (
 from ipcam_analysis.rules.windows import describe_time_windows
 from ipcam_analysis.service.analysis import Analysis
 from ipcam_analysis.service.instance_lock import DataDirLock
+from ipcam_analysis.service.intake import Intake
 from ipcam_analysis.service.logsetup import configure_logging
 from ipcam_analysis.service.processes import AnalysisProcesses
 from ipcam_analysis.service.watchdog import ServiceWatchdog
 from ipcam_analysis.store import EventStore, open_database, open_storage
 from ipcam_analysis.store.queue import UploadQueue
-from ipcam_analysis.store.uploads import forget_shared_copy, release_local_copy, share_upload
-from ipcam_analysis.values import ROLES, CameraEvent, Upload
+from ipcam_analysis.values import ROLES, CameraEvent
 from ipcam_analysis.web import DashboardContext, WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -100,11 +98,13 @@ class Service:
             self.analysis = processes or Analysis(
                 config, self.database, self.queue, self.store, self.metrics, make_detector
             )
+        self._takes_camera_events = "ingest" in self.roles and bool(config.event_source_settings())
+        self.intake: Intake | None = None
         self.sources: dict[str, Source] = {}  # the listeners
         self.pollers: dict[str, Poller] = {}  # the sources that reach out to cameras (ONVIF)
         if "ingest" in self.roles:
-            self.sources, self.pollers = self._sources()
-        self._takes_camera_events = "ingest" in self.roles and bool(config.event_source_settings())
+            self.intake = self._intake()
+            self.sources, self.pollers = self._sources(self.intake)
         # Camera events are published where they arrive: through the analysis's own MQTT
         # connection when it runs in this process, else through one of this process's own.
         self._event_publishers = (
@@ -129,21 +129,24 @@ class Service:
         self._stopped = threading.Event()
         self._lock = DataDirLock(config.data_dir)
 
-    def _sources(self) -> tuple[dict[str, Source], dict[str, Poller]]:
-        """The listeners cameras send to and the pollers that reach out to cameras, each
-        feeding the queue through `_accept_uploads`."""
-        config = self.config
-        ftp = config.section(FtpServerConfig)
-        self.admission = UploadAdmission(
+    def _intake(self) -> Intake:
+        """The queue's one way in for every source, behind the shared back-pressure check."""
+        ftp = self.config.section(FtpServerConfig)
+        admission = UploadAdmission(
             ftp.max_queued_uploads,
             self.queue.recent_depth,
             ftp.min_free_mb,
-            [ftp.root_dir, config.data_dir],
+            [ftp.root_dir, self.config.data_dir],
         )
+        notes = self.store.camera_events.take_recent if self._takes_camera_events else None
+        return Intake(self.queue, self.storage, admission, self.metrics, notes)
+
+    def _sources(self, intake: Intake) -> tuple[dict[str, Source], dict[str, Poller]]:
+        """The listeners cameras send to and the pollers that reach out to cameras, each
+        feeding the queue through the intake."""
+        config = self.config
         cameras = config.camera_directory
-        context = SourceContext(
-            cameras, config.tls_dir, self._accept_uploads, self.admission, LoginThrottle()
-        )
+        context = SourceContext(cameras, config.tls_dir, intake, LoginThrottle())
         sources: dict[str, Source] = {}
         pollers: dict[str, Poller] = {}
         for kind, settings in config.source_settings().items():
@@ -160,46 +163,6 @@ class Service:
     @property
     def ftp(self) -> Source:
         return self.sources["ftp"]
-
-    def _accept_uploads(self, uploads: Sequence[Upload]) -> list[int]:
-        """A source's hook: the uploads received together as committed rows, all or none,
-        whose ids it returns (raises if the database cannot take them). A source acknowledges
-        them to the camera only after this. What the camera reported itself just before (an
-        alarm) goes with them as a note."""
-        # Only with an alarm source: otherwise there is nothing to look up on this hot path (the
-        # FTP hook runs in the server's one IO thread).
-        reported = (
-            self.store.camera_events.take_recent(
-                uploads[0].camera, uploads[0].received_at.timestamp()
-            )
-            if self._takes_camera_events and uploads
-            else ""
-        )
-        if reported:
-            uploads = [
-                replace(upload, note="\n".join(filter(None, (reported, upload.note))))
-                for upload in uploads
-            ]
-        item_ids = self._queue_uploads(uploads)
-        for upload in uploads:
-            self.metrics.uploads.labels(upload.camera).inc()
-        return item_ids
-
-    def _queue_uploads(self, uploads: Sequence[Upload]) -> list[int]:
-        """With shared storage, the pictures go there first, then the rows that name them (one
-        transaction); the files received here are removed only once all are done."""
-        shared: list[Upload] = []
-        try:
-            for upload in uploads:
-                shared.append(share_upload(self.storage, upload))
-            item_ids = self.queue.put_many(shared)
-        except Exception:
-            for upload in shared:
-                forget_shared_copy(self.storage, upload)
-            raise
-        for upload in shared:
-            release_local_copy(upload)
-        return item_ids
 
     def _camera_event(self, event: CameraEvent) -> bool:
         """An event source's hook: record what a camera reported (known by its serial id, else
@@ -239,8 +202,14 @@ class Service:
             self.storage.check()
             if self.storage.shared:
                 log.info("Uploads in flight and snapshots are kept in %s", self.storage)
-            # Listed before the listeners start: a file there now is no upload in progress.
-            leftovers = self._find_leftovers() if "ingest" in self.roles else []
+            ftp = self.config.section(FtpServerConfig)
+            leftovers = (
+                self.intake.find_leftovers(
+                    ftp.root_dir, self.config.camera_names, homes=ftp.remove_files
+                )
+                if self.intake is not None
+                else []
+            )
             self._start_listeners()
         except BaseException:
             self._lock.release()
@@ -249,7 +218,8 @@ class Service:
             # Claims this node held when it stopped go back now, not when their leases end.
             self.queue.recover(f"{self.config.node_name}/")
             self.analysis.start()
-        self._enqueue_leftovers(leftovers)
+        if self.intake is not None:
+            self.intake.queue_leftovers(leftovers)
         if not isinstance(self.analysis, Analysis):
             for publisher in self._event_publishers:
                 publisher.start()
@@ -294,34 +264,6 @@ class Service:
             {camera: config.notifier_settings(camera) for camera in cameras}
         ):
             _tell_console(logging.WARNING, NO_ALERT_CHANNEL)
-
-    def _find_leftovers(self) -> list[Upload]:
-        """Files left in the upload folders by a crash (with `remove_files`, every file there
-        that the queue does not hold is unhandled by definition), and in the FTP spool."""
-        settings = self.config.section(FtpServerConfig)
-        queued = self.queue.unfinished_paths()
-        return list(
-            find_leftovers(
-                settings.root_dir,
-                self.config.camera_names,
-                queued,
-                homes=settings.remove_files,
-            )
-        )
-
-    def _enqueue_leftovers(self, leftovers: list[Upload]) -> None:
-        found = 0
-        for upload in leftovers:
-            if not _unchanged_since_listed(upload):
-                continue  # received again since: its source queues the new one
-            try:
-                self._queue_uploads([upload])
-            except OSError as exc:  # shared storage unreachable: the file waits for next start
-                log.warning("Cannot queue %s found on disk: %s", upload.path, exc)
-                continue
-            found += 1
-        if found:
-            log.info("Queued %d upload(s) found on disk from before the last shutdown", found)
 
     def stop(self) -> None:
         """Stop accepting, let workers finish what they hold; anything left resumes next start."""
@@ -380,16 +322,6 @@ def _tell_console(level: int, message: str) -> None:
     )
     if not (shown and log.isEnabledFor(level)):
         print(message, flush=True)
-
-
-def _unchanged_since_listed(upload: Upload) -> bool:
-    """False when a camera has sent a file of the same name since it was listed (or it is gone)."""
-    try:
-        modified = upload.path.stat().st_mtime
-    except OSError:
-        return False
-    # Made the way find_leftovers made received_at, so an untouched file compares equal.
-    return datetime.fromtimestamp(modified).astimezone() == upload.received_at
 
 
 def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:

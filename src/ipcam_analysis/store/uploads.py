@@ -1,12 +1,13 @@
-"""Uploads in flight: the files cameras sent, copied to shared storage when there is one, read
-for analysis and removed once handled."""
+"""Uploads in flight: the files cameras sent (or the bytes they sent, written here), copied to
+shared storage when there is one, read for analysis and removed once handled."""
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from ipcam_analysis.store.storage import Storage, remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
@@ -14,19 +15,52 @@ from ipcam_analysis.values import Upload
 log = logging.getLogger(__name__)
 
 UPLOADS = "uploads"  # the key prefix of uploads in shared storage
+FOLDER_ATTEMPTS = 5  # see write_new_file
 
 
-def share_upload(storage: Storage, upload: Upload) -> Upload:
-    """With shared storage, the picture copied to `uploads/<unique>/<name>`, where any node's
-    workers read it; done before the queue row is committed, so a camera's upload is
-    acknowledged only once stored. Raises OSError when the storage cannot take it."""
+def share_upload(storage: Storage, upload: Upload, data: bytes | None = None) -> Upload:
+    """With shared storage, the picture stored at `uploads/<unique>/<name>`, where any node's
+    workers read it: `data`, or else the received file's bytes. Done before the queue row is
+    committed, so a camera's upload is acknowledged only once stored. Raises OSError when the
+    storage cannot take it."""
     if not storage.shared:
         return upload
     # The camera's file name: the received file's may be an in-flight one (ingest/ftp_files).
     name = PurePosixPath(upload.original_name or upload.path.name).name
     key = f"{UPLOADS}/{uuid.uuid4().hex}/{name}"
-    storage.write(key, upload.path.read_bytes())
+    storage.write(key, upload.path.read_bytes() if data is None else data)
     return replace(upload, stored_key=key)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write `path`, a unique name (never over another upload), in its day folder, and fsync it
+    and the folder: it is acknowledged once queued, so it must outlive a power cut. The clean-up
+    after an analysed upload removes that folder when it is empty: if it does so between the
+    mkdir and the open, the folder is made again (FOLDER_ATTEMPTS times at most)."""
+    for attempt in range(1, FOLDER_ATTEMPTS + 1):
+        try:
+            # mkdir's exist_ok check races with the clean-up too: a folder found existing,
+            # then gone before it is checked, is FileExistsError.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(path, "xb")  # noqa: SIM115 (written below, once it is open)
+        except (FileNotFoundError, FileExistsError):
+            if attempt == FOLDER_ATTEMPTS or path.exists():
+                raise
+            continue
+        with file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        _sync_folder(path.parent)  # it holds the file now: the clean-up leaves it alone
+        return
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def release_local_copy(upload: Upload) -> None:

@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ipcam_analysis.errors import ConfigError
-from ipcam_analysis.ingest.throttle import LoginThrottle, worth_logging
+from ipcam_analysis.ingest.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ REALM = "ipcam-analysis"
 MAX_REMEMBERED_LOGINS = 64
 REMEMBER_SECONDS = 300.0
 MAX_CONCURRENT_CHECKS = 2  # scrypt runs at once, 32 MiB each
-MAX_LOGGED_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -149,21 +148,8 @@ class BasicAuthMiddleware:
                 self._throttle.forget(address)
                 return True
             # Still this address's turn: its next guess waits for this delay to pass.
-            await asyncio.sleep(self._failed(address, username))
+            await asyncio.sleep(self._throttle.failed_login(address, username, "dashboard", log))
             return False
-
-    def _failed(self, address: str, username: str) -> float:
-        """Log the failed login (the first ones, then every hundredth); the delay to wait."""
-        delay = self._throttle.delay_after_failure(address)
-        failures = self._throttle.failures(address)
-        if worth_logging(failures):
-            log.warning(
-                "Failed dashboard login as %r from %s (%d in a row)",
-                username[:MAX_LOGGED_NAME],
-                address,
-                failures,
-            )
-        return delay
 
     @asynccontextmanager
     async def _turn_of(self, address: str) -> AsyncIterator[None]:
