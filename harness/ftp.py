@@ -12,14 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from harness.intake import collecting_intake
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
+
+
+def camera_directory(root_dir: Path, **more: Any) -> CameraDirectory:
+    """cam01 and cam02 as the sources know them, their uploads kept under root_dir; `more`:
+    senders, serial_ids."""
+    passwords = {name: SecretStr(password) for name, password in CAMERAS.items()}
+    return CameraDirectory(passwords, root_dir, **more)
+
+
 WAIT_SECONDS = 20.0
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from harness.ftp import CAMERAS
+from harness.ftp import camera_directory
 from harness.intake import collecting_intake
 from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
@@ -107,8 +106,7 @@ def start_smtp(tmp_path: Path) -> Iterator[Any]:
         settings = SmtpServerConfig.model_validate(
             {"enabled": True, "host": HOST, "port": 0, **overrides}
         )
-        passwords = {name: SecretStr(password) for name, password in CAMERAS.items()}
-        cameras = CameraDirectory(passwords, tmp_path / "ftp", senders={CAM02_SENDER: "cam02"})
+        cameras = camera_directory(tmp_path / "ftp", senders={CAM02_SENDER: "cam02"})
         running = RunningSmtp(settings, cameras)
         running.ingest = SmtpIngest(
             settings,

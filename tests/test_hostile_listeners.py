@@ -24,6 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.aws import Moto
+from harness.ftp import camera_directory
 from harness.intake import collecting_intake
 from harness.mail_camera import camera_mail
 from harness.service import (
@@ -42,7 +43,7 @@ from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, MAX_SESSIONS_PER_IP, LoginThrottle
 from ipcam_analysis.net.asgi_server import AsgiServer
-from tests.test_ingest_http import CAMERAS, camera_directory
+from tests.test_ingest_http import CAMERAS
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 LIMIT = 256  # the service's open files: a flood of FLOOD connections is more than it can hold

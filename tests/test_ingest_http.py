@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
+from harness.ftp import camera_directory
 from harness.intake import ScriptedAdmission, collecting_intake
 from harness.service import DATA, wait_until
-from ipcam_analysis.ingest import CameraDirectory
 from ipcam_analysis.ingest.handoff import Refusal
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP, LoginThrottle
@@ -29,11 +28,6 @@ from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
-
-
-def camera_directory(root_dir: Path) -> CameraDirectory:
-    """cam01 and cam02, whose uploads are kept under root_dir."""
-    return CameraDirectory({name: SecretStr(pw) for name, pw in CAMERAS.items()}, root_dir)
 
 
 JPEG = (DATA / "darknet_person.jpg").read_bytes()

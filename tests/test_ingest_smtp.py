@@ -216,7 +216,7 @@ def test_a_failing_queue_answers_451(start_smtp, caplog) -> None:
             client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert refused.value.smtp_code == 451
     assert "Could not queue the upload from cam01 (127.0.0.1): smtp/" in caplog.text
-    assert smtp.uploads == [] and not list((smtp.settings.root_dir / "cam01").rglob("*.jpg"))
+    assert smtp.uploads == [] and not list((smtp.cameras.root_dir / "cam01").rglob("*.jpg"))
 
 
 def test_message_cut_off_mid_data_queues_nothing(start_smtp, caplog) -> None:

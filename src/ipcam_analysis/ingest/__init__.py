@@ -58,6 +58,8 @@ class Poller(Protocol):
         ...
 
 
+# The listeners keep constructors of their own (their tests build them from parts); these
+# build them from the contract's context. ONVIF and the alarm server take the context itself.
 def _ftp(settings: FtpServerConfig, context: SourceContext) -> FtpIngest:
     return FtpIngest(
         settings, context.intake, login_throttle=context.login_throttle, tls_dir=context.tls_dir
