@@ -6,7 +6,8 @@ IPCAM_STORAGE_URL, as a container or a systemd unit would give them.
 
 `pytest --backend sqlite` (or `postgresql-s3`) runs one; tests marked `embedded_only` are about
 the embedded backend itself (SQLite's locks, its schema upgrades, a full disk under it, files in
-local folders)."""
+local folders), or about the listeners under abuse (floods, password guessing), where the
+backend only stores what they let through and a second run would add minutes, not coverage."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "embedded_only: about SQLite or local folders themselves, or keeps nothing"
+        "markers",
+        "embedded_only: about SQLite or local folders themselves, keeps nothing, or is about the"
+        " listeners (floods, guessing), where the backend plays no part",
     )
     config.addinivalue_line("markers", "shared_only: about nodes sharing PostgreSQL and S3")
 

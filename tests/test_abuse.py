@@ -67,6 +67,7 @@ def guess_passwords(host: str, port: int, guesses: int) -> list[float]:
     return waits
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_password_guessing_is_slowed_and_logged_while_cameras_upload(
     start_ftp: StartFtp, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -236,6 +237,7 @@ def test_dashboard_and_api_answer_under_load(run_service: StartService, tmp_path
     )
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_guessing_through_the_service_holds_up_the_guesser_only(
     run_service: StartService,
 ) -> None:

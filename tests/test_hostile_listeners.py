@@ -182,6 +182,7 @@ def knock(address: tuple[str, int]) -> None:
         sock.recv(100)
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("flooded", ["http", "ftp", "smtp", "dashboard"])
 def test_a_flood_past_the_limit_leaves_every_listener_working(
     tmp_path: Path, aws: Moto, service_process: Any, flooded: str
@@ -205,6 +206,7 @@ def test_a_flood_past_the_limit_leaves_every_listener_working(
     assert listeners.log.stat().st_size - log_size < 64 * 1024
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("flooded", ["http", "ftp", "smtp", "dashboard"])
 def test_the_soft_limit_is_raised_so_a_flood_is_held_while_cameras_upload(
     tmp_path: Path, aws: Moto, service_process: Any, flooded: str
@@ -220,6 +222,7 @@ def test_the_soft_limit_is_raised_so_a_flood_is_held_while_cameras_upload(
     assert "cannot accept connections" not in listeners.log_text()
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_systemd_hears_ready_and_alive_and_a_closed_listener_ends_the_service(
     tmp_path: Path, aws: Moto, service_process: Any
 ) -> None:
@@ -251,6 +254,7 @@ BUSY = {
 }
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 @pytest.mark.parametrize("way", ["ftp", "smtp"])
 def test_idle_sessions_from_13_addresses_leave_room_for_a_camera(
     tmp_path: Path, aws: Moto, service_process: Any, way: str
@@ -331,6 +335,7 @@ def test_one_address_idle_and_trickling_connections_leave_room_for_others(
         assert camera_posts(http_push) == 201
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_headers_that_never_end_are_cut_off(http_push: HttpIngest) -> None:
     with attacker_socket(http_push) as sock:
         sock.sendall(HEADER_START)
@@ -384,6 +389,7 @@ def closed_or_trickled(sock: socket.socket, header: bytes) -> bool:
     return False
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_parallel_wrong_passwords_from_one_address_are_answered_one_by_one(
     http_push: HttpIngest,
 ) -> None:

@@ -30,6 +30,7 @@ QUICK_THROTTLE = {"first_delay_seconds": 0.001, "max_delay_seconds": 0.01}
 HUGE_IDS = ("99999999999999999999999", "9223372036854775808", "18446744073709551616")
 
 
+@pytest.mark.embedded_only  # about the listeners: the backend plays no part
 def test_a_login_guesser_is_slowed_logged_and_bounded_while_the_owner_logs_in(
     served_store, caplog: pytest.LogCaptureFixture
 ) -> None:
