@@ -70,7 +70,7 @@ class AlarmIngest:
     def start(self) -> None:
         settings = self._settings
 
-        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.AbstractServer]:
+        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.Server]:
             return asyncio.start_server(self._connection, settings.host, settings.port)
 
         try:

@@ -259,7 +259,7 @@ class SmtpIngest:
         if library_log.level == logging.NOTSET:
             library_log.setLevel(logging.ERROR)
 
-        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.AbstractServer]:
+        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.Server]:
             def session() -> CameraSmtp:
                 return CameraSmtp(
                     self._handler,
