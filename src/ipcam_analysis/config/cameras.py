@@ -1,8 +1,8 @@
-"""Per-camera overrides, and the effective settings of one camera."""
+"""Per-camera overrides; each camera's effective settings (rules.camera.CameraSettings) are
+resolved from them once, at load."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, create_model, field_validator
@@ -10,10 +10,9 @@ from pydantic import Field, create_model, field_validator
 from ipcam_analysis.detect import DetectorKind
 from ipcam_analysis.ingest import SOURCES
 from ipcam_analysis.notify import NOTIFIERS
-from ipcam_analysis.rules import CallLimits, FiltersConfig, TimeWindow
+from ipcam_analysis.rules import CallLimits, FiltersConfig
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import Plugin, StrictModel
-from ipcam_analysis.values import WatchedLabels
 
 
 class _CameraOverrides(StrictModel):
@@ -90,22 +89,3 @@ def with_global_sections(data: Any) -> Any:
             }
         cameras[name] = camera
     return {**data, "cameras": cameras}
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """The effective settings of one camera: its overrides over the global ones."""
-
-    name: str
-    labels: tuple[str, ...]
-    new_labels_only: bool
-    time_windows: tuple[TimeWindow, ...] | None
-    detector: str
-    min_confidence_percent: float | None
-    filters: FiltersConfig
-    budget: CallLimits
-
-    @property
-    def watched(self) -> WatchedLabels:
-        """What this camera alerts on, as its detector is told with each picture."""
-        return WatchedLabels(self.labels, self.new_labels_only)

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ipcam_analysis.config.cameras import CameraConfig, CameraSettings, with_global_sections
+from ipcam_analysis.config.cameras import CameraConfig, with_global_sections
 from ipcam_analysis.config.dump import secrets_in, shown
 from ipcam_analysis.detect import (
     DetectorConfig,
@@ -34,6 +34,7 @@ from ipcam_analysis.ingest import EVENT_SOURCES, SOURCES, CameraDirectory
 from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.notify import NOTIFIERS, NotifierContext
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.windows import TimeWindows
 from ipcam_analysis.settings import ConfigPath, Plugin, StrictModel
 from ipcam_analysis.store.database import DatabaseSettings

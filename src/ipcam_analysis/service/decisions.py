@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector
 from ipcam_analysis.imaging import hash_distance
 from ipcam_analysis.rules import BudgetConfig
@@ -22,6 +21,7 @@ from ipcam_analysis.rules.bursts import (
     confirmed_by_next_picture,
     matched_names,
 )
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.repeats import drop_cooling_down, drop_stationary, object_kind
 from ipcam_analysis.store import CameraHistory
 from ipcam_analysis.values import Decision, Detection, MatchedLabel, Snapshot, Upload

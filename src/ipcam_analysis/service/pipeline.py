@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import Detector, DetectorError
 from ipcam_analysis.imaging import (
     CorruptImageError,
@@ -24,6 +23,7 @@ from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.rules import decide, drop_learned_exceptions, filter_labels, why_not_alerted
 from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.repeats import drop_alerted_by_snapshot
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.service.decisions import CameraDecisions, camera_key
