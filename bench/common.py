@@ -40,10 +40,11 @@ from typing import Any
 import yaml
 from PIL import Image, ImageOps
 
-from ipcam_analysis.config import AppConfig, resolve_paths
+from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.service.app import Service, build_service
 from ipcam_analysis.service.logsetup import remove_logging
+from ipcam_analysis.settings import config_folder
 from ipcam_analysis.store import DATABASE_FILE
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
@@ -410,7 +411,7 @@ def running_service(
     settings: dict[str, Any], work: Path, make_detector: Callable[[str], Detector] | None = None
 ) -> Iterator[Service]:
     """The service in this process, logging at INFO to its data folder as the CLI sets it up."""
-    config: AppConfig = resolve_paths(AppConfig.model_validate(settings), work)
+    config = AppConfig.model_validate(settings, context=config_folder(work))
     service = build_service(config, make_detector=make_detector)
     service.start()
     try:

@@ -25,10 +25,11 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from harness.aws import SCRIPT, aws_environment, start_moto  # noqa: E402
 from harness.service import PASSWORDS, upload, wait_until  # noqa: E402
-from ipcam_analysis.config import AppConfig, resolve_paths  # noqa: E402
+from ipcam_analysis.config import AppConfig  # noqa: E402
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig  # noqa: E402
 from ipcam_analysis.imaging import decode_snapshot  # noqa: E402
 from ipcam_analysis.service.app import build_service  # noqa: E402
+from ipcam_analysis.settings import config_folder  # noqa: E402
 from ipcam_analysis.store import EventFilter  # noqa: E402
 
 IMAGES = ROOT / "eval" / "images"
@@ -109,7 +110,7 @@ def run_configuration(name: str, overrides: dict[str, Any], work: Path) -> dict[
         },
         **overrides,
     }
-    config = resolve_paths(AppConfig.model_validate(settings), folder)
+    config = AppConfig.model_validate(settings, context=config_folder(folder))
     service = build_service(config)
     service.start()
     calls_before = SCRIPT.calls

@@ -70,7 +70,8 @@ def _detector(settings: dict[str, Any]) -> Any:
     from ipcam_analysis.config import AppConfig
     from ipcam_analysis.detect import build_detector
 
-    return build_detector(AppConfig.model_validate({"detector": settings}).detector_settings())
+    config = AppConfig.model_validate({"detector": settings})
+    return build_detector(config.detector_settings(), config.detector_context)
 
 
 def _measure(detector: Any, variant: str, files: list[str]) -> dict[str, Any]:

@@ -12,14 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from harness.intake import collecting_intake
 from ipcam_analysis.ingest.admission import UploadAdmission
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
+
+
+def camera_directory(root_dir: Path, **more: Any) -> CameraDirectory:
+    """cam01 and cam02 as the sources know them, their uploads kept under root_dir; `more`:
+    senders, serial_ids."""
+    passwords = {name: SecretStr(password) for name, password in CAMERAS.items()}
+    return CameraDirectory(passwords, root_dir, **more)
+
+
 WAIT_SECONDS = 20.0
 
 
@@ -75,11 +86,14 @@ def start_ftp(tmp_path: Path) -> Iterator[StartFtp]:
     """Starts an FtpIngest on 127.0.0.1:0 with cam01/cam02; keyword arguments override settings.
 
     `login_throttle=` replaces the default, which answers failed logins after 0.05 s so that
-    tests stay fast. Every server started is stopped at the end of the test.
+    tests stay fast; `tls_dir=` is where a self-signed certificate is made. Every server
+    started is stopped at the end of the test.
     """
     started: list[FtpIngest] = []
 
-    def start(login_throttle: LoginThrottle | None = None, **overrides: Any) -> RunningFtp:
+    def start(
+        login_throttle: LoginThrottle | None = None, tls_dir: Path | None = None, **overrides: Any
+    ) -> RunningFtp:
         settings = FtpServerConfig(
             root_dir=tmp_path / "ftp", host="127.0.0.1", users=CAMERAS, **overrides
         ).model_copy(update={"port": 0})  # the model refuses port 0; FtpIngest must accept it
@@ -90,7 +104,7 @@ def start_ftp(tmp_path: Path) -> Iterator[StartFtp]:
             settings.max_queued_uploads, lambda: 0, settings.min_free_mb, [settings.root_dir]
         )
         intake = collecting_intake(running.collect, tmp_path / "data", admission)
-        running.ingest = FtpIngest(settings, intake, login_throttle=throttle)
+        running.ingest = FtpIngest(settings, intake, login_throttle=throttle, tls_dir=tls_dir)
         running.ingest.start()
         started.append(running.ingest)
         return running

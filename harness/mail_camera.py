@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from harness.ftp import CAMERAS
+from harness.ftp import camera_directory
 from harness.intake import collecting_intake
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.values import Upload
@@ -29,6 +30,7 @@ class RunningSmtp:
     """A started SmtpIngest and what it has queued so far (ids count from 1)."""
 
     settings: SmtpServerConfig
+    cameras: CameraDirectory
     ingest: SmtpIngest | None = None
     fail_with: Exception | None = None  # when set, the callback raises it
     uploads: list[Upload] = field(default_factory=list)
@@ -102,19 +104,13 @@ def start_smtp(tmp_path: Path) -> Iterator[Any]:
 
     def start(**overrides: Any) -> RunningSmtp:
         settings = SmtpServerConfig.model_validate(
-            {
-                "enabled": True,
-                "host": HOST,
-                "port": 0,
-                "root_dir": tmp_path / "ftp",
-                "users": CAMERAS,
-                "senders": {CAM02_SENDER: "cam02"},
-                **overrides,
-            }
+            {"enabled": True, "host": HOST, "port": 0, **overrides}
         )
-        running = RunningSmtp(settings)
+        cameras = camera_directory(tmp_path / "ftp", senders={CAM02_SENDER: "cam02"})
+        running = RunningSmtp(settings, cameras)
         running.ingest = SmtpIngest(
             settings,
+            cameras,
             collecting_intake(running.collect, tmp_path / "data"),
             login_throttle=LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2),
         )

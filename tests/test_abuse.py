@@ -26,7 +26,7 @@ from harness.endurance import (
     load_result,
     run_load,
 )
-from harness.ftp import CAMERAS, StartFtp, upload_with_ftplib
+from harness.ftp import CAMERAS, StartFtp, camera_directory, upload_with_ftplib
 from harness.intake import collecting_intake
 from harness.service import upload, wait_until
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
@@ -110,17 +110,22 @@ def test_failed_logins_on_every_protocol_count_and_are_logged_as_one(
     caplog.set_level(logging.WARNING, logger="ipcam_analysis.ingest")
     throttle = LoginThrottle(**THROTTLE)
     intake = collecting_intake(lambda uploads: [1], tmp_path / "data")
-    where = {"host": "127.0.0.1", "root_dir": tmp_path / "ftp", "users": CAMERAS}
+    where = {"host": "127.0.0.1", "port": 0}
+    cameras = camera_directory(tmp_path / "ftp")
     ftp = FtpIngest(
-        FtpServerConfig(**where).model_copy(update={"port": 0}), intake, login_throttle=throttle
+        FtpServerConfig(root_dir=cameras.root_dir, users=CAMERAS).model_copy(update=where),
+        intake,
+        login_throttle=throttle,
     )
     smtp = SmtpIngest(
-        SmtpServerConfig(enabled=True, **where).model_copy(update={"port": 0}),
+        SmtpServerConfig(enabled=True).model_copy(update=where),
+        cameras,
         intake,
         login_throttle=throttle,
     )
     http = HttpIngest(
-        HttpIngestConfig(enabled=True, **where).model_copy(update={"port": 0}),
+        HttpIngestConfig(enabled=True).model_copy(update=where),
+        cameras,
         intake,
         login_throttle=throttle,
     )

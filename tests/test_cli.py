@@ -343,12 +343,11 @@ def test_check_config_prints_the_values_in_force(tmp_path: Path, aws: Moto) -> N
     assert shown["detector"]["min_confidence_percent"] == 80
 
 
-def test_keys_the_config_fills_itself_are_refused(tmp_path: Path, aws: Moto) -> None:
+def test_keys_the_config_takes_from_elsewhere_are_unknown(tmp_path: Path, aws: Moto) -> None:
     result = check_config(tmp_path, aws, mqtt={"host": "127.0.0.1", "sensor_labels": ["Cat"]})
     line = assert_one_line_error(result, 2)
     assert line == (
-        f"Configuration error: {tmp_path / 'config.yaml'}: "
-        "mqtt.sensor_labels cannot be set: it is taken from labels"
+        f"Configuration error: {tmp_path / 'config.yaml'}: unknown key 'mqtt.sensor_labels'"
     )
 
 

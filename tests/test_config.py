@@ -156,16 +156,20 @@ cameras:
 
 def test_smtp_and_alarm_sources_get_the_cameras_identities(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, SOURCES_CONFIG))
-    smtp = config.source_settings()["smtp"]
-    assert smtp.users == config.ftp_server.users and smtp.root_dir == tmp_path / "uploads"
-    assert smtp.senders == {
+    assert list(config.source_settings()) == ["ftp", "smtp"]
+    assert list(config.event_source_settings()) == ["alarm"]
+    cameras = config.camera_directory
+    assert cameras.passwords == config.ftp_server.users
+    assert cameras.root_dir == tmp_path / "uploads"
+    assert cameras.senders == {
         "cam01@cameras.example": "cam01",
         "hik@cameras.example": "cam02",
         "nvr@cameras.example": "cam02",
     }
-    assert smtp.tls.certfile == tmp_path / "tls" / "cert.pem"
-    assert config.event_source_settings()["alarm"].serial_ids == {"a7c81f0e5d6b4c3a": "cam01"}
-    assert config.notifier_settings("cam01")["mqtt"].camera_motion is True
+    assert config.source_settings()["smtp"].tls.certfile == tmp_path / "tls" / "cert.pem"
+    assert cameras.serial_ids == {"a7c81f0e5d6b4c3a": "cam01"}
+    assert config.notifier_context.camera_motion is True
+    assert config.tls_dir == tmp_path / "data" / "tls"
 
 
 def test_sources_are_off_by_default(tmp_path: Path) -> None:
@@ -177,7 +181,7 @@ def test_sources_are_off_by_default(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("smtp_server: {tls: {keyfile: key.pem}}", "smtp_server.tls: keyfile is set"),
-        ("smtp_server: {users: {cam01: pw}}", "smtp_server.users cannot be set"),
+        ("smtp_server: {users: {cam01: pw}}", "unknown key 'smtp_server.users'"),
         ("smtp_server: {max_message_mb: 0}", "smtp_server.max_message_mb"),
         ("alarm_server: {port: 70000}", "alarm_server.port"),
         ("cameras: {cam01: {smtp_from: not-an-address}}", "not an e-mail address"),
@@ -199,41 +203,23 @@ def test_bad_source_settings_name_the_key(tmp_path: Path, text: str, expected: s
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (
-            "mqtt: {cameras: [cam09]}",
-            "mqtt.cameras cannot be set: it is taken from ftp_server.users",
-        ),
-        (
-            "mqtt: {sensor_labels: [Cat]}",
-            "mqtt.sensor_labels cannot be set: it is taken from labels",
-        ),
-        (
-            "mqtt: {dashboard_url: 'http://nvr.lan'}",
-            "mqtt.dashboard_url cannot be set: it is taken from web.public_url",
-        ),
-        (
-            "mqtt: {camera_motion: true}",
-            "mqtt.camera_motion cannot be set: it is taken from alarm_server.enabled",
-        ),
-        (
-            "email: {transport: none, region: eu-west-1}",
-            "email.region cannot be set: it is taken from aws_region",
-        ),
-        (
-            "rekognition: {region: eu-west-1}",
-            "rekognition.region cannot be set: it is taken from aws_region",
-        ),
-        (
-            "detector: {type: cascade, cloud: {max_labels: 5}}",
-            "detector.cloud cannot be set: it is taken from the rekognition section",
-        ),
-        (
-            "smtp_server: {root_dir: mail}",
-            "smtp_server.root_dir cannot be set: it is taken from ftp_server.root_dir",
-        ),
+        ("mqtt: {cameras: [cam09]}", "unknown key 'mqtt.cameras'"),
+        ("mqtt: {sensor_labels: [Cat]}", "unknown key 'mqtt.sensor_labels'"),
+        ("mqtt: {dashboard_url: 'http://nvr.lan'}", "unknown key 'mqtt.dashboard_url'"),
+        ("mqtt: {camera_motion: true}", "unknown key 'mqtt.camera_motion'"),
+        ("email: {transport: none, region: eu-west-1}", "unknown key 'email.region'"),
+        ("rekognition: {region: eu-west-1}", "unknown key 'rekognition.region'"),
+        ("detector: {type: cascade, cloud: {max_labels: 5}}", "unknown key 'detector.cloud'"),
+        ("smtp_server: {root_dir: mail}", "unknown key 'smtp_server.root_dir'"),
+        ("http_ingest: {users: {cam01: x}}", "unknown key 'http_ingest.users'"),
+        ("ftp_server: {tls: {self_signed_dir: x}}", "unknown key 'ftp_server.tls.self_signed_dir'"),
     ],
 )
-def test_keys_the_config_fills_cannot_be_written(tmp_path: Path, text: str, expected: str) -> None:
+def test_keys_the_config_takes_from_elsewhere_are_unknown(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # The stages get them from the rest of the configuration (the cameras, data_dir,
+    # aws_region, the labels): a user writing one learns at once that it is not a setting.
     assert error_of(tmp_path, text).endswith(expected)
 
 
@@ -254,3 +240,26 @@ def test_an_smtp_login_needs_its_password(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, mail + "smtp: {host: mail.lan}}"))
     assert config.email.smtp is not None and config.email.smtp.username is None
+
+
+def test_a_cameras_own_email_section_holds_only_what_differs(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "ftp_server: {users: {cam01: pw1, cam02: pw2, cam03: pw3}}\n"
+            "email: {transport: ses, sender_email: a@b.example, recipients: [all@b.example]}\n"
+            "cameras:\n"
+            "  cam01: {email: {recipients: [gate@b.example], subject: 'Gate: $labels'}}\n"
+            "  cam02: {recipients: [garden@b.example]}\n",
+        )
+    )
+    own, legacy, inherited = (config.notifier_settings(c)["email"] for c in config.camera_names)
+    assert own == config.email.model_copy(
+        update={"recipients": ["gate@b.example"], "subject": "Gate: $labels"}
+    )
+    assert legacy == config.email.model_copy(update={"recipients": ["garden@b.example"]})
+    assert inherited == config.email
+    message = error_of(
+        tmp_path, "ftp_server: {users: {cam01: pw1}}\ncameras: {cam01: {email: {transport: smtp}}}"
+    )
+    assert message.endswith("cameras.cam01.email: sender_email is required when transport is smtp")

@@ -41,7 +41,7 @@ def screening() -> Iterator[LocalDetector]:
 
 def cascade(screening: LocalDetector) -> Any:
     gate = CloudGate(screening.vocabulary)
-    return CascadeDetector(screening, gate, RekognitionDetector(RekognitionConfig(region=REGION)))
+    return CascadeDetector(screening, gate, RekognitionDetector(RekognitionConfig(), REGION))
 
 
 def watching(*labels: str, new_labels_only: bool = False) -> WatchedLabels:
@@ -114,7 +114,7 @@ def test_built_from_the_config(aws: Moto) -> None:
     config = AppConfig.model_validate(
         {"detector": {"type": "cascade", "threads": 1}, "aws_region": REGION, "labels": ["Person"]}
     )
-    detector = build_detector(config.detector_settings())
+    detector = build_detector(config.detector_settings(), config.detector_context)
     assert isinstance(detector, CascadeDetector)
     aws.rekognition.labels = [PERSON]
     people = config.camera("cam01").watched
@@ -139,7 +139,7 @@ def cascade_from_config(candidates: object) -> CascadeDetector:
             "aws_region": REGION,
         }
     )
-    detector = build_detector(config.detector_settings())
+    detector = build_detector(config.detector_settings(), config.detector_context)
     assert isinstance(detector, CascadeDetector)
     return detector
 

@@ -27,9 +27,8 @@ WALKER = Box(0.76, 0.38, 0.05, 0.15)  # opencv_vtest_f0150.jpg, man crossing on 
 
 @pytest.fixture(scope="module")
 def detector() -> LocalDetector:
-    built = build_detector(
-        AppConfig.model_validate({"detector": {"type": "local"}}).detector_settings()
-    )
+    config = AppConfig.model_validate({"detector": {"type": "local"}})
+    built = build_detector(config.detector_settings(), config.detector_context)
     assert isinstance(built, LocalDetector)
     return built
 

@@ -21,7 +21,7 @@ WALKER = Box(0.29, 0.22, 0.15, 0.68)  # head to boots, read off the photo by eye
 @pytest.fixture(scope="module")
 def detector() -> LocalDetector:
     """The local detector with its defaults, as the service builds it."""
-    return LocalDetector.from_settings(LocalDetectorConfig())
+    return LocalDetector(LocalDetectorConfig(), LocalDetectorConfig().min_confidence_percent)
 
 
 def boxes_per_name(labels: tuple[Label, ...]) -> dict[str, int]:

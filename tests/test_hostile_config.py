@@ -12,8 +12,8 @@ import yaml
 from harness.aws import Moto
 from harness.service import CLI, base_config, service_environment, write_config
 from ipcam_analysis.config import load_config
-from ipcam_analysis.config.dump import database_url_secrets, masked_database_url
 from ipcam_analysis.masking import SecretMaskingFilter
+from ipcam_analysis.store.database_url import database_url_secrets, masked_database_url
 
 SECRET = "Db-S3cret@pw"  # percent-encoded in a URL: Db-S3cret%40pw
 URLS = {

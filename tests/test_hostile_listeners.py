@@ -24,6 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.aws import Moto
+from harness.ftp import camera_directory
 from harness.intake import collecting_intake
 from harness.mail_camera import camera_mail
 from harness.service import (
@@ -297,9 +298,9 @@ HEADER_START = b"POST /upload HTTP/1.1\r\nHost: cameras\r\n"
 def http_push(tmp_path: Path) -> Iterator[HttpIngest]:
     """The HTTP push listener on 127.0.0.1, answering a wrong password after GUESS_DELAY, and
     the next failure from the address GUESS_DELAY after that answer."""
-    settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path / "ftp")
     ingest = HttpIngest(
-        settings.model_copy(update={"port": 0}),
+        HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
+        camera_directory(tmp_path / "ftp"),
         collecting_intake(lambda uploads: [1], tmp_path / "data"),
         login_throttle=LoginThrottle(
             first_delay_seconds=GUESS_DELAY, max_delay_seconds=GUESS_DELAY

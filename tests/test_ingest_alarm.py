@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from harness.service import wait_until
 from ipcam_analysis.ingest.alarm import MAX_MESSAGE_BYTES, AlarmIngest, AlarmServerConfig
 from ipcam_analysis.ingest.alarm_frames import camera_address, parse_alarms
+from ipcam_analysis.ingest.context import CameraDirectory, EventSourceContext
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS_PER_IP
 from ipcam_analysis.values import CameraEvent
 
@@ -47,9 +49,10 @@ class Alarms:
     def __init__(self, serial_ids: dict[str, str]) -> None:
         self.events: list[CameraEvent] = []
         self._lock = threading.Lock()
+        cameras = CameraDirectory({}, Path("ftp"), serial_ids=serial_ids)
         self.ingest = AlarmIngest(
-            AlarmServerConfig(enabled=True, host="127.0.0.1", port=0, serial_ids=serial_ids),
-            self.record,
+            AlarmServerConfig(enabled=True, host="127.0.0.1", port=0),
+            EventSourceContext(cameras, self.record),
         )
 
     def record(self, event: CameraEvent) -> bool:

@@ -152,7 +152,7 @@ def test_without_a_certificate_one_is_made_once_and_its_fingerprint_logged(
 ) -> None:
     caplog.set_level(logging.INFO, logger="ipcam_analysis")
     folder = tmp_path / "data" / "tls"
-    first = start_ftp(tls=TlsConfig(mode="optional", self_signed_dir=folder))
+    first = start_ftp(tls=TlsConfig(mode="optional"), tls_dir=folder)
     [certificate] = folder.glob("*cert*.pem")
     [key] = folder.glob("*key*.pem")
     made = certificate.read_bytes()
@@ -160,7 +160,7 @@ def test_without_a_certificate_one_is_made_once_and_its_fingerprint_logged(
     assert f"SHA-256 fingerprint {fingerprint(certificate)}" in caplog.text
     first.ingest.stop()
 
-    second = start_ftp(tls=TlsConfig(mode="optional", self_signed_dir=folder))
+    second = start_ftp(tls=TlsConfig(mode="optional"), tls_dir=folder)
     assert certificate.read_bytes() == made
     picture = tmp_path / "self.jpg"
     picture.write_bytes(SNAPSHOT)
@@ -195,16 +195,15 @@ def test_config_resolves_the_certificate_and_puts_a_made_one_in_data_dir(tmp_pat
     config = base_config(tmp_path)
     config["ftp_server"]["tls"] = {"mode": "optional", "certfile": "certs/ftp.pem"}
     loaded = load_config(write_config(tmp_path, config))
-    tls = loaded.source_settings()["ftp"].tls  # type: ignore[attr-defined]
-    assert tls.certfile == tmp_path / "certs" / "ftp.pem"
-    assert tls.self_signed_dir == tmp_path / "data" / "tls"
+    assert loaded.ftp_server.tls.certfile == tmp_path / "certs" / "ftp.pem"
+    assert loaded.tls_dir == tmp_path / "data" / "tls"
 
 
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"http_ingest": {"users": {"cam01": "x"}}}, "http_ingest.users cannot be set"),
-        ({"ftp_server": {"tls": {"self_signed_dir": "x"}}}, "self_signed_dir cannot be set"),
+        ({"http_ingest": {"users": {"cam01": "x"}}}, "unknown key 'http_ingest.users'"),
+        ({"ftp_server": {"tls": {"self_signed_dir": "x"}}}, "unknown key 'ftp_server.tls.self_"),
     ],
 )
 def test_keys_filled_from_elsewhere_are_refused(

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.ftp import camera_directory
 from harness.intake import ScriptedAdmission, collecting_intake
 from harness.service import DATA, wait_until
 from ipcam_analysis.ingest.handoff import Refusal
@@ -27,6 +28,8 @@ from ipcam_analysis.store.storage import remove_file_and_empty_folders
 from ipcam_analysis.values import Upload
 
 CAMERAS = {"cam01": "cam01-secret-pw", "cam02": "cam02-secret-pw"}
+
+
 JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 OUR_LOGGER = "ipcam_analysis.ingest.http"
@@ -56,14 +59,15 @@ class RunningHttp:
 
 @pytest.fixture
 def http_ingest(tmp_path: Path) -> Iterator[RunningHttp]:
-    settings = HttpIngestConfig(
-        enabled=True, host="127.0.0.1", max_upload_mb=1, users=CAMERAS, root_dir=tmp_path / "ftp"
-    ).model_copy(update={"port": 0})
+    settings = HttpIngestConfig(enabled=True, host="127.0.0.1", max_upload_mb=1).model_copy(
+        update={"port": 0}
+    )
     refusal: list[Refusal | None] = [None]
     throttle = LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
     running = RunningHttp(None, tmp_path / "ftp", refusal)  # type: ignore[arg-type]
     intake = collecting_intake(running.collect, tmp_path / "data", ScriptedAdmission(refusal))
-    running.ingest = HttpIngest(settings, intake, login_throttle=throttle)
+    cameras = camera_directory(tmp_path / "ftp")
+    running.ingest = HttpIngest(settings, cameras, intake, login_throttle=throttle)
     running.ingest.start()
     yield running
     running.ingest.stop()
@@ -163,9 +167,9 @@ def test_bad_credentials_are_refused_401_and_logged(
 
 def test_failed_logins_are_answered_later_and_later(tmp_path: Path) -> None:
     throttle = LoginThrottle(first_delay_seconds=0.05, max_delay_seconds=0.2)
-    settings = HttpIngestConfig(host="127.0.0.1", users=CAMERAS, root_dir=tmp_path)
     ingest = HttpIngest(
-        settings.model_copy(update={"port": 0}),
+        HttpIngestConfig(host="127.0.0.1").model_copy(update={"port": 0}),
+        camera_directory(tmp_path),
         collecting_intake(lambda uploads: [1], tmp_path / "data"),
         login_throttle=throttle,
     )

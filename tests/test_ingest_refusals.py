@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.ftp import CAMERAS, upload_with_ftplib
+from harness.ftp import CAMERAS, camera_directory, upload_with_ftplib
 from harness.mail_camera import camera_mail
 from harness.service import DATA
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
@@ -98,11 +98,10 @@ def test_ftp_says_each_refusal(tmp_path: Path, servers: list[Any], why: Refusal)
 
 @pytest.mark.parametrize("why", list(Refusal), ids=lambda why: why.name)
 def test_smtp_says_each_refusal(tmp_path: Path, servers: list[Any], why: Refusal) -> None:
-    settings = SmtpServerConfig(
-        enabled=True, host="127.0.0.1", root_dir=tmp_path / "ftp", users=CAMERAS
-    ).model_copy(update={"port": 0})
+    settings = SmtpServerConfig(enabled=True, host="127.0.0.1").model_copy(update={"port": 0})
     intake = RefusingIntake(why)
-    source = start(servers, SmtpIngest(settings, intake, login_throttle=LoginThrottle()))
+    cameras = camera_directory(tmp_path / "ftp")
+    source = start(servers, SmtpIngest(settings, cameras, intake, login_throttle=LoginThrottle()))
     with smtplib.SMTP(*source.address, timeout=20) as client:
         client.login("cam01", CAMERAS["cam01"])
         if intake.before:  # at MAIL FROM, before a byte of the message
@@ -116,11 +115,10 @@ def test_smtp_says_each_refusal(tmp_path: Path, servers: list[Any], why: Refusal
 
 @pytest.mark.parametrize("why", list(Refusal), ids=lambda why: why.name)
 def test_http_says_each_refusal(tmp_path: Path, servers: list[Any], why: Refusal) -> None:
-    settings = HttpIngestConfig(
-        enabled=True, host="127.0.0.1", users=CAMERAS, root_dir=tmp_path / "ftp"
-    ).model_copy(update={"port": 0})
+    settings = HttpIngestConfig(enabled=True, host="127.0.0.1").model_copy(update={"port": 0})
     intake = RefusingIntake(why)
-    source = start(servers, HttpIngest(settings, intake, login_throttle=LoginThrottle()))
+    cameras = camera_directory(tmp_path / "ftp")
+    source = start(servers, HttpIngest(settings, cameras, intake, login_throttle=LoginThrottle()))
     answer = httpx.post(
         f"http://127.0.0.1:{source.address[1]}/upload",
         content=JPEG,

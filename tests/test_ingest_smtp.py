@@ -76,7 +76,7 @@ def test_auth_login_without_tls_queues_each_picture_as_one_burst(
     assert third.burst_id is None and third.burst_size == 1
     assert first.note.startswith("Alarm event: Motion Detection\nAlarm Event: Motion Detection")
     assert "Alarm Input Channel: 1" in first.note
-    home = smtp.settings.root_dir / "cam01"
+    home = smtp.cameras.root_dir / "cam01"
     assert first.home == home and first.remove_when_done
     assert first.original_name.startswith("smtp/") and first.original_name.endswith("ch1-a.jpg")
     # One warning per camera about its password crossing in clear, not one per message.
@@ -216,7 +216,7 @@ def test_a_failing_queue_answers_451(start_smtp, caplog) -> None:
             client.send_message(camera_mail([("a.jpg", JPEG)]))
     assert refused.value.smtp_code == 451
     assert "Could not queue the upload from cam01 (127.0.0.1): smtp/" in caplog.text
-    assert smtp.uploads == [] and not list((smtp.settings.root_dir / "cam01").rglob("*.jpg"))
+    assert smtp.uploads == [] and not list((smtp.cameras.root_dir / "cam01").rglob("*.jpg"))
 
 
 def test_message_cut_off_mid_data_queues_nothing(start_smtp, caplog) -> None:
@@ -244,7 +244,7 @@ def test_message_cut_off_mid_data_queues_nothing(start_smtp, caplog) -> None:
     )
     assert any("cam01 (127.0.0.1)" in m for m in warnings(caplog) if "cut off" in m)
     assert smtp.uploads == []
-    assert not (smtp.settings.root_dir / "cam01" / "smtp").exists()
+    assert not (smtp.cameras.root_dir / "cam01" / "smtp").exists()
 
 
 def test_a_flood_of_connections_gets_421_and_the_server_keeps_serving(start_smtp) -> None:

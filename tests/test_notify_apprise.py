@@ -10,7 +10,12 @@ import pytest
 from harness.smtp import SmtpSink, free_port
 from harness.webhook import FAILING_PATH, WebhookSink
 from ipcam_analysis.config import AppConfig, ConfigError, load_config
-from ipcam_analysis.notify import AppriseConfig, build_apprise_notifiers, build_notifiers
+from ipcam_analysis.notify import (
+    AppriseConfig,
+    NotifierContext,
+    build_apprise_notifiers,
+    build_notifiers,
+)
 from ipcam_analysis.notify.apprise import AppriseNotifier
 from ipcam_analysis.values import NotifyOutcome
 from tests.test_notify_email import make_alert
@@ -23,7 +28,7 @@ VALID_URL = "json://127.0.0.1:8123/valid"  # never called: the config is only lo
 
 
 def only_notifier(url: str) -> AppriseNotifier:
-    (notifier,) = build_apprise_notifiers(AppriseConfig(urls=(url,)))
+    (notifier,) = build_apprise_notifiers(AppriseConfig([url]), NotifierContext(()))
     return notifier
 
 
@@ -89,7 +94,8 @@ def test_unreachable_webhook_is_a_retryable_failure() -> None:
 def test_each_url_is_a_notifier_with_a_unique_stable_name(webhook_sink: WebhookSink) -> None:
     urls = [webhook_sink.url("/a"), f"tgram://{TELEGRAM_TOKEN}/-1001234", webhook_sink.url("/b")]
 
-    names = [notifier.name for notifier in build_apprise_notifiers(AppriseConfig(urls=urls))]
+    notifiers = build_apprise_notifiers(AppriseConfig(urls), NotifierContext(()))
+    names = [notifier.name for notifier in notifiers]
 
     assert names == ["apprise:json", "apprise:tgram", "apprise:json#2"]
 
@@ -107,7 +113,8 @@ def test_one_failing_notifier_does_not_stop_the_others(
             "mqtt": {"host": "127.0.0.1", "port": free_port(), "timeout_seconds": 1},
         }
     )
-    notifiers = build_notifiers({"cam01": config.notifier_settings("cam01")})["cam01"]
+    by_camera = {"cam01": config.notifier_settings("cam01")}
+    notifiers = build_notifiers(by_camera, config.notifier_context)["cam01"]
     for notifier in notifiers:
         notifier.start()
     try:

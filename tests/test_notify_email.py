@@ -64,7 +64,6 @@ def email_settings(transport: str, **changes: object) -> EmailConfig:
         "recipients": RECIPIENTS,
         "subject": SUBJECT,
         "message_html": BODY,
-        "region": REGION,
         **changes,
     }
     return EmailConfig.model_validate(fields)
@@ -100,7 +99,7 @@ def mailbox(request: pytest.FixtureRequest) -> Iterator[Mailbox]:
     else:
         sink: SmtpSink = request.getfixturevalue("smtp_sink")
         settings, read = smtp_settings(sink.port), lambda: sink.messages
-    transport = build_transport(settings)
+    transport = build_transport(settings, REGION)
     assert transport is not None and transport.name == request.param
     yield Mailbox(request.param, EmailNotifier(settings, transport), read)
 
@@ -247,9 +246,9 @@ def test_render_template_is_compatible_with_the_original() -> None:
 
 
 def test_build_transport_follows_the_setting() -> None:
-    assert build_transport(email_settings("none", sender_email=None)) is None
-    assert isinstance(build_transport(email_settings("ses")), SesTransport)
-    assert isinstance(build_transport(smtp_settings(2525)), SmtpTransport)
+    assert build_transport(email_settings("none", sender_email=None), REGION) is None
+    assert isinstance(build_transport(email_settings("ses"), REGION), SesTransport)
+    assert isinstance(build_transport(smtp_settings(2525), REGION), SmtpTransport)
 
 
 def test_ses_source_is_ascii_with_the_encoded_display_name() -> None:

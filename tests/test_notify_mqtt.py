@@ -18,7 +18,7 @@ from paho.mqtt import publish
 from harness.mqtt import PASSWORD, USERNAME, WAIT_SECONDS, Broker, MqttWatcher
 from harness.smtp import HOST, free_port
 from ipcam_analysis.config import AppConfig
-from ipcam_analysis.notify import build_notifiers
+from ipcam_analysis.notify import NotifierContext, build_notifiers
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
 from ipcam_analysis.rules import matching_sensors
 from ipcam_analysis.values import Alert, CameraEvent, Instance, Label, MatchedLabel, RunnerUp
@@ -39,18 +39,15 @@ def start_notifier() -> Iterator[StartNotifier]:
     """Starts MqttNotifiers for CAMERAS and SENSOR_LABELS; closes them after the test."""
     started: list[MqttNotifier] = []
 
-    def start(port: int, **settings: object) -> MqttNotifier:
-        config = MqttConfig.model_validate(
-            {
-                "host": HOST,
-                "port": port,
-                "cameras": CAMERAS,
-                "sensor_labels": SENSOR_LABELS,
-                "dashboard_url": DASHBOARD,
-                **settings,
-            }
+    def start(port: int, camera_motion: bool = False, **settings: object) -> MqttNotifier:
+        config = MqttConfig.model_validate({"host": HOST, "port": port, **settings})
+        context = NotifierContext(
+            tuple(CAMERAS),
+            sensor_labels=tuple(SENSOR_LABELS),
+            dashboard_url=DASHBOARD,
+            camera_motion=camera_motion,
         )
-        notifier = MqttNotifier(config)
+        notifier = MqttNotifier(config, context)
         started.append(notifier)
         notifier.start()
         return notifier
@@ -242,7 +239,7 @@ def test_the_event_names_a_merged_object_once_with_its_runner_ups() -> None:
     van = Instance(DOG_BOX, 44.2, (RunnerUp("Bus", 30.8), RunnerUp("Car", 28.0)))
     truck = Label("Truck", 44.2, ("Vehicle",), instances=(van,), runner_up_names=("Bus", "Car"))
     alert = make_alert("cam01", (MatchedLabel(truck, "Truck"),))
-    notifier = MqttNotifier(MqttConfig(host=HOST, cameras=("cam01",)))
+    notifier = MqttNotifier(MqttConfig(host=HOST), NotifierContext(("cam01",)))
     (label,) = json.loads(notifier.event_json(alert))["labels"]
     assert label["name"] == "Truck"
     assert label["boxes"][0]["runner_ups"] == [
@@ -276,8 +273,10 @@ def test_close_turns_pending_sensors_off_and_says_offline(
 
 LAST_WILL_SCRIPT = """
 import sys, time
+from ipcam_analysis.notify.base import NotifierContext
 from ipcam_analysis.notify.mqtt import MqttConfig, MqttNotifier
-MqttNotifier(MqttConfig(host=sys.argv[1], port=int(sys.argv[2]), cameras=("cam01",))).start()
+settings = MqttConfig(host=sys.argv[1], port=int(sys.argv[2]))
+MqttNotifier(settings, NotifierContext(("cam01",))).start()
 time.sleep(600)
 """
 
@@ -358,8 +357,8 @@ def test_config_builds_the_notifier_from_cameras_labels_and_dashboard() -> None:
     config = AppConfig.model_validate(settings)
     ignoring = AppConfig.model_validate({**settings, "new_labels_only": True})
 
-    notifier = MqttNotifier(config.notifier_settings()["mqtt"])  # type: ignore[arg-type]
-    new_labels = MqttNotifier(ignoring.notifier_settings()["mqtt"])  # type: ignore[arg-type]
+    notifier = MqttNotifier(config.mqtt, config.notifier_context)
+    new_labels = MqttNotifier(ignoring.mqtt, ignoring.notifier_context)
 
     assert "Mqtt-Pass-5521" in config.secrets()
     assert sorted(topic.split("/")[-2] for topic in notifier.discovery_configs()) == sorted(
@@ -371,15 +370,17 @@ def test_config_builds_the_notifier_from_cameras_labels_and_dashboard() -> None:
     )
     event = json.loads(notifier.event_json(alert_seen_as(HUMAN)))
     assert event["snapshot_url"] == "http://192.168.1.5:8080/events/42"
-    assert build_notifiers({"cam01": AppConfig().notifier_settings()}) == {"cam01": ()}
+    nothing = AppConfig()
+    assert build_notifiers({"cam01": nothing.notifier_settings()}, nothing.notifier_context) == {
+        "cam01": ()
+    }
 
 
 def test_without_a_discovery_prefix_nothing_is_announced_to_home_assistant() -> None:
-    settings = MqttConfig(
-        host="broker.lan", discovery_prefix=None, cameras=CAMERAS, sensor_labels=SENSOR_LABELS
-    )
+    settings = MqttConfig(host="broker.lan", discovery_prefix=None)
+    context = NotifierContext(tuple(CAMERAS), sensor_labels=tuple(SENSOR_LABELS))
 
-    assert MqttNotifier(settings).discovery_configs() == {}
+    assert MqttNotifier(settings, context).discovery_configs() == {}
 
 
 @pytest.mark.parametrize(

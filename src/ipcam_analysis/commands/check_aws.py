@@ -12,7 +12,7 @@ from ipcam_analysis.detect import DetectorError
 from ipcam_analysis.detect.rekognition import RekognitionDetector
 from ipcam_analysis.imaging import decode_snapshot
 from ipcam_analysis.masking import mask_secret
-from ipcam_analysis.notify import EmailNotifier
+from ipcam_analysis.notify import EmailConfig, EmailNotifier
 
 AWS_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -52,7 +52,7 @@ def _test_rekognition(config: AppConfig) -> bool:
         settings = config.rekognition_settings().model_copy(
             update={"min_confidence_percent": 55, "image_resize_percent": 100}
         )
-        detector = RekognitionDetector(settings)
+        detector = RekognitionDetector(settings, config.aws_region)
         detection = detector.detect(decode_snapshot(buffer.getvalue()))
     except (DetectorError, ValueError) as exc:
         print(f"  REKOGNITION ERROR: {exc}")
@@ -63,7 +63,7 @@ def _test_rekognition(config: AppConfig) -> bool:
 
 
 def _test_email(config: AppConfig) -> bool:
-    settings = config.email
+    settings = config.section(EmailConfig)
     if settings.transport == "none":
         print("E-mail is turned off (email.transport: none): not tested")
         return True
@@ -76,7 +76,7 @@ def _test_email(config: AppConfig) -> bool:
         print(
             f"  SMTP server: {settings.smtp.host}:{settings.smtp.effective_port} ({settings.smtp.security})"
         )
-    notifier = EmailNotifier.from_settings(config.email_settings())
+    notifier = EmailNotifier.from_settings(settings, config.aws_region)
     outcome = notifier.send_test() if notifier else None
     if outcome is None or not outcome.ok:
         print(f"  EMAIL ERROR: {outcome.detail if outcome else 'no transport'}")

@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """0 when every image was analysed, 1 when any could not be."""
     camera = _camera(config, args.camera)
-    detector = build_detector(config.detector_settings(args.detector or camera.detector))
+    settings = config.detector_settings(args.detector or camera.detector)
+    detector = build_detector(settings, config.detector_context)
     failed = 0
     try:
         for path in args.images:

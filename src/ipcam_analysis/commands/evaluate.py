@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     settings = config.detector_settings(kind)
     detector: Detector
     if not args.no_cloud:
-        detector = build_detector(settings)
+        detector = build_detector(settings, config.detector_context)
     elif isinstance(settings, CascadeDetectorConfig):
         detector = _ScreeningOnly(settings)
     else:

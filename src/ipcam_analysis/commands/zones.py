@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
-    if args.camera not in config.ftp_server.users:
+    if args.camera not in config.camera_names:
         print(f"There is no camera {args.camera!r} in ftp_server.users", file=sys.stderr)
         return 1
     source = args.image or _latest_snapshot(config, args.camera)

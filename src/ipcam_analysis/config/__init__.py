@@ -2,10 +2,11 @@
 config.yaml (`model.py`), per-camera settings (`cameras.py`), loading (`loading.py`), the
 masked dump (`dump.py`) and one-line validation messages (`messages.py`)."""
 
-from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
-from ipcam_analysis.config.loading import load_config, resolve_paths
+from ipcam_analysis.config.cameras import CameraConfig
+from ipcam_analysis.config.loading import load_config
 from ipcam_analysis.config.model import AppConfig, RetryConfig, WebConfig
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.rules.camera import CameraSettings
 
 __all__ = [
     "AppConfig",
@@ -15,5 +16,4 @@ __all__ = [
     "RetryConfig",
     "WebConfig",
     "load_config",
-    "resolve_paths",
 ]

@@ -1,78 +1,49 @@
-"""The configuration as plain data with every secret masked, for `--check-config`."""
+"""The configuration walked for its secrets, wherever a stage's settings keep them (SecretStr,
+SecretText): for the log filter, and for `--check-config` as plain data with each masked."""
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
+from pydantic import BaseModel, RootModel, Secret, SecretStr
 
-from ipcam_analysis.notify.apprise import secrets_in_url
-
-
-def masked_url(url: str) -> str:
-    """An Apprise URL with its tokens and passwords replaced by ****."""
-    for secret in sorted(secrets_in_url(url)[1:], key=len, reverse=True):
-        url = url.replace(secret, "****")
-    return url
+from ipcam_analysis.masking import MASK
+from ipcam_analysis.settings import SecretText
 
 
-# `password=...` in a key=value connection string: quoted (with \' and \\ escapes) or a word.
-_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)", re.IGNORECASE)
-
-
-def database_url_secrets(url: str) -> list[str]:
-    """Every password a libpq connection string can carry, as written and decoded, for the
-    log filter: `user:password@` and `?password=` in a URL, `password=` in key=value form."""
-    if "://" in url:
-        parts = urlsplit(url)
-        written = [parts.netloc.rpartition("@")[0].partition(":")[2]]
-        pairs = (pair.partition("=") for pair in parts.query.split("&"))
-        written += [value for key, _, value in pairs if _is_password(key)]
-        found = [form for secret in written for form in (secret, unquote(secret))]
-    else:
-        written = [match.group(2) for match in _CONNINFO_PASSWORD.finditer(url)]
-        found = [form for secret in written for form in (secret, _unquoted_conninfo(secret))]
-    return [secret for secret in dict.fromkeys(found) if secret]
-
-
-def masked_database_url(url: str) -> str:
-    """A database URL (or key=value string) as it may be shown: every password ****."""
-    if "://" not in url:
-        return _CONNINFO_PASSWORD.sub(lambda match: match.group(1) + "****", url)
-    parts = urlsplit(url)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    netloc = f"{user}:****@{hosts}" if password else parts.netloc
-    query = "&".join(_masked_parameter(pair) for pair in parts.query.split("&"))
-    return parts._replace(netloc=netloc, query=query).geturl()
-
-
-def _masked_parameter(pair: str) -> str:
-    key = pair.partition("=")[0]
-    return f"{key}=****" if _is_password(key) else pair
-
-
-def _is_password(key: str) -> bool:
-    return unquote(key).strip().lower() == "password"  # libpq decodes the keys too
-
-
-def _unquoted_conninfo(value: str) -> str:
-    if not value.startswith("'"):
-        return value
-    return re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'"))
-
-
-def masked(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return "****" if value.get_secret_value() else ""
+def secrets_in(value: Any) -> list[str]:
+    """Every secret value in settings (models, mappings and lists of them), for the log filter."""
+    if isinstance(value, SecretText):
+        return value.secret_parts()
+    if isinstance(value, SecretStr | Secret):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [
+            found for name in type(value).model_fields for found in secrets_in(getattr(value, name))
+        ]
     if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
+        return [found for item in value.values() for found in secrets_in(item)]
     if isinstance(value, list | tuple):
-        return [masked(v) for v in value]
+        return [found for item in value for found in secrets_in(item)]
+    return []
+
+
+def shown(value: Any) -> Any:
+    """Settings as plain data to print, every secret masked (SecretText as it shows itself)."""
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, Secret):
+        return str(value)
+    if isinstance(value, RootModel):
+        return shown(value.root)
+    if isinstance(value, BaseModel):
+        return {name: shown(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shown(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, time):

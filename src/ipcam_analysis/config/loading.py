@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ipcam_analysis.config.messages import describe_validation_error
 from ipcam_analysis.config.model import AppConfig
 from ipcam_analysis.errors import ConfigError
-from ipcam_analysis.ingest.tls import TlsConfig
+from ipcam_analysis.settings import config_folder
 from ipcam_analysis.store.storage import STORAGE_URL_VARIABLE
 
 # A real configuration holds a few hundred values; aliases nested in each other multiply.
@@ -76,14 +76,13 @@ def load_config(path: Path) -> AppConfig:
         )
     _override_from_environment(data)
     try:
-        config = AppConfig.model_validate(data)
+        return AppConfig.model_validate(data, context=config_folder(path.resolve().parent))
     except ValidationError as exc:
         problem = describe_validation_error(exc, AppConfig)
         for variable, (section, key) in ENVIRONMENT_OVERRIDES.items():
             if problem.startswith(f"{section}.{key}:") and os.environ.get(variable):
                 problem += f" (set by {variable})"
         raise ConfigError(f"{path}: {problem}") from None
-    return resolve_paths(config, path.resolve().parent)
 
 
 def _override_from_environment(data: dict[str, object]) -> None:
@@ -92,32 +91,3 @@ def _override_from_environment(data: dict[str, object]) -> None:
         if value:
             settings = data.get(section)
             data[section] = {**(settings if isinstance(settings, dict) else {}), key: value}
-
-
-def resolve_paths(config: AppConfig, base: Path) -> AppConfig:
-    """Relative paths in the config mean relative to the config file's folder."""
-
-    def resolved(p: Path) -> Path:
-        return p if p.is_absolute() else base / p
-
-    log_file = config.log_configuration_file
-    ftp, smtp, detector = config.ftp_server, config.smtp_server, config.detector
-    model_cache_dir = getattr(detector, "model_cache_dir", None)  # local and cascade
-    if model_cache_dir is not None:
-        detector = detector.model_copy(update={"model_cache_dir": resolved(model_cache_dir)})
-    return config.model_copy(
-        update={
-            "data_dir": resolved(config.data_dir),
-            "log_configuration_file": resolved(log_file) if log_file else None,
-            "ftp_server": ftp.model_copy(
-                update={"root_dir": resolved(ftp.root_dir), "tls": _resolved_tls(ftp.tls, base)}
-            ),
-            "smtp_server": smtp.model_copy(update={"tls": _resolved_tls(smtp.tls, base)}),
-            "detector": detector,
-        }
-    )
-
-
-def _resolved_tls(tls: TlsConfig, base: Path) -> TlsConfig:
-    files = {"certfile": tls.certfile, "keyfile": tls.keyfile}
-    return tls.model_copy(update={k: None if p is None else base / p for k, p in files.items()})

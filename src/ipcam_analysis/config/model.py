@@ -1,43 +1,48 @@
-"""AppConfig: every stage's own settings class gathered in one model, with the per-camera
-overrides resolved and each stage's settings filled from the top level, so that a stage never
-sees AppConfig."""
+"""AppConfig: the global settings, a section for each stage plugin generated from the
+registries, and the cameras' overrides. At load, each camera's settings and each stage's settings
+in force are resolved once; the stages are built from them and a small context each, never
+from AppConfig."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from functools import reduce
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-
-from ipcam_analysis.config.cameras import CameraConfig, CameraSettings
-from ipcam_analysis.config.dump import (
-    database_url_secrets,
-    masked,
-    masked_database_url,
-    masked_url,
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    create_model,
+    field_validator,
+    model_validator,
 )
-from ipcam_analysis.detect import DETECTORS, DetectorConfig
-from ipcam_analysis.detect.cascade import CascadeDetectorConfig
-from ipcam_analysis.detect.local import LocalDetectorConfig, LocalModelSettings
+
+from ipcam_analysis.config.cameras import CameraConfig, with_global_sections
+from ipcam_analysis.config.dump import secrets_in, shown
+from ipcam_analysis.detect import (
+    DetectorConfig,
+    DetectorContext,
+    DetectorSettings,
+    settings_by_kind,
+)
 from ipcam_analysis.detect.rekognition import RekognitionConfig
-from ipcam_analysis.ingest.alarm import AlarmServerConfig
+from ipcam_analysis.ingest import EVENT_SOURCES, SOURCES, CameraDirectory
 from ipcam_analysis.ingest.ftp import FtpServerConfig
-from ipcam_analysis.ingest.http import HttpIngestConfig
-from ipcam_analysis.ingest.onvif import OnvifSourceConfig
-from ipcam_analysis.ingest.smtp import SmtpServerConfig
-from ipcam_analysis.ingest.tls import TlsConfig
-from ipcam_analysis.notify import AppriseConfig, EmailConfig, MqttConfig
-from ipcam_analysis.notify.apprise import AppriseUrl, secrets_in_url
+from ipcam_analysis.notify import NOTIFIERS, NotifierContext
 from ipcam_analysis.rules import BudgetConfig, CallLimits, FiltersConfig
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.windows import TimeWindows
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.settings import ConfigPath, Plugin, StrictModel
 from ipcam_analysis.store.database import DatabaseSettings
 from ipcam_analysis.store.retention import HistoryConfig
 from ipcam_analysis.store.storage import StorageSettings
 from ipcam_analysis.values import WatchedLabels
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class WebConfig(StrictModel):
@@ -81,37 +86,21 @@ class RetryConfig(StrictModel):
     error_email_after_attempts: int = Field(5, ge=1)
 
 
-class AppConfig(StrictModel):
-    """Everything the service needs; relative paths are already resolved against the config's folder."""
+class _GlobalSettings(StrictModel):
+    """The keys before the stages' sections (the order `--check-config` shows them in)."""
 
     new_labels_only: bool = False
     labels: list[str] = Field(default_factory=lambda: ["Person", "Vehicle", "Animal"])
     time_window: TimeWindows = None
-    log_configuration_file: Path | None = None
+    log_configuration_file: ConfigPath | None = None
     aws_region: str | None = None
-    data_dir: Path = Path("data")
+    data_dir: ConfigPath = Field(Path("data"), validate_default=True)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     # Names this machine's claims, its metrics and /healthz when several share the database;
     # each node needs its own (the host name by default).
     node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
     workers: int = Field(8, ge=1, le=128)  # analysis threads per worker process
     worker_processes: int = Field(1, ge=1, le=64)  # above 1: analysis in child processes
-    ftp_server: FtpServerConfig = Field(default_factory=FtpServerConfig)
-    http_ingest: HttpIngestConfig = Field(default_factory=HttpIngestConfig)
-    smtp_server: SmtpServerConfig = Field(default_factory=SmtpServerConfig)
-    alarm_server: AlarmServerConfig = Field(default_factory=AlarmServerConfig)
-    email: EmailConfig = Field(default_factory=lambda: EmailConfig(transport="none"))
-    notify: list[AppriseUrl] = Field(default_factory=list)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    history: HistoryConfig = Field(default_factory=HistoryConfig)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    filters: FiltersConfig = Field(default_factory=FiltersConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
-    web: WebConfig = Field(default_factory=WebConfig)
-    detector: DetectorConfig = Field(default_factory=RekognitionConfig)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -122,15 +111,51 @@ class AppConfig(StrictModel):
             return [value]
         return value
 
-    @model_validator(mode="after")
-    def _filled_keys_left_out(self) -> AppConfig:
-        # A value written there would be silently replaced.
-        for section, filled in FILLED_KEYS.items():
-            settings = reduce(getattr, section.split("."), self)
-            for key, source in filled.items():
-                if key in settings.model_fields_set:
-                    raise ValueError(f"{section}.{key} cannot be set: it is taken from {source}")
-        return self
+
+# Every plugin configured at the top level, by its section's name (a poller's are per camera).
+_PLUGINS: list[Plugin[Any, Any, Any]] = [
+    *SOURCES.values(),
+    *EVENT_SOURCES.values(),
+    *NOTIFIERS.values(),
+]
+TOP_LEVEL_PLUGINS = {plugin.section: plugin for plugin in _PLUGINS if plugin.kind != "poller"}
+if TYPE_CHECKING:
+    _StageSections = _GlobalSettings
+else:
+    _StageSections = create_model(
+        "_StageSections",
+        __base__=_GlobalSettings,
+        __module__=__name__,
+        **{
+            section: (plugin.settings, Field(default_factory=plugin.settings))
+            for section, plugin in TOP_LEVEL_PLUGINS.items()
+        },
+    )
+
+
+class AppConfig(_StageSections):
+    """Everything the service needs; relative paths are already resolved against the config's
+    folder. A stage's section is `section(ItsSettingsClass)`."""
+
+    rekognition: RekognitionConfig = Field(default_factory=RekognitionConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    web: WebConfig = Field(default_factory=WebConfig)
+    detector: DetectorConfig = Field(default_factory=RekognitionConfig)
+
+    # Resolved once, when the configuration is validated.
+    _cameras: dict[str, CameraSettings] = PrivateAttr(default_factory=dict)
+    _detectors: dict[str, DetectorSettings] = PrivateAttr(default_factory=dict)
+    _notifiers: dict[str | None, dict[str, BaseModel]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _camera_sections_over_global(cls, data: Any) -> Any:
+        return with_global_sections(data)
 
     @model_validator(mode="after")
     def _rekognition_in_one_place(self) -> AppConfig:
@@ -149,7 +174,7 @@ class AppConfig(StrictModel):
     @model_validator(mode="after")
     def _cameras_exist(self) -> AppConfig:
         for name in self.cameras:
-            if name not in self.ftp_server.users:
+            if name not in self.camera_names:
                 raise ValueError(
                     f"cameras.{name}: there is no FTP user {name!r} in ftp_server.users"
                 )
@@ -164,27 +189,36 @@ class AppConfig(StrictModel):
                     raise ValueError(f"cameras.{name}.{key}: {value} is camera {other}'s already")
         return self
 
-    @property
-    def smtp_senders(self) -> dict[str, str]:
-        """Sender address (lower case) → camera, for cameras that e-mail without logging in."""
-        return {
-            address.lower(): name
-            for name, camera in self.cameras.items()
-            for address in camera.smtp_from or ()
-        }
+    @model_validator(mode="after")
+    def _resolve(self) -> AppConfig:
+        """Each camera's settings and each stage's settings in force, once."""
+        self._cameras = {name: self._camera_in_force(name) for name in self.camera_names}
+        rekognition = self.rekognition
+        if isinstance(self.detector, RekognitionConfig):
+            rekognition = rekognition.model_copy(update=_fields_set(self.detector))
+        self._detectors = settings_by_kind(self.detector, rekognition, self.data_dir / "models")
+        cameras: list[str | None] = [*self.camera_names, None]
+        self._notifiers = {camera: self._notifiers_in_force(camera) for camera in cameras}
+        return self
 
-    @property
-    def serial_ids(self) -> dict[str, str]:
-        """XMeye serial number → camera."""
-        return {c.serial_id: name for name, c in self.cameras.items() if c.serial_id}
+    def section(self, settings_class: type[SettingsT]) -> SettingsT:
+        """A stage's top-level section, by its settings class (`section(FtpServerConfig)`)."""
+        (name,) = [n for n, p in TOP_LEVEL_PLUGINS.items() if p.settings is settings_class]
+        found = getattr(self, name)
+        assert isinstance(found, settings_class)
+        return found
 
     @property
     def camera_names(self) -> list[str]:
         """Every configured camera: the FTP users are the cameras' identities for every source."""
-        return list(self.ftp_server.users)
+        return list(self.section(FtpServerConfig).users)
 
     def camera(self, name: str) -> CameraSettings:
-        """The effective settings for uploads from this camera."""
+        """The effective settings for uploads from this camera (the global ones for a name
+        that is no camera's, such as a picture's analysed by a tool)."""
+        return self._cameras.get(name) or self._camera_in_force(name)
+
+    def _camera_in_force(self, name: str) -> CameraSettings:
         own = self.cameras.get(name) or CameraConfig()
 
         def pick(value: Any, default: Any) -> Any:
@@ -208,71 +242,54 @@ class AppConfig(StrictModel):
 
     def detector_kinds(self) -> list[str]:
         """The kinds the cameras use, the configured one first."""
-        kinds = [self.detector.type, *(self.camera(n).detector for n in self.camera_names)]
+        kinds = [self.detector.type, *(camera.detector for camera in self._cameras.values())]
         return list(dict.fromkeys(kinds))
 
-    def detector_settings(self, kind: str | None = None) -> BaseModel:
-        """The settings a detector of this kind (default: the configured one) is built from.
-
-        Another kind than the configured one (a camera's own, a budget's local fallback,
-        `detect --detector`) keeps what it shares with the configured one: the local model's
-        settings of a cascade, the `rekognition:` section."""
-        kind = kind or self.detector.type
-        configured = self.detector
-        rekognition = self.rekognition_settings()
-        model = configured if isinstance(configured, LocalModelSettings) else LocalDetectorConfig()
-        shared = model.model_dump(include=set(LocalModelSettings.model_fields))
-        shared["model_cache_dir"] = model.model_cache_dir or self.data_dir / "models"
-        if kind == "rekognition":
-            return rekognition
-        if kind == "local":
-            own = configured if isinstance(configured, LocalDetectorConfig) else None
-            return (own or LocalDetectorConfig()).model_copy(update=shared)
-        if kind == "cascade":
-            own = configured if isinstance(configured, CascadeDetectorConfig) else None
-            return (own or CascadeDetectorConfig()).model_copy(
-                update={**shared, "cloud": rekognition}
-            )
-        return configured if configured.type == kind else DETECTORS[kind].settings()
+    def detector_settings(self, kind: str | None = None) -> DetectorSettings:
+        """The settings a detector of this kind (default: the configured one) is built from:
+        another kind than the configured one (a camera's own, a budget's local fallback,
+        `detect --detector`) keeps what it shares with it (see detect.settings_by_kind)."""
+        return self._detectors[kind or self.detector.type]
 
     def rekognition_settings(self) -> RekognitionConfig:
-        """Rekognition's effective settings, for every reader (the detector, the alert picture,
+        """Rekognition's settings in force, for every reader (the detector, the alert picture,
         the usage page): the `rekognition:` section, with `detector: {type: rekognition, ...}`
-        keys merged in, in aws_region."""
-        settings = self.rekognition.model_copy(update={"region": self.aws_region})
-        if isinstance(self.detector, RekognitionConfig):
-            settings = settings.model_copy(update=_fields_set(self.detector))
+        keys merged in."""
+        settings = self._detectors["rekognition"]
+        assert isinstance(settings, RekognitionConfig)
         return settings
+
+    @property
+    def detector_context(self) -> DetectorContext:
+        return DetectorContext(self.aws_region, self.rekognition_settings())
 
     def storage_settings(self) -> StorageSettings:
         """The `storage:` section, in aws_region unless it names its own."""
         return self.storage.model_copy(update={"region": self.storage.region or self.aws_region})
 
-    def email_settings(self, camera: str | None = None) -> EmailConfig:
-        """The e-mail settings, with the camera's own recipients when it has them."""
-        own = self.cameras.get(camera) if camera else None
-        email = self.email.model_copy(update={"region": self.aws_region})
-        if own is not None and own.recipients is not None:
-            email = email.model_copy(update={"recipients": list(own.recipients)})
-        return email
-
     def notifier_settings(self, camera: str | None = None) -> dict[str, BaseModel]:
-        """Each notifier kind's settings for a camera (None: the global ones): its own
-        recipients and notify URLs, when it has them, replace the global ones."""
+        """Each notifier kind's settings for a camera (None: the global ones)."""
+        return self._notifiers.get(camera) or self._notifiers[None]
+
+    def _notifiers_in_force(self, camera: str | None) -> dict[str, BaseModel]:
         own = self.cameras.get(camera) if camera else None
-        email = self.email_settings(camera)
-        urls = self.notify if own is None or own.notify is None else own.notify
-        mqtt = self.mqtt.model_copy(
-            update={
-                "cameras": tuple(self.camera_names),
-                "sensor_labels": self.sensor_labels,
-                "dashboard_url": self.web.public_url if self.web.enabled else None,
-                "camera_motion": self.alarm_server.enabled,
-            }
+        found: dict[str, BaseModel] = {}
+        for kind, plugin in NOTIFIERS.items():
+            section = getattr(own, plugin.section, None) if plugin.kind == "per_camera" else None
+            found[kind] = section if section is not None else getattr(self, plugin.section)
+        if own is not None and own.recipients is not None:
+            found["email"] = found["email"].model_copy(update={"recipients": own.recipients})
+        return found
+
+    @property
+    def notifier_context(self) -> NotifierContext:
+        return NotifierContext(
+            cameras=tuple(self.camera_names),
+            sensor_labels=self.sensor_labels,
+            dashboard_url=self.web.public_url if self.web.enabled else None,
+            camera_motion=bool(self.event_source_settings()),
+            region=self.aws_region,
         )
-        # Already checked when the config was loaded: no second round of Apprise look-ups.
-        apprise = AppriseConfig.model_construct(urls=tuple(urls))
-        return {"email": email, "apprise": apprise, "mqtt": mqtt}
 
     @property
     def sensor_labels(self) -> tuple[str, ...]:
@@ -280,113 +297,60 @@ class AppConfig(StrictModel):
         lists what to ignore."""
         return () if self.new_labels_only else tuple(self.labels)
 
-    def source_settings(self) -> dict[str, BaseModel]:
-        """Each enabled upload source's settings by kind: the FTP users are every source's
-        camera identities, their files are kept under ftp_server.root_dir until analysed, and
-        self-signed certificates are made in data_dir/tls."""
-        ftp = self.ftp_server
-        sources: dict[str, BaseModel] = {"ftp": ftp.model_copy(update={"tls": self._tls(ftp.tls)})}
-        identities = {"users": ftp.users, "root_dir": ftp.root_dir}
-        if self.http_ingest.enabled:
-            sources["http"] = self.http_ingest.model_copy(update=identities)
-        if self.smtp_server.enabled:
-            sources["smtp"] = self.smtp_server.model_copy(
-                update={
-                    **identities,
-                    "senders": self.smtp_senders,
-                    "tls": self._tls(self.smtp_server.tls),
+    @property
+    def camera_directory(self) -> CameraDirectory:
+        """The cameras as every source knows them: their logins and the folder their uploads
+        wait in (ftp_server), and what else tells them apart (cameras.<name>)."""
+        ftp = self.section(FtpServerConfig)
+        cameras = self.cameras.items()
+        return CameraDirectory(
+            passwords=ftp.users,
+            root_dir=ftp.root_dir,
+            senders={a.lower(): name for name, c in cameras for a in c.smtp_from or ()},
+            serial_ids={c.serial_id: name for name, c in cameras if c.serial_id},
+        )
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where listeners make their self-signed certificates."""
+        return self.data_dir / "tls"
+
+    def source_settings(self) -> dict[str, Any]:
+        """Each upload source that runs, by kind: a listener's section (when enabled), a
+        poller's {camera: section} (when some camera has one)."""
+        return self._running(SOURCES)
+
+    def event_source_settings(self) -> dict[str, Any]:
+        """Each camera-event source that runs, by kind."""
+        return self._running(EVENT_SOURCES)
+
+    def _running(self, registry: Mapping[str, Plugin[Any, Any, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for kind, plugin in registry.items():
+            if plugin.kind == "poller":
+                cameras = {
+                    name: own
+                    for name, camera in self.cameras.items()
+                    if (own := getattr(camera, plugin.section)) is not None
                 }
-            )
-        onvif = {name: camera.onvif for name, camera in self.cameras.items() if camera.onvif}
-        if onvif:
-            sources["onvif"] = OnvifSourceConfig(cameras=onvif, root_dir=ftp.root_dir)
-        return sources
-
-    def _tls(self, tls: TlsConfig) -> TlsConfig:
-        return tls.model_copy(update={"self_signed_dir": self.data_dir / "tls"})
-
-    def event_source_settings(self) -> dict[str, BaseModel]:
-        """Each enabled camera-event source's settings by kind."""
-        if not self.alarm_server.enabled:
-            return {}
-        return {"alarm": self.alarm_server.model_copy(update={"serial_ids": self.serial_ids})}
+                if cameras:
+                    found[kind] = cameras
+            elif getattr(self, plugin.section).enabled:
+                found[kind] = getattr(self, plugin.section)
+        return found
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the log filter."""
-        found = [pw.get_secret_value() for pw in self.ftp_server.users.values()]
-        if self.email.smtp and self.email.smtp.password:
-            found.append(self.email.smtp.password.get_secret_value())
-        if self.web.password_hash:
-            found.append(self.web.password_hash.get_secret_value())
-        if self.mqtt.password:
-            found.append(self.mqtt.password.get_secret_value())
-        if self.database.url:
-            found += database_url_secrets(self.database.url)
-        for camera in self.cameras.values():
-            if camera.onvif is not None:
-                found.append(camera.onvif.password.get_secret_value())
-                if camera.onvif.snapshot_url is not None:
-                    found.append(camera.onvif.snapshot_url.get_secret_value())
-        camera_urls = [url for camera in self.cameras.values() for url in camera.notify or ()]
-        for url in [*self.notify, *camera_urls]:
-            found += secrets_in_url(url)
-        return found
+        return secrets_in(self)
 
     def masked_dump(self) -> dict[str, Any]:
         """The effective config as plain data, secrets masked, for `--check-config`."""
-        dumped = masked(self.model_dump(mode="python", exclude=_filled_keys_excluded()))
-        # Where the defaults come from elsewhere in the config, the values in force.
-        dumped["rekognition"] = masked(
-            self.rekognition_settings().model_dump(exclude=set(FILLED_KEYS["rekognition"]))
-        )
-        dumped["detector"] = masked(
-            self.detector_settings().model_dump(exclude=set(FILLED_KEYS["detector"]))
-        )
+        dumped: dict[str, Any] = shown(self)
+        # Where the values in force come from elsewhere in the config.
+        dumped["rekognition"] = shown(self.rekognition_settings())
+        dumped["detector"] = shown(self.detector_settings())
         dumped["storage"]["region"] = self.storage_settings().region
-        dumped["notify"] = [masked_url(url) for url in self.notify]
-        if self.database.url:
-            dumped["database"]["url"] = masked_database_url(self.database.url)
-        for name, camera in self.cameras.items():
-            if camera.notify is not None:
-                dumped["cameras"][name]["notify"] = [masked_url(url) for url in camera.notify]
         return dumped
-
-
-# Keys of the stages' settings classes that the configuration fills from elsewhere (by
-# source_settings(), notifier_settings(), rekognition_settings(), ...), by section, with where
-# they come from: they are not settings, so writing one is an error and --check-config leaves
-# them out.
-FILLED_KEYS: dict[str, dict[str, str]] = {
-    "ftp_server.tls": {"self_signed_dir": "data_dir"},
-    "http_ingest": {"users": "ftp_server.users", "root_dir": "ftp_server.root_dir"},
-    "smtp_server": {
-        "users": "ftp_server.users",
-        "root_dir": "ftp_server.root_dir",
-        "senders": "cameras.<name>.smtp_from",
-    },
-    "smtp_server.tls": {"self_signed_dir": "data_dir"},
-    "alarm_server": {"serial_ids": "cameras.<name>.serial_id"},
-    "email": {"region": "aws_region"},
-    "mqtt": {
-        "cameras": "ftp_server.users",
-        "sensor_labels": "labels",
-        "dashboard_url": "web.public_url",
-        "camera_motion": "alarm_server.enabled",
-    },
-    "rekognition": {"region": "aws_region"},
-    "detector": {"region": "aws_region", "cloud": "the rekognition section"},
-}
-
-
-def _filled_keys_excluded() -> dict[str, Any]:
-    """FILLED_KEYS as model_dump's `exclude`: {"smtp_server": {"users": True, "tls": {...}}}."""
-    exclude: dict[str, Any] = {}
-    for section, filled in FILLED_KEYS.items():
-        node = exclude
-        for part in section.split("."):
-            node = node.setdefault(part, {})
-        node.update(dict.fromkeys(filled, True))
-    return exclude
 
 
 def _fields_set(settings: BaseModel) -> dict[str, Any]:

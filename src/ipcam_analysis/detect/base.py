@@ -1,10 +1,16 @@
-"""The detector interface: a snapshot in, labels out."""
+"""The detector interface: a snapshot in, labels out; the base of each detector's settings and
+what a detector is built with besides them."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
+from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Detection, Snapshot, WatchedLabels
+
+if TYPE_CHECKING:
+    from ipcam_analysis.detect.rekognition import RekognitionConfig
 
 
 class DetectorError(Exception):
@@ -26,3 +32,18 @@ class Detector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DetectorSettings(StrictModel):
+    """The base of each detector's settings class, which narrows `type` to its own kind (a
+    Literal): the `detector:` section is told apart by it."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class DetectorContext:
+    """What a detector is built with besides its own settings."""
+
+    region: str | None  # aws_region: where Rekognition is called (None: the AWS environment's)
+    rekognition: RekognitionConfig  # the `rekognition:` section in force: a cascade's cloud stage

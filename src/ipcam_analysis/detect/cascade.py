@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from ipcam_analysis.detect.base import Detector
+from ipcam_analysis.detect.base import Detector, DetectorContext, DetectorSettings
 from ipcam_analysis.detect.local import LocalDetector, LocalModelSettings
-from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
+from ipcam_analysis.detect.rekognition import RekognitionDetector
 from ipcam_analysis.values import Detection, Label, Snapshot, WatchedLabels
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,9 @@ class CandidateThresholds:
         return tuple(kept)
 
 
-class CascadeDetectorConfig(LocalModelSettings):
-    """`detector: {type: cascade}`. The cloud's settings are filled from the top level
-    (`rekognition:`, `aws_region`); what to watch for comes with each picture (the camera's
-    `labels`)."""
+class CascadeDetectorConfig(LocalModelSettings, DetectorSettings):
+    """`detector: {type: cascade}`. The cloud's settings are the top level's (`rekognition:`,
+    `aws_region`); what to watch for comes with each picture (the camera's `labels`)."""
 
     type: Literal["cascade"] = "cascade"
     # Below the local detector's 25 %: here it only screens and Rekognition has the last word,
@@ -74,7 +73,6 @@ class CascadeDetectorConfig(LocalModelSettings):
     # parent ({Animal: 8, Person: 15, default: 15}) lets an animal camera ask about weak animal
     # candidates while people and cars stay as cheap.
     candidate_confidence_percent: Percent | dict[str, Percent] = DEFAULT_CANDIDATE_PERCENT
-    cloud: RekognitionConfig = Field(default_factory=RekognitionConfig)
 
     @field_validator("candidate_confidence_percent")
     @classmethod
@@ -146,9 +144,9 @@ class CascadeDetector:
         self._cloud = cloud
 
     @classmethod
-    def from_settings(cls, settings: CascadeDetectorConfig) -> CascadeDetector:
+    def build(cls, settings: CascadeDetectorConfig, context: DetectorContext) -> CascadeDetector:
         local, gate = local_stage(settings)
-        return cls(local, gate, RekognitionDetector(settings.cloud))
+        return cls(local, gate, RekognitionDetector(context.rekognition, context.region))
 
     def detect(self, snapshot: Snapshot, watched: WatchedLabels) -> Detection:
         """`watched`: what the camera that sent the picture alerts on."""

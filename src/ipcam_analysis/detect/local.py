@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from ipcam_analysis.detect import weights
+from ipcam_analysis.detect.base import DetectorContext, DetectorSettings
 from ipcam_analysis.detect.one_box import one_box_per_object
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.settings import ConfigPath, StrictModel
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 if TYPE_CHECKING:
@@ -96,8 +97,8 @@ class LocalModelSettings(StrictModel):
     tile_margin_percent: float = Field(10, ge=0, lt=100)
     nms_threshold: float = Field(0.45, gt=0, le=1)  # Darknet's default
     threads: int = Field(2, ge=1, le=64)
-    # Where the model converted for onnxruntime is kept; filled with data_dir/models when unset.
-    model_cache_dir: Path | None = None
+    # Where the model converted for onnxruntime is kept; data_dir/models when unset.
+    model_cache_dir: ConfigPath | None = None
 
     @field_validator("input_sizes", "night_input_sizes")
     @classmethod
@@ -112,7 +113,7 @@ class LocalModelSettings(StrictModel):
         return (self.night_input_sizes or self.input_sizes) if night else self.input_sizes
 
 
-class LocalDetectorConfig(LocalModelSettings):
+class LocalDetectorConfig(LocalModelSettings, DetectorSettings):
     """`detector: {type: local}`."""
 
     type: Literal["local"] = "local"
@@ -153,7 +154,7 @@ class LocalDetector:
         log.debug("Local detector ready in %.0f ms", (time.perf_counter() - started) * 1000)
 
     @classmethod
-    def from_settings(cls, settings: LocalDetectorConfig) -> LocalDetector:
+    def build(cls, settings: LocalDetectorConfig, context: DetectorContext) -> LocalDetector:
         return cls(settings, settings.min_confidence_percent)
 
     @property

@@ -9,9 +9,8 @@ from PIL import Image
 from pydantic import Field, field_validator
 
 from ipcam_analysis import aws
-from ipcam_analysis.detect.base import DetectorError
+from ipcam_analysis.detect.base import DetectorContext, DetectorError, DetectorSettings
 from ipcam_analysis.imaging import IMAGE_WORK, encode_jpeg
-from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
 if TYPE_CHECKING:
@@ -22,16 +21,15 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 15_000_000
 
 
-class RekognitionConfig(StrictModel):
+class RekognitionConfig(DetectorSettings):
     """The `rekognition:` section (the original's), also accepted as `detector: {type:
-    rekognition, ...}`; `region` is filled from the top-level `aws_region`."""
+    rekognition, ...}`; its region is the top-level `aws_region`."""
 
     type: Literal["rekognition"] = "rekognition"
     max_labels: int = Field(10, ge=1, le=1000)
     min_confidence_percent: float = Field(75, ge=0, le=100)
     image_resize_percent: int = Field(100, ge=1)
     price_per_1000_images: float = Field(1.0, ge=0)  # for the cost estimate on the dashboard
-    region: str | None = None
 
     @field_validator("image_resize_percent")
     @classmethod
@@ -43,15 +41,15 @@ class RekognitionConfig(StrictModel):
 class RekognitionDetector:
     kind = "rekognition"
 
-    def __init__(self, settings: RekognitionConfig) -> None:
-        self._client = aws.client("rekognition", settings.region)
+    def __init__(self, settings: RekognitionConfig, region: str | None) -> None:
+        self._client = aws.client("rekognition", region)
         self._min_confidence = float(settings.min_confidence_percent)
         self._max_labels = settings.max_labels
         self._resize_percent = settings.image_resize_percent
 
     @classmethod
-    def from_settings(cls, settings: RekognitionConfig) -> RekognitionDetector:
-        return cls(settings)
+    def build(cls, settings: RekognitionConfig, context: DetectorContext) -> RekognitionDetector:
+        return cls(settings, context.region)
 
     def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
         """Everything it sees, whatever the camera watches."""

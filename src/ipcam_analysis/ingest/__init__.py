@@ -1,29 +1,33 @@
 """Where uploads come in: one file per source, each "camera bytes in, Upload out".
 
 SOURCES is the registry of upload sources, EVENT_SOURCES of those reporting camera events
-(alarms) instead. A source is built from its own settings, the intake it hands uploads to
-(handoff.UploadIntake: its admission check before an upload, and `accept`, those received
-together all or none, returning once the rows are committed) and the shared login throttle.
-A source listens for cameras (its health: its address answers) or, a poller, reaches out to
-them (its health: each camera's link). Adding a source is a new file and one line here.
+(alarms) instead. A source is built from its own settings and a context (context.py): the
+cameras, where self-signed certificates go, the intake it hands uploads to (handoff.UploadIntake:
+its admission check before an upload, and `accept`, those received together all or none,
+returning once the rows are committed) and the shared login throttle. A `listener` is configured
+by its section and listens for cameras (its health: its address answers); a `poller` is
+configured per camera (`cameras.<name>.<section>`) and reaches out to them (its health: each
+camera's link). Adding a source is a new file and one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel
+from typing import Any, Protocol
 
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.alarm import AlarmIngest, AlarmServerConfig
+from ipcam_analysis.ingest.context import (
+    CameraDirectory,
+    EventSourceContext,
+    SourceContext,
+)
 from ipcam_analysis.ingest.ftp import FtpIngest, FtpServerConfig
 from ipcam_analysis.ingest.handoff import UploadIntake
 from ipcam_analysis.ingest.http import HttpIngest, HttpIngestConfig
-from ipcam_analysis.ingest.onvif import OnvifSource, OnvifSourceConfig
+from ipcam_analysis.ingest.onvif import OnvifCameraConfig, OnvifSource
 from ipcam_analysis.ingest.smtp import SmtpIngest, SmtpServerConfig
 from ipcam_analysis.ingest.throttle import LoginThrottle
+from ipcam_analysis.settings import Plugin
 from ipcam_analysis.values import CameraEvent
 
 
@@ -54,57 +58,47 @@ class Poller(Protocol):
         ...
 
 
-class SourceFactory(Protocol):
-    def __call__(
-        self,
-        settings: BaseModel,
-        intake: UploadIntake,
-        *,
-        login_throttle: LoginThrottle,
-    ) -> Source | Poller: ...
+# The listeners keep constructors of their own (their tests build them from parts); these
+# build them from the contract's context. ONVIF and the alarm server take the context itself.
+def _ftp(settings: FtpServerConfig, context: SourceContext) -> FtpIngest:
+    return FtpIngest(
+        settings, context.intake, login_throttle=context.login_throttle, tls_dir=context.tls_dir
+    )
 
 
-@dataclass(frozen=True)
-class SourcePlugin:
-    settings: type[BaseModel]
-    implementation: SourceFactory
-    health: Literal["listener", "poller"] = "listener"
+def _http(settings: HttpIngestConfig, context: SourceContext) -> HttpIngest:
+    return HttpIngest(
+        settings, context.cameras, context.intake, login_throttle=context.login_throttle
+    )
 
+
+def _smtp(settings: SmtpServerConfig, context: SourceContext) -> SmtpIngest:
+    cameras, intake, throttle = context.cameras, context.intake, context.login_throttle
+    return SmtpIngest(settings, cameras, intake, login_throttle=throttle, tls_dir=context.tls_dir)
+
+
+SourcePlugin = Plugin[Any, SourceContext, Source | Poller]
 
 SOURCES: dict[str, SourcePlugin] = {
-    "ftp": SourcePlugin(FtpServerConfig, FtpIngest),  # type: ignore[arg-type]
-    "http": SourcePlugin(HttpIngestConfig, HttpIngest),  # type: ignore[arg-type]
-    "smtp": SourcePlugin(SmtpServerConfig, SmtpIngest),  # type: ignore[arg-type]
-    "onvif": SourcePlugin(OnvifSourceConfig, OnvifSource, "poller"),  # type: ignore[arg-type]
+    "ftp": Plugin("ftp_server", FtpServerConfig, _ftp, "listener"),
+    "http": Plugin("http_ingest", HttpIngestConfig, _http, "listener"),
+    "smtp": Plugin("smtp_server", SmtpServerConfig, _smtp, "listener"),
+    "onvif": Plugin("onvif", OnvifCameraConfig, OnvifSource, "poller"),
 }
 
-
-class EventSourceFactory(Protocol):
-    """A source of what cameras report themselves rather than pictures: `on_camera_event`
-    records one and returns whether it knew the camera."""
-
-    def __call__(
-        self, settings: BaseModel, on_camera_event: Callable[[CameraEvent], bool]
-    ) -> Source: ...
-
-
-@dataclass(frozen=True)
-class EventSourcePlugin:
-    settings: type[BaseModel]
-    implementation: EventSourceFactory
-
-
-EVENT_SOURCES: dict[str, EventSourcePlugin] = {
-    "alarm": EventSourcePlugin(AlarmServerConfig, AlarmIngest),  # type: ignore[arg-type]
+EVENT_SOURCES: dict[str, Plugin[Any, EventSourceContext, Source]] = {
+    "alarm": Plugin("alarm_server", AlarmServerConfig, AlarmIngest, "listener"),
 }
 
 __all__ = [
     "EVENT_SOURCES",
     "SOURCES",
-    "EventSourcePlugin",
+    "CameraDirectory",
+    "EventSourceContext",
     "LoginThrottle",
     "Poller",
     "Source",
+    "SourceContext",
     "SourcePlugin",
     "UploadAdmission",
     "UploadIntake",

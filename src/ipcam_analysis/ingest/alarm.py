@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -15,6 +15,7 @@ from pydantic import Field
 
 from ipcam_analysis.errors import UserError
 from ipcam_analysis.ingest.alarm_frames import parse_alarms
+from ipcam_analysis.ingest.context import EventSourceContext
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.throttle import SessionShares
 from ipcam_analysis.settings import StrictModel
@@ -37,8 +38,6 @@ class AlarmServerConfig(StrictModel):
     enabled: bool = False
     host: str = "0.0.0.0"
     port: int = Field(15002, ge=0, le=65535)  # 0: any free port (tests)
-    # Filled from cameras.<name>.serial_id: which camera a serial number is.
-    serial_ids: dict[str, str] = Field(default_factory=dict)
 
 
 class AlarmIngestError(UserError):
@@ -46,14 +45,14 @@ class AlarmIngestError(UserError):
 
 
 class AlarmIngest:
-    """Listens for the cameras' alarm connections; hands each alarm to `on_camera_event`, which
-    returns whether it knew the camera (by serial id, or by the address of its uploads)."""
+    """Listens for the cameras' alarm connections; hands each alarm to the context's
+    `on_camera_event`, which returns whether it knew the camera (by serial id, which the
+    cameras' `serial_id` tell, or by the address of its uploads)."""
 
-    def __init__(
-        self, settings: AlarmServerConfig, on_camera_event: Callable[[CameraEvent], bool]
-    ) -> None:
+    def __init__(self, settings: AlarmServerConfig, context: EventSourceContext) -> None:
         self._settings = settings
-        self._on_camera_event = on_camera_event
+        self._serial_ids = context.cameras.serial_ids
+        self._on_camera_event = context.on_camera_event
         self._connections = SessionShares[asyncio.StreamWriter](asyncio.StreamWriter.close)
         self._repeats = RepeatWindows()
         self._pending = 0  # events handed to the threads, not yet recorded
@@ -71,7 +70,7 @@ class AlarmIngest:
     def start(self) -> None:
         settings = self._settings
 
-        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.AbstractServer]:
+        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.Server]:
             return asyncio.start_server(self._connection, settings.host, settings.port)
 
         try:
@@ -136,7 +135,7 @@ class AlarmIngest:
             )
 
     def _known_serial(self, event: CameraEvent) -> CameraEvent:
-        camera = self._settings.serial_ids.get(event.serial_id, "")
+        camera = self._serial_ids.get(event.serial_id, "")
         return replace(event, camera=camera) if camera else event
 
 

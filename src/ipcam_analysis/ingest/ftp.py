@@ -29,7 +29,7 @@ from ipcam_analysis.ingest.handoff import UploadIntake
 from ipcam_analysis.ingest.throttle import MAX_SESSIONS, LoginThrottle, SessionShares
 from ipcam_analysis.ingest.tls import TlsConfig, certificate_files, old_versions_ciphers
 from ipcam_analysis.net.limits import ACCEPT_RETRY_SECONDS, OUT_OF_RESOURCES, OutOfFilesLog
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.settings import ConfigPath, StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ TLS_VERSIONS = {
 
 
 class FtpServerConfig(StrictModel):
-    root_dir: Path = Path("ftp")
+    """`ftp_server:`; its users are the cameras, for every source, and root_dir the folder
+    their uploads wait in until analysed, whichever source received them."""
+
+    root_dir: ConfigPath = Field(Path("ftp"), validate_default=True)
     host: str = "0.0.0.0"
     port: int = Field(2121, ge=0, le=65535)  # 0: any free port (tests)
     remove_files: bool = True
@@ -85,15 +88,20 @@ class FtpServerConfig(StrictModel):
                 raise ValueError(f"camera {name!r} has no password")
         return self
 
+    @property
+    def enabled(self) -> bool:
+        """Always: the cameras' FTP server is the one source that cannot be switched off."""
+        return True
+
 
 class FtpIngestError(UserError):
     """The FTP server cannot start; the message is one line for the user."""
 
 
-def tls_attributes(tls: TlsConfig) -> dict[str, Any]:
+def tls_attributes(tls: TlsConfig, self_signed_dir: Path | None) -> dict[str, Any]:
     """The TLS handler's class attributes; its context is made now, so that a bad certificate
     stops the start rather than the first camera's session."""
-    certfile, keyfile = certificate_files(tls, "FTP")
+    certfile, keyfile = certificate_files(tls, "FTP", self_signed_dir)
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_options(TLS_FTPHandler.ssl_options)
     context.set_min_proto_version(TLS_VERSIONS[tls.min_version])
@@ -143,9 +151,13 @@ class CameraFtpServer(FTPServer):
 
 
 def make_handler_class(
-    settings: FtpServerConfig, intake: UploadIntake, login_throttle: LoginThrottle
+    settings: FtpServerConfig,
+    intake: UploadIntake,
+    login_throttle: LoginThrottle,
+    tls_dir: Path | None,
 ) -> type[CameraFtpHandler]:
-    """A handler class for one server: its cameras, limits and intake (homes must exist)."""
+    """A handler class for one server: its cameras, limits and intake (homes must exist); a
+    self-signed certificate is made in `tls_dir` when TLS is on without a certfile."""
     authorizer = CameraAuthorizer()
     for camera, password in settings.users.items():
         home = settings.root_dir / camera
@@ -163,7 +175,7 @@ def make_handler_class(
     }
     if settings.tls.mode == "off":
         return type("ConfiguredCameraFtpHandler", (CameraFtpHandler,), attributes)
-    attributes.update(tls_attributes(settings.tls))
+    attributes.update(tls_attributes(settings.tls, tls_dir))
     return type("ConfiguredCameraFtpsHandler", (CameraFtpsHandler,), attributes)
 
 
@@ -172,6 +184,7 @@ class FtpIngest:
 
     The intake runs in the IO thread, so it must be quick (one transaction, no analysis); its
     admission check refuses uploads beyond the queue's or the disk's room before any byte.
+    `tls_dir`: where a self-signed certificate is made.
     """
 
     def __init__(
@@ -180,9 +193,11 @@ class FtpIngest:
         intake: UploadIntake,
         *,
         login_throttle: LoginThrottle | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
         self._settings = settings
         self._intake = intake
+        self._tls_dir = tls_dir
         self._login_throttle = login_throttle or LoginThrottle()
         self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
@@ -208,7 +223,7 @@ class FtpIngest:
                 raise FtpIngestError(
                     f"cannot create the FTP folder {home}: {exc.strerror}"
                 ) from None
-        handler = make_handler_class(settings, self._intake, self._login_throttle)
+        handler = make_handler_class(settings, self._intake, self._login_throttle, self._tls_dir)
         _keep_pyftpdlib_logging_default()
         # An IO loop of our own: pyftpdlib's global one is shared by every server in the process.
         ioloop = IOLoop()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ipcam_analysis.imaging.clips import CLIP_SUFFIXES, clip_format
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.handoff import NotAccepted, Received, Refusal, UploadIntake
 from ipcam_analysis.ingest.http_guard import make_guarded_protocol
 from ipcam_analysis.ingest.throttle import LoginThrottle, printable
@@ -61,10 +62,6 @@ class HttpIngestConfig(StrictModel):
     host: str = "0.0.0.0"
     port: int = Field(8090, ge=0, le=65535)  # 0: any free port (tests)
     max_upload_mb: float = Field(20, gt=0, le=1024)
-    # Filled from ftp_server by the config: the cameras' names and passwords (every source's
-    # identities) and the folder their files are kept in until analysed.
-    users: dict[str, SecretStr] = Field(default_factory=dict)
-    root_dir: Path = Path("ftp")
 
 
 class ErrorAnswer(Exception):
@@ -87,9 +84,15 @@ class HttpIngest:
     """Serves `POST /upload` with uvicorn in a thread of its own."""
 
     def __init__(
-        self, settings: HttpIngestConfig, intake: UploadIntake, *, login_throttle: LoginThrottle
+        self,
+        settings: HttpIngestConfig,
+        cameras: CameraDirectory,
+        intake: UploadIntake,
+        *,
+        login_throttle: LoginThrottle,
     ) -> None:
         self._settings = settings
+        self._cameras = cameras
         self._intake = intake
         self._throttle = login_throttle
         app = Starlette(routes=[Route("/upload", self._upload, methods=["POST"])])
@@ -111,7 +114,7 @@ class HttpIngest:
     def start(self) -> None:
         self._server.start()
         host, port = self._server.address
-        log.info("HTTP uploads on %s:%d for %d camera(s)", host, port, len(self._settings.users))
+        log.info("HTTP uploads on %s:%d for %d camera(s)", host, port, len(self._cameras.passwords))
 
     def stop(self) -> None:
         self._server.stop()
@@ -131,7 +134,7 @@ class HttpIngest:
                 raise ErrorAnswer(503, ANSWERS[busy])
             picture = await self._read_picture(request)
             wanted = request.query_params.get("name") or picture.sent_name
-            upload = _named_upload(camera, address, wanted, picture.suffix, self._settings.root_dir)
+            upload = _named_upload(camera, address, wanted, picture.suffix, self._cameras.root_dir)
             log.info(
                 "Upload from %s (%s) over HTTP: %s (%d bytes)",
                 camera,
@@ -152,7 +155,7 @@ class HttpIngest:
     def _camera(self, request: Request) -> str | None:
         """The camera whose name and password the request carries, or None."""
         name, password = _basic_credentials(request)
-        expected = self._settings.users.get(name)
+        expected = self._cameras.passwords.get(name)
         # Compared even for an unknown name, so the answer's timing does not tell names apart.
         secret = expected.get_secret_value() if expected else "\0 no such camera"
         matches = hmac.compare_digest(secret.encode(), password.encode())

@@ -53,10 +53,10 @@ class GuardedH11Protocol(H11Protocol):
             super().data_received(data)
         # else: a refused client's request, read only so that closing sends no reset
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if not self._admitted:
             self.transport.close()
-        return super().eof_received()
+        super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deadline is not None:

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 10
 
-ServerFactory = Callable[[asyncio.AbstractEventLoop], Coroutine[Any, Any, asyncio.AbstractServer]]
+ServerFactory = Callable[[asyncio.AbstractEventLoop], Coroutine[Any, Any, asyncio.Server]]
 
 
 class ServerThread:
@@ -23,7 +23,7 @@ class ServerThread:
     def __init__(self, name: str) -> None:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, make_server: ServerFactory) -> tuple[str, int]:

@@ -10,15 +10,16 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 
-from ipcam_analysis.ingest.handoff import NotAccepted, Received, UploadIntake
+from ipcam_analysis.ingest.context import SourceContext
+from ipcam_analysis.ingest.handoff import NotAccepted, Received
 from ipcam_analysis.ingest.onvif_client import (
     MOTION,
     SNAPSHOT_TIMEOUT_SECONDS,
@@ -32,7 +33,6 @@ from ipcam_analysis.ingest.onvif_client import (
     snapshot_uri,
 )
 from ipcam_analysis.ingest.onvif_links import CONNECTED, CameraLinks
-from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import CameraEvent, Upload
 
@@ -86,26 +86,16 @@ class OnvifCameraConfig(StrictModel):
         return self
 
 
-class OnvifSourceConfig(StrictModel):
-    """The ONVIF source, filled by the configuration: each camera's `onvif:` section, and the
-    folder its snapshots wait in until analysed (ftp_server.root_dir)."""
-
-    cameras: dict[str, OnvifCameraConfig] = Field(default_factory=dict)
-    root_dir: Path = Path("ftp")
-
-
 class OnvifSource:
     """Follows the cameras on an asyncio loop in a thread of its own. It reaches out to the
-    cameras rather than listening, so its health is each camera's link (`camera_links`)."""
+    cameras rather than listening (a poller), so it is built from each camera's `onvif:`
+    section, and its health is each camera's link (`camera_links`)."""
 
-    def __init__(
-        self, settings: OnvifSourceConfig, intake: UploadIntake, *, login_throttle: LoginThrottle
-    ) -> None:
-        self._settings = settings
-        self._intake = intake
-        self._links = CameraLinks(
-            {name: bool(camera.address) for name, camera in settings.cameras.items()}
-        )
+    def __init__(self, settings: Mapping[str, OnvifCameraConfig], context: SourceContext) -> None:
+        self._cameras = settings
+        self._root_dir = context.cameras.root_dir  # where snapshots wait until analysed
+        self._intake = context.intake
+        self._links = CameraLinks({name: bool(camera.address) for name, camera in settings.items()})
         self._last_snapshot: dict[str, float] = {}
         self._alarm_fetches: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -120,11 +110,11 @@ class OnvifSource:
         self._thread = threading.Thread(target=self._serve, args=(loop,), name="onvif", daemon=True)
         self._loop = loop
         self._thread.start()
-        subscribed = sum(1 for camera in self._settings.cameras.values() if camera.address)
+        subscribed = sum(1 for camera in self._cameras.values() if camera.address)
         log.info(
             "ONVIF: following %d camera(s), %d more on their alarms",
             subscribed,
-            len(self._settings.cameras) - subscribed,
+            len(self._cameras) - subscribed,
         )
 
     def stop(self) -> None:
@@ -145,7 +135,7 @@ class OnvifSource:
     def camera_reported(self, event: CameraEvent) -> None:
         """What a camera reported through another source (its alarm): motion from a camera
         with only a snapshot_url has its snapshot fetched. Returns at once."""
-        camera = self._settings.cameras.get(event.camera)
+        camera = self._cameras.get(event.camera)
         loop = self._loop
         if camera is None or camera.address or camera.snapshot_url is None or loop is None:
             return
@@ -175,7 +165,7 @@ class OnvifSource:
         self._session = aiohttp.ClientSession(timeout=timeout)
         followers = [
             asyncio.create_task(self._follow(name, camera), name=f"onvif {name}")
-            for name, camera in self._settings.cameras.items()
+            for name, camera in self._cameras.items()
             if camera.address
         ]
         try:
@@ -301,7 +291,7 @@ class OnvifSource:
     def _new_upload(self, name: str, url: str, data: bytes, note: str) -> Upload:
         """The Upload for a fetched snapshot, in a folder per camera and day: <root>/<camera>/onvif/…"""
         received = datetime.now().astimezone()
-        home = self._settings.root_dir / name
+        home = self._root_dir / name
         file_name = "snapshot.png" if data.startswith(b"\x89PNG") else "snapshot.jpg"
         unique = f"{received:%H%M%S}-{uuid.uuid4().hex[:8]}-{file_name}"
         return Upload(

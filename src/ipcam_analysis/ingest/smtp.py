@@ -18,9 +18,10 @@ from typing import IO, Any
 from weakref import WeakSet
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from ipcam_analysis.errors import UserError
+from ipcam_analysis.ingest.context import CameraDirectory
 from ipcam_analysis.ingest.handoff import NotAccepted, Refusal, UploadIntake
 from ipcam_analysis.ingest.loop import ServerThread
 from ipcam_analysis.ingest.mail import UnreadableMail, mail_uploads, read_mail
@@ -65,11 +66,6 @@ class SmtpServerConfig(StrictModel):
     port: int = Field(2525, ge=0, le=65535)  # 0: any free port (tests)
     tls: TlsConfig = Field(default_factory=TlsConfig)  # STARTTLS
     max_message_mb: float = Field(25, gt=0)
-    # Filled from the rest of the config: where the pictures go, the cameras' logins, and the
-    # sender addresses (lower case) of cameras that cannot log in.
-    root_dir: Path = Path("ftp")
-    users: dict[str, SecretStr] = Field(default_factory=dict)
-    senders: dict[str, str] = Field(default_factory=dict)
 
 
 class SmtpIngestError(UserError):
@@ -80,13 +76,13 @@ class CameraMailHandler:
     """aiosmtpd's hooks: who may send, and each message's pictures into the queue."""
 
     def __init__(
-        self, settings: SmtpServerConfig, intake: UploadIntake, login_throttle: LoginThrottle
+        self, cameras: CameraDirectory, intake: UploadIntake, login_throttle: LoginThrottle
     ) -> None:
-        self._settings = settings
+        self._cameras = cameras
         self._intake = intake
         self.login_throttle = login_throttle
         self._passwords = {
-            name: pw.get_secret_value().encode() for name, pw in settings.users.items()
+            name: pw.get_secret_value().encode() for name, pw in cameras.passwords.items()
         }
         self._warned_cleartext: set[str] = set()
         # An address's oldest idle session makes room for a newcomer: see SessionShares.
@@ -135,7 +131,7 @@ class CameraMailHandler:
     ) -> str:
         ip = peer_ip(session)
         camera = session.auth_data if session.authenticated else None
-        camera = camera or self._settings.senders.get(address.lower())
+        camera = camera or self._cameras.senders.get(address.lower())
         if camera is None:
             log.warning("E-mail refused from unknown sender %r at %s", address, ip)
             return UNKNOWN_SENDER
@@ -159,9 +155,7 @@ class CameraMailHandler:
 
     def spool(self) -> tempfile.SpooledTemporaryFile[bytes]:
         """Where a message being received goes: memory, then a file beside the pictures."""
-        return tempfile.SpooledTemporaryFile(
-            SPOOL_IN_MEMORY_BYTES, dir=str(self._settings.root_dir)
-        )
+        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY_BYTES, dir=str(self._cameras.root_dir))
 
     async def receive_mail(self, session: CameraSession, message: IO[bytes]) -> str:
         """The reply to a message received whole: its pictures queued, or why not."""
@@ -192,7 +186,7 @@ class CameraMailHandler:
         copy is left (NotAccepted): the camera hears 4xx and sends the whole message again,
         each picture once, in one burst."""
         mail = read_mail(message)
-        home = self._settings.root_dir / camera
+        home = self._cameras.root_dir / camera
         ids = self._intake.accept(mail_uploads(mail, camera, home, ip, datetime.now().astimezone()))
         if mail.pictures:
             log.info("E-mail from %s (%s): %d picture(s) queued", camera, ip, len(ids))
@@ -201,11 +195,12 @@ class CameraMailHandler:
         return ids
 
 
-def tls_context(settings: TlsConfig) -> ssl.SSLContext | None:
-    """STARTTLS with the configured certificate, or the self-signed one made in data_dir."""
+def tls_context(settings: TlsConfig, self_signed_dir: Path | None) -> ssl.SSLContext | None:
+    """STARTTLS with the configured certificate, or the self-signed one made in
+    self_signed_dir (data_dir/tls)."""
     if settings.mode == "off":
         return None
-    certfile, keyfile = certificate_files(settings, "SMTP")
+    certfile, keyfile = certificate_files(settings, "SMTP", self_signed_dir)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     with warnings.catch_warnings():  # Python deprecates naming TLS 1.0 and 1.1; opted in here
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -226,10 +221,19 @@ class SmtpIngest:
     """Serves the cameras' SMTP sessions on an asyncio loop in one thread."""
 
     def __init__(
-        self, settings: SmtpServerConfig, intake: UploadIntake, *, login_throttle: LoginThrottle
+        self,
+        settings: SmtpServerConfig,
+        cameras: CameraDirectory,
+        intake: UploadIntake,
+        *,
+        login_throttle: LoginThrottle,
+        tls_dir: Path | None = None,
     ) -> None:
+        """`tls_dir`: where a self-signed certificate is made when tls has no certfile."""
         self._settings = settings
-        self._handler = CameraMailHandler(settings, intake, login_throttle)
+        self._cameras = cameras
+        self._tls_dir = tls_dir
+        self._handler = CameraMailHandler(cameras, intake, login_throttle)
         self._address: tuple[str, int] | None = None
         self._thread = ServerThread("smtp")
 
@@ -240,14 +244,14 @@ class SmtpIngest:
         return self._address
 
     def start(self) -> None:
-        settings = self._settings
-        context = tls_context(settings.tls)
+        settings, root_dir = self._settings, self._cameras.root_dir
+        context = tls_context(settings.tls, self._tls_dir)
         required = settings.tls.mode == "required"
         try:
-            settings.root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
+            root_dir.mkdir(parents=True, exist_ok=True)  # messages are spooled there
         except OSError as exc:
             raise SmtpIngestError(
-                f"cannot make the folder {settings.root_dir}: {exc.strerror or exc}"
+                f"cannot make the folder {root_dir}: {exc.strerror or exc}"
             ) from None
         # aiosmtpd logs every connection at INFO, and a deprecation warning at each login that
         # its own AUTH code causes; our hooks log what matters.
@@ -255,7 +259,7 @@ class SmtpIngest:
         if library_log.level == logging.NOTSET:
             library_log.setLevel(logging.ERROR)
 
-        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.AbstractServer]:
+        def listen(loop: asyncio.AbstractEventLoop) -> Coroutine[Any, Any, asyncio.Server]:
             def session() -> CameraSmtp:
                 return CameraSmtp(
                     self._handler,
@@ -280,7 +284,7 @@ class SmtpIngest:
         log.info(
             "SMTP server listening on %s:%d for %d camera(s), TLS %s",
             *self._address,
-            len(settings.users),
+            len(self._cameras.passwords),
             settings.tls.mode,
         )
 

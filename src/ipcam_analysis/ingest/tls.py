@@ -18,7 +18,7 @@ from OpenSSL import SSL
 from pydantic import field_validator, model_validator
 
 from ipcam_analysis.errors import UserError
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.settings import ConfigPath, StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,10 @@ class TlsConfig(StrictModel):
     Without a mode, a configured certificate means `optional`."""
 
     mode: TlsMode = "off"
-    certfile: Path | None = None  # PEM; may hold the key too
-    keyfile: Path | None = None
+    certfile: ConfigPath | None = None  # PEM; may hold the key too
+    keyfile: ConfigPath | None = None
     # Opt-in for cameras whose firmware speaks only TLS 1.0 or 1.1 (warned about at start).
     min_version: TlsVersion = DEFAULT_MIN_VERSION
-    # Filled from data_dir by the config: where a self-signed certificate is made when
-    # certfile is not set.
-    self_signed_dir: Path | None = None
 
     @field_validator("min_version", mode="before")
     @classmethod
@@ -72,15 +69,17 @@ class TlsCertificateError(UserError):
     """The certificate cannot be read or made; the message is one line for the user."""
 
 
-def certificate_files(settings: TlsConfig, listener: str) -> tuple[Path, Path]:
+def certificate_files(
+    settings: TlsConfig, listener: str, self_signed_dir: Path | None
+) -> tuple[Path, Path]:
     """(certificate, key) to serve: the configured ones, or the self-signed pair in
     self_signed_dir (made the first time). Logs the certificate's SHA-256 fingerprint, which
     is what a camera or a person compares when asked to trust it."""
     if settings.certfile is not None:
         certfile, keyfile = settings.certfile, settings.keyfile or settings.certfile
-    elif settings.self_signed_dir is not None:
-        certfile = settings.self_signed_dir / SELF_SIGNED_CERTIFICATE
-        keyfile = settings.self_signed_dir / SELF_SIGNED_KEY
+    elif self_signed_dir is not None:
+        certfile = self_signed_dir / SELF_SIGNED_CERTIFICATE
+        keyfile = self_signed_dir / SELF_SIGNED_KEY
         if not certfile.exists():
             _make_self_signed(certfile, keyfile)
     else:

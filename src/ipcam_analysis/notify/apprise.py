@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field, RootModel
 
 from ipcam_analysis.masking import MASK
-from ipcam_analysis.notify.base import NotifierBase
-from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.notify.base import NotifierBase, NotifierContext
+from ipcam_analysis.settings import SecretText
 from ipcam_analysis.values import Alert, NotifyOutcome
 
 # Apprise and its plugins take ~15 MB: they are imported when a `notify:` URL is first checked
@@ -68,29 +68,51 @@ def _load(url: str) -> apprise.NotifyBase | None:
         return apprise.Apprise.instantiate(url, asset=_asset())
 
 
-def check_apprise_url(url: str) -> str:
+class AppriseUrlText(SecretText):
+    """An Apprise URL: shown with its tokens and passwords masked, each kept out of the log."""
+
+    def _display(self) -> str:
+        return masked_url(self.get_secret_value())
+
+    def secret_parts(self) -> list[str]:
+        return secrets_in_url(self.get_secret_value())
+
+
+def check_apprise_url(url: AppriseUrlText) -> AppriseUrlText:
     """A URL Apprise can use, or a ValueError that names the service but not the URL's secrets."""
-    url = url.strip()
-    scheme = _SCHEME.match(url)
+    text = url.get_secret_value().strip()
+    scheme = _SCHEME.match(text)
     if scheme is None:
         raise ValueError(f"must be an Apprise URL such as {URL_EXAMPLES}")
-    if _load(url) is None:
+    if _load(text) is None:
         raise ValueError(
             f"Apprise cannot use this {scheme[1]}:// URL: the service is unknown, a token or "
             f"target is missing or malformed, or it needs a library that is not installed "
             f"(see {HELP_URL})"
         )
-    return url
+    return AppriseUrlText(text)
 
 
 # A notify URL in the config, checked when the config is loaded.
-AppriseUrl = Annotated[str, AfterValidator(check_apprise_url)]
+AppriseUrl = Annotated[AppriseUrlText, AfterValidator(check_apprise_url)]
 
 
-class AppriseConfig(StrictModel):
-    """The `notify:` list of the config (global, or a camera's own, which replaces it)."""
+class AppriseConfig(RootModel[list[AppriseUrl]]):
+    """The `notify:` list of URLs (global, or a camera's own, which replaces it)."""
 
-    urls: tuple[AppriseUrl, ...] = Field(default_factory=tuple)
+    model_config = ConfigDict(frozen=True)
+    root: list[AppriseUrl] = Field(default_factory=list)
+
+    @property
+    def switched_on(self) -> bool:
+        return bool(self.root)
+
+
+def masked_url(url: str) -> str:
+    """An Apprise URL with its tokens and passwords replaced by ****."""
+    for secret in sorted(secrets_in_url(url)[1:], key=len, reverse=True):
+        url = url.replace(secret, MASK)
+    return url
 
 
 def secrets_in_url(url: str) -> list[str]:
@@ -170,7 +192,9 @@ class AppriseNotifier(NotifierBase):
         return NotifyOutcome(self.name, ok=False, detail=detail, retry=True)
 
 
-def build_apprise_notifiers(settings: AppriseConfig) -> list[AppriseNotifier]:
+def build_apprise_notifiers(
+    settings: AppriseConfig, context: NotifierContext
+) -> list[AppriseNotifier]:
     """One notifier per URL, each with its own outcome and retries, named `apprise:<scheme>`.
 
     A scheme used again gets `#2`, `#3`, … in list order: the queue remembers by name which
@@ -178,7 +202,8 @@ def build_apprise_notifiers(settings: AppriseConfig) -> list[AppriseNotifier]:
     """
     uses: Counter[str] = Counter()
     notifiers = []
-    for url in settings.urls:
+    for secret in settings.root:
+        url = secret.get_secret_value()
         scheme = url.partition("://")[0].lower()
         uses[scheme] += 1
         suffix = f"#{uses[scheme]}" if uses[scheme] > 1 else ""

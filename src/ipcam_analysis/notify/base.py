@@ -1,7 +1,9 @@
-"""The notifier interface: an alert in, an outcome out."""
+"""The notifier interface: an alert in, an outcome out; and what a notifier is built with
+besides its own settings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ipcam_analysis.values import Alert, NotifyOutcome
@@ -36,3 +38,17 @@ class MailError(Exception):
     def __init__(self, message: str, *, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+@dataclass(frozen=True)
+class NotifierContext:
+    """What a notifier is built with besides its own settings."""
+
+    cameras: tuple[str, ...]  # every camera (a Home Assistant device each)
+    sensor_labels: tuple[str, ...] = ()  # the labels with a binary sensor per camera
+    dashboard_url: str | None = None  # where people open the dashboard, for links
+    camera_motion: bool = False  # cameras report motion themselves (an event source runs)
+    region: str | None = None  # aws_region (SES); None: the AWS environment's
+    # Which of several processes sharing these settings builds it ("" when one does): a broker
+    # drops a connection whose client id another one takes.
+    instance: str = ""

@@ -14,12 +14,12 @@ from email import policy
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, model_validator
 
 from ipcam_analysis.notify.alert_body import alert_html, alert_text
-from ipcam_analysis.notify.base import MailError, NotifierBase
+from ipcam_analysis.notify.base import MailError, NotifierBase, NotifierContext
 from ipcam_analysis.notify.ses import SesTransport
 from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
 from ipcam_analysis.settings import StrictModel
@@ -37,6 +37,9 @@ DEFAULT_SUBJECT = "⚡ $camera: detected $labels"
 
 
 class EmailConfig(StrictModel):
+    """`email:`; by SES unless it says otherwise, as the original. Left out (or empty), e-mail
+    is off."""
+
     transport: Literal["ses", "smtp", "none"] = "ses"
     sender_email: str | None = None
     sender_name: str = "Ipcam Analysis"
@@ -46,7 +49,17 @@ class EmailConfig(StrictModel):
     subject: str = DEFAULT_SUBJECT
     recipients: list[str] = Field(default_factory=list)
     smtp: SmtpConfig | None = None
-    region: str | None = None  # for SES; filled from the top-level aws_region
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off_when_left_out(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data:
+            return {"transport": "none"}
+        return data
+
+    @property
+    def switched_on(self) -> bool:
+        return self.transport != "none" and bool(self.recipients)
 
     @model_validator(mode="after")
     def _complete_for_transport(self) -> EmailConfig:
@@ -266,9 +279,9 @@ class EmailNotifier(NotifierBase):
         self._transport = transport
 
     @classmethod
-    def from_settings(cls, settings: EmailConfig) -> EmailNotifier | None:
-        """None when e-mail is switched off (`transport: none`)."""
-        transport = build_transport(settings)
+    def from_settings(cls, settings: EmailConfig, region: str | None) -> EmailNotifier | None:
+        """None when e-mail is switched off (`transport: none`); `region` is SES's."""
+        transport = build_transport(settings, region)
         return cls(settings, transport) if transport else None
 
     def send(self, alert: Alert) -> NotifyOutcome:
@@ -305,24 +318,31 @@ class EmailNotifier(NotifierBase):
         )
 
 
-def _ses_transport(settings: EmailConfig) -> MailTransport:
-    return SesTransport(settings.region)
+def _ses_transport(settings: EmailConfig, region: str | None) -> MailTransport:
+    return SesTransport(region)
 
 
-def _smtp_transport(settings: EmailConfig) -> MailTransport:
+def _smtp_transport(settings: EmailConfig, region: str | None) -> MailTransport:
     if settings.smtp is None:
         raise ValueError("transport smtp needs an smtp section")
     return SmtpTransport(settings.smtp)
 
 
-TRANSPORTS: dict[str, Callable[[EmailConfig], MailTransport] | None] = {
+TRANSPORTS: dict[str, Callable[[EmailConfig, str | None], MailTransport] | None] = {
     "ses": _ses_transport,
     "smtp": _smtp_transport,
     "none": None,
 }
 
 
-def build_transport(settings: EmailConfig) -> MailTransport | None:
-    """The transport `settings.transport` names, or None when e-mail is switched off."""
+def build_transport(settings: EmailConfig, region: str | None) -> MailTransport | None:
+    """The transport `settings.transport` names (SES in `region`), or None when e-mail is
+    switched off."""
     factory = TRANSPORTS[settings.transport]
-    return factory(settings) if factory else None
+    return factory(settings, region) if factory else None
+
+
+def build_email_notifiers(settings: EmailConfig, context: NotifierContext) -> list[EmailNotifier]:
+    """The e-mail notifier, when e-mail is on."""
+    notifier = EmailNotifier.from_settings(settings, context.region)
+    return [notifier] if notifier else []

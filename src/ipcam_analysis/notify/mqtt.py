@@ -7,14 +7,16 @@ import logging
 import re
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ipcam_analysis import __version__
+from ipcam_analysis.notify.base import NotifierContext
+from ipcam_analysis.notify.event import alert_event
+from ipcam_analysis.settings import StrictModel
 from ipcam_analysis.values import Alert, CameraEvent, NotifyOutcome
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,9 @@ CAMERA_MOTION = "camera_motion"  # the sensor a camera's own alarms (XMeye Human
 _UNSAFE_IN_TOPIC = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class MqttConfig(BaseModel):
+class MqttConfig(StrictModel):
     """`mqtt:`, on when `host` is set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     host: str | None = None
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
@@ -44,11 +45,6 @@ class MqttConfig(BaseModel):
     discovery_prefix: str | None = "homeassistant"  # None: no Home Assistant discovery
     alert_seconds: float = Field(30, gt=0)  # how long a binary sensor stays ON after an alert
     timeout_seconds: float = Field(5, gt=0)  # for the first connection, then for each alert
-    # Filled from the rest of the config: a device per camera, a binary sensor per label.
-    cameras: tuple[str, ...] = ()
-    sensor_labels: tuple[str, ...] = ()
-    dashboard_url: str | None = None
-    camera_motion: bool = False  # a "Camera motion" sensor per camera (the alarm server is on)
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -65,6 +61,17 @@ class MqttConfig(BaseModel):
         if self.password is not None and not self.username:
             raise ValueError("password is set but username is not")
         return self
+
+    @property
+    def switched_on(self) -> bool:
+        return bool(self.host)
+
+
+def _client_id(chosen: str | None, instance: str) -> str:
+    """The user's id, suffixed per process when several connect with it; "" for a random one."""
+    if not chosen:
+        return ""
+    return f"{chosen}-{instance}" if instance else chosen
 
 
 def topic_part(name: str) -> str:
@@ -86,14 +93,17 @@ class MqttNotifier:
 
     name = "mqtt"
 
-    def __init__(self, settings: MqttConfig) -> None:
+    def __init__(self, settings: MqttConfig, context: NotifierContext) -> None:
+        """A device per camera of the context, a binary sensor per sensor label, and a camera
+        motion sensor each when cameras report motion themselves."""
         if not settings.host:
             raise ValueError("mqtt.host is not set")
         self._settings = settings
         self._where = f"{settings.host}:{settings.port}"
-        self._cameras = list(settings.cameras)
-        self._sensor_labels = list(settings.sensor_labels)  # each a binary sensor per camera
-        url = settings.dashboard_url
+        self._cameras = list(context.cameras)
+        self._sensor_labels = list(context.sensor_labels)
+        self._camera_motion = context.camera_motion
+        url = context.dashboard_url
         self._dashboard_url = url.rstrip("/") if url else None
         self.availability_topic = f"{settings.topic_prefix}/availability"
         # Home Assistant says `online` here when it (re)starts, and asks for discovery again.
@@ -105,7 +115,7 @@ class MqttNotifier:
         self._problem = "no connection attempt yet"
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or "",
+            client_id=_client_id(settings.client_id, context.instance),
             protocol=mqtt.MQTTv311,
         )
         client.will_set(self.availability_topic, OFFLINE, qos=QOS, retain=True)
@@ -205,35 +215,7 @@ class MqttNotifier:
 
     def event_json(self, alert: Alert) -> str:
         """The event: camera, time, labels with their confidences and boxes, and links."""
-        event_url = None
-        if self._dashboard_url and alert.event_id is not None:
-            event_url = f"{self._dashboard_url}/events/{alert.event_id}"
-        labels = [
-            {
-                "name": match.label.name,
-                "display_name": match.display_name,
-                "confidence": match.label.confidence,
-                "boxes": [
-                    {
-                        **asdict(instance.box),
-                        "confidence": instance.confidence,
-                        # Other names the detector gave this object (merged under this one).
-                        "runner_ups": [asdict(other) for other in instance.runner_ups],
-                    }
-                    for instance in match.label.instances
-                ],
-            }
-            for match in alert.matched
-        ]
-        return json.dumps(
-            {
-                "camera": alert.camera,
-                "time": alert.received_at.isoformat(),
-                "event_id": alert.event_id,
-                "labels": labels,
-                "snapshot_url": event_url,
-            }
-        )
+        return json.dumps(alert_event(alert, self._dashboard_url))
 
     def discovery_configs(self) -> dict[str, dict[str, Any]]:
         """Home Assistant discovery topic → config: per camera, an Alert binary sensor, one
@@ -268,7 +250,7 @@ class MqttNotifier:
                     },
                 ),
             }
-            if self._settings.camera_motion:
+            if self._camera_motion:
                 motion = {"state_topic": self._motion_topic(camera), "device_class": "motion"}
                 entities[CAMERA_MOTION] = ("binary_sensor", "Camera motion", motion)
             for label in self._sensor_labels:
@@ -344,7 +326,7 @@ class MqttNotifier:
             active = set(self._off_timers)
         for camera in self._cameras:
             states = [self.camera_topic(camera, "alert")]
-            states += [self._motion_topic(camera)] if self._settings.camera_motion else []
+            states += [self._motion_topic(camera)] if self._camera_motion else []
             states += [self.label_state_topic(camera, label) for label in self._sensor_labels]
             for topic in states:
                 self._publish(topic, ON if topic in active else OFF)
@@ -380,3 +362,8 @@ class MqttNotifier:
             log.warning("Lost the MQTT broker %s (%s); reconnecting", self._where, reason)
             self._problem = f"connection lost: {reason}"
         self._connected.clear()
+
+
+def build_mqtt_notifiers(settings: MqttConfig, context: NotifierContext) -> list[MqttNotifier]:
+    """One connection for every camera when a broker is set."""
+    return [MqttNotifier(settings, context)] if settings.host else []

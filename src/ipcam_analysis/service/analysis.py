@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import Detector, build_detector
 from ipcam_analysis.metrics import Metrics
-from ipcam_analysis.notify import EmailNotifier, build_notifiers, distinct
+from ipcam_analysis.notify import EmailConfig, EmailNotifier, build_notifiers, distinct
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.service.pipeline import Pipeline
 from ipcam_analysis.service.pipeline_settings import PipelineSettings, RetryPolicy
@@ -35,11 +36,14 @@ class Analysis:
         store: EventStore,
         metrics: Metrics,
         make_detector: MakeDetector | None = None,
+        instance: str = "",
     ) -> None:
+        """`instance`: which worker process this is, when there are several ("" if one)."""
         memory = CameraHistory(database)
-        cameras = config.camera_names
+        cameras: list[str | None] = [*config.camera_names, None]
         self.notifiers = build_notifiers(
-            {camera: config.notifier_settings(camera) for camera in [*cameras, None]}
+            {camera: config.notifier_settings(camera) for camera in cameras},
+            replace(config.notifier_context, instance=instance),
         )
         pipeline = Pipeline(
             pipeline_settings(config),
@@ -54,7 +58,10 @@ class Analysis:
             config.workers,
             queue,
             pipeline,
-            make_detector or (lambda kind: build_detector(config.detector_settings(kind))),
+            make_detector
+            or (
+                lambda kind: build_detector(config.detector_settings(kind), config.detector_context)
+            ),
             config.detector_kinds(),
         )
 
@@ -82,7 +89,7 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
 
 
 def _error_reporter(config: AppConfig, memory: CameraHistory) -> ErrorReporter:
-    email = EmailNotifier.from_settings(config.email_settings())
+    email = EmailNotifier.from_settings(config.section(EmailConfig), config.aws_region)
     if email is None:
         return ErrorReporter(memory, None, None)
     hostname = socket.gethostname()

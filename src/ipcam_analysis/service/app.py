@@ -17,11 +17,14 @@ from ipcam_analysis.detect import Detector
 from ipcam_analysis.ingest import (
     EVENT_SOURCES,
     SOURCES,
+    EventSourceContext,
     LoginThrottle,
     Poller,
     Source,
+    SourceContext,
     UploadAdmission,
 )
+from ipcam_analysis.ingest.ftp import FtpServerConfig
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.notify import (
     HOW_TO_SWITCH_ON,
@@ -44,7 +47,9 @@ from ipcam_analysis.web import DashboardContext, WebServer, create_app
 log = logging.getLogger(__name__)
 
 EXAMPLE_PASSWORD = "change-this-password"  # the one in config.example.yaml
-NO_ALERT_CHANNEL = f"No alert channel is configured: alerts go nowhere (set {HOW_TO_SWITCH_ON})"
+NO_ALERT_CHANNEL = (
+    f"No alert channel is configured: alerts go nowhere (set one of {HOW_TO_SWITCH_ON})"
+)
 
 
 def build_service(
@@ -128,7 +133,7 @@ class Service:
 
     def _intake(self) -> Intake:
         """The queue's one way in for every source, behind the shared back-pressure check."""
-        ftp = self.config.ftp_server
+        ftp = self.config.section(FtpServerConfig)
         admission = UploadAdmission(
             ftp.max_queued_uploads,
             self.queue.recent_depth,
@@ -142,17 +147,19 @@ class Service:
         """The listeners cameras send to and the pollers that reach out to cameras, each
         feeding the queue through the intake."""
         config = self.config
-        throttle = LoginThrottle()
+        cameras = config.camera_directory
+        context = SourceContext(cameras, config.tls_dir, intake, LoginThrottle())
         sources: dict[str, Source] = {}
         pollers: dict[str, Poller] = {}
         for kind, settings in config.source_settings().items():
-            built = SOURCES[kind].implementation(settings, intake, login_throttle=throttle)
-            if SOURCES[kind].health == "poller":
+            built = SOURCES[kind].build(settings, context)
+            if SOURCES[kind].kind == "poller":
                 pollers[kind] = cast(Poller, built)
             else:
                 sources[kind] = cast(Source, built)
+        events = EventSourceContext(cameras, self._camera_event)
         for kind, settings in config.event_source_settings().items():
-            sources[kind] = EVENT_SOURCES[kind].implementation(settings, self._camera_event)
+            sources[kind] = EVENT_SOURCES[kind].build(settings, events)
         return sources, pollers
 
     @property
@@ -197,7 +204,7 @@ class Service:
             self.storage.check()
             if self.storage.shared:
                 log.info("Uploads in flight and snapshots are kept in %s", self.storage)
-            ftp = self.config.ftp_server
+            ftp = self.config.section(FtpServerConfig)
             leftovers = (
                 self.intake.find_leftovers(
                     ftp.root_dir, self.config.camera_names, homes=ftp.remove_files
@@ -219,7 +226,7 @@ class Service:
             for publisher in self._event_publishers:
                 publisher.start()
         self._log_ready()
-        for camera, password in self.config.ftp_server.users.items():
+        for camera, password in self.config.section(FtpServerConfig).users.items():
             if password.get_secret_value() == EXAMPLE_PASSWORD:
                 log.warning("Camera %s still has the example config's password: change it", camera)
         if self.config.time_window:
@@ -254,7 +261,7 @@ class Service:
             )
         if self.roles != ROLES:
             log.info("Node %s runs: %s", config.node_name, ", ".join(self.roles))
-        cameras = [*config.camera_names, None]
+        cameras: list[str | None] = [*config.camera_names, None]
         if self.analysis is not None and not alerts_go_somewhere(
             {camera: config.notifier_settings(camera) for camera in cameras}
         ):
@@ -322,10 +329,7 @@ def _tell_console(level: int, message: str) -> None:
 def _own_mqtt(config: AppConfig) -> list[MqttNotifier]:
     """An MQTT connection for the main process, beside the worker processes' own (a client id
     the user chose gets a suffix: a broker drops a connection whose id another one takes)."""
-    settings = config.notifier_settings()["mqtt"]
-    assert isinstance(settings, MqttConfig)
+    settings = config.section(MqttConfig)
     if not settings.host:
         return []
-    if settings.client_id:
-        settings = settings.model_copy(update={"client_id": f"{settings.client_id}-events"})
-    return [MqttNotifier(settings)]
+    return [MqttNotifier(settings, replace(config.notifier_context, instance="events"))]

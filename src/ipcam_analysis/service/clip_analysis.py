@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import PAID_KINDS
 from ipcam_analysis.imaging import encode_jpeg
 from ipcam_analysis.imaging.clips import clip_duration_seconds, sample_frames
 from ipcam_analysis.rules import decide, filter_labels, one_name_per_object
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.values import Detection, Snapshot
 
 # A frame a second, and a long clip's frames spread over its whole length: the local detector

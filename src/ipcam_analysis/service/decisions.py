@@ -13,7 +13,6 @@ from datetime import datetime
 
 from PIL import Image
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import PAID_KINDS, Detector
 from ipcam_analysis.imaging import hash_distance, region_fingerprint
 from ipcam_analysis.rules import BudgetConfig, drop_learned_exceptions
@@ -24,6 +23,7 @@ from ipcam_analysis.rules.bursts import (
     confirmed_by_next_picture,
     matched_names,
 )
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.repeats import (
     drop_alerted_by_snapshot,
     drop_cooling_down,

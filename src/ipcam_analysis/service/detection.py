@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import Detector
 from ipcam_analysis.imaging import perceptual_hash
 from ipcam_analysis.imaging.clips import UnreadableClipError
 from ipcam_analysis.metrics import Metrics
 from ipcam_analysis.rules import describe_labels, one_name_per_object
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.service.clip_analysis import ClipAnalysis, analyse_clip
 from ipcam_analysis.service.decisions import CameraDecisions
 from ipcam_analysis.service.pending_writes import PendingWrites

@@ -11,7 +11,6 @@ from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.detect import Detector, DetectorError
 from ipcam_analysis.imaging import (
     CorruptImageError,
@@ -25,6 +24,7 @@ from ipcam_analysis.notify.base import Notifier
 from ipcam_analysis.notify.errors import ErrorReporter
 from ipcam_analysis.rules import decide, filter_labels, why_not_alerted
 from ipcam_analysis.rules.bursts import DECIDES, confirmed_in_burst
+from ipcam_analysis.rules.camera import CameraSettings
 from ipcam_analysis.rules.windows import describe_time_windows, in_time_windows
 from ipcam_analysis.service.decisions import CameraDecisions, camera_key
 from ipcam_analysis.service.delivery import Delivery, delivery_status

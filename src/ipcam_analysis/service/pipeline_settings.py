@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from ipcam_analysis.config import CameraSettings
 from ipcam_analysis.rules import BudgetConfig
+from ipcam_analysis.rules.camera import CameraSettings
 
 
 @dataclass(frozen=True)

@@ -171,9 +171,6 @@ def run_child(
     """A worker process: runs until told to stop, and ends at once if the main process dies
     (its command pipe closes), leaving what it held to the next start's recovery."""
     _log_through(logs, level)
-    if config.mqtt.client_id:  # a broker drops a connection whose id another one takes
-        mqtt = config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-{number}"})
-        config = config.model_copy(update={"mqtt": mqtt})
     database = open_database(config.database, config.data_dir)
     queue = UploadQueue(
         database, owner=_owner(config, number), lease_seconds=config.database.lease_seconds
@@ -182,7 +179,7 @@ def run_child(
         database, open_storage(config.storage_settings(), config.data_dir), config.history
     )
     # Counts only: the queue's depth is the main process's to tell.
-    analysis = Analysis(config, database, queue, store, Metrics(None), make_detector)
+    analysis = Analysis(config, database, queue, store, Metrics(None), make_detector, str(number))
     analysis.start()
     while True:
         try:

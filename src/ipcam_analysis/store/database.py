@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from ipcam_analysis.settings import StrictModel
+from ipcam_analysis.store.database_url import DatabaseUrl
 from ipcam_analysis.store.schema import migrations
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,18 @@ class DatabaseSettings(StrictModel):
 
     # postgresql://user:password@host:5432/name, shared by every node; unset: SQLite in data_dir.
     # The environment variable IPCAM_DATABASE_URL overrides it (keeps the password out of YAML).
-    url: str | None = None
+    url: DatabaseUrl | None = None
     pool_size: int = Field(10, ge=2, le=200)  # connections per process (PostgreSQL)
     # A worker renews its claims every third of this; a dead worker's items wait this long.
     lease_seconds: float = Field(30, ge=3, le=3600)
 
     @field_validator("url")
     @classmethod
-    def _postgresql_only(cls, url: str | None) -> str | None:
-        if url and urlsplit(url).scheme not in ("postgresql", "postgres"):
+    def _postgresql_only(cls, url: DatabaseUrl | None) -> DatabaseUrl | None:
+        text = url.get_secret_value() if url is not None else ""
+        if text and urlsplit(text).scheme not in ("postgresql", "postgres"):
             raise ValueError("must start with postgresql:// (leave it out for SQLite in data_dir)")
-        return url or None
+        return url if text else None
 
 
 def open_database(settings: DatabaseSettings, data_dir: Path) -> Database:
@@ -113,7 +115,7 @@ def open_database(settings: DatabaseSettings, data_dir: Path) -> Database:
         # Only here: a SQLite user's process never loads psycopg.
         from ipcam_analysis.store.postgres import PostgresDatabase
 
-        return PostgresDatabase(settings.url, settings.pool_size)
+        return PostgresDatabase(settings.url.get_secret_value(), settings.pool_size)
     return SqliteDatabase(data_dir / DATABASE_FILE)
 
 
