@@ -60,32 +60,47 @@ def enough_files_for_the_flood() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * FLOOD), hard))
 
 
+def _started_or_gone(process: ServiceProcess) -> bool:
+    return "IP Camera Analysis started" in process.output or process.process.poll() is not None
+
+
 class Listeners:
     """The ports of a service started with FTP (FTPS optional), SMTP and HTTP push."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.http, self.smtp, self.web = free_port(), free_port(), free_port()
+        self.tmp_path = tmp_path
         self.ftp: tuple[str, int] = ("127.0.0.1", 0)
+        self._choose_ports()
+        self.log = tmp_path / "data" / "ipcam_analysis.log"
+        self.refused = ""
+
+    def _choose_ports(self) -> None:
+        self.http, self.smtp, self.web = free_port(), free_port(), free_port()
         self.config = base_config(
-            tmp_path,
+            self.tmp_path,
             ftp_server={"tls": {"mode": "optional"}},
             http_ingest={"enabled": True, "host": "127.0.0.1", "port": self.http},
             smtp_server={"enabled": True, "host": "127.0.0.1", "port": self.smtp},
             web={"host": "127.0.0.1", "port": self.web},
         )
-        self.path = write_config(tmp_path, self.config)
-        self.log = tmp_path / "data" / "ipcam_analysis.log"
-        self.refused = ""
+        self.path = write_config(self.tmp_path, self.config)
 
     def start(self, service_process, aws: Moto, nofile: str, **env: str) -> ServiceProcess:
         wrapper = ["prlimit", f"--nofile={nofile}", "--"]
-        process = service_process(
-            ["-c", str(self.path), "-n"], service_environment(aws, **env), wrapper=wrapper
-        )
-        self.ftp = process.address()
-        # Started: listening, and done taking over what an earlier run left.
-        wait_until(lambda: "IP Camera Analysis started" in process.output, what="the start")
-        return process
+        for _ in range(3):
+            process = service_process(
+                ["-c", str(self.path), "-n"], service_environment(aws, **env), wrapper=wrapper
+            )
+            self.ftp = process.address()
+            # Started: listening, and done taking over what an earlier run left; or gone.
+            wait_until(lambda p=process: _started_or_gone(p), what="the start")
+            if "IP Camera Analysis started" in process.output:
+                return process
+            if "already in use" not in process.output:
+                raise AssertionError(f"service exited early:\n{process.output}")
+            # Another test took a port free_port() chose before the service could bind it.
+            self._choose_ports()
+        raise AssertionError(f"no free ports in three tries:\n{process.output}")
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
