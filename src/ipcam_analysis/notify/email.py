@@ -10,8 +10,6 @@ import secrets
 import string
 from collections.abc import Callable
 from datetime import datetime
-from email import policy
-from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any, Literal, Protocol
@@ -20,6 +18,7 @@ from pydantic import Field, model_validator
 
 from ipcam_analysis.notify.alert_body import alert_html, alert_text
 from ipcam_analysis.notify.base import MailError, NotifierBase, NotifierContext
+from ipcam_analysis.notify.mail_policy import MAIL_POLICY
 from ipcam_analysis.notify.ses import SesTransport
 from ipcam_analysis.notify.smtp import SmtpConfig, SmtpTransport
 from ipcam_analysis.settings import StrictModel
@@ -73,25 +72,6 @@ class EmailConfig(StrictModel):
             raise ValueError("an smtp section (host, port, ...) is required when transport is smtp")
         return self
 
-
-class _HeaderClasses(HeaderRegistry):
-    """The stdlib's registry makes a new class for every header it parses (a fifth of the time
-    to build an alert e-mail); these are made once per header name."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type] = {}
-
-    def __getitem__(self, name: str) -> type:
-        made = self._made.get(name)
-        if made is None:
-            made = self._made[name] = super().__getitem__(name)
-        return made
-
-
-# CRLF line ends for the wire, and non-ASCII bodies quoted-printable or base64 rather than raw
-# 8-bit, which some relays still mangle.
-MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_HeaderClasses())
 
 # What a Message-ID's left part may not hold (RFC 5322's dot-atom, kept plain).
 _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9_-]+")
