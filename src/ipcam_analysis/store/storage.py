@@ -122,6 +122,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._real_root = root.resolve()  # once: resolving walks every folder of the path
         # Folder creation and removal are serialised so a clean-up never removes a folder
         # between a writer's mkdir and its write.
         self._folders_lock = threading.Lock()
@@ -134,7 +135,7 @@ class LocalStorage:
             path = (self.root / checked_key(key)).resolve()
         except FileNotFoundError:
             return None
-        return path if path.is_relative_to(self.root.resolve()) else None
+        return path if path.is_relative_to(self._real_root) else None
 
     def _path(self, key: str) -> Path:
         path = self.local_path(key)
