@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from email import policy
 
 import pytest
 
 from harness.aws import REGION, Moto
+from ipcam_analysis.notify import email as email_module
 from ipcam_analysis.notify.email import EmailNotifier, build_alert_email
 from ipcam_analysis.notify.ses import SesTransport, wire_bytes
 from ipcam_analysis.values import Label, MatchedLabel
@@ -73,3 +75,28 @@ def test_ses_gets_the_bytes_the_standard_generator_makes() -> None:
     settings = email_settings("ses", subject="⚡ $camera: $list " + "long subject " * 8)
     message = build_alert_email(make_alert("Garten-Tür", (person,)), settings)
     assert wire_bytes(message) == message.as_bytes(policy=policy.SMTP)
+
+
+def test_headers_are_written_as_the_email_package_folds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each header is folded once, when set (notify/mail_policy.py): the alert comes out as
+    the email package's own SMTP policy writes it, short and long non-ASCII headers included."""
+    monkeypatch.setattr(
+        email_module, "format_datetime", lambda _: "Mon, 23 Nov 2026 21:58:03 +0100"
+    )
+    person = MatchedLabel(Label("Person", 97.0), "Person")
+    alerts = [
+        (replace(make_alert("Tür", (person,)), event_id=7), "⚡ $camera: $list"),
+        (
+            replace(make_alert("Garten-Tür " * 5, (person,)), event_id=8),
+            "⚡ $camera: " + "Zeile " * 20,
+        ),
+    ]
+    ours = [wire_bytes(build_alert_email(a, email_settings("ses", subject=s))) for a, s in alerts]
+    monkeypatch.setattr(email_module, "MAIL_POLICY", policy.SMTP.clone(cte_type="7bit"))
+    theirs = [
+        build_alert_email(a, email_settings("ses", subject=s)).as_bytes(policy=policy.SMTP)
+        for a, s in alerts
+    ]
+    assert ours == theirs

@@ -8,9 +8,10 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.policy import EmailPolicy
 from typing import Any
 
-# Distinct header values remembered: an alert's unique ones (date, Message-ID, boundaries, the
-# picture's file name) pass through; the others (sender, recipients, types) stay.
-REMEMBERED_HEADERS = 512
+# Distinct header values remembered by each cache: an alert's own (date, Message-ID, the
+# picture's file name) pass through, while the ones every alert sets (sender, recipients, types,
+# boundaries, a camera's subject) stay. Both full: about 1 MB.
+REMEMBERED_HEADERS = 128
 
 
 class _HeaderClasses(HeaderRegistry):
