@@ -40,6 +40,7 @@ from harness.sqlite_writes import counted_writes  # noqa: E402
 from harness.webhook import running_webhook_sink  # noqa: E402
 from ipcam_analysis.config import AppConfig  # noqa: E402
 from ipcam_analysis.detect.rekognition import RekognitionDetector  # noqa: E402
+from ipcam_analysis.notify import email, ses  # noqa: E402
 from ipcam_analysis.notify.errors import ErrorReporter  # noqa: E402
 from ipcam_analysis.service import delivery, detection, pending_writes, pipeline  # noqa: E402
 from ipcam_analysis.service.decisions import CameraDecisions  # noqa: E402
@@ -54,6 +55,9 @@ DETECT = "detect call (boto3 to the fake cloud)"
 DRAW = "draw + encode the alert picture"
 RECORD = "record (thumbnail, files, event row)"
 UNWRAPPED = "pipeline, unwrapped parts (logging, the alert value)"
+MIME = "channel email: build the MIME message"
+FLATTEN = "channel email: flatten it"
+SES_CALL = "channel email: the SES call (boto3)"
 
 
 class StageClock:
@@ -108,6 +112,9 @@ STAGES: list[tuple[Any, str, str | Callable[..., str]]] = [
     (delivery, "draw_boxes", DRAW),
     (delivery, "encode_jpeg", DRAW),
     (delivery, "_send_safely", channel_of),
+    (email, "build_alert_email", MIME),
+    (ses, "wire_bytes", FLATTEN),
+    (ses.SesTransport, "send", SES_CALL),
     (pipeline, "event_pictures", RECORD),
     (EventStore, "keep_pictures", RECORD),
     (EventStore, "record", RECORD),
