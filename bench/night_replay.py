@@ -38,6 +38,7 @@ from ipcam_analysis.values import Box, Detection, Instance, Label  # noqa: E402
 CLASSES = ("person", "vehicle", "dog", "cat", "bird")
 ANIMALS = ("dog", "cat", "bird")
 LOW = 10.0
+SMALL = 640  # pixels: --small-tiles cuts pictures whose longer side is below this
 DAY = 25.0
 # (name, night threshold for every label, night thresholds by label name) replayed by default.
 SETTINGS: list[tuple[str, float, dict[str, float]]] = [
@@ -53,7 +54,9 @@ def main() -> int:
     detect = commands.add_parser("detect")
     detect.add_argument("--model", default="yolov3-tiny")
     detect.add_argument("--sizes", type=int, nargs="+", default=[416, 320])
-    detect.add_argument("--tiles", help="MIN/SIDE: tiles of SIDE pixels from MIN pixels on")
+    detect.add_argument(
+        "--small-tiles", type=int, metavar="SIDE", help="cut pictures under 640 pixels in tiles"
+    )
     detect.add_argument("--threshold", type=float, default=LOW, help="percent (default 10)")
     detect.add_argument("--output", type=Path)
     replay = commands.add_parser("replay")
@@ -81,19 +84,19 @@ def main() -> int:
 def _detect(args: argparse.Namespace) -> int:
     rows = _truth()
     settings = LocalDetectorConfig(model=args.model, input_sizes=tuple(args.sizes))
-    if args.tiles:
-        tile_min_side, _, tile_side = args.tiles.partition("/")
-        settings = settings.model_copy(
-            update={"tile_min_side": int(tile_min_side), "tile_side": int(tile_side)}
-        )
     detector = LocalDetector(settings, args.threshold)
+    small = detector
+    if args.small_tiles:
+        tiled = settings.model_copy(update={"tile_min_side": 256, "tile_side": args.small_tiles})
+        small = LocalDetector(tiled, args.threshold)
     variants: dict[str, list[dict[str, Any]]] = {}
     load_before = common.load_average()
     for variant, greyscale in (("colour", False), ("greyscale", True)):
         pictures = []
         for row in rows:
             snapshot = _variant(read_snapshot(common.IMAGES / row["file"]), greyscale, None)
-            detection = detector.detect(snapshot)
+            chosen = small if max(snapshot.width, snapshot.height) < SMALL else detector
+            detection = chosen.detect(snapshot)
             pictures.append(
                 {
                     "file": row["file"],
@@ -107,7 +110,7 @@ def _detect(args: argparse.Namespace) -> int:
     payload = {
         "model": args.model,
         "sizes": args.sizes,
-        "tiles": args.tiles,
+        "small_tiles": args.small_tiles,
         "threshold_percent": args.threshold,
         "load_before": load_before,
         "load_after": common.load_average(),
