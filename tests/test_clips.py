@@ -7,6 +7,7 @@ import io
 import smtplib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from harness.mail_camera import camera_mail
 from harness.service import PASSWORDS, upload, wait_until
 from harness.smtp import HOST, SmtpSink
 from harness.web import event_record, snapshot_of
+from harness.webhook import WebhookSink
 from ipcam_analysis.imaging.clips import sample_frames
 from ipcam_analysis.store import EventFilter
 from tests.test_store import open_store, snapshot_dir
@@ -32,18 +34,22 @@ CLIP_NAMES = {
 }
 
 
-@pytest.fixture
-def clip_service(run_service, smtp_sink: SmtpSink):
-    return run_service(
-        detector={"type": "local"},
-        labels=["Person"],
-        email={
+def clip_settings(smtp_sink: SmtpSink) -> dict[str, Any]:
+    return {
+        "detector": {"type": "local"},
+        "labels": ["Person"],
+        "email": {
             "transport": "smtp",
             "smtp": {"host": HOST, "port": smtp_sink.port, "security": "none"},
         },
-        http_ingest={"enabled": True, "host": "127.0.0.1", "port": 0},
-        smtp_server={"enabled": True, "host": "127.0.0.1", "port": 0},
-    )
+        "http_ingest": {"enabled": True, "host": "127.0.0.1", "port": 0},
+        "smtp_server": {"enabled": True, "host": "127.0.0.1", "port": 0},
+    }
+
+
+@pytest.fixture
+def clip_service(run_service, smtp_sink: SmtpSink):
+    return run_service(**clip_settings(smtp_sink))
 
 
 @pytest.mark.parametrize("kind", list(CLIP_NAMES))
@@ -127,6 +133,56 @@ def test_a_snapshot_and_a_clip_of_the_same_motion_alert_once(
     )
     (message,) = wait_until(lambda: smtp_sink.messages, what="the snapshot's alert")
     assert "In the clip" not in message.get_body(("plain",)).get_content()
+
+
+def test_a_clip_analysed_while_its_snapshot_is_being_sent_alerts_once(
+    run_service, smtp_sink: SmtpSink, webhook_sink: WebhookSink
+) -> None:
+    clip_service = run_service(**clip_settings(smtp_sink), notify=[webhook_sink.url("/hook")])
+    # The snapshot's e-mail, the first of two channels, waits for the mail server: its alert is
+    # decided, and saved only with that channel's mark.
+    smtp_sink.hold("RCPT")
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+    wait_until(smtp_sink.holding.is_set, timeout=120, what="the snapshot's e-mail")
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+
+    # Another worker takes the clip meanwhile: it waits for the snapshot (or, were it not to,
+    # its own e-mail would wait at the mail server beside the snapshot's).
+    def clip_waits_or_sends() -> bool:
+        rows = clip_service.service.database.query(
+            "SELECT last_error FROM uploads WHERE original_name = 'motion.mp4'"
+        )
+        return smtp_sink.held == 2 or (rows and (rows[0][0] or "").startswith("waiting for"))
+
+    wait_until(clip_waits_or_sends, timeout=120, what="the clip's turn")
+    smtp_sink.stop_holding()
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.jpg", "alert"), ("motion.mp4", "suppressed")]
+    clip_event, snapshot_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert (
+        f"Person already alerted by the snapshot of event {snapshot_event['id']}"
+        in (clip_event["reason"])
+    )
+    assert len(smtp_sink.messages) == 1 and len(webhook_sink.received("/hook")) == 1
+
+
+def test_a_snapshot_sent_after_the_clip_of_its_motion_does_not_alert_again(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+    clip_service.wait_idle(timeout=120)
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.mp4", "alert"), ("motion.jpg", "suppressed")]
+    snapshot_event, clip_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert (
+        snapshot_event["reason"]
+        == f"Person already alerted by the clip of event {clip_event['id']}"
+    )
+    (message,) = wait_until(lambda: smtp_sink.messages, what="the clip's alert")
+    assert "In the clip: Person from 0:03" in message.get_body(("plain",)).get_content()
 
 
 @pytest.mark.parametrize("kind", list(CLIP_NAMES))
