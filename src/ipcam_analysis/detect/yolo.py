@@ -70,6 +70,7 @@ class YoloTiny:
         self._model = _model_for(cfg, weights_file, model_key, settings.threads, cache_folder)
         self._heads = darknet.yolo_heads(cfg)
         self._settings = settings
+        # 0..1, for colour and for greyscale pictures: a night threshold may be lower.
         self._day_threshold, self._night_threshold = thresholds
         cv2.setNumThreads(settings.threads)
 
