@@ -30,7 +30,7 @@ from bench import common  # noqa: E402
 from ipcam_analysis.commands.detect import read_snapshot  # noqa: E402
 from ipcam_analysis.commands.evaluate import _size, _variant  # noqa: E402
 from ipcam_analysis.detect.local import LocalDetector, LocalDetectorConfig  # noqa: E402
-from ipcam_analysis.detect.yolo import Sighting  # noqa: E402
+from ipcam_analysis.detect.yolo import Sighting, is_night  # noqa: E402
 from ipcam_analysis.rules import decide  # noqa: E402
 
 CLASSES = ("person", "vehicle", "dog", "cat", "bird")
@@ -59,7 +59,8 @@ def main() -> int:
         snapshot = _variant(read_snapshot(common.IMAGES / row["file"]), args.greyscale, args.size)
         image = snapshot.image.convert("RGB")
         started = time.perf_counter()
-        per_model = [detector._network.find(image) for detector in detectors]
+        night = is_night(image)
+        per_model = [detector._network.find(image, night=night) for detector in detectors]
         labels = detectors[1]._labels_from(fused(per_model))
         timings.append((time.perf_counter() - started) * 1000)
         for name in CLASSES:

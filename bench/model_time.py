@@ -4,7 +4,8 @@
 This VM's speed drifts by up to 2.4× within an hour and other jobs share its 2 cores, so settings
 timed one after the other are not comparable. Here each picture goes through every setting in
 turn (the order rotating), so all of them meet the same load; the ratio of medians is the figure
-to read. Each setting is `model:size,size` (input sizes), e.g. `yolov3-tiny:416,320`.
+to read. Each setting is `model:size,size` (input sizes), e.g. `yolov3-tiny:416,320`, optionally
+with `:MIN/SIDE` for tiles of SIDE pixels from MIN pixels on, e.g. `yolov3-tiny:416,320:256/160`.
 
     .venv/bin/python bench/model_time.py
     .venv/bin/python bench/model_time.py --settings yolov3-tiny:416,320 yolov4-tiny:416,256
@@ -91,9 +92,16 @@ def main() -> int:
 
 
 def _detector(setting: str) -> LocalDetector:
-    model, _, sizes = setting.partition(":")
+    model, _, rest = setting.partition(":")
+    sizes, _, tiles = rest.partition(":")
     input_sizes = tuple(int(size) for size in sizes.split(",")) if sizes else (416, 320)
-    return LocalDetector(LocalDetectorConfig(model=model, input_sizes=input_sizes), 25)
+    settings = LocalDetectorConfig(model=model, input_sizes=input_sizes)
+    if tiles:  # MIN/SIDE: tile a picture from MIN pixels on, in tiles of SIDE pixels
+        tile_min_side, _, tile_side = tiles.partition("/")
+        settings = settings.model_copy(
+            update={"tile_min_side": int(tile_min_side), "tile_side": int(tile_side)}
+        )
+    return LocalDetector(settings, 25)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ import io
 import re
 import struct
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.codeccontext import VideoCodecContext
 from PIL import Image
 
 from ipcam_analysis.imaging.hxvs import RECORD_HEADER
@@ -30,6 +32,25 @@ MUXERS = {
 }
 _START_CODE = re.compile(b"\x00\x00\x00?\x01")
 HXFI_TABLE_BYTES = 200_000
+# Dahua .dav, as FFmpeg's demuxer reads it (github.com/FFmpeg/FFmpeg, libavformat/dhav.c,
+# read_chunk, parse_ext, get_timeinfo, get_pts, dhav_read_packet): each frame is one record of
+# a 24-byte header, extension fields, the frame's bytes and an 8-byte trailer. The header, all
+# integers little-endian: `DHAV`; the record type (0xFD a video key frame, 0xFC another video
+# frame, 0xF0 audio, 0xF1 private data, skipped); subtype; channel; frame sub-number; the frame
+# number (u32); the record's length, header to trailer (u32); the capture date, second-exact
+# (u32, below); a millisecond clock (u16, wrapping; the demuxer counts a frame's time from it
+# within a second and from the date across seconds); the extension's length (u8); a checksum
+# (u8, which FFmpeg skips; a public forensic parser of Dahua disks checked it as the sum of
+# header bytes 0-22 on real recordings).
+DHAV_HEADER = struct.Struct("<4sBBBBIIIHBB")
+DHAV_TRAILER = struct.Struct("<4sI")  # `dhav`, the record's length again (read backwards)
+DHAV_KEY_FRAME, DHAV_FRAME = 0xFD, 0xFC
+# Extension fields, 4 bytes each here: 0x80 (a byte FFmpeg skips, width / 8, height / 8) and
+# 0x81 (a skipped byte, the video codec: 2, 4 or 8 H.264, 0xC H.265; frames a second). The
+# demuxer takes the stream's codec, size and rate from the first key frame's.
+DHAV_SIZE, DHAV_CODEC, DHAV_H264 = 0x80, 0x81, 0x02
+# When the clip starts, on the camera's clock.
+DAV_START = datetime(2026, 12, 6, 10, 0, 0)
 
 
 def held(
@@ -56,10 +77,13 @@ def encode_clip(
     preset: str = "veryfast",
     key_every: int = 1,
 ) -> bytes:
-    """`kind`: mp4, mov, mkv, h264 or h265 (raw Annex-B) or hxvs (the XMeye container); H.264
-    (H.265 for h265), a key frame every `key_every` seconds (a second, as most cameras do)."""
+    """`kind`: mp4, mov, mkv, h264 or h265 (raw Annex-B), hxvs (the XMeye container) or dav
+    (Dahua's); H.264 (H.265 for h265), a key frame every `key_every` seconds (a second, as most
+    cameras do)."""
     if kind == "hxvs":
         return hxvs_clip(frames, fps)
+    if kind == "dav":
+        return dav_clip(frames, fps)
     muxer, encoder = MUXERS[kind]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=muxer) as output:
@@ -82,9 +106,11 @@ def hxvs_clip(frames: Sequence[Image.Image], fps: int = FPS) -> bytes:
     codec = av.CodecContext.create("libx264", "w")
     _configure(codec, frames[0].size, fps, "veryfast")
     width, height = frames[0].size
-    records, index, at = [struct.pack("<4sII4x", b"HXVS", width, height)], [], 16
-    for packet in _encode(codec, frames, fps):
-        milliseconds = int(packet.pts * 1000 / fps)
+    records = [struct.pack("<4sII4x", b"HXVS", width, height)]
+    index: list[tuple[int, int]] = []
+    at = 16
+    for number, packet in enumerate(_encode(codec, frames, fps)):
+        milliseconds = number * 1000 // fps  # a packet a frame, in order (no B-frames)
         for unit in _nal_units(bytes(packet)):
             if packet.is_keyframe and (not index or index[-1][1] != milliseconds):
                 index.append((at, milliseconds))
@@ -100,7 +126,54 @@ def hxvs_clip(frames: Sequence[Image.Image], fps: int = FPS) -> bytes:
     return b"".join(records)
 
 
-def _configure(codec: av.CodecContext, size: tuple[int, int], fps: int, preset: str) -> None:
+def dav_clip(frames: Sequence[Image.Image], fps: int = FPS) -> bytes:
+    """The `.dav` file a Dahua camera uploads (layout above): one DHAV record per frame, the
+    key frames' records carrying the size, codec and rate."""
+    codec = av.CodecContext.create("libx264", "w")
+    _configure(codec, frames[0].size, fps, "veryfast")
+    width, height = frames[0].size
+    records = []
+    for number, packet in enumerate(_encode(codec, frames, fps)):
+        milliseconds = number * 1000 // fps  # a packet a frame, in order (no B-frames)
+        taken = DAV_START + timedelta(milliseconds=milliseconds)
+        extension = b""
+        if packet.is_keyframe:
+            extension = bytes(
+                [DHAV_SIZE, 0, width // 8, height // 8, DHAV_CODEC, 0, DHAV_H264, fps]
+            )
+        length = DHAV_HEADER.size + len(extension) + packet.size + DHAV_TRAILER.size
+        header = DHAV_HEADER.pack(
+            b"DHAV",
+            DHAV_KEY_FRAME if packet.is_keyframe else DHAV_FRAME,
+            0,  # subtype
+            0,  # channel: the camera's first
+            0,  # frame sub-number
+            number,
+            length,
+            _dhav_date(taken),
+            milliseconds & 0xFFFF,
+            len(extension),
+            0,
+        )
+        header = header[:-1] + bytes([sum(header[:-1]) & 0xFF])
+        records += [header, extension, bytes(packet), DHAV_TRAILER.pack(b"dhav", length)]
+    return b"".join(records)
+
+
+def _dhav_date(taken: datetime) -> int:
+    """The DHAV date: seconds, minutes, hours, day, month and years since 2000 in 6, 6, 5, 5, 4
+    and 6 bits from the lowest (FFmpeg's get_timeinfo)."""
+    return (
+        taken.second
+        | taken.minute << 6
+        | taken.hour << 12
+        | taken.day << 17
+        | taken.month << 22
+        | (taken.year - 2000) << 26
+    )
+
+
+def _configure(codec: VideoCodecContext, size: tuple[int, int], fps: int, preset: str) -> None:
     codec.width, codec.height = size
     codec.pix_fmt = "yuv420p"
     codec.time_base = Fraction(1, fps)
@@ -109,7 +182,9 @@ def _configure(codec: av.CodecContext, size: tuple[int, int], fps: int, preset: 
     codec.options = {"preset": preset, "bf": "0"}
 
 
-def _encode(codec: av.CodecContext, frames: Iterable[Image.Image], fps: int) -> Iterable[av.Packet]:
+def _encode(
+    codec: VideoCodecContext, frames: Iterable[Image.Image], fps: int
+) -> Iterable[av.Packet]:
     for number, image in enumerate(frames):
         frame = av.VideoFrame.from_image(image)
         frame.pts = number

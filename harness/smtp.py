@@ -57,6 +57,7 @@ class SmtpSink:
     hold_reply_to: str | None = None
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    held: int = 0  # replies held so far (each a client waiting, until release)
     quits: int = 0  # QUITs answered: the client is done with the session
     quit_reply: str = "221 Bye"
     max_data_reply_seconds: float = (
@@ -81,6 +82,7 @@ class SmtpSink:
     async def reply_when_released(self, command: str) -> None:
         if self.hold_reply_to != command:
             return
+        self.held += 1
         self.holding.set()
         while not self.release.is_set():  # a delay inside the fake server, not a test's wait
             await asyncio.sleep(0.02)

@@ -7,7 +7,9 @@ import io
 import smtplib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import av
 import httpx
 import pytest
 from PIL import Image, ImageChops
@@ -18,7 +20,8 @@ from harness.mail_camera import camera_mail
 from harness.service import PASSWORDS, upload, wait_until
 from harness.smtp import HOST, SmtpSink
 from harness.web import event_record, snapshot_of
-from ipcam_analysis.imaging.clips import sample_frames
+from harness.webhook import WebhookSink
+from ipcam_analysis.imaging.clips import clip_duration_seconds, sample_frames
 from ipcam_analysis.store import EventFilter
 from tests.test_store import open_store, snapshot_dir
 
@@ -29,21 +32,26 @@ CLIP_NAMES = {
     "h264": "clip.h264",
     "h265": "clip.h265",
     "hxvs": "clip.264",
+    "dav": "clip.dav",
 }
+
+
+def clip_settings(smtp_sink: SmtpSink) -> dict[str, Any]:
+    return {
+        "detector": {"type": "local"},
+        "labels": ["Person"],
+        "email": {
+            "transport": "smtp",
+            "smtp": {"host": HOST, "port": smtp_sink.port, "security": "none"},
+        },
+        "http_ingest": {"enabled": True, "host": "127.0.0.1", "port": 0},
+        "smtp_server": {"enabled": True, "host": "127.0.0.1", "port": 0},
+    }
 
 
 @pytest.fixture
 def clip_service(run_service, smtp_sink: SmtpSink):
-    return run_service(
-        detector={"type": "local"},
-        labels=["Person"],
-        email={
-            "transport": "smtp",
-            "smtp": {"host": HOST, "port": smtp_sink.port, "security": "none"},
-        },
-        http_ingest={"enabled": True, "host": "127.0.0.1", "port": 0},
-        smtp_server={"enabled": True, "host": "127.0.0.1", "port": 0},
-    )
+    return run_service(**clip_settings(smtp_sink))
 
 
 @pytest.mark.parametrize("kind", list(CLIP_NAMES))
@@ -129,6 +137,56 @@ def test_a_snapshot_and_a_clip_of_the_same_motion_alert_once(
     assert "In the clip" not in message.get_body(("plain",)).get_content()
 
 
+def test_a_clip_analysed_while_its_snapshot_is_being_sent_alerts_once(
+    run_service, smtp_sink: SmtpSink, webhook_sink: WebhookSink
+) -> None:
+    clip_service = run_service(**clip_settings(smtp_sink), notify=[webhook_sink.url("/hook")])
+    # The snapshot's e-mail, the first of two channels, waits for the mail server: its alert is
+    # decided, and saved only with that channel's mark.
+    smtp_sink.hold("RCPT")
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+    wait_until(smtp_sink.holding.is_set, timeout=120, what="the snapshot's e-mail")
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+
+    # Another worker takes the clip meanwhile: it waits for the snapshot (or, were it not to,
+    # its own e-mail would wait at the mail server beside the snapshot's).
+    def clip_waits_or_sends() -> bool:
+        rows = clip_service.service.database.query(
+            "SELECT last_error FROM uploads WHERE original_name = 'motion.mp4'"
+        )
+        return smtp_sink.held == 2 or (rows and (rows[0][0] or "").startswith("waiting for"))
+
+    wait_until(clip_waits_or_sends, timeout=120, what="the clip's turn")
+    smtp_sink.stop_holding()
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.jpg", "alert"), ("motion.mp4", "suppressed")]
+    clip_event, snapshot_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert (
+        f"Person already alerted by the snapshot of event {snapshot_event['id']}"
+        in (clip_event["reason"])
+    )
+    assert len(smtp_sink.messages) == 1 and len(webhook_sink.received("/hook")) == 1
+
+
+def test_a_snapshot_sent_after_the_clip_of_its_motion_does_not_alert_again(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+    clip_service.wait_idle(timeout=120)
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.mp4", "alert"), ("motion.jpg", "suppressed")]
+    snapshot_event, clip_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert (
+        snapshot_event["reason"]
+        == f"Person already alerted by the clip of event {clip_event['id']}"
+    )
+    (message,) = wait_until(lambda: smtp_sink.messages, what="the clip's alert")
+    assert "In the clip: Person from 0:03" in message.get_body(("plain",)).get_content()
+
+
 @pytest.mark.parametrize("kind", list(CLIP_NAMES))
 def test_a_clip_without_people_gives_no_alert(clip_service, smtp_sink: SmtpSink, kind: str) -> None:
     name = f"empty-{CLIP_NAMES[kind]}"
@@ -149,24 +207,31 @@ def test_a_truncated_clip_is_an_unreadable_clip_not_an_error(
     for number in range(3):  # no error e-mail for any of them, however many come
         upload(clip_service.address, "cam01", whole[: len(whole) // 2], f"cut{number}.mp4")
     upload(clip_service.address, "cam01", b"HXVS" + bytes(12) + b"garbage" * 10, "bad.264")
+    # A Dahua upload cut off inside its first record's header.
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "dav")[:30], "cut.dav")
     clip_service.wait_idle(timeout=120)
 
-    assert [outcome for _, outcome in clip_service.outcomes()] == ["unreadable_clip"] * 4
+    assert [outcome for _, outcome in clip_service.outcomes()] == ["unreadable_clip"] * 5
     events = clip_service.service.store.events(EventFilter(camera="cam01"))
     reasons = {event["reason"] for event in events}
     assert reasons == {
         "truncated or damaged MP4/MOV clip (Invalid data found when processing input)",
         "damaged XMeye/HiSilicon clip (unknown record b'garb' at byte 16)",
+        "no frame of the Dahua DAV clip could be decoded",
     }
     assert smtp_sink.messages == []
 
 
-def test_a_clip_cut_short_is_analysed_as_far_as_it_goes(clip_service, smtp_sink: SmtpSink) -> None:
-    whole = encode_clip(person_walks_in(), "hxvs")
-    upload(clip_service.address, "cam01", whole[: len(whole) * 3 // 4], "cut.264")
+@pytest.mark.parametrize("kind", ["hxvs", "dav"])
+def test_a_clip_cut_short_is_analysed_as_far_as_it_goes(
+    clip_service, smtp_sink: SmtpSink, kind: str
+) -> None:
+    whole = encode_clip(person_walks_in(), kind)
+    name = f"cut-{CLIP_NAMES[kind]}"
+    upload(clip_service.address, "cam01", whole[: len(whole) * 3 // 4], name)
     clip_service.wait_idle(timeout=120)
 
-    assert clip_service.outcomes() == [("cut.264", "alert")]
+    assert clip_service.outcomes() == [(name, "alert")]
     (message,) = wait_until(lambda: smtp_sink.messages, what="the alert e-mail")
     assert "Person from 0:03" in message.get_body(("plain",)).get_content()
 
@@ -205,6 +270,19 @@ def test_each_frame_sent_to_the_cloud_counts_against_the_budget(run_service, aws
     # Besides the budget's own notices, one alert.
     (message,) = [mail for mail in aws.sent_emails() if "detected Person" in mail["Subject"]]
     assert "(0:11 clip, 3 frames analysed)" in message.get_body(("plain",)).get_content()
+
+
+def test_ffmpeg_reads_the_harness_dahua_clip_as_a_recorders_file() -> None:
+    # FFmpeg recognises the records itself, and takes the size, codec and rate from the first
+    # key frame's extension fields; the length is measured from the frames' times.
+    clip = encode_clip(person_walks_in(), "dav")
+    with av.open(io.BytesIO(clip)) as container:
+        stream = container.streams.video[0]
+        frames = sum(len(packet.decode()) for packet in container.demux(stream))
+        assert container.format.name == "dhav"
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 768, 576)
+        assert stream.average_rate == 5 and frames == 35
+    assert clip_duration_seconds(clip, "dhav") == 7.0
 
 
 @pytest.mark.parametrize("key_every", [1, 4])

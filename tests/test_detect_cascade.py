@@ -16,13 +16,14 @@ from harness.service import upload
 from ipcam_analysis.config import AppConfig
 from ipcam_analysis.detect import DetectorError, build_detector
 from ipcam_analysis.detect.cascade import (
-    CandidateThresholds,
+    DEFAULT_CANDIDATE_PERCENT,
     CascadeDetector,
     CascadeDetectorConfig,
     CloudGate,
 )
 from ipcam_analysis.detect.local import LocalDetector
 from ipcam_analysis.detect.rekognition import RekognitionConfig, RekognitionDetector
+from ipcam_analysis.detect.thresholds import LabelThresholds
 from ipcam_analysis.values import Box, Instance, Label, WatchedLabels
 
 PERSON = label("Person", 98.5, aliases=("Human",), boxes=((0.05, 0.1, 0.5, 0.9),))
@@ -165,7 +166,7 @@ def test_a_weak_animal_candidate_is_asked_about_only_under_the_animal_threshold(
 
 
 def test_each_label_is_held_to_its_own_candidate_threshold() -> None:
-    thresholds = CandidateThresholds.parse({"Animal": 8, "person": 15, "default": 20})
+    thresholds = LabelThresholds.parse({"Animal": 8, "person": 15, "default": 20}, 15)
     assert thresholds.lowest == 8
     dog = Label("Dog", 12.0, ("Animal", "Pet"), (), (), (Instance(Box(0, 0, 1, 1), 12.0),))
     human = Label("Human", 12.0)
@@ -181,7 +182,8 @@ def test_each_label_is_held_to_its_own_candidate_threshold() -> None:
     assert [thresholds.for_label(lb) for lb in (dog, human, person, car)] == [8, 20, 15, 20]
     kept = thresholds.passing([dog, human, person, car])
     assert [(lb.name, len(lb.instances)) for lb in kept] == [("Dog", 1), ("Person", 1)]
-    assert CandidateThresholds.parse(12) == CandidateThresholds(12.0)
+    assert LabelThresholds.parse(12, 15) == LabelThresholds(12.0)
+    assert LabelThresholds.parse({"Animal": 8}, 15) == LabelThresholds(15.0, {"animal": 8.0})
 
 
 def test_candidate_thresholds_in_the_config_are_checked() -> None:
@@ -189,7 +191,10 @@ def test_candidate_thresholds_in_the_config_are_checked() -> None:
         with pytest.raises(ValidationError):
             CascadeDetectorConfig(candidate_confidence_percent=wrong)  # type: ignore[arg-type]
     settings = CascadeDetectorConfig(candidate_confidence_percent={"Animal": 8})
-    assert CandidateThresholds.parse(settings.candidate_confidence_percent).lowest == 8
+    thresholds = LabelThresholds.parse(
+        settings.candidate_confidence_percent, DEFAULT_CANDIDATE_PERCENT
+    )
+    assert thresholds.lowest == 8
 
 
 CAT = label("Cat", 91.0, parents=("Animal", "Pet", "Mammal"), boxes=((0.2, 0.1, 0.6, 0.8),))

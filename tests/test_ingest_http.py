@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.clips import EMPTY_STREET, encode_clip, held
 from harness.ftp import camera_directory
 from harness.intake import ScriptedAdmission, collecting_intake
 from harness.service import DATA, wait_until
@@ -127,6 +128,22 @@ def test_curl_data_binary_with_a_name(http_ingest: RunningHttp, tmp_path: Path) 
     [upload] = http_ingest.uploads
     assert (upload.camera, upload.original_name) == ("cam02", "garden.png")
     assert upload.path.read_bytes() == PNG
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("hxvs", ".264"), ("dav", ".dav")])
+def test_a_clip_in_its_cameras_own_format_as_octet_stream(
+    http_ingest: RunningHttp, tmp_path: Path, kind: str, suffix: str
+) -> None:
+    clip = tmp_path / f"alarm{suffix}"
+    clip.write_bytes(encode_clip(held(EMPTY_STREET, 2), kind))
+    status, _ = curl(
+        *("-u", f"cam01:{CAMERAS['cam01']}", "-H", "Content-Type: application/octet-stream"),
+        *("--data-binary", f"@{clip}", f"{http_ingest.url}?name={clip.name}"),
+    )
+
+    assert status == 201
+    [upload] = http_ingest.uploads
+    assert upload.path.suffix == suffix and upload.path.read_bytes() == clip.read_bytes()
 
 
 def test_httpx_raw_and_multipart(http_ingest: RunningHttp) -> None:

@@ -160,6 +160,24 @@ def test_retention_by_age_removes_old_events_and_their_files(tmp_path: Path) -> 
     )
 
 
+def test_retention_by_age_removes_what_the_queue_kept_of_old_uploads(tmp_path: Path) -> None:
+    """Months of uploads do not pile up in the database behind the events retention removed."""
+    store = open_store(tmp_path, keep_days=7)
+    queue = UploadQueue(store._db)
+    for days in (10, 8, 1):
+        item_id = queue.put(Upload("cam01", tmp_path / f"{days}.jpg", days_ago(days)))
+        assert queue.claim() is not None
+        queue.finish(item_id, "alert")
+        store.record(event_record(item_id, received_at=days_ago(days)))
+    late = queue.put(Upload("cam01", tmp_path / "late.jpg", days_ago(9)))  # still to analyse
+
+    store.enforce_retention(time.time(), force_age_sweep=True)
+
+    kept = store._db.query("SELECT path FROM uploads ORDER BY id")
+    assert [Path(row[0]).name for row in kept] == ["1.jpg", "late.jpg"]
+    assert queue.claim().id == late
+
+
 def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: Path) -> None:
     one_event = len(PERSON_JPEG) * 1.2  # the picture and its thumbnail
     store = open_store(tmp_path, max_snapshots_mb=3.5 * one_event / 1024 / 1024)

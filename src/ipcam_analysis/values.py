@@ -192,6 +192,18 @@ class EventPictures:
 
 
 @dataclass(frozen=True)
+class CameraUpload:
+    """Another upload of the camera, as the same-motion rule sees it (rules/motion.py)."""
+
+    id: int  # its event's id
+    received: float  # epoch seconds
+    undecided: bool  # queued, not finished and with no decision saved yet
+    failed_before: bool  # an attempt failed (a cloud outage): it may not be decided soon
+    alerted: frozenset[str]  # the labels it alerted on, case-folded (empty if none)
+    clip_seconds: float | None  # the length of a clip that alerted; None for a snapshot
+
+
+@dataclass(frozen=True)
 class RememberedObject:
     """A box a camera alerted on, as the store remembers it for the stationary filter."""
 

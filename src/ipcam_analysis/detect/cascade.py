@@ -4,63 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from ipcam_analysis.detect.base import Detector, DetectorContext, DetectorSettings
 from ipcam_analysis.detect.local import LocalDetector, LocalModelSettings
 from ipcam_analysis.detect.rekognition import RekognitionDetector
+from ipcam_analysis.detect.thresholds import LabelThresholds, PercentByLabel, named_thresholds
 from ipcam_analysis.values import Detection, Label, Snapshot, WatchedLabels
 
 log = logging.getLogger(__name__)
 
 
-Percent = Annotated[float, Field(gt=0, le=100)]
 DEFAULT_CANDIDATE_PERCENT = 15.0
-
-
-@dataclass(frozen=True)
-class CandidateThresholds:
-    """Each label's candidate threshold: its own name's or alias's, else its parents' lowest,
-    else the default."""
-
-    default: float = DEFAULT_CANDIDATE_PERCENT
-    by_name: Mapping[str, float] = field(default_factory=dict)  # case-folded names
-
-    @classmethod
-    def parse(cls, setting: float | Mapping[str, float]) -> CandidateThresholds:
-        if not isinstance(setting, Mapping):
-            return cls(float(setting))
-        by_name = {name.casefold(): float(value) for name, value in setting.items()}
-        return cls(by_name.pop("default", DEFAULT_CANDIDATE_PERCENT), by_name)
-
-    @property
-    def lowest(self) -> float:
-        """What the local stage must report: every label's own threshold is applied later."""
-        return min((self.default, *self.by_name.values()))
-
-    def for_label(self, label: Label) -> float:
-        for name in (label.name, *label.aliases):
-            if name.casefold() in self.by_name:
-                return self.by_name[name.casefold()]
-        parents = [
-            self.by_name[p.casefold()] for p in label.parents if p.casefold() in self.by_name
-        ]
-        return min(parents, default=self.default)
-
-    def passing(self, labels: Sequence[Label]) -> tuple[Label, ...]:
-        """The labels, each with only its instances at or above its own threshold."""
-        kept = []
-        for label in labels:
-            threshold = self.for_label(label)
-            instances = tuple(i for i in label.instances if i.confidence >= threshold)
-            if instances or (not label.instances and label.confidence >= threshold):
-                best = instances[0].confidence if instances else label.confidence
-                kept.append(replace(label, confidence=best, instances=instances))
-        return tuple(kept)
 
 
 class CascadeDetectorConfig(LocalModelSettings, DetectorSettings):
@@ -72,24 +30,19 @@ class CascadeDetectorConfig(LocalModelSettings, DetectorSettings):
     # so an unsure sighting costs one cloud call rather than a missed alert. A map by label or
     # parent ({Animal: 8, Person: 15, default: 15}) lets an animal camera ask about weak animal
     # candidates while people and cars stay as cheap.
-    candidate_confidence_percent: Percent | dict[str, Percent] = DEFAULT_CANDIDATE_PERCENT
+    candidate_confidence_percent: PercentByLabel = DEFAULT_CANDIDATE_PERCENT
 
-    @field_validator("candidate_confidence_percent")
-    @classmethod
-    def _named_thresholds(cls, value: float | dict[str, float]) -> float | dict[str, float]:
-        if isinstance(value, dict) and any(not name.strip() for name in value):
-            raise ValueError("each key must be a label or parent name, or `default`")
-        return value
+    _names = field_validator("candidate_confidence_percent")(named_thresholds)
 
 
 class CloudGate:
     """Decides from the local labels whether an image needs Rekognition, and says why."""
 
     def __init__(
-        self, vocabulary: frozenset[str], thresholds: CandidateThresholds | None = None
+        self, vocabulary: frozenset[str], thresholds: LabelThresholds | None = None
     ) -> None:
         self._vocabulary = vocabulary
-        self.thresholds = thresholds or CandidateThresholds()
+        self.thresholds = thresholds or LabelThresholds(DEFAULT_CANDIDATE_PERCENT)
 
     def screen(
         self, local_labels: Sequence[Label], watched: WatchedLabels
@@ -128,7 +81,9 @@ def _listed(label: Label, names: frozenset[str]) -> bool:
 def local_stage(settings: CascadeDetectorConfig) -> tuple[LocalDetector, CloudGate]:
     """A cascade's screening half: a local detector at the lowest candidate threshold, and the
     gate that holds each label to its own."""
-    thresholds = CandidateThresholds.parse(settings.candidate_confidence_percent)
+    thresholds = LabelThresholds.parse(
+        settings.candidate_confidence_percent, DEFAULT_CANDIDATE_PERCENT
+    )
     local = LocalDetector(settings, thresholds.lowest)
     return local, CloudGate(local.vocabulary, thresholds)
 

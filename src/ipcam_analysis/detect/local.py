@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from ipcam_analysis.detect import weights
 from ipcam_analysis.detect.base import DetectorContext, DetectorSettings
 from ipcam_analysis.detect.one_box import one_box_per_object
+from ipcam_analysis.detect.thresholds import LabelThresholds, PercentByLabel, named_thresholds
 from ipcam_analysis.settings import ConfigPath, StrictModel
 from ipcam_analysis.values import Box, Detection, Instance, Label, Snapshot, WatchedLabels
 
@@ -119,6 +120,18 @@ class LocalDetectorConfig(LocalModelSettings, DetectorSettings):
     type: Literal["local"] = "local"
     # Darknet's own default threshold.
     min_confidence_percent: float = Field(25, gt=0, le=100)
+    # Greyscale (night IR) pictures: a threshold for every label or a map by label or parent
+    # ({Person: 40}; the others keep min_confidence_percent). Without colour the model names
+    # upright birds and statues Person more often, but true people score lower too.
+    night_min_confidence_percent: PercentByLabel | None = None
+
+    _names = field_validator("night_min_confidence_percent")(named_thresholds)
+
+    def night_thresholds(self) -> LabelThresholds | None:
+        """The thresholds greyscale pictures are held to, when they have their own."""
+        if self.night_min_confidence_percent is None:
+            return None
+        return LabelThresholds.parse(self.night_min_confidence_percent, self.min_confidence_percent)
 
 
 class LocalDetector:
@@ -132,12 +145,17 @@ class LocalDetector:
         settings: LocalModelSettings,
         min_confidence_percent: float,
         model_folder: Path | None = None,
+        night_thresholds: LabelThresholds | None = None,
     ) -> None:
         # Imported here, not with the module: the config imports this file, and `--check-config`
         # or a Rekognition-only service should not pay for numpy, OpenCV and onnxruntime.
         from ipcam_analysis.detect.yolo import YoloTiny
 
         started = time.perf_counter()
+        # A night threshold below the day's needs the network to report those boxes.
+        night_threshold = min(
+            min_confidence_percent, night_thresholds.lowest if night_thresholds else 100
+        )
         model = weights.MODELS[settings.model]
         cfg, weights_file, names = (weights.verified_in(model_folder, f) for f in model.files)
         self._network = YoloTiny(
@@ -145,9 +163,10 @@ class LocalDetector:
             weights_file,
             f"{model.name}-{model.key}",
             settings,
-            min_confidence_percent / 100,
+            (min_confidence_percent / 100, night_threshold / 100),
             settings.model_cache_dir,
         )
+        self._night_thresholds = night_thresholds
         self._labels = _rekognition_style(names)
         self._label_of = {label[0]: label for label in self._labels}
         self._same_box_iou = settings.nms_threshold
@@ -155,7 +174,9 @@ class LocalDetector:
 
     @classmethod
     def build(cls, settings: LocalDetectorConfig, context: DetectorContext) -> LocalDetector:
-        return cls(settings, settings.min_confidence_percent)
+        return cls(
+            settings, settings.min_confidence_percent, night_thresholds=settings.night_thresholds()
+        )
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -167,10 +188,16 @@ class LocalDetector:
         )
 
     def detect(self, snapshot: Snapshot, watched: WatchedLabels | None = None) -> Detection:
-        """Everything it sees, whatever the camera watches."""
+        """Everything it sees, whatever the camera watches; a night picture held to the night
+        thresholds, when set."""
+        from ipcam_analysis.detect.yolo import is_night
+
         started = time.perf_counter()
         image = snapshot.image if snapshot.image.mode == "RGB" else snapshot.image.convert("RGB")
-        labels = self._labels_from(self._network.find(image))
+        night = is_night(image)
+        labels = self._labels_from(self._network.find(image, night=night))
+        if night and self._night_thresholds:
+            labels = self._night_thresholds.passing(labels)
         return Detection(self.kind, labels, (time.perf_counter() - started) * 1000)
 
     def close(self) -> None:

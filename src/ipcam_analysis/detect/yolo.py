@@ -64,27 +64,30 @@ class YoloTiny:
         weights_file: Path,
         model_key: str,
         settings: LocalModelSettings,
-        threshold: float,
+        thresholds: tuple[float, float],
         cache_folder: Path | None = None,
     ) -> None:
         self._model = _model_for(cfg, weights_file, model_key, settings.threads, cache_folder)
         self._heads = darknet.yolo_heads(cfg)
         self._settings = settings
-        self._threshold = threshold
+        # 0..1, for colour and for greyscale pictures: a night threshold may be lower.
+        self._day_threshold, self._night_threshold = thresholds
         cv2.setNumThreads(settings.threads)
 
-    def find(self, image: Image.Image) -> list[Sighting]:
+    def find(self, image: Image.Image, *, night: bool) -> list[Sighting]:
         """Boxes above the threshold in an RGB image, after non-maximum suppression.
 
         A greyscale (night IR) picture gets the night settings; a large one is also cut into
         overlapping tiles, so that a far-away person or a bird at the feeder keeps enough pixels.
         """
         pixels = np.asarray(image)
-        night = is_greyscale(pixels)
+        threshold = self._night_threshold if night else self._day_threshold
         sizes = self._settings.sizes_for(night=night)
-        passes = [self._run(pixels, size) for size in sizes]
-        passes += [self._run_tile(pixels, tile, sizes[0]) for tile in self._tiles(*image.size)]
-        found = self._suppressed(_Found.joined(passes), *image.size)
+        passes = [self._run(pixels, size, threshold) for size in sizes]
+        passes += [
+            self._run_tile(pixels, tile, sizes[0], threshold) for tile in self._tiles(*image.size)
+        ]
+        found = self._suppressed(_Found.joined(passes), *image.size, threshold)
         return [
             Sighting(int(class_id), float(score), *(float(edge) for edge in corners))
             for corners, class_id, score in zip(
@@ -98,21 +101,23 @@ class YoloTiny:
             return []
         return tile_grid(width, height, settings.tile_side, TILE_OVERLAP)
 
-    def _run_tile(self, pixels: np.ndarray, tile: Tile, size: int) -> _Found:
+    def _run_tile(self, pixels: np.ndarray, tile: Tile, size: int, threshold: float) -> _Found:
         """One pass on a tile, boxes relative to the whole image; boxes cut by an inner tile edge
         are dropped: the object is whole in the neighbouring tile or in the whole-image pass."""
         height, width = pixels.shape[:2]
         found = self._run(
-            np.ascontiguousarray(pixels[tile.top : tile.bottom, tile.left : tile.right]), size
+            np.ascontiguousarray(pixels[tile.top : tile.bottom, tile.left : tile.right]),
+            size,
+            threshold,
         )
-        sure_enough = found.scores >= self._threshold + self._settings.tile_margin_percent / 100
+        sure_enough = found.scores >= threshold + self._settings.tile_margin_percent / 100
         keep = sure_enough & ~_touches_inner_edge(found.corners, tile, width, height)
         scale = np.array([tile.right - tile.left, tile.bottom - tile.top] * 2, np.float32)
         offset = np.array([tile.left, tile.top] * 2, np.float32)
         corners = (found.corners[keep] * scale + offset) / [width, height, width, height]
         return _Found(corners, found.class_ids[keep], found.scores[keep])
 
-    def _run(self, pixels: np.ndarray, size: int) -> _Found:
+    def _run(self, pixels: np.ndarray, size: int, threshold: float) -> _Found:
         """One pass at one network size, boxes relative to the whole image."""
         height, width = pixels.shape[:2]
         ratio = min(size / width, size / height)
@@ -128,7 +133,7 @@ class YoloTiny:
         with self._model.turn:
             outputs = self._model.session.run([h.output for h in self._heads], {"image": blob})
         parts = [
-            decode(out, head, size, self._threshold)
+            decode(out, head, size, threshold)
             for out, head in zip(outputs, self._heads, strict=True)
         ]
         found = _Found.joined(parts)
@@ -137,7 +142,7 @@ class YoloTiny:
         corners = np.clip((found.corners * size - offset) / scale, 0, 1)
         return _Found(corners, found.class_ids, found.scores)
 
-    def _suppressed(self, found: _Found, width: int, height: int) -> _Found:
+    def _suppressed(self, found: _Found, width: int, height: int, threshold: float) -> _Found:
         """Class-aware non-maximum suppression over both passes, in pixels for true aspect."""
         if not len(found.scores):
             return found
@@ -147,7 +152,7 @@ class YoloTiny:
             xywh.tolist(),
             found.scores.tolist(),
             found.class_ids.tolist(),
-            self._threshold,
+            threshold,
             self._settings.nms_threshold,
         )
         keep = np.asarray(kept, int).reshape(-1)
@@ -219,6 +224,11 @@ def _touches_inner_edge(corners: np.ndarray, tile: Tile, width: int, height: int
 # R, G and B of a greyscale JPEG differ by a few levels at most (chroma rounding); a colour
 # picture, even a dull one, has at least 1 % of its pixels further apart than this.
 _GREY_SPREAD = 6
+
+
+def is_night(image: Image.Image) -> bool:
+    """Whether an RGB picture is a night (IR) one: greyscale."""
+    return is_greyscale(np.asarray(image))
 
 
 def is_greyscale(pixels: np.ndarray) -> bool:

@@ -67,24 +67,37 @@ def clip_format(data: bytes) -> str | None:
 
 def clip_duration_seconds(data: bytes, container: str) -> float | None:
     """The clip's length, to spread the samples and to tell the user: what the container says,
-    or for raw Annex-B (no timestamps) its frames counted, undecoded, at the stream's rate."""
+    for raw Annex-B (no timestamps) its frames counted, undecoded, at the stream's rate, and for
+    the XMeye and Dahua containers the span of their frames' timestamps."""
     if container == "hxvs":
         times = [timestamp for timestamp, _, _ in _hxvs_access_units(data)]
-        if len(times) < 2:
-            return None
-        span = times[-1] - times[0]
-        return (span + span / (len(times) - 1)) / 1000  # the last frame lasts one frame too
+        return _span_seconds(times, Fraction(1, 1000))
     try:
         with av.open(io.BytesIO(data), format=_demuxer(container)) as clip:
-            if container not in ("h264", "hevc"):
+            if container not in ("h264", "hevc", "dhav"):
                 return clip.duration / av.time_base if clip.duration else None
             if not clip.streams.video:
                 return None
             stream = clip.streams.video[0]
+            if container == "dhav":
+                # FFmpeg's dhav demuxer takes the duration from the dates of the first and last
+                # records, whole seconds: a 6 s clip says 5 (and a truncated one anything).
+                times = [packet.pts for packet in clip.demux(stream) if packet.size]
+                return _span_seconds([time for time in times if time is not None], stream.time_base)
             frames = sum(1 for packet in clip.demux(stream) if packet.size)
             return frames / float(_frame_rate(stream)) if frames else None
     except av.error.FFmpegError as exc:
         raise UnreadableClipError(_describe(container, exc)) from None
+
+
+def _span_seconds(times: list[int], time_base: Fraction | None) -> float | None:
+    """From the first frame's time to the end of the last, which lasts as long as the others;
+    counted in the container's units (a Dahua clip's are milliseconds since 1970, too many for
+    a float to keep a clip's 6 s from becoming 5.99999995)."""
+    if len(times) < 2 or time_base is None:
+        return None
+    span = times[-1] - times[0]
+    return float((span + Fraction(span, len(times) - 1)) * time_base)
 
 
 def sample_frames(

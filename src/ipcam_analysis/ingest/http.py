@@ -39,6 +39,8 @@ IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 SIGNATURES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 # Video clips, named after what their bytes are (imaging.clips.clip_format).
 CLIP_TYPES = {"video/mp4", "video/quicktime", "video/x-matroska", "video/h264", "video/h265"}
+# What cameras send a file of their own format as (an XMeye `.264`, a Dahua `.dav`).
+ANY_TYPE = "application/octet-stream"
 # Beyond this many uploads being read at once (a flood), 503 without reading further.
 MAX_UPLOADS_AT_ONCE = 64
 # Open connections in all (idle ones cost a descriptor each); an address has 20 of them.
@@ -171,7 +173,8 @@ class HttpIngest:
     async def _read_picture(self, request: Request) -> Picture:
         """The picture, from a raw image body or a multipart form's `file` field."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = content_type in IMAGE_TYPES or content_type in CLIP_TYPES
+        # A generic type is taken too: its bytes are told below, like every body's.
+        raw = content_type in IMAGE_TYPES or content_type in CLIP_TYPES or content_type == ANY_TYPE
         if not raw and content_type != "multipart/form-data":
             shown = printable(content_type) or "none"
             raise ErrorAnswer(

@@ -91,20 +91,3 @@ def drop_cooling_down(
         else:
             kept.append(match)
     return tuple(kept), reasons
-
-
-def drop_alerted_by_snapshot(
-    matched: Sequence[MatchedLabel], snapshot_alerts: Mapping[str, int]
-) -> tuple[tuple[MatchedLabel, ...], list[str]]:
-    """A clip's labels that a snapshot of the same motion already alerted on (`snapshot_alerts`:
-    the event id by case-folded label name): the camera sent both, the owner hears once."""
-    kept, reasons = [], []
-    for match in matched:
-        event_id = snapshot_alerts.get(match.label.name.casefold())
-        if event_id is None:
-            kept.append(match)
-        else:
-            reasons.append(
-                f"{match.display_name} already alerted by the snapshot of event {event_id}"
-            )
-    return tuple(kept), reasons

@@ -24,14 +24,31 @@ from ipcam_analysis.rules.bursts import (
     matched_names,
 )
 from ipcam_analysis.rules.camera import CameraSettings
+from ipcam_analysis.rules.motion import (
+    LONGEST_CLIP_SECONDS,
+    SAME_MOTION_SLACK_SECONDS,
+    alerted_by_clips,
+    alerted_by_snapshots,
+    clip_window,
+    drop_alerted_with,
+    still_to_decide,
+)
 from ipcam_analysis.rules.repeats import (
-    drop_alerted_by_snapshot,
     drop_cooling_down,
     drop_stationary,
     object_kind,
 )
-from ipcam_analysis.store import CameraHistory, EventFilter, EventStore
-from ipcam_analysis.values import ALERT, Decision, Detection, Label, MatchedLabel, Snapshot, Upload
+from ipcam_analysis.store import CameraHistory, EventStore
+from ipcam_analysis.store.queue import UploadQueue
+from ipcam_analysis.values import (
+    CameraUpload,
+    Decision,
+    Detection,
+    Label,
+    MatchedLabel,
+    Snapshot,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +60,13 @@ class CameraDecisions:
         self,
         memory: CameraHistory,
         events: EventStore,
+        queue: UploadQueue,
         budget: BudgetConfig,
         notice: Callable[[str], None],
     ) -> None:
         """`notice(text)` tells the owner something once (a budget warning)."""
         self._memory = memory
+        self._queue = queue
         self._events = events
         self._budget = budget
         self._notice = notice
@@ -68,20 +87,39 @@ class CameraDecisions:
             camera.filters.exceptions,
         )
 
-    def drop_alerted_by_snapshot(
-        self, upload: Upload, item_id: int, clip_seconds: float, matched: tuple[MatchedLabel, ...]
+    def clip_waits_for(self, upload: Upload, item_id: int) -> CameraUpload | None:
+        """An upload the camera sent before this clip and still to be decided: the clip is
+        analysed after it, so that it sees a snapshot of its motion alert (one motion, one
+        alert)."""
+        received = upload.received_at.timestamp()
+        others = self._queue.camera_uploads(
+            upload.camera,
+            item_id,
+            received - LONGEST_CLIP_SECONDS - SAME_MOTION_SLACK_SECONDS,
+            received + SAME_MOTION_SLACK_SECONDS,
+        )
+        return still_to_decide(others, item_id)
+
+    def drop_alerted_by_same_motion(
+        self,
+        upload: Upload,
+        item_id: int,
+        clip_seconds: float | None,
+        matched: tuple[MatchedLabel, ...],
     ) -> tuple[tuple[MatchedLabel, ...], list[str]]:
-        """A clip's labels alerted by a snapshot the camera sent since the clip began (plus a
-        little, for the upload's own delay) are not alerted again: one motion, one alert."""
-        since = upload.received_at.timestamp() - clip_seconds - SAME_MOTION_SLACK_SECONDS
-        alerts = self._events.events(EventFilter(camera=upload.camera, outcome=ALERT, since=since))
-        by_snapshot = {
-            name.casefold(): event["id"]
-            for event in alerts
-            if not event["clip"] and event["id"] != item_id
-            for name in event["triggered"]
-        }
-        return drop_alerted_by_snapshot(matched, by_snapshot)
+        """The labels that another upload of the same motion alerted on are not alerted again:
+        for a clip (`clip_seconds` its length), a snapshot of its motion; for a snapshot
+        (None), a clip that shows its motion."""
+        received = upload.received_at.timestamp()
+        if clip_seconds is None:
+            start = received - SAME_MOTION_SLACK_SECONDS
+            end = received + LONGEST_CLIP_SECONDS + SAME_MOTION_SLACK_SECONDS
+            others = self._queue.camera_uploads(upload.camera, item_id, start, end)
+            return drop_alerted_with(matched, alerted_by_clips(others, received), "clip")
+        start, end = clip_window(received, clip_seconds)
+        others = self._queue.camera_uploads(upload.camera, item_id, start, end)
+        by_snapshots = alerted_by_snapshots(others, received, clip_seconds)
+        return drop_alerted_with(matched, by_snapshots, "snapshot")
 
     def repeated_frame(
         self, camera: CameraSettings, item_id: int, frame_hash: int, now: float
@@ -252,9 +290,6 @@ class PaidCalls:
         self._decisions.settle_cloud_calls(self._camera.name, self._reserved, self._made, now)
 
 
-# A snapshot received this long before a clip began (by the clip's length before its upload)
-# still shows the clip's motion: cameras send the snapshot at once, the clip once recorded.
-SAME_MOTION_SLACK_SECONDS = 10.0
 SIGHTINGS_KEPT_SECONDS = 3600.0  # what single pictures matched, for a late one before them
 BUDGET_KEY = "budget"  # every cap is decided under one lock: a camera's and the total
 

@@ -102,7 +102,7 @@ class Pipeline:
         self._queue = queue
         self._store = store
         self._memory = memory
-        self._decisions = CameraDecisions(memory, store, settings.budget, errors.notice)
+        self._decisions = CameraDecisions(memory, store, queue, settings.budget, errors.notice)
         self._detecting = Detecting(self._decisions, queue, metrics)
         self._delivery = Delivery(settings, notifiers, queue, metrics)
         self._metrics = metrics
@@ -191,7 +191,14 @@ class Pipeline:
         container: str,
         detectors: Callable[[str], Detector],
     ) -> str | None:
-        """The clip through the detect step; None when its best frame is ready to decide on."""
+        """The clip through the detect step, once the uploads its camera sent before it are
+        decided (one motion, one alert); None when its best frame is ready to decide on."""
+        item = progress.item
+        earlier = None if item.decision else self._decisions.clip_waits_for(item.upload, item.id)
+        if earlier is not None:
+            return self._held(
+                progress, f"waiting for event {earlier.id} of the camera to be decided first"
+            )
         try:
             clip = self._detecting.clip(
                 progress.item, progress.camera, data, container, detectors, progress.pending
@@ -262,11 +269,11 @@ class Pipeline:
                         matched, turn.others_saw, camera.filters.confirm
                     )
                     progress.filtered.extend(reasons)
-                if progress.clip_file is not None:
-                    matched, reasons = self._decisions.drop_alerted_by_snapshot(
-                        upload, item.id, progress.clip_seconds, matched
-                    )
-                    progress.filtered.extend(reasons)
+                clip_seconds = progress.clip_seconds if progress.clip_file is not None else None
+                matched, reasons = self._decisions.drop_alerted_by_same_motion(
+                    upload, item.id, clip_seconds, matched
+                )
+                progress.filtered.extend(reasons)
                 matched, reasons = self._decisions.drop_repeats(camera, matched, now)
                 progress.filtered.extend(reasons)
                 decision = replace(decision, alert=bool(matched), matched=matched)
@@ -274,7 +281,7 @@ class Pipeline:
                     self._decisions.burst_decided(upload, item.id, alerted=decision.alert)
                 if decision.alert:
                     saved = partial(self._queue.save_decision, item.id, decision)
-                    pending.add(partial(saved, list(progress.filtered)))
+                    pending.add(partial(saved, list(progress.filtered), clip_seconds))
         if turn.wait:
             return self._held(progress, "waiting for the other pictures of the same e-mail")
         progress.decision = decision if turn.decides else replace(decision, alert=False)

@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ipcam_analysis.store.database import Database
 from ipcam_analysis.values import (
+    CameraUpload,
     Decision,
     Detection,
     Upload,
@@ -199,13 +201,35 @@ class UploadQueue:
             (json.dumps(detection_to_dict(detection)), item_id),
         )
 
-    def save_decision(self, item_id: int, decision: Decision, filtered: list[str]) -> None:
+    def save_decision(
+        self,
+        item_id: int,
+        decision: Decision,
+        filtered: list[str],
+        clip_seconds: float | None = None,
+    ) -> None:
         """Kept with the repeats it remembered (in one transaction), so a retry after a failed
-        notification sends this alert instead of finding it in its own cooldown."""
-        data = {"decision": decision_to_dict(decision), "filtered": filtered}
+        notification sends this alert instead of finding it in its own cooldown; a clip's
+        length with it, for the snapshots of its motion (rules/motion.py)."""
+        data = {
+            "decision": decision_to_dict(decision),
+            "filtered": filtered,
+            "clip_seconds": clip_seconds,
+        }
         self._db.execute(
             "UPDATE uploads SET decision = $1 WHERE id = $2", (json.dumps(data), item_id)
         )
+
+    def camera_uploads(
+        self, camera: str, item_id: int, start: float, end: float
+    ) -> list[CameraUpload]:
+        """The camera's other uploads received between `start` and `end` (epoch seconds)."""
+        rows = self._db.query(
+            "SELECT id, received_ts, state, attempts, decision FROM uploads"
+            " WHERE camera = $1 AND received_ts BETWEEN $2 AND $3 AND id <> $4",
+            (camera, start, end, item_id),
+        )
+        return [_camera_upload(row) for row in rows]
 
     def mark_notified(self, item_id: int, notifier: str) -> None:
         """Recorded right after a notifier succeeds, so a restart never sends it twice."""
@@ -294,6 +318,7 @@ def _upload_row(upload: Upload) -> dict[str, object]:
         "original_name": upload.original_name,
         "remote_ip": upload.remote_ip,
         "received_at": upload.received_at.isoformat(),
+        "received_ts": upload.received_at.timestamp(),
         "source": upload.source,
         "home": None if upload.home is None else str(upload.home),
         "remove_when_done": upload.remove_when_done,
@@ -302,3 +327,17 @@ def _upload_row(upload: Upload) -> dict[str, object]:
         "burst_size": upload.burst_size,
         "stored_key": upload.stored_key,
     }
+
+
+def _camera_upload(row: Any) -> CameraUpload:
+    saved = json.loads(row["decision"] or "null")
+    decision = saved["decision"] if saved else None
+    alerted = decision["matched"] if decision and decision["alert"] else []
+    return CameraUpload(
+        id=row["id"],
+        received=row["received_ts"],
+        undecided=row["state"] != "done" and saved is None,
+        failed_before=row["attempts"] > 0,
+        alerted=frozenset(match["label"]["name"].casefold() for match in alerted),
+        clip_seconds=saved.get("clip_seconds") if saved else None,
+    )

@@ -1,5 +1,5 @@
-"""History retention: events older than keep_days go, and the oldest pictures beyond
-max_snapshots_mb (their events stay, without a picture)."""
+"""History retention: events older than keep_days go (with what the queue kept of their uploads),
+and the oldest pictures beyond max_snapshots_mb (their events stay, without a picture)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,11 @@ class Retention:
                 if delete_events:
                     conn.execute(f"DELETE FROM event_labels WHERE event_id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+                    # What the queue kept of them goes too: an event's id is its upload's.
+                    conn.execute(
+                        f"DELETE FROM uploads WHERE id IN ({marks}) AND state = 'done'", chunk
+                    )
+                    conn.execute(f"DELETE FROM burst_frames WHERE item_id IN ({marks})", chunk)
                 else:
                     conn.execute(
                         "UPDATE events SET snapshot = NULL, thumbnail = NULL, clip = NULL,"

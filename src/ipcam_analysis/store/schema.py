@@ -208,6 +208,11 @@ def migrations(auto_id: str) -> list[tuple[str, ...]]:
                 PRIMARY KEY (camera, item_id)
             )""",
         ),
+        # A camera's uploads by when they came: a snapshot and a clip of one motion alert once.
+        (
+            "ALTER TABLE uploads ADD COLUMN received_ts DOUBLE PRECISION",
+            "CREATE INDEX uploads_camera_received ON uploads (camera, received_ts)",
+        ),
     ]
 
 
