@@ -9,7 +9,7 @@ Both systems run as real processes against the same moto server (the AWS mock, o
 loopback, in its own process): DetectLabels answers after --cloud-seconds, SES takes the
 e-mails, and each alert e-mail is timestamped as moto records it. Both read one config file in
 the original's format (its keys and values, no time window); ours gets four keys more
-(data_dir, workers (--workers, its default 8), worker_processes, web.enabled: false). Every
+(data_dir, workers (--workers, the service's default), worker_processes, web.enabled: false). Every
 upload is a different picture (neither system drops repeated frames by default; distinct
 pictures make sure of it). Before each timed load, one untimed upload per camera warms each
 system up. --rounds repeats the three systems, in a rotated order each round, against the

@@ -92,7 +92,7 @@ class CameraDecisions:
         analysed after it, so that it sees a snapshot of its motion alert (one motion, one
         alert)."""
         received = upload.received_at.timestamp()
-        others = self._queue.camera_uploads(
+        others = self._queue.undecided_uploads(
             upload.camera,
             item_id,
             received - LONGEST_CLIP_SECONDS - SAME_MOTION_SLACK_SECONDS,
@@ -114,10 +114,10 @@ class CameraDecisions:
         if clip_seconds is None:
             start = received - SAME_MOTION_SLACK_SECONDS
             end = received + LONGEST_CLIP_SECONDS + SAME_MOTION_SLACK_SECONDS
-            others = self._queue.camera_uploads(upload.camera, item_id, start, end)
+            others = self._queue.alerted_uploads(upload.camera, item_id, start, end, clips=True)
             return drop_alerted_with(matched, alerted_by_clips(others, received), "clip")
         start, end = clip_window(received, clip_seconds)
-        others = self._queue.camera_uploads(upload.camera, item_id, start, end)
+        others = self._queue.alerted_uploads(upload.camera, item_id, start, end, clips=False)
         by_snapshots = alerted_by_snapshots(others, received, clip_seconds)
         return drop_alerted_with(matched, by_snapshots, "snapshot")
 

@@ -211,22 +211,35 @@ class UploadQueue:
         """Kept with the repeats it remembered (in one transaction), so a retry after a failed
         notification sends this alert instead of finding it in its own cooldown; a clip's
         length with it, for the snapshots of its motion (rules/motion.py)."""
-        data = {
-            "decision": decision_to_dict(decision),
-            "filtered": filtered,
-            "clip_seconds": clip_seconds,
-        }
+        data = {"decision": decision_to_dict(decision), "filtered": filtered}
         self._db.execute(
-            "UPDATE uploads SET decision = $1 WHERE id = $2", (json.dumps(data), item_id)
+            "UPDATE uploads SET decision = $1, clip_seconds = $2 WHERE id = $3",
+            (json.dumps(data), clip_seconds, item_id),
         )
 
-    def camera_uploads(
+    def undecided_uploads(
         self, camera: str, item_id: int, start: float, end: float
     ) -> list[CameraUpload]:
-        """The camera's other uploads received between `start` and `end` (epoch seconds)."""
+        """The camera's other uploads received between `start` and `end` (epoch seconds) that
+        are queued with no decision saved yet."""
+        return self._camera_uploads(
+            camera, item_id, start, end, "state <> 'done' AND decision IS NULL"
+        )
+
+    def alerted_uploads(
+        self, camera: str, item_id: int, start: float, end: float, *, clips: bool
+    ) -> list[CameraUpload]:
+        """The camera's other clips (or snapshots) received between `start` and `end` that
+        alerted (their alert decided, sent or not)."""
+        kind = "clip_seconds IS NOT NULL" if clips else "clip_seconds IS NULL"
+        return self._camera_uploads(camera, item_id, start, end, f"decision IS NOT NULL AND {kind}")
+
+    def _camera_uploads(
+        self, camera: str, item_id: int, start: float, end: float, which: str
+    ) -> list[CameraUpload]:
         rows = self._db.query(
-            "SELECT id, received_ts, state, attempts, decision FROM uploads"
-            " WHERE camera = $1 AND received_ts BETWEEN $2 AND $3 AND id <> $4",
+            "SELECT id, received_ts, state, attempts, decision, clip_seconds FROM uploads"
+            f" WHERE camera = $1 AND received_ts BETWEEN $2 AND $3 AND id <> $4 AND {which}",
             (camera, start, end, item_id),
         )
         return [_camera_upload(row) for row in rows]
@@ -339,5 +352,5 @@ def _camera_upload(row: Any) -> CameraUpload:
         undecided=row["state"] != "done" and saved is None,
         failed_before=row["attempts"] > 0,
         alerted=frozenset(match["label"]["name"].casefold() for match in alerted),
-        clip_seconds=saved.get("clip_seconds") if saved else None,
+        clip_seconds=row["clip_seconds"],
     )

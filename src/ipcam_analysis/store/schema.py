@@ -208,9 +208,11 @@ def migrations(auto_id: str) -> list[tuple[str, ...]]:
                 PRIMARY KEY (camera, item_id)
             )""",
         ),
-        # A camera's uploads by when they came: a snapshot and a clip of one motion alert once.
+        # A camera's uploads by when they came, and an alerting clip's length: a snapshot and a
+        # clip of one motion alert once.
         (
             "ALTER TABLE uploads ADD COLUMN received_ts DOUBLE PRECISION",
+            "ALTER TABLE uploads ADD COLUMN clip_seconds DOUBLE PRECISION",
             "CREATE INDEX uploads_camera_received ON uploads (camera, received_ts)",
         ),
     ]
