@@ -34,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import cluster, common  # noqa: E402
+from ipcam_analysis.config import AppConfig  # noqa: E402
 
 MAX_QUEUED_UPLOADS = 10_000  # ftp_server.max_queued_uploads' default: past it, FTP refuses
 BOUNDED_GROWTH_SHARE = 0.02  # growth under 2 % of the offered rate counts as bounded
+DEFAULT_WORKERS = AppConfig.model_fields["workers"].default
 
 
 def main() -> int:
@@ -46,7 +48,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="a camera's seconds (10)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--worker-nodes", type=int, default=2, help="with postgresql (2)")
-    parser.add_argument("--workers", type=int, help="threads per node (8; 1 with the local one)")
+    parser.add_argument(
+        "--workers", type=int, help="threads per node (the service's default; 1 with the local one)"
+    )
     parser.add_argument("--worker-processes", type=int, default=1, help="per node (1)")
     parser.add_argument("--storage", choices=["local", "s3"], default="local")
     parser.add_argument("--latency", type=float, default=0.2, help="the fake detector's seconds")
@@ -60,7 +64,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args()
     common.exit_on_sigterm()
-    args.workers = args.workers or (1 if args.local_detector else 8)
+    args.workers = args.workers or (1 if args.local_detector else DEFAULT_WORKERS)
     layout = cluster.Layout(
         cameras=args.cameras,
         worker_nodes=args.worker_nodes if args.backend == "postgresql" else 0,
