@@ -150,13 +150,7 @@ def test_a_clip_analysed_while_its_snapshot_is_being_sent_alerts_once(
 
     # Another worker takes the clip meanwhile: it waits for the snapshot (or, were it not to,
     # its own e-mail would wait at the mail server beside the snapshot's).
-    def clip_waits_or_sends() -> bool:
-        rows = clip_service.service.database.query(
-            "SELECT last_error FROM uploads WHERE original_name = 'motion.mp4'"
-        )
-        return smtp_sink.held == 2 or (rows and (rows[0][0] or "").startswith("waiting for"))
-
-    wait_until(clip_waits_or_sends, timeout=120, what="the clip's turn")
+    wait_until(lambda: waits_or_sends(clip_service, smtp_sink, "motion.mp4"), timeout=120)
     smtp_sink.stop_holding()
     clip_service.wait_idle(timeout=120)
 
@@ -167,6 +161,71 @@ def test_a_clip_analysed_while_its_snapshot_is_being_sent_alerts_once(
         in (clip_event["reason"])
     )
     assert len(smtp_sink.messages) == 1 and len(webhook_sink.received("/hook")) == 1
+
+
+def waits_or_sends(running, smtp_sink: SmtpSink, name: str) -> bool:
+    """The upload is back in the queue waiting for another of its motion, or its e-mail waits
+    at the mail server beside the other's."""
+    rows = running.service.database.query(
+        "SELECT last_error FROM uploads WHERE original_name = $1", (name,)
+    )
+    return smtp_sink.held == 2 or bool(rows and (rows[0][0] or "").startswith("waiting for"))
+
+
+def test_a_snapshot_sent_while_its_clip_is_being_sent_alerts_once(
+    run_service, smtp_sink: SmtpSink, webhook_sink: WebhookSink
+) -> None:
+    clip_service = run_service(**clip_settings(smtp_sink), notify=[webhook_sink.url("/hook")])
+    # The clip's e-mail, the first of two channels, waits for the mail server: its alert is
+    # decided, and saved only with that channel's mark.
+    smtp_sink.hold("RCPT")
+    upload(clip_service.address, "cam01", encode_clip(person_walks_in(), "mp4"), "motion.mp4")
+    wait_until(smtp_sink.holding.is_set, timeout=120, what="the clip's e-mail")
+    upload(clip_service.address, "cam01", PEOPLE[0].read_bytes(), "motion.jpg")
+
+    wait_until(lambda: waits_or_sends(clip_service, smtp_sink, "motion.jpg"), timeout=120)
+    smtp_sink.stop_holding()
+    clip_service.wait_idle(timeout=120)
+
+    assert clip_service.outcomes() == [("motion.mp4", "alert"), ("motion.jpg", "suppressed")]
+    snapshot_event, clip_event = clip_service.service.store.events(EventFilter(camera="cam01"))
+    assert snapshot_event["reason"] == (
+        f"Person already alerted by the clip of event {clip_event['id']}"
+    )
+    assert len(smtp_sink.messages) == 1 and len(webhook_sink.received("/hook")) == 1
+
+
+def test_a_snapshot_and_a_clip_in_one_e_mail_are_decided_together(
+    clip_service, smtp_sink: SmtpSink
+) -> None:
+    mail = camera_mail(
+        [("motion.jpg", PEOPLE[0].read_bytes())],
+        other=[("motion.mp4", "video/mp4", encode_clip(person_walks_in(), "mp4"))],
+    )
+    with smtplib.SMTP(*clip_service.service.sources["smtp"].address, timeout=30) as client:
+        client.login("cam01", PASSWORDS["cam01"])
+        client.send_message(mail)
+
+    # The e-mail's two uploads wait for each other as one burst, never as one motion: the
+    # clip waiting for the snapshot while the snapshot waits for the burst's clip would hold
+    # both until the burst's wait ran out.
+    waited_for_the_motion = set()
+
+    def both_done() -> bool:
+        rows = clip_service.service.database.query(
+            "SELECT original_name, state, last_error FROM uploads"
+        )
+        waited_for_the_motion.update(
+            name
+            for name, _, why in rows
+            if (why or "").startswith(("waiting for event", "waiting for the clip"))
+        )
+        return len(rows) == 2 and all(state == "done" for _, state, _ in rows)
+
+    wait_until(both_done, timeout=120, what="the e-mail's two uploads")
+    assert waited_for_the_motion == set()
+    assert sorted(outcome for _, outcome in clip_service.outcomes()) == ["alert", "suppressed"]
+    assert len(wait_until(lambda: smtp_sink.messages, what="the alert")) == 1
 
 
 def test_a_snapshot_sent_after_the_clip_of_its_motion_does_not_alert_again(

@@ -43,6 +43,7 @@ class Upload:
     burst_size: int = 1
     # Where the picture is in shared storage (storage.url); None: at `path` on this machine.
     stored_key: str | None = None
+    clip: bool = False  # a video clip, by its first bytes (rules/motion.py: snapshots wait for it)
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,19 @@ class CameraDecisions:
         alert)."""
         received = upload.received_at.timestamp()
         others = self._queue.undecided_uploads(
-            upload.camera,
+            upload,
             item_id,
             received - LONGEST_CLIP_SECONDS - SAME_MOTION_SLACK_SECONDS,
             received + SAME_MOTION_SLACK_SECONDS,
+        )
+        return still_to_decide(others, item_id)
+
+    def snapshot_waits_for(self, upload: Upload, item_id: int) -> CameraUpload | None:
+        """A clip the camera sent just before this snapshot, still to be decided: the snapshot
+        shows its motion and is decided after it (one motion, one alert)."""
+        received = upload.received_at.timestamp()
+        others = self._queue.undecided_uploads(
+            upload, item_id, received - SAME_MOTION_SLACK_SECONDS, received, clips_only=True
         )
         return still_to_decide(others, item_id)
 

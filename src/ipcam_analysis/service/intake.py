@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from ipcam_analysis.imaging.clips import clip_format
 from ipcam_analysis.ingest.admission import UploadAdmission
 from ipcam_analysis.ingest.handoff import NotAccepted, Received, Refusal
 from ipcam_analysis.ingest.leftovers import find_leftovers
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # An upload, with its bytes when the source holds them in memory (see Received).
 Arrival = tuple[Upload, bytes | None]
+CLIP_SIGNATURE_BYTES = 16  # what imaging.clips.clip_format needs to tell a clip
 
 
 class Intake:
@@ -111,7 +113,9 @@ class Intake:
 
     def _kept(self, upload: Upload, data: bytes | None) -> Upload:
         """With shared storage, the upload stored there (its bytes sent as they are); else the
-        received file, written and fsynced first when the source holds its bytes."""
+        received file, written and fsynced first when the source holds its bytes. A clip is
+        marked as one: a snapshot of its motion is decided after it (rules/motion.py)."""
+        upload = replace(upload, clip=_is_clip(upload.path, data))
         if data is None or self._storage.shared:
             return share_upload(self._storage, upload, data)
         try:
@@ -172,3 +176,14 @@ def _unchanged_since_listed(upload: Upload) -> bool:
         return False
     # Made the way find_leftovers made received_at, so an untouched file compares equal.
     return datetime.fromtimestamp(modified).astimezone() == upload.received_at
+
+
+def _is_clip(path: Path, data: bytes | None) -> bool:
+    """Whether the upload is a video clip, by its first bytes, as the workers will tell it."""
+    if data is None:
+        try:
+            with path.open("rb") as file:
+                data = file.read(CLIP_SIGNATURE_BYTES)
+        except OSError:  # it is gone: the workers record it missing
+            return False
+    return clip_format(data[:CLIP_SIGNATURE_BYTES]) is not None

@@ -243,6 +243,11 @@ class Pipeline:
             unwatched = why_not_alerted(decision, camera.new_labels_only)
             reasons = [*progress.filtered, *([unwatched] if unwatched else [])]
             return self._finish(progress, NO_MATCH, "; ".join(reasons) or NOTHING_FOUND)
+        clip = (
+            None if progress.clip_file else self._decisions.snapshot_waits_for(item.upload, item.id)
+        )
+        if clip is not None:  # its detection is kept: the next attempt only decides
+            return self._held(progress, f"waiting for the clip of event {clip.id} first")
         return self._decide_with_history(progress, decision)
 
     def _decide_with_history(self, progress: _Progress, decision: Decision) -> str:

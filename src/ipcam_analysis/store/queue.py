@@ -166,6 +166,7 @@ class UploadQueue:
                 burst_id=row["burst_id"],
                 burst_size=row["burst_size"],
                 stored_key=row["stored_key"],
+                clip=bool(row["clip"]),
             ),
             attempts=row["attempts"],
             detection=detection_from_dict(json.loads(detection)) if detection else None,
@@ -218,13 +219,15 @@ class UploadQueue:
         )
 
     def undecided_uploads(
-        self, camera: str, item_id: int, start: float, end: float
+        self, upload: Upload, item_id: int, start: float, end: float, *, clips_only: bool = False
     ) -> list[CameraUpload]:
-        """The camera's other uploads received between `start` and `end` (epoch seconds) that
-        are queued with no decision saved yet."""
-        return self._camera_uploads(
-            camera, item_id, start, end, "state <> 'done' AND decision IS NULL"
-        )
+        """The upload's camera's other uploads (or clips) received between `start` and `end`
+        (epoch seconds) that are queued with no decision saved yet, but for those of its own
+        burst (the pictures of one e-mail are decided together: rules/bursts.py)."""
+        which = "state <> 'done' AND decision IS NULL AND (burst_id IS NULL OR burst_id <> $5)"
+        which += " AND clip = 1" if clips_only else ""
+        burst = (upload.burst_id or "",)
+        return self._camera_uploads(upload.camera, item_id, start, end, which, burst)
 
     def alerted_uploads(
         self, camera: str, item_id: int, start: float, end: float, *, clips: bool
@@ -235,12 +238,19 @@ class UploadQueue:
         return self._camera_uploads(camera, item_id, start, end, f"decision IS NOT NULL AND {kind}")
 
     def _camera_uploads(
-        self, camera: str, item_id: int, start: float, end: float, which: str
+        self,
+        camera: str,
+        item_id: int,
+        start: float,
+        end: float,
+        which: str,
+        more: tuple[object, ...] = (),
     ) -> list[CameraUpload]:
+        """`which` may name parameters from $5 on, given in `more`."""
         rows = self._db.query(
             "SELECT id, received_ts, state, attempts, decision, clip_seconds FROM uploads"
             f" WHERE camera = $1 AND received_ts BETWEEN $2 AND $3 AND id <> $4 AND {which}",
-            (camera, start, end, item_id),
+            (camera, start, end, item_id, *more),
         )
         return [_camera_upload(row) for row in rows]
 
@@ -332,6 +342,7 @@ def _upload_row(upload: Upload) -> dict[str, object]:
         "remote_ip": upload.remote_ip,
         "received_at": upload.received_at.isoformat(),
         "received_ts": upload.received_at.timestamp(),
+        "clip": upload.clip,
         "source": upload.source,
         "home": None if upload.home is None else str(upload.home),
         "remove_when_done": upload.remove_when_done,

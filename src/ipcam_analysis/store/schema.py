@@ -213,6 +213,7 @@ def migrations(auto_id: str) -> list[tuple[str, ...]]:
         (
             "ALTER TABLE uploads ADD COLUMN received_ts DOUBLE PRECISION",
             "ALTER TABLE uploads ADD COLUMN clip_seconds DOUBLE PRECISION",
+            "ALTER TABLE uploads ADD COLUMN clip BIGINT NOT NULL DEFAULT 0",
             "CREATE INDEX uploads_camera_received ON uploads (camera, received_ts)",
         ),
     ]
