@@ -62,6 +62,6 @@ def test_a_clip_waits_for_what_the_camera_sent_before_it_unless_that_is_failing(
         upload(9, 1_001.0, undecided=True),  # queued after the clip: it waits for the clip
     ]
 
-    waited_for = still_to_decide(others, clip_id=8)
+    waited_for = still_to_decide(others, item_id=8)
     assert waited_for is not None and waited_for.id == 6
-    assert still_to_decide(others[:2], clip_id=8) is None
+    assert still_to_decide(others[:2], item_id=8) is None

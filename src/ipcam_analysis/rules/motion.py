@@ -17,13 +17,14 @@ SAME_MOTION_SLACK_SECONDS = 10.0
 LONGEST_CLIP_SECONDS = 600.0
 
 
-def still_to_decide(others: Sequence[CameraUpload], clip_id: int) -> CameraUpload | None:
-    """The earliest upload a clip waits for: one queued before it, being decided now or soon.
-    A failing one (a cloud outage) is not waited for: the snapshot defers to the clip then."""
+def still_to_decide(others: Sequence[CameraUpload], item_id: int) -> CameraUpload | None:
+    """The earliest upload that the one being decided (a clip, or a snapshot after a clip)
+    waits for: one queued before it, being decided now or soon. A failing one (a cloud outage)
+    is not waited for: the later of the two defers to it when it alerts."""
     waiting = [
         upload
         for upload in others
-        if upload.id < clip_id and upload.undecided and not upload.failed_before
+        if upload.id < item_id and upload.undecided and not upload.failed_before
     ]
     return min(waiting, key=lambda upload: upload.id, default=None)
 
