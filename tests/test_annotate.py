@@ -12,8 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from ipcam_analysis.imaging import draw_boxes, encode_jpeg
-from ipcam_analysis.imaging.annotate import EDGE_COLOUR, AnnotationPlan, plan_annotation
+from ipcam_analysis.imaging import THUMBNAIL_WIDTH, draw_boxes, encode_jpeg
+from ipcam_analysis.imaging.annotate import (
+    EDGE_COLOUR,
+    AnnotationPlan,
+    plan_annotation,
+    thumbnail,
+)
 from ipcam_analysis.imaging.captions import frame_strips, layout_captions, overlaps
 from ipcam_analysis.rules import merge_same_objects
 from ipcam_analysis.values import Box, Instance, Label, MatchedLabel, detection_from_dict
@@ -313,3 +318,28 @@ def test_encode_jpeg_gives_a_decodable_rgb_jpeg() -> None:
     data = encode_jpeg(Image.open(TREE_CAMERA).convert("L"))
     decoded = Image.open(io.BytesIO(data))
     assert decoded.format == "JPEG" and decoded.mode == "RGB" and decoded.size == (320, 240)
+
+
+@pytest.mark.parametrize(
+    ("camera_width", "thumbnail_width"),
+    [(640, 320), (704, 352), (800, 400), (1280, 320), (1920, 320), (2304, 330), (300, 300)],
+)
+def test_a_thumbnail_is_shrunk_by_a_whole_factor_and_reads_as_one_320_pixels_wide(
+    camera_width: int, thumbnail_width: int
+) -> None:
+    photo = Image.open(PERSON_PHOTO).convert("RGB")
+    photo = photo.resize((camera_width, round(photo.height * camera_width / photo.width)))
+    person = matched("Person", PERSON_BOX)
+
+    small = thumbnail(photo, [person], THUMBNAIL_WIDTH)
+
+    assert small.width == thumbnail_width and small.mode == "RGB"
+    factor = photo.width // THUMBNAIL_WIDTH or 1
+    assert small.height == -(-photo.height // factor)  # a part block at the edge counts
+    assert yellow_share_on_edges(small, PERSON_BOX) > 0.9
+    # Shown 320 pixels wide, its captions are as tall as on a picture that wide.
+    on_page = plan_annotation(small.size, [person], small.width / THUMBNAIL_WIDTH)
+    as_wide = plan_annotation((THUMBNAIL_WIDTH, 212), [person])
+    assert on_page.font_size * THUMBNAIL_WIDTH / small.width >= as_wide.font_size - 0.5
+    (caption,) = on_page.captions
+    assert small.getpixel((caption[0], caption[1])) == EDGE_COLOUR

@@ -60,3 +60,24 @@ def test_configured_again_it_replaces_its_own_and_keeps_the_capture(
     assert file_handlers() == [] and second.stream is None
     assert not any(masking_filters(h) for h in logging.getLogger().handlers)
     assert [logging.getLogger(name).level for name in ("", "ipcam_analysis", "pyftpdlib")] == levels
+
+
+def test_the_log_file_rolls_over_at_its_size_and_keeps_its_backups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ipcam_analysis.service.logsetup.LOG_FILE_BYTES", 4000)
+    configure_logging(config_in(tmp_path), console=False, level="INFO")
+    try:
+        log = logging.getLogger("ipcam_analysis.test")
+        for number in range(400):  # about 100 bytes a line: 40 000 bytes, 10 files' worth
+            log.info("line %03d of a log that outgrows its file", number)
+    finally:
+        remove_logging()
+    current = tmp_path / "ipcam_analysis.log"
+    backups = sorted(tmp_path.glob("ipcam_analysis.log.*"))
+    assert [path.name for path in backups] == [f"ipcam_analysis.log.{n}" for n in range(1, 6)]
+    line = len(current.read_text(encoding="utf-8").splitlines()[0]) + 1
+    for path in [current, *backups]:
+        assert path.stat().st_size < 4000 + line  # rolled over within a line of its size
+    assert "line 399" in current.read_text(encoding="utf-8")
+    assert "line 399" not in backups[0].read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -81,8 +82,13 @@ def _access_denied(exc: ClientError) -> bool:
 
 def envelope_sender(message: EmailMessage) -> str:
     """The From header as SES's `Source` wants it: ASCII, a non-ASCII name as an RFC 2047 word."""
+    return _encoded_address(str(message["From"]))
+
+
+@functools.lru_cache(maxsize=16)  # one sender per notifier: parsed once, not per e-mail
+def _encoded_address(header: str) -> str:
     # The header object holds the decoded name; formataddr encodes it again.
-    return formataddr(parseaddr(str(message["From"])))
+    return formataddr(parseaddr(header))
 
 
 class _WholeBodyGenerator(BytesGenerator):

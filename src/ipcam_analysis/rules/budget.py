@@ -34,6 +34,15 @@ class BudgetLimit:
     limit: int
 
 
+def capped(overall: CallLimits, own: CallLimits) -> bool:
+    """Whether any cap applies to a camera's paid calls (its own or the overall ones)."""
+    return any(
+        limit is not None
+        for limits in (overall, own)
+        for limit in (limits.daily_calls, limits.monthly_calls)
+    )
+
+
 def limits_for(
     camera: str, overall: BudgetConfig, own: CallLimits, now: float
 ) -> list[BudgetLimit]:

@@ -73,8 +73,8 @@ def matching_sensors(
     matched: Sequence[MatchedLabel], sensor_labels: Sequence[str]
 ) -> tuple[str, ...]:
     """The sensor labels (one binary sensor each) an alert turns on, matched as `decide` matches."""
-    found = [match.label for match in matched]
-    return tuple(label for label in sensor_labels if decide(found, [label], False).alert)
+    names = folded(name for match in matched for name in _names_of(match.label))
+    return tuple(label for label in sensor_labels if label.casefold() in names)
 
 
 def describe_labels(labels: Iterable[Label]) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 from ipcam_analysis.detect import PAID_KINDS, Detector
 from ipcam_analysis.imaging import hash_distance, region_fingerprint
 from ipcam_analysis.rules import BudgetConfig, drop_learned_exceptions
-from ipcam_analysis.rules.budget import budget_level, budget_notice, limits_for
+from ipcam_analysis.rules.budget import budget_level, budget_notice, capped, limits_for
 from ipcam_analysis.rules.bursts import (
     BurstTurn,
     burst_turn,
@@ -164,9 +164,9 @@ class CameraDecisions:
             self._notice(text)
         return allowed
 
-    def has_budget(self, camera: CameraSettings, now: float) -> bool:
+    def has_budget(self, camera: CameraSettings) -> bool:
         """Whether a cap applies to the camera's paid calls: then each is reserved first."""
-        return bool(limits_for(camera.name, self._budget, camera.budget, now))
+        return capped(self._budget, camera.budget)
 
     def paid_calls(self, camera: CameraSettings) -> PaidCalls:
         """One upload's detector calls, paid ones reserved from the budget."""
@@ -282,7 +282,7 @@ class PaidCalls:
         """The camera's detector on the picture, or the budget's fallback once the budget is
         spent; None when the budget allows no call at all. `detectors(kind)` gives one."""
         # Without a cap, nothing is reserved: the calls are counted as they are settled.
-        if self._kind in PAID_KINDS and self._decisions.has_budget(self._camera, now):
+        if self._kind in PAID_KINDS and self._decisions.has_budget(self._camera):
             if self._decisions.reserve_cloud_call(self._camera, now):
                 self._reserved += 1
             elif self._on_exhausted == "none":
