@@ -64,7 +64,7 @@ def event_record(
     reason: str | None = None,
     cloud_calls: int = 1,
 ) -> EventRecord:
-    """An event as the pipeline would record it (its pictures drawn as the pipeline draws them);
+    """An event as the pipeline would record it (its picture kept as the pipeline keeps it);
     a detection only when labels are given."""
     received = received_at or datetime.now().astimezone()
     detection = (
@@ -85,7 +85,7 @@ def event_record(
         outcome=outcome,
         reason=reason,
         file_size=len(snapshot.data) if snapshot else 12,
-        pictures=event_pictures(snapshot, matched) if snapshot else None,
+        pictures=event_pictures(snapshot) if snapshot else None,
         detection=detection,
         decision=Decision(bool(matched), matched) if detection else None,
         notifications=tuple(notifications),

@@ -354,7 +354,7 @@ def test_a_frame_a_second_whatever_the_key_frame_interval(key_every: int) -> Non
 
 def test_kept_clips_count_against_retention_and_go_with_their_pictures(tmp_path: Path) -> None:
     clip = encode_clip(person_walks_in(1, 0.4), "mkv")
-    one_event = len(clip) + 2 * len(snapshot_of().data)  # the clip, the picture, its thumbnail
+    one_event = len(clip) + len(snapshot_of().data)  # the clip and the picture
     store = open_store(tmp_path, max_snapshots_mb=2.5 * one_event / 1024 / 1024)
     for number in range(1, 5):
         record = event_record(number, snapshot=snapshot_of())

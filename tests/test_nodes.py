@@ -73,7 +73,7 @@ def test_a_killed_worker_node_loses_nothing_and_nothing_is_sent_twice(cluster: C
     bucket, prefix = os.environ["IPCAM_STORAGE_URL"].removeprefix("s3://").split("/", 1)
     listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket, Prefix=prefix)
     snapshots = [o["Key"] for o in listed.get("Contents", []) if "/snapshots/" in o["Key"]]
-    assert len(snapshots) == 2 * len(events)  # each event's picture and thumbnail
+    assert len(snapshots) == len(events)  # each event's picture
 
 
 def test_cooldown_and_budget_stay_exact_across_worker_nodes(cluster: Cluster) -> None:

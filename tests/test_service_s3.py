@@ -6,6 +6,7 @@ and an S3 outage at ingest refuses the upload instead of acknowledging and losin
 from __future__ import annotations
 
 import ftplib
+import io
 import logging
 import threading
 from pathlib import Path
@@ -13,10 +14,12 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from PIL import Image
 
 from harness.aws import REGION, Moto, label
 from harness.proxy import OutageProxy
 from harness.service import DATA, RunningService, upload, wait_until
+from ipcam_analysis.imaging import THUMBNAIL_WIDTH
 
 PERSON_JPEG = (DATA / "darknet_person.jpg").read_bytes()
 PERSON = label("Person", 98.7, boxes=((0.25, 0.2, 0.2, 0.6),))
@@ -86,7 +89,7 @@ def test_an_upload_goes_through_the_bucket_to_the_email_and_the_dashboard(
     assert len(attached_picture(aws)) > 0
     (first,) = event_ids(service)
     day_keys = keys_in(s3, "site-a/snapshots/")
-    assert [key.rsplit("/", 1)[1] for key in day_keys] == [f"{first}.jpg", f"{first}_thumb.jpg"]
+    assert [key.rsplit("/", 1)[1] for key in day_keys] == [f"{first}.jpg"]
     assert object_bytes(s3, day_keys[0]) == PERSON_JPEG
     wait_until(lambda: not keys_in(s3, "site-a/uploads/"), what="the upload object deleted")
     assert not (tmp_path / "data" / "snapshots").exists()  # nothing kept on this machine
@@ -95,11 +98,14 @@ def test_an_upload_goes_through_the_bucket_to_the_email_and_the_dashboard(
     assert picture.status_code == 200 and picture.content == PERSON_JPEG
     small = httpx.get(picture_url(service, first, thumbnail=True), timeout=30)
     assert small.status_code == 200 and small.headers["content-type"] == "image/jpeg"
+    # Drawn from the bucket's picture when shown, and kept nowhere.
+    assert Image.open(io.BytesIO(small.content)).width == THUMBNAIL_WIDTH
+    assert [key.rsplit("/", 1)[1] for key in keys_in(s3, "site-a/snapshots/")] == [f"{first}.jpg"]
 
 
 def test_retention_deletes_snapshot_objects(run_service, aws: Moto, s3: object) -> None:
     aws.rekognition.labels = [PERSON]
-    one_event_mb = len(PERSON_JPEG) * 1.5 / 1024 / 1024  # the picture and its thumbnail fit
+    one_event_mb = len(PERSON_JPEG) * 1.5 / 1024 / 1024  # one picture fits, not two
     service = run_service(
         storage={"url": f"s3://{BUCKET}/site-a"}, history={"max_snapshots_mb": one_event_mb}
     )
@@ -112,7 +118,7 @@ def test_retention_deletes_snapshot_objects(run_service, aws: Moto, s3: object) 
     service.wait_idle()
     first_gone, second = event_ids(service)
     snapshots = keys_in(s3, "site-a/snapshots/")
-    assert [key.rsplit("/", 1)[1] for key in snapshots] == [f"{second}.jpg", f"{second}_thumb.jpg"]
+    assert [key.rsplit("/", 1)[1] for key in snapshots] == [f"{second}.jpg"]
     assert httpx.get(picture_url(service, first_gone), timeout=30).status_code == 404
     assert httpx.get(picture_url(service, second), timeout=30).content == PERSON_JPEG
 
@@ -143,7 +149,7 @@ def test_an_s3_outage_at_ingest_refuses_the_upload_until_it_is_back(
     service.wait_idle()
     assert service.outcomes() == [("during-outage.jpg", "alert")]
     assert len(attached_picture(aws)) > 0
-    assert len(keys_in(s3, "site-b/snapshots/")) == 2
+    assert len(keys_in(s3, "site-b/snapshots/")) == 1  # its picture
     wait_until(lambda: not keys_in(s3, "site-b/uploads/"), what="the upload object deleted")
 
 
@@ -174,10 +180,7 @@ def test_a_worker_on_another_node_reads_the_upload_from_the_bucket(
     assert worker.outcomes() == [(CAMERA_PATH, "alert")]
     assert len(attached_picture(aws)) > 0
     (event,) = event_ids(worker)
-    assert [key.rsplit("/", 1)[1] for key in keys_in(s3, "farm/snapshots/")] == [
-        f"{event}.jpg",
-        f"{event}_thumb.jpg",
-    ]
+    assert [key.rsplit("/", 1)[1] for key in keys_in(s3, "farm/snapshots/")] == [f"{event}.jpg"]
     wait_until(lambda: not keys_in(s3, "farm/uploads/"), what="the upload object deleted")
     # Neither node keeps a picture of its own; each one's dashboard shows it.
     for name in ("barn-ingest", "barn-worker"):

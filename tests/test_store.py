@@ -10,13 +10,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from harness.aws import Moto, label
 from harness.backends import DATABASE_URL
 from harness.service import DATA, copy_test_image, upload
 from harness.web import days_ago, event_record, person, snapshot_of
-from ipcam_analysis.imaging import THUMBNAIL_WIDTH
 from ipcam_analysis.store import EventFilter, EventRecord, EventStore, LocalStorage
 from ipcam_analysis.store.database import Database, DatabaseSettings, SqliteDatabase, open_database
 from ipcam_analysis.store.queue import UploadQueue
@@ -92,10 +90,9 @@ def test_every_outcome_is_an_event_with_what_was_learned(tmp_path: Path) -> None
     assert alert["original_name"] == "2026/1.jpg"
     assert store.event(7)["reason"] == "Rekognition unreachable"
     assert not store.event(4)["has_snapshot"]  # not an image: nothing to keep
-    # The camera's own JPEG bytes are kept; the thumbnail is small and boxed.
+    # The camera's own JPEG bytes are kept, and no thumbnail: pages draw it when they show it.
     assert store.snapshot(1).read_bytes() == PERSON_JPEG
-    thumbnail = Image.open(store.snapshot(1, thumbnail=True))
-    assert thumbnail.format == "JPEG" and thumbnail.width == THUMBNAIL_WIDTH
+    assert store.snapshot(1, thumbnail=True) is None
 
 
 def test_recording_an_upload_again_replaces_its_event(tmp_path: Path) -> None:
@@ -179,7 +176,7 @@ def test_retention_by_age_removes_what_the_queue_kept_of_old_uploads(tmp_path: P
 
 
 def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: Path) -> None:
-    one_event = len(PERSON_JPEG) * 1.2  # the picture and its thumbnail
+    one_event = len(PERSON_JPEG)  # its picture (thumbnails are drawn when shown, not kept)
     store = open_store(tmp_path, max_snapshots_mb=3.5 * one_event / 1024 / 1024)
     for number in range(1, 9):
         store.record(event_record(number, snapshot=snapshot_of()))
@@ -189,7 +186,7 @@ def test_retention_by_size_drops_oldest_pictures_and_keeps_the_events(tmp_path: 
     assert len(store.events(EventFilter())) == 8  # the events stay, without pictures
     assert store.snapshot(1) is None
     files = list(snapshot_dir(tmp_path).rglob("*.jpg"))
-    assert len(files) == 6 and store.snapshot_bytes == sum(p.stat().st_size for p in files)
+    assert len(files) == 3 and store.snapshot_bytes == sum(p.stat().st_size for p in files)
     # The running total is read back from the database after a restart.
     reopened = EventStore(
         open_this_database(tmp_path), LocalStorage(tmp_path / "data"), HistoryConfig()

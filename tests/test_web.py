@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from harness.aws import Moto, label
 from harness.service import DATA, upload
 from harness.web import (
+    PERSON_BOX,
     Dashboard,
     basic_auth,
     card_texts,
@@ -27,6 +30,7 @@ from harness.web import (
     snapshot_of,
 )
 from ipcam_analysis.errors import ConfigError
+from ipcam_analysis.imaging import encode_jpeg, pixel_rect
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store import EventFilter
 from ipcam_analysis.values import Label, NotifyOutcome, Upload
@@ -378,3 +382,55 @@ def test_every_card_says_what_was_seen_and_why(run_service, aws: Moto, tmp_path:
     assert "No picture is kept for this event: processing failed before it was read." in unreadable
     # Each camera's latest picture says what it showed and what became of it.
     assert f"Latest picture: Error {failed}" in cameras[0]
+
+
+def yellow_share(image: Image.Image, rect: tuple[int, int, int, int]) -> float:
+    """How much of a rectangle's outline (one pixel in) is the boxes' yellow."""
+    left, top, right, bottom = (rect[0] + 1, rect[1] + 1, rect[2] - 1, rect[3] - 1)
+    points = [(x, y) for x in range(left, right + 1) for y in (top, bottom)]
+    points += [(x, y) for y in range(top, bottom + 1) for x in (left, right)]
+    rgb = [image.getpixel(point) for point in points]
+    return sum(r > 180 and g > 150 and b < 110 for r, g, b in rgb) / len(points)
+
+
+def test_a_thumbnail_is_drawn_from_the_kept_picture_when_a_page_first_shows_it(
+    served_store,
+) -> None:
+    dashboard = with_events(served_store())
+    dashboard.store.record(
+        event_record(
+            4,
+            outcome="no_match",
+            labels=[person()],
+            snapshot=snapshot_of(),
+        )
+    )
+    assert dashboard.store.snapshot(2, thumbnail=True) is None  # nothing drawn at record time
+
+    served = dashboard.client.get("/snapshots/2_thumb.jpg")
+    quiet = dashboard.client.get("/snapshots/4_thumb.jpg")
+
+    assert served.status_code == quiet.status_code == 200
+    assert served.headers["cache-control"] == "private, max-age=86400"
+    small = Image.open(io.BytesIO(served.content))
+    assert small.format == "JPEG" and small.size == (320, 212)  # the 640×424 picture halved
+    person_box = pixel_rect(PERSON_BOX, small.size)
+    assert yellow_share(small, person_box) > 0.8  # the label that alerted is boxed
+    # A person seen but not alerted on is not boxed.
+    assert yellow_share(Image.open(io.BytesIO(quiet.content)), person_box) < 0.2
+    assert dashboard.store.snapshot(2, thumbnail=True) is None  # and it is kept nowhere
+    assert dashboard.client.get("/snapshots/3_thumb.jpg").status_code == 404  # no picture
+
+
+def test_a_thumbnail_an_older_version_kept_is_served_as_it_is(served_store, tmp_path: Path) -> None:
+    dashboard = with_events(served_store())
+    day = dashboard.store.event(2)["received_at"][:10]
+    drawn = encode_jpeg(Image.new("RGB", (320, 212), (0, 90, 200)))
+    folder = dashboard.store.storage.local_path(f"snapshots/{day}")
+    assert folder is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "2_thumb.jpg").write_bytes(drawn)
+    with dashboard.store._db.transaction() as conn:
+        conn.execute("UPDATE events SET thumbnail = $1 WHERE id = 2", (f"{day}/2_thumb.jpg",))
+
+    assert dashboard.client.get("/snapshots/2_thumb.jpg").content == drawn

@@ -183,11 +183,10 @@ class Alert:
 
 @dataclass(frozen=True)
 class EventPictures:
-    """An event's pictures, ready to keep: the picture as JPEG (the camera's own bytes when it sent
-    a JPEG) and a thumbnail with the matched boxes; drawn by imaging, kept by the store as given."""
+    """An event's picture, ready to keep: as JPEG (the camera's own bytes when it sent a JPEG),
+    kept by the store as given. Its thumbnail is drawn when a page first shows it (web/)."""
 
     picture: bytes
-    thumbnail: bytes
     width: int  # the picture's
     height: int
 

@@ -7,6 +7,7 @@ from ipcam_analysis.imaging.annotate import (
     event_pictures,
     pixel_rect,
     thumbnail,
+    thumbnail_jpeg,
 )
 from ipcam_analysis.imaging.decode import (
     IMAGE_WORK,
@@ -31,5 +32,6 @@ __all__ = [
     "pixel_rect",
     "region_fingerprint",
     "thumbnail",
+    "thumbnail_jpeg",
     "to_rgb",
 ]

@@ -321,7 +321,7 @@ class Pipeline:
         alert = self._delivery.alert(item, snapshot, decision, progress.clip_note)
         # Before sending: after the last channel, only the event's commit is left (a crash in
         # between sends that channel again).
-        progress.pictures = event_pictures(snapshot, decision.matched)
+        progress.pictures = event_pictures(snapshot)
         progress.kept = self._store.keep_pictures(
             item.id, item.upload, progress.pictures, progress.clip_file, progress.clip_suffix
         )
@@ -351,10 +351,9 @@ class Pipeline:
             self._queue.finish(item.id, outcome, reason)
             progress.pending.make()
 
-        matched = progress.decision.matched if progress.decision else ()
         pictures = progress.pictures
         if pictures is None and progress.snapshot is not None:
-            pictures = event_pictures(progress.snapshot, matched)
+            pictures = event_pictures(progress.snapshot)
         self._store.record(
             EventRecord(
                 item_id=item.id,

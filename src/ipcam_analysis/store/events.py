@@ -33,14 +33,16 @@ log = logging.getLogger(__name__)
 
 # Where keep_pictures put an event's files: the picture's, the thumbnail's and the clip's names
 # (relative to `snapshots/`) and their bytes together.
-KeptPictures = tuple[str, str, int, str | None]
+KeptPictures = tuple[str, int, str | None]  # the picture's name, the bytes kept, the clip's
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
 EVENT_COLUMNS = (
     *("id", "camera", "received_at", "original_name", "file_size", "width", "height"),
     *("outcome", "reason", "detector", "detector_ms", "cloud_calls", "labels", "triggered"),
-    *("notifications", "snapshot", "thumbnail", "snapshot_bytes", "source", "note"),
+    # No "thumbnail": pictures are thumbnailed when a page first shows them (web/thumbnails.py);
+    # the column names the files older versions drew, which retention still removes.
+    *("notifications", "snapshot", "snapshot_bytes", "source", "note"),
     *("burst_id", "burst_size", "clip"),
 )
 
@@ -160,13 +162,12 @@ class EventStore:
                     json.dumps(triggered),
                     json.dumps([_outcome_dict(n) for n in record.notifications]),
                     files[0] if files else None,
-                    files[1] if files else None,
-                    files[2] if files else 0,
+                    files[1] if files else 0,
                     upload.source,
                     upload.note,
                     upload.burst_id,
                     upload.burst_size,
-                    files[3] if files else None,
+                    files[2] if files else None,
                 ),
             )
             # One row per label name (the label filter joins on it): a name a detector reports
@@ -186,7 +187,7 @@ class EventStore:
             self._update_camera(conn, record, received)
             if also is not None:
                 also()
-        self._retention.added((files[2] if files else 0) - (old[0] if old else 0))
+        self._retention.added((files[1] if files else 0) - (old[0] if old else 0))
         self.enforce_retention()
 
     def _update_camera(self, conn: Any, record: EventRecord, received: float) -> None:
@@ -224,13 +225,13 @@ class EventStore:
         clip: bytes | None = None,
         clip_suffix: str = "",
     ) -> KeptPictures | None:
-        """The event's picture, its thumbnail and a clip's file (None when they cannot be
-        kept); the names kept are relative to `snapshots/`, and their sizes count against
-        `max_snapshots_mb` together. Kept again under the same names by a later attempt."""
+        """The event's picture and a clip's file (None when they cannot be kept); the names kept
+        are relative to `snapshots/`, and their sizes count against `max_snapshots_mb` together.
+        Kept again under the same names by a later attempt."""
         day = upload.received_at.strftime("%Y-%m-%d")
-        full_name, thumb_name = f"{day}/{item_id}.jpg", f"{day}/{item_id}_thumb.jpg"
-        keys = [snapshot_key(full_name), snapshot_key(thumb_name)]
-        contents = [pictures.picture, pictures.thumbnail]
+        full_name = f"{day}/{item_id}.jpg"
+        keys = [snapshot_key(full_name)]
+        contents = [pictures.picture]
         clip_name = f"{day}/{item_id}{clip_suffix}" if clip else None
         if clip_name and clip:
             keys.append(snapshot_key(clip_name))
@@ -246,7 +247,7 @@ class EventStore:
             cause = exc.strerror or str(exc)
             log.warning("Cannot keep the snapshot of event %d: %s", item_id, cause)
             return None
-        return full_name, thumb_name, sum(map(len, contents)), clip_name
+        return full_name, sum(map(len, contents)), clip_name
 
     def enforce_retention(self, now: float | None = None, *, force_age_sweep: bool = False) -> None:
         self._retention.enforce(now, force_age_sweep=force_age_sweep)
@@ -270,10 +271,10 @@ class EventStore:
     def snapshot(
         self, event_id: int, *, thumbnail: bool = False, clip: bool = False
     ) -> Path | bytes | None:
-        """The picture (or the clip) of an event: its file on this machine, or its bytes from
-        shared storage; None when it has none. Found through the database only: no client-given
-        path is ever joined to a folder or a key. Raises OSError when shared storage cannot be
-        reached."""
+        """The picture (or the clip, or the thumbnail an older version drew) of an event: its
+        file on this machine, or its bytes from shared storage; None when it has none. Found
+        through the database only: no client-given path is ever joined to a folder or a key.
+        Raises OSError when shared storage cannot be reached."""
         column = "clip" if clip else "thumbnail" if thumbnail else "snapshot"
         rows = self._db.query(f"SELECT {column} FROM events WHERE id = $1", (event_id,))
         if not rows or not rows[0][0]:
@@ -299,7 +300,7 @@ class EventStore:
         known = {
             row["name"]: dict(row)
             for row in self._db.query(
-                "SELECT c.*, e.thumbnail IS NOT NULL AS has_thumbnail, e.outcome, e.reason,"
+                "SELECT c.*, e.snapshot IS NOT NULL AS has_picture, e.outcome, e.reason,"
                 " e.labels, e.triggered FROM cameras c"
                 " LEFT JOIN events e ON e.id = c.last_snapshot_event"
             )
@@ -333,9 +334,9 @@ class EventStore:
                     "last_error": state.get("last_error"),
                     "last_error_at": local_iso(state.get("last_error_at")),
                     "last_snapshot_event": (
-                        state["last_snapshot_event"] if state.get("has_thumbnail") else None
+                        state["last_snapshot_event"] if state.get("has_picture") else None
                     ),
-                    "last_snapshot": _pictured(state) if state.get("has_thumbnail") else None,
+                    "last_snapshot": _pictured(state) if state.get("has_picture") else None,
                     "uploads_today": uploads,
                     "alerts_today": alerts or 0,
                 }

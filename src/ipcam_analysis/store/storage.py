@@ -146,8 +146,11 @@ class LocalStorage:
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         with self._folders_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            try:  # the day's folder is there but for the day's first picture: one call, not three
+                path.write_bytes(data)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -27,6 +27,7 @@ from ipcam_analysis.web.summaries import (
     explained,
     no_picture_note,
 )
+from ipcam_analysis.web.thumbnails import event_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,10 @@ def _picture(
     request: Request, *, thumbnail: bool, clip: bool = False, media_type: str = "image/jpeg"
 ) -> Response:
     # The route only matches a number: the file is looked up by event id, never by a path.
+    store, event_id = context_of(request).store, request.path_params["event_id"]
     try:
-        picture = context_of(request).store.snapshot(
-            request.path_params["event_id"], thumbnail=thumbnail, clip=clip
+        picture = (
+            event_thumbnail(store, event_id) if thumbnail else store.snapshot(event_id, clip=clip)
         )
     except OSError as exc:  # shared storage unreachable: the picture is still there
         log.warning("Cannot serve a picture: %s", exc)
