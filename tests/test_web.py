@@ -33,7 +33,7 @@ from ipcam_analysis.errors import ConfigError
 from ipcam_analysis.imaging import encode_jpeg, pixel_rect
 from ipcam_analysis.ingest.throttle import LoginThrottle
 from ipcam_analysis.store import EventFilter
-from ipcam_analysis.values import Label, NotifyOutcome, Upload
+from ipcam_analysis.values import Label, NotifyOutcome, Snapshot, Upload
 from ipcam_analysis.web import WebServer, WebServerError
 from ipcam_analysis.web.app import SECURITY_HEADERS
 from ipcam_analysis.web.auth import PasswordHash, hash_password
@@ -434,3 +434,16 @@ def test_a_thumbnail_an_older_version_kept_is_served_as_it_is(served_store, tmp_
         conn.execute("UPDATE events SET thumbnail = $1 WHERE id = 2", (f"{day}/2_thumb.jpg",))
 
     assert dashboard.client.get("/snapshots/2_thumb.jpg").content == drawn
+
+
+def test_a_large_pictures_thumbnail_is_decoded_small_and_still_boxed(served_store) -> None:
+    dashboard = served_store()
+    photo = snapshot_of().image.resize((1920, 1272))
+    large = Snapshot(encode_jpeg(photo), "JPEG", photo)
+    dashboard.store.record(event_record(5, labels=[person()], triggered=["Person"], snapshot=large))
+
+    served = dashboard.client.get("/snapshots/5_thumb.jpg")
+
+    small = Image.open(io.BytesIO(served.content))
+    assert small.size == (480, 318)  # libjpeg's quarter scale: the smallest still 320 wide
+    assert yellow_share(small, pixel_rect(PERSON_BOX, small.size)) > 0.8

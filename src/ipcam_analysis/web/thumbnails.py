@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ipcam_analysis.imaging import (
+    THUMBNAIL_WIDTH,
     CorruptImageError,
     NotAnImageError,
     decode_snapshot,
@@ -38,7 +39,7 @@ def event_thumbnail(store: EventStore, event_id: int) -> Path | bytes | None:
     except FileNotFoundError:  # removed by retention since it was looked up
         return None
     try:
-        snapshot = decode_snapshot(data)
+        snapshot = decode_snapshot(data, at_least_width=THUMBNAIL_WIDTH)
     except (NotAnImageError, CorruptImageError) as exc:  # kept damaged: no thumbnail, no error
         log.warning("Cannot draw the thumbnail of event %d: %s", event_id, exc)
         return None
