@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of each CPU step of one alert, with the project's own functions, in milliseconds (median
 of --repeat calls, interleaved so that a burst of load hits every step alike): what the pipeline
-does between the upload and the e-mail, and the thumbnail it makes after.
+does between the upload and the e-mail, and a thumbnail as the dashboard draws it on request.
 
     .venv/bin/python bench/stages.py
     .venv/bin/python bench/stages.py --sizes 1920x1080 --repeat 50
@@ -23,11 +23,12 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import common  # noqa: E402
 from ipcam_analysis.imaging import (  # noqa: E402
+    THUMBNAIL_WIDTH,
     decode_snapshot,
     draw_boxes,
     encode_jpeg,
-    event_pictures,
     perceptual_hash,
+    thumbnail_jpeg,
 )
 from ipcam_analysis.notify.email import EmailConfig, build_alert_email  # noqa: E402
 from ipcam_analysis.values import Alert, MatchedLabel  # noqa: E402
@@ -53,8 +54,10 @@ def steps(data: bytes) -> dict[str, Callable[[], Any]]:
         "build the e-mail, as bytes (notify/email)": lambda: build_alert_email(
             alert, EMAIL
         ).as_bytes(),
-        # A JPEG upload's picture is kept as it came: this is the thumbnail's cost.
-        "event pictures, after the e-mail (imaging)": lambda: event_pictures(snapshot, MATCHED),
+        # Not an alert's any more: drawn when a page first shows it (web/thumbnails.py).
+        "a thumbnail on request: decode small, box, encode (web)": lambda: thumbnail_jpeg(
+            decode_snapshot(data, at_least_width=THUMBNAIL_WIDTH), MATCHED
+        ),
     }
 
 
