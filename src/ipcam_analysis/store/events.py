@@ -31,9 +31,9 @@ from ipcam_analysis.values import (
 
 log = logging.getLogger(__name__)
 
-# Where keep_pictures put an event's files: the picture's, the thumbnail's and the clip's names
-# (relative to `snapshots/`) and their bytes together.
-KeptPictures = tuple[str, int, str | None]  # the picture's name, the bytes kept, the clip's
+# Where keep_pictures put an event's files: the picture's name, their bytes together, and the
+# clip's name (names relative to `snapshots/`).
+KeptPictures = tuple[str, int, str | None]
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # a bound for any caller; the API allows 500 (+1 to see if more exist)
